@@ -1,0 +1,53 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { Knex } from 'knex';
+
+/**
+ * One knex instance for the host and its plugins: SQLite under `dataDir` by default, PostgreSQL when a
+ * `postgres://` URL is given. Everything above this file uses knex's portable forms only.
+ */
+export function createDatabase(options: { databaseUrl?: string; dataDir: string }): Knex {
+  const url = options.databaseUrl;
+  if (url && /^postgres(ql)?:\/\//.test(url)) {
+    return knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 10 } });
+  }
+  if (url) throw new Error(`DATABASE_URL must be a postgres:// URL (got "${url.split(':')[0]}:…")`);
+  fs.mkdirSync(options.dataDir, { recursive: true });
+  return knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename: path.join(options.dataDir, 'crm.sqlite3') },
+    useNullAsDefault: true,
+    pool: {
+      // SQLite enforces foreign keys only when asked, per connection; WAL lets readers run beside a writer.
+      afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        conn.pragma('foreign_keys = ON');
+        conn.pragma('journal_mode = WAL');
+        conn.pragma('busy_timeout = 5000');
+        done(null, conn);
+      },
+    },
+  });
+}
+
+export function isPostgres(knex: Knex): boolean {
+  return knex.client.config.client === 'pg';
+}
+
+/** A knex migration source over a static list, so migrations load the same from dist/ and under jest. */
+export interface Migration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+export function listMigrationSource(migrations: Migration[]): Knex.MigrationSource<Migration> {
+  return {
+    getMigrations: async () => migrations,
+    getMigrationName: (m) => m.name,
+    getMigration: async (m) => m,
+  };
+}
+
+export async function runMigrations(knex: Knex, tableName: string, migrations: Migration[]): Promise<void> {
+  await knex.migrate.latest({ tableName, migrationSource: listMigrationSource(migrations) });
+}

@@ -1,0 +1,151 @@
+import type { Knex } from 'knex';
+import type { HostProject, HostTask, HostUser } from '../plugin/host';
+import type { PermissionRegistry } from './permissions';
+
+interface UserRow { id: number; login: string; name: string; email: string; admin: boolean | number; status: string; api_key: string | null; password_hash: string }
+interface ProjectRow { id: number; identifier: string; name: string; description: string; parent_id: number | null; is_template: boolean | number }
+interface TaskRow { id: number; project_id: number; subject: string; status: string; assignee_id: number | null; due_date: string | Date | null }
+
+export const toUser = (r: UserRow): HostUser => ({ id: r.id, login: r.login, name: r.name, email: r.email, admin: Boolean(r.admin) });
+export const toProject = (r: ProjectRow): HostProject => ({
+  id: r.id, identifier: r.identifier, name: r.name, parentId: r.parent_id, isTemplate: Boolean(r.is_template),
+});
+export const toTask = (r: TaskRow): HostTask => ({
+  id: r.id, projectId: r.project_id, subject: r.subject, status: r.status, assigneeId: r.assignee_id,
+  dueDate: r.due_date instanceof Date ? r.due_date.toISOString().slice(0, 10) : r.due_date,
+});
+
+export type UserRecord = HostUser & { status: string; apiKey: string | null; passwordHash: string };
+const toUserRecord = (r: UserRow): UserRecord => ({ ...toUser(r), status: r.status, apiKey: r.api_key, passwordHash: r.password_hash });
+
+/** The host's data access. Plain knex: the host is a stand-in platform, not the product. */
+export class HostRepository {
+  constructor(readonly knex: Knex, readonly registry: PermissionRegistry) {}
+
+  async userByLogin(login: string): Promise<UserRecord | null> {
+    const row = await this.knex<UserRow>('users').where({ login }).first();
+    return row ? toUserRecord(row) : null;
+  }
+
+  async userRecord(id: number): Promise<UserRecord | null> {
+    const row = await this.knex<UserRow>('users').where({ id }).first();
+    return row ? toUserRecord(row) : null;
+  }
+
+  async userByApiKey(apiKey: string): Promise<UserRecord | null> {
+    const row = await this.knex<UserRow>('users').where({ api_key: apiKey, status: 'active' }).first();
+    return row ? toUserRecord(row) : null;
+  }
+
+  async activeUsers(): Promise<HostUser[]> {
+    return (await this.knex<UserRow>('users').where({ status: 'active' }).orderBy('name')).map(toUser);
+  }
+
+  async projectById(id: number): Promise<HostProject | null> {
+    const row = await this.knex<ProjectRow>('projects').where({ id }).first();
+    return row ? toProject(row) : null;
+  }
+
+  async projectByIdentifier(identifier: string): Promise<HostProject | null> {
+    const row = await this.knex<ProjectRow>('projects').where({ identifier }).first();
+    return row ? toProject(row) : null;
+  }
+
+  async projectTemplates(): Promise<HostProject[]> {
+    return (await this.knex<ProjectRow>('projects').where({ is_template: true }).orderBy('name')).map(toProject);
+  }
+
+  /** Descendants in tree order, in one recursive query (portable across SQLite and PostgreSQL). */
+  async descendants(project: HostProject): Promise<HostProject[]> {
+    const rows: ProjectRow[] = await this.knex
+      .withRecursive('tree', (qb) => {
+        qb.select('projects.*', this.knex.raw('1 as depth')).from('projects').where('parent_id', project.id)
+          .unionAll((u) => {
+            u.select('projects.*', this.knex.raw('tree.depth + 1')).from('projects').join('tree', 'projects.parent_id', 'tree.id');
+          });
+      })
+      .select('*').from('tree').orderBy([{ column: 'depth' }, { column: 'name' }]);
+    return rows.map(toProject);
+  }
+
+  async ancestors(project: HostProject): Promise<HostProject[]> {
+    const chain: HostProject[] = [];
+    let parentId = project.parentId;
+    // Trees are shallow; a guard against a corrupt cycle keeps this loop bounded.
+    while (parentId !== null && chain.length < 50) {
+      const parent = await this.projectById(parentId);
+      if (!parent) break;
+      chain.unshift(parent);
+      parentId = parent.parentId;
+    }
+    return chain;
+  }
+
+  async enabledModules(projectId: number): Promise<string[]> {
+    return (await this.knex('project_modules').where({ project_id: projectId }).select('module')).map((r) => r.module as string);
+  }
+
+  async isModuleEnabled(projectId: number, module: string): Promise<boolean> {
+    return Boolean(await this.knex('project_modules').where({ project_id: projectId, module }).first());
+  }
+
+  /** Permissions `user` holds in `project` through their membership (modules not yet considered). */
+  private memberHas(user: HostUser, permission: string, projectId: number) {
+    return this.knex('members')
+      .join('role_permissions', 'role_permissions.role_id', 'members.role_id')
+      .where({ 'members.user_id': user.id, 'members.project_id': projectId, 'role_permissions.permission': permission })
+      .first('members.id');
+  }
+
+  async can(user: HostUser | null, permission: string, project?: HostProject | null): Promise<boolean> {
+    if (!user) return false;
+    const def = this.registry.require(permission);
+    if (def.scope === 'global') {
+      if (user.admin) return true;
+      const row = await this.knex('members')
+        .join('role_permissions', 'role_permissions.role_id', 'members.role_id')
+        .where({ 'members.user_id': user.id, 'role_permissions.permission': permission })
+        .first('members.id');
+      return Boolean(row);
+    }
+    if (project) {
+      if (def.module && !(await this.isModuleEnabled(project.id, def.module))) return false;
+      return user.admin || Boolean(await this.memberHas(user, permission, project.id));
+    }
+    return (await this.projectsWhereQuery(user, permission).first('projects.id')) !== undefined;
+  }
+
+  private projectsWhereQuery(user: HostUser, permission: string) {
+    const def = this.registry.require(permission);
+    if (def.scope !== 'project') throw new Error(`"${permission}" is a global permission, not a project one`);
+    const q = this.knex('projects').where('projects.is_template', false);
+    if (def.module) {
+      q.whereExists((s) => s.select(1).from('project_modules').whereRaw('project_modules.project_id = projects.id').where('project_modules.module', def.module));
+    }
+    if (!user.admin) {
+      q.whereExists((s) =>
+        s.select(1).from('members').join('role_permissions', 'role_permissions.role_id', 'members.role_id')
+          .whereRaw('members.project_id = projects.id')
+          .where({ 'members.user_id': user.id, 'role_permissions.permission': permission }));
+    }
+    return q;
+  }
+
+  async projectsWhere(user: HostUser, permission: string): Promise<HostProject[]> {
+    return (await this.projectsWhereQuery(user, permission).select('projects.*').orderBy('projects.name')).map(toProject);
+  }
+
+  /** Projects the user is a member of (all projects for admins), templates included for admins only. */
+  visibleProjectsQuery(user: HostUser) {
+    const q = this.knex('projects');
+    if (!user.admin) {
+      q.where('is_template', false).whereExists((s) => s.select(1).from('members').whereRaw('members.project_id = projects.id').where('members.user_id', user.id));
+    }
+    return q;
+  }
+
+  async taskById(id: number): Promise<HostTask | null> {
+    const row = await this.knex<TaskRow>('tasks').where({ id }).first();
+    return row ? toTask(row) : null;
+  }
+}

@@ -1,0 +1,13 @@
+import type { Knex } from 'knex';
+
+/** A plugin migration; the list below is run in order and tracked in `knex_migrations_crm`. */
+export interface CrmMigration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+import { foundation } from './20261123_001_foundation';
+
+export const crmMigrations: CrmMigration[] = [foundation];
+export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

@@ -1,0 +1,15 @@
+/** Errors that carry a message for the user and the HTTP status that says what kind of problem it is. */
+export class CrmError extends Error {
+  constructor(readonly status: number, message: string, readonly fieldErrors: Record<string, string> = {}) {
+    super(message);
+    this.name = 'CrmError';
+  }
+}
+
+/** For records the user may not see as much as for records that do not exist: never confirm existence. */
+export const notFound = (what = 'Page') => new CrmError(404, `${what} not found.`);
+export const forbidden = (message = 'You are not allowed to do this.') => new CrmError(403, message);
+export const invalid = (message: string, fieldErrors: Record<string, string> = {}) => new CrmError(422, message, fieldErrors);
+/** Someone else saved the record since this form was loaded. */
+export const staleRecord = (what: string) =>
+  new CrmError(409, `${what} was changed by someone else while you were editing. Your input is kept below; review it and save again.`);

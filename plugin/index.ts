@@ -1,0 +1,49 @@
+import path from 'node:path';
+import express from 'express';
+import type { Knex } from 'knex';
+import type { DemoDirectory, HostApi, PluginInstance, PluginModule } from './host';
+import { buildRouter } from './http/guard';
+import { manifest } from './manifest';
+import { ASSET_PATH, PUBLIC_DIR } from './paths';
+import { overviewRoutes } from './routes/overview';
+import { settingsRoutes } from './routes/settings';
+import { crmMigrations, CRM_MIGRATIONS_TABLE } from '../migrations';
+import { seedDemo } from './demo';
+
+/** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
+export function crmRoutes() {
+  return [...overviewRoutes(), ...settingsRoutes()];
+}
+
+/** Builds the plugin's router from the host's services. No global state: two hosts can mount it side by side. */
+export function register(host: HostApi): PluginInstance {
+  const router = express.Router();
+  // htmx is pinned in package.json and served from node_modules, never from a CDN.
+  const htmxFile = require.resolve('htmx.org/dist/htmx.min.js');
+  router.get(`${ASSET_PATH}/vendor/htmx.min.js`, (_req, res) => res.sendFile(htmxFile, { maxAge: '1d' }));
+  router.use(ASSET_PATH, express.static(PUBLIC_DIR, { maxAge: '1h', index: false }));
+  router.use(buildRouter(host, crmRoutes()));
+  return { router };
+}
+
+export const lifecycle = {
+  async migrate(knex: Knex): Promise<void> {
+    await knex.migrate.latest({
+      tableName: CRM_MIGRATIONS_TABLE,
+      migrationSource: {
+        getMigrations: async () => crmMigrations,
+        getMigrationName: (m: (typeof crmMigrations)[number]) => m.name,
+        getMigration: async (m: (typeof crmMigrations)[number]) => m,
+      },
+    });
+  },
+  seedDemo: (host: HostApi, demo: DemoDirectory) => seedDemo(host, demo),
+};
+
+export { manifest };
+
+export const crmPlugin: PluginModule = { manifest, register, lifecycle };
+export default crmPlugin;
+
+/** Where the plugin's files are, for hosts that serve or package it. */
+export const pluginRoot = path.resolve(PUBLIC_DIR, '..');

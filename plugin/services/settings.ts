@@ -1,0 +1,96 @@
+import type { Knex } from 'knex';
+import type { HostUser } from '../host';
+import { invalid, staleRecord } from '../http/errors';
+import { SETTING_DEFAULTS, type SettingValue } from '../manifest';
+import { CrmSetting, ProjectSetting } from '../models/settings';
+import { journal } from './journal';
+
+export type CrmSettings = Record<string, SettingValue>;
+
+/** The plugin's settings: the manifest's defaults, overridden by what an admin saved. */
+export async function loadSettings(knex: Knex): Promise<CrmSettings> {
+  const stored = await CrmSetting.query(knex);
+  const settings: CrmSettings = { ...SETTING_DEFAULTS };
+  for (const row of stored) if (row.name in SETTING_DEFAULTS) settings[row.name] = JSON.parse(row.value) as SettingValue;
+  return settings;
+}
+
+/** Turns form text into a setting of the same type as its default, or says why it cannot. */
+export function parseSetting(name: string, raw: string | undefined): SettingValue {
+  const def = SETTING_DEFAULTS[name];
+  if (def === undefined) throw invalid(`Unknown setting "${name}".`, { [name]: 'unknown setting' });
+  if (typeof def === 'boolean') return raw === '1' || raw === 'true' || raw === 'on';
+  if (typeof def === 'number') {
+    const n = Number(raw);
+    if (raw === undefined || raw.trim() === '' || !Number.isInteger(n) || n < 1 || n > 500) {
+      throw invalid(`${name} must be a whole number from 1 to 500.`, { [name]: 'must be a whole number from 1 to 500' });
+    }
+    return n;
+  }
+  const text = (raw ?? '').trim();
+  if (!text || text.length > 200) throw invalid(`${name} must be 1–200 characters.`, { [name]: 'must be 1–200 characters' });
+  if (name.endsWith('_currency') && !/^[A-Z]{3}$/.test(text)) throw invalid(`${name} must be an ISO 4217 code such as EUR.`, { [name]: 'must be a currency code such as EUR' });
+  return text;
+}
+
+/** Saves every setting in `input` (all or nothing), journaling old → new values. */
+export async function saveSettings(knex: Knex, user: HostUser, input: Record<string, string | undefined>): Promise<CrmSettings> {
+  const current = await loadSettings(knex);
+  const next: CrmSettings = {};
+  const errors: Record<string, string> = {};
+  for (const name of Object.keys(SETTING_DEFAULTS)) {
+    try {
+      next[name] = parseSetting(name, input[name]);
+    } catch (err) {
+      Object.assign(errors, (err as { fieldErrors?: Record<string, string> }).fieldErrors ?? {});
+    }
+  }
+  const unknown = Object.keys(input).find((k) => !(k in SETTING_DEFAULTS) && k !== '_csrf');
+  if (unknown) errors[unknown] = 'unknown setting';
+  if (Object.keys(errors).length) throw invalid('Settings were not saved: fix the fields marked below.', errors);
+  await knex.transaction(async (trx) => {
+    const changes = Object.keys(next).filter((k) => next[k] !== current[k]).map((k) => ({ field: k, old: current[k], new: next[k] }));
+    for (const c of changes) {
+      await CrmSetting.query(trx).insert({ name: c.field, value: JSON.stringify(c.new), lock_version: 0 } as never)
+        .onConflict('name').merge({ value: JSON.stringify(c.new) } as never);
+    }
+    await journal(trx, { type: 'settings', id: 0, userId: user.id, action: 'update', changes });
+  });
+  return loadSettings(knex);
+}
+
+export interface ProjectCrmSettings {
+  projectId: number;
+  includeSubprojects: boolean;
+  lockVersion: number;
+}
+
+export async function loadProjectSettings(knex: Knex, projectId: number, settings?: CrmSettings): Promise<ProjectCrmSettings> {
+  const row = await ProjectSetting.query(knex).findById(projectId);
+  if (row) return { projectId, includeSubprojects: Boolean(row.include_subprojects), lockVersion: row.lock_version };
+  const defaults = settings ?? (await loadSettings(knex));
+  return { projectId, includeSubprojects: Boolean(defaults.show_subproject_records), lockVersion: 0 };
+}
+
+/**
+ * P4: whether a project's CRM pages include its subprojects' records. Optimistic locking: the caller sends
+ * the lock version it saw; if someone saved in between, nothing changes and the caller gets 409.
+ */
+export async function setIncludeSubprojects(
+  knex: Knex, user: HostUser, projectId: number, include: boolean, expectedLockVersion: number,
+): Promise<ProjectCrmSettings> {
+  return knex.transaction(async (trx) => {
+    const before = await loadProjectSettings(trx, projectId);
+    await ProjectSetting.query(trx).insert({ project_id: projectId, include_subprojects: before.includeSubprojects, lock_version: 0 } as never)
+      .onConflict('project_id').ignore();
+    const updated = await ProjectSetting.query(trx)
+      .where({ project_id: projectId, lock_version: expectedLockVersion })
+      .patch({ include_subprojects: include, lock_version: expectedLockVersion + 1, updated_at: new Date().toISOString() } as never);
+    if (updated === 0) throw staleRecord('The project CRM settings');
+    await journal(trx, {
+      type: 'project_settings', id: projectId, userId: user.id, action: 'update',
+      changes: before.includeSubprojects === include ? [] : [{ field: 'include_subprojects', old: before.includeSubprojects, new: include }],
+    });
+    return { projectId, includeSubprojects: include, lockVersion: expectedLockVersion + 1 };
+  });
+}

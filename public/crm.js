@@ -1,0 +1,31 @@
+// CRM plugin page script (served from self: the host's CSP forbids inline scripts).
+(function () {
+  if (typeof htmx === 'undefined') return;
+  // No eval of attribute code, and no inline <style> from htmx (the CSP would refuse it anyway).
+  htmx.config.allowEval = false;
+  htmx.config.includeIndicatorStyles = false;
+  // Re-rendered forms with messages (422) and stale-save answers (409) are swapped like successes;
+  // other errors leave the page as it is and show their message.
+  htmx.config.responseHandling = [
+    { code: '204', swap: false },
+    { code: '[23]..', swap: true },
+    { code: '422', swap: true, error: false },
+    { code: '409', swap: true, error: false },
+    { code: '[45]..', swap: false, error: true },
+  ];
+  document.addEventListener('htmx:responseError', function (event) {
+    var xhr = event.detail.xhr;
+    var message = xhr.status === 0 ? 'The server could not be reached.' : (xhr.responseText || ('Error ' + xhr.status));
+    var main = document.getElementById('main');
+    if (!main) return;
+    var box = document.getElementById('crm-flash');
+    if (!box) {
+      box = document.createElement('p');
+      box.id = 'crm-flash';
+      box.className = 'flash error';
+      box.setAttribute('role', 'alert');
+      main.insertBefore(box, main.firstChild);
+    }
+    box.textContent = message;
+  });
+})();
