@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { HostApi, HostProject, HostUser } from '../host';
 import { requirePermissionName } from '../manifest';
 import { loadProjectSettings } from '../services/settings';
-import { CrmError, forbidden, notFound } from './errors';
+import { CrmError, notFound } from './errors';
 import { wantsJson } from './respond';
 
 /** The CRM module's id in plugin.json: project CRM URLs exist only where it is enabled. */
@@ -55,14 +55,14 @@ function contextFor(host: HostApi, user: HostUser, project: HostProject | null):
 }
 
 /**
- * Resolves who and where, then checks the route's permission. A project the user may not see, or where CRM
- * is off, is a 404 (existence is never confirmed); a visible page whose action the user lacks is a 403.
+ * Resolves who and where, then checks the route's permission. Whatever the user may not reach — a project
+ * they are not in, one where CRM is off, a page or action their roles do not grant — answers 404, so nothing
+ * confirms that it exists.
  */
 async function authorize(host: HostApi, route: CrmRoute, req: Request): Promise<CrmContext> {
   const user = host.currentUser(req);
   if (!user) throw new CrmError(401, 'Sign in first.');
   const needed = Array.isArray(route.permission) ? route.permission : [route.permission];
-  const readOnly = needed.every((p) => p.startsWith('view_'));
   let project: HostProject | null = null;
   if (route.path.startsWith(PROJECT_PREFIX)) {
     project = await host.projectByIdentifier(String(req.params.identifier));
@@ -71,7 +71,7 @@ async function authorize(host: HostApi, route: CrmRoute, req: Request): Promise<
   } else if (!(await canAny(host, user, [...ANY_VIEW, ...needed]))) {
     throw notFound();
   }
-  if (!(await canAny(host, user, needed, project))) throw readOnly ? notFound() : forbidden();
+  if (!(await canAny(host, user, needed, project))) throw notFound();
   return contextFor(host, user, project);
 }
 

@@ -1,0 +1,90 @@
+import request from 'supertest';
+import type { Express } from 'express';
+import { createHostApp, migrateAll, type HostApp, type HostOptions } from '../../host/app';
+import { seedDemoData } from '../../host/seed';
+import { crmPlugin } from '../../plugin/index';
+import type { DemoDirectory, PluginModule } from '../../plugin/host';
+import { createTestDatabase, type TestDatabase } from './db';
+
+export interface TestHost extends HostApp {
+  db: TestDatabase;
+  demo: DemoDirectory;
+  close(): Promise<void>;
+}
+
+/**
+ * The reference host with the CRM plugin on a fresh database of its own, seeded with the demo platform
+ * (users, roles, projects): each test file owns its data.
+ */
+export async function startTestHost(options: Partial<Pick<HostOptions, 'loginAttemptsPer15Min'>> & { plugins?: PluginModule[] } = {}): Promise<TestHost> {
+  const db = await createTestDatabase();
+  const plugins = options.plugins ?? [crmPlugin];
+  await migrateAll(db.knex, plugins);
+  const host = await createHostApp({ knex: db.knex, dataDir: db.dataDir, plugins, sessionSecret: 'test-secret', loginAttemptsPer15Min: options.loginAttemptsPer15Min ?? 1000 });
+  await seedDemoData(db.knex, host.registry, plugins, host.hostApi);
+  const demo = await demoDirectory(host);
+  return { ...host, db, demo, close: () => db.destroy() };
+}
+
+async function demoDirectory(host: HostApp): Promise<DemoDirectory> {
+  const users: DemoDirectory['users'] = {};
+  for (const u of await host.repo.activeUsers()) users[u.login] = u;
+  const projects: DemoDirectory['projects'] = {};
+  for (const row of await host.repo.knex('projects')) {
+    const p = await host.repo.projectById(row.id);
+    if (p) projects[p.identifier] = p;
+  }
+  return { users, projects };
+}
+
+/** A signed-in browser: a cookie jar plus the CSRF token the pages carry. */
+export class Session {
+  readonly agent: ReturnType<typeof request.agent>;
+  csrf = '';
+
+  constructor(readonly app: Express) {
+    this.agent = request.agent(app);
+  }
+
+  static async signIn(app: Express, login: string, password = login): Promise<Session> {
+    const s = new Session(app);
+    await s.refreshCsrf('/login');
+    const res = await s.agent.post('/login').type('form').send({ login, password, _csrf: s.csrf });
+    if (res.status !== 303) throw new Error(`Sign-in as ${login} failed: ${res.status} ${res.text.slice(0, 200)}`);
+    await s.refreshCsrf('/');
+    return s;
+  }
+
+  /** Reads the token from a page's meta tag, as the browser's htmx setup does. */
+  async refreshCsrf(url: string): Promise<void> {
+    const res = await this.agent.get(url);
+    const match = /name="csrf-token" content="([^"]+)"/.exec(res.text);
+    if (!match) throw new Error(`No CSRF token on ${url} (${res.status})`);
+    this.csrf = match[1];
+  }
+
+  get(url: string) {
+    return this.agent.get(url);
+  }
+
+  /** A plain HTML form post, with the hidden _csrf field. */
+  post(url: string, form: Record<string, string | string[]> = {}) {
+    return this.agent.post(url).type('form').send({ ...form, _csrf: this.csrf });
+  }
+
+  /** What htmx sends: HX-Request plus the token in the X-CSRF-Token header. */
+  htmxPost(url: string, form: Record<string, string | string[]> = {}) {
+    return this.agent.post(url).type('form').set('HX-Request', 'true').set('X-CSRF-Token', this.csrf).send(form);
+  }
+
+  htmxGet(url: string) {
+    return this.agent.get(url).set('HX-Request', 'true');
+  }
+}
+
+/** Text a person would read: tags dropped, whitespace folded. */
+export function visibleText(html: string): string {
+  const entities: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', '#34': '"', '#39': "'" };
+  return html.replace(/<script[\s\S]*?<\/script>/g, '').replace(/<[^>]+>/g, ' ')
+    .replace(/&(amp|lt|gt|quot|#34|#39);/g, (_m, name: string) => entities[name]).replace(/\s+/g, ' ').trim();
+}

@@ -1,0 +1,48 @@
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const defaults = {
+  default_currency: 'EUR', reporting_currency: 'EUR', show_subproject_records: '0', use_price_book_items: '1',
+  show_sales_activities_on_opportunities: '1', show_item_descriptions_on_quotes: '1', account_type_for_opportunities: 'company',
+  status_after_sold: 'Won', page_size: '25',
+};
+
+describe('CRM settings (admin menu entry, S7)', () => {
+  test('the admin menu leads to CRM settings for those with manage_crm_settings', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const admin = await director.get('/admin');
+    expect(admin.status).toBe(200);
+    expect(admin.text).toContain('href="/crm/settings"');
+    const page = await director.get('/crm/settings');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('name="default_currency" value="EUR"');
+  });
+
+  test('saving stores typed values and journals old → new on the settings history', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const res = await director.post('/crm/settings', { ...defaults, default_currency: 'SEK', page_size: '50', show_subproject_records: ['0', '1'] });
+    expect(res.status).toBe(303);
+    const json = await director.get('/crm/settings.json');
+    expect(json.body.settings).toMatchObject({ default_currency: 'SEK', page_size: 50, show_subproject_records: true });
+    const page = await director.get('/crm/settings');
+    const text = visibleText(page.text);
+    expect(text).toContain('default_currency : EUR → SEK');
+    expect(text).toContain('Diane Director');
+  });
+
+  test('bad values come back with the field named, the typed input kept, and nothing saved', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const before = (await director.get('/crm/settings.json')).body.settings;
+    const res = await director.post('/crm/settings', { ...defaults, default_currency: 'euro<b>', page_size: 'lots' });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('data-field="default_currency"');
+    expect(res.text).toContain('data-field="page_size"');
+    expect(res.text).toContain('value="euro&lt;b&gt;"');
+    expect((await director.get('/crm/settings.json')).body.settings).toEqual(before);
+    const unknown = await director.post('/crm/settings', { ...defaults, sneaky_flag: '1' });
+    expect(unknown.status).toBe(422);
+  });
+});

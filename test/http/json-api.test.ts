@@ -1,0 +1,56 @@
+import request from 'supertest';
+import { Session, startTestHost, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+async function apiKeyOf(login: string): Promise<string> {
+  const s = await Session.signIn(host.app, login);
+  await s.post('/my/api_key');
+  const page = await s.get('/my/account');
+  const key = /<code id="api-key">([0-9a-f]+)<\/code>/.exec(page.text)?.[1];
+  if (!key) throw new Error('no API key on the account page');
+  return key;
+}
+
+describe('JSON API (P5)', () => {
+  test('the account page shows an API key that authenticates JSON requests with the same permissions', async () => {
+    const key = await apiKeyOf('rep1');
+    const res = await request(host.app).get('/crm.json').set('X-API-Key', key);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/json/);
+    const identifiers = res.body.projects.map((p: { identifier: string }) => p.identifier).sort();
+    expect(identifiers).toEqual(['crm', 'crm-europe']);
+    const viaAccept = await request(host.app).get('/projects/crm-europe/crm').set('X-API-Key', key).set('Accept', 'application/json');
+    expect(viaAccept.status).toBe(200);
+    expect(viaAccept.body.project.identifier).toBe('crm-europe');
+    expect((await request(host.app).get('/projects/crm-americas/crm.json').set('X-API-Key', key)).status).toBe(404);
+  });
+
+  test('API-key requests need no CSRF token (no cookie is involved) and obey permissions', async () => {
+    const key = await apiKeyOf('director');
+    const settings = (await request(host.app).get('/projects/crm-asia/crm.json').set('X-API-Key', key)).body.settings;
+    const res = await request(host.app).post('/projects/crm-asia/crm/settings/subprojects').set('X-API-Key', key).set('Accept', 'application/json')
+      .send({ include_subprojects: settings.include_subprojects ? '0' : '1', lock_version: settings.lock_version });
+    expect(res.status).toBe(200);
+    expect(res.body.settings.include_subprojects).toBe(!settings.include_subprojects);
+    const repKey = await apiKeyOf('rep2');
+    const denied = await request(host.app).post('/projects/crm/crm/settings/subprojects').set('X-API-Key', repKey).send({ include_subprojects: '0', lock_version: 0 });
+    expect(denied.status).toBe(404);
+  });
+
+  test('regenerating the key revokes the old one; an unknown key gets 401', async () => {
+    const s = await Session.signIn(host.app, 'pm');
+    await s.post('/my/api_key');
+    const first = /<code id="api-key">([0-9a-f]+)<\/code>/.exec((await s.get('/my/account')).text)![1];
+    await s.post('/my/api_key');
+    const second = /<code id="api-key">([0-9a-f]+)<\/code>/.exec((await s.get('/my/account')).text)![1];
+    expect(second).not.toBe(first);
+    expect((await request(host.app).get('/crm.json').set('X-API-Key', first)).status).toBe(401);
+    expect((await request(host.app).get('/crm.json').set('X-API-Key', second)).status).toBe(200);
+    const unknown = await request(host.app).get('/crm.json').set('X-API-Key', "' OR 1=1 --");
+    expect(unknown.status).toBe(401);
+    expect(unknown.body.error).toBe('Unknown or revoked API key.');
+  });
+});
