@@ -63,12 +63,16 @@ export class Layout {
   async send(req: Request, res: Response, page: HostPage & { activeTop?: string }): Promise<void> {
     const user = (req.user as HostUser | undefined) ?? null;
     const project = page.project ?? null;
+    const topMenu = await this.topMenu(user);
+    // Without a project, the menu entry whose URL starts the path is the active one (/crm/… → CRM).
+    const byPath = topMenu.filter((m) => m.url !== '/' && (req.path === m.url || req.path.startsWith(`${m.url}/`)))
+      .sort((a, b) => b.url.length - a.url.length)[0]?.id;
     const html = await renderHostView('layout', {
       title: page.title,
       body: page.body,
       user,
-      topMenu: await this.topMenu(user),
-      activeTop: page.activeTop ?? (project ? 'projects' : ''),
+      topMenu,
+      activeTop: page.activeTop ?? (project ? 'projects' : byPath ?? ''),
       project,
       projectTabs: project && user ? await this.projectTabs(user, project) : [],
       activeMenu: page.activeMenu ?? '',
