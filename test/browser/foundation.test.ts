@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, screenshot, signIn, startLiveHost, type LiveHost } from './browser';
 
