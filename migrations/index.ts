@@ -8,6 +8,7 @@ export interface CrmMigration {
 }
 
 import { foundation } from './20261123_001_foundation';
+import { accounts } from './20261123_002_accounts';
 
-export const crmMigrations: CrmMigration[] = [foundation];
+export const crmMigrations: CrmMigration[] = [foundation, accounts];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

@@ -25,6 +25,17 @@ export interface HostProject {
   isTemplate: boolean;
 }
 
+export interface HostRole {
+  id: number;
+  name: string;
+}
+
+/** A user's role in one project. */
+export interface HostMembership {
+  projectId: number;
+  roleId: number;
+}
+
 export interface HostTask {
   id: number;
   projectId: number;
@@ -106,6 +117,11 @@ export interface HostApi {
   createProjectFromTemplate(input: NewProjectFromTemplate, trx?: HostTransaction): Promise<HostProject>;
   createTask(input: NewTask, trx?: HostTransaction): Promise<HostTask>;
   taskById(id: number): Promise<HostTask | null>;
+
+  /** The host's roles, for settings that vary by role (record visibility). */
+  roles(): Promise<HostRole[]>;
+  /** The user's role in every project they are a member of. */
+  memberships(user: HostUser): Promise<HostMembership[]>;
 
   /** Active users, ordered by name. */
   users(): Promise<HostUser[]>;

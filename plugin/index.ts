@@ -7,12 +7,13 @@ import { manifest } from './manifest';
 import { ASSET_PATH, PUBLIC_DIR } from './paths';
 import { overviewRoutes } from './routes/overview';
 import { settingsRoutes } from './routes/settings';
+import { accountRoutes } from './routes/accounts';
 import { crmMigrations, CRM_MIGRATIONS_TABLE } from '../migrations';
 import { seedDemo } from './demo';
 
 /** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
 export function crmRoutes() {
-  return [...overviewRoutes(), ...settingsRoutes()];
+  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes()];
 }
 
 /** Builds the plugin's router from the host's services. No global state: two hosts can mount it side by side. */

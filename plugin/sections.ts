@@ -12,7 +12,7 @@ export interface CrmSection {
 export const SECTIONS: CrmSection[] = [
   { id: 'leads', label: 'Leads', permission: 'view_leads', issue: 'Leads and campaigns' },
   { id: 'opportunities', label: 'Opportunities', permission: 'view_opportunities', issue: 'Opportunities, sales activities and the pipeline (#4)' },
-  { id: 'accounts', label: 'Accounts', permission: 'view_accounts', issue: 'Accounts, personal contacts, partners (#3)' },
+  { id: 'accounts', label: 'Accounts', permission: 'view_accounts' },
   { id: 'personal_contacts', label: 'Personal contacts', permission: 'view_personal_contacts', issue: 'Accounts, personal contacts, partners (#3)' },
   { id: 'partners', label: 'Partners', permission: 'view_partners', issue: 'Accounts, personal contacts, partners (#3)' },
   { id: 'campaigns', label: 'Campaigns', permission: 'view_campaigns', issue: 'Leads and campaigns' },

@@ -44,6 +44,8 @@ export function createMinimalHost(knex: Knex, dataDir: string, plugin: PluginMod
     createTask: async () => { throw new HostRefusal('This host has no tasks.'); },
     taskById: async () => null,
     users: async () => data.users,
+    roles: async () => [],
+    memberships: async () => [],
     userById: async (id) => data.users.find((u) => u.id === id) ?? null,
     urls: { login: () => '/signin', project: (p) => `/p/${p.identifier}`, task: (t) => `/t/${t.id}`, user: (u) => `/u/${u.id}` },
     csrfToken: () => 'minimal-host-has-no-cookies',

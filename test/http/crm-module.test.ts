@@ -45,7 +45,7 @@ describe('CRM per project (P2)', () => {
 
     await admin.post('/projects/beta-deploy/settings/modules', { modules: ['tasks'] });
     expect(tabs((await director.get('/projects/beta-deploy')).text)).not.toContain('crm');
-    for (const url of ['/projects/beta-deploy/crm', '/projects/beta-deploy/crm.json', '/projects/beta-deploy/crm/accounts']) {
+    for (const url of ['/projects/beta-deploy/crm', '/projects/beta-deploy/crm.json', '/projects/beta-deploy/crm/accounts', '/projects/beta-deploy/crm/leads']) {
       expect((await director.get(url)).status).toBe(404);
     }
     expect((await admin.get('/projects/beta-deploy/crm')).status).toBe(404);
@@ -107,7 +107,7 @@ describe('global CRM (P3)', () => {
 
   test('sections not built yet lead to clearly marked placeholders, behind their permission', async () => {
     const director = await Session.signIn(host.app, 'director');
-    const page = await director.get('/crm/accounts');
+    const page = await director.get('/crm/leads');
     expect(page.status).toBe(200);
     expect(visibleText(page.text)).toContain('Not built yet.');
     const json = await director.get('/projects/crm/crm/price-books.json');

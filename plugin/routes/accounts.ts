@@ -1,0 +1,260 @@
+import type { Request, Response } from 'express';
+import type { CrmContext, CrmRoute } from '../http/guard';
+import { CrmError, invalid, notFound } from '../http/errors';
+import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import type { Account } from '../models/account';
+import {
+  accountFormOptions, canEditAccount, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
+  listDeletedAccounts, parseAccountFilters, readAccountInput, requireEditableAccount, requireVisibleAccount, restoreAccount,
+  setFavorite, updateAccount,
+} from '../services/accounts';
+import { activeFields, customValuesOf, fieldKey } from '../services/custom-fields';
+import { text, type FormInput } from '../services/form';
+import { journal } from '../services/journal';
+import { pageParam } from '../services/pagination';
+import { deleteFilter, queryString, saveFilter, savedFilters } from '../services/saved-filters';
+import { loadSettings } from '../services/settings';
+import { ACCOUNT_TABS, findTab } from './account-tabs';
+
+const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/accounts` : '/crm/accounts');
+const accountUrl = (id: number) => `/crm/accounts/${id}`;
+const idParam = (req: Request) => {
+  const raw = String(req.params.id ?? '');
+  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
+};
+
+function accountJson(a: Account) {
+  return {
+    id: a.id, name: a.name, first_name: a.first_name, last_name: a.last_name, account_type_id: a.account_type_id, organization: a.organization,
+    email: a.email, phone: a.phone, street: a.street, city: a.city, postcode: a.postcode, country: a.country,
+    registration_number: a.registration_number, vat_number: a.vat_number, industry_id: a.industry_id, account_manager_id: a.account_manager_id,
+    customer_number: a.customer_number, is_customer: Boolean(a.customer_number), is_supplier: a.is_supplier, is_key_account: a.is_key_account,
+    service_expires_on: a.service_expires_on, note: a.note, is_global: a.is_global, is_private: a.is_private, partner_id: a.partner_id,
+    parent_id: a.parent_id, lock_version: a.lock_version, url: accountUrl(a.id),
+  };
+}
+
+async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
+  const filters = parseAccountFilters(req.query as FormInput);
+  const settings = await loadSettings(ctx.host.knex);
+  const { rows, meta } = await listAccounts(ctx, filters, pageParam(req), Number(settings.page_size));
+  const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+  const options = await accountFormOptions(ctx);
+  const params = filterParams(filters);
+  const filtersSaved = await savedFilters(ctx.host.knex, 'accounts', ctx.user);
+  const canAdd = await ctx.host.can(ctx.user, 'add_accounts', ctx.project);
+  return {
+    title: ctx.project ? `${ctx.project.name} · Accounts` : 'Accounts',
+    view: 'accounts/index',
+    project: ctx.project,
+    locals: { rows, meta, filters, params, users, options, base: listBase(ctx), savedFilters: filtersSaved, queryString, canAdd, isAdmin: ctx.user.admin, project: ctx.project },
+    json: {
+      accounts: rows.map((r) => ({ ...r, manager: r.account_manager_id ? users.get(r.account_manager_id) ?? null : null, url: accountUrl(r.id) })),
+      pagination: meta, filters: params,
+    },
+  };
+}
+
+async function formPage(ctx: CrmContext, req: Request, account: Account | null, values: FormInput, errors: Record<string, string> = {}, message: string | null = null, status = 200): Promise<PageResponse> {
+  const options = await accountFormOptions(ctx);
+  const typeId = Number(values.account_type_id ?? account?.account_type_id ?? options.types[0]?.id);
+  const type = options.types.find((t) => t.id === typeId) ?? options.types[0];
+  const customFields = type ? await activeFields(ctx.host.knex, 'account', type.id) : [];
+  const projects = account || ctx.project ? [] : await ctx.host.projectsWhere(ctx.user, 'add_accounts');
+  const action = account ? accountUrl(account.id) : ctx.project ? listBase(ctx) : '/crm/accounts';
+  return {
+    title: account ? `Edit ${account.name}` : 'New account',
+    view: 'accounts/form',
+    project: ctx.project,
+    status,
+    locals: { account, values, errors, message, options, type, customFields, fieldKey, projects, action, canSetPrivate: !account || account.author_id === ctx.user.id, project: ctx.project },
+    json: { error: message, fields: errors },
+  };
+}
+
+/** What the form shows for an existing account: its stored values, custom values and groups. */
+async function valuesOf(ctx: CrmContext, account: Account): Promise<FormInput> {
+  const values: FormInput = { ...accountJson(account) };
+  for (const [fieldId, value] of await customValuesOf(ctx.host.knex, 'account', account.id)) values[`custom_field_${fieldId}`] = value ?? '';
+  values.group_ids = (await ctx.host.knex('crm_account_group_members').where({ account_id: account.id }).pluck('group_id')).map(String);
+  for (const k of ['is_supplier', 'is_key_account', 'is_global', 'is_private']) values[k] = (account as unknown as Record<string, boolean>)[k] ? '1' : '';
+  return values;
+}
+
+async function detailPage(ctx: CrmContext, req: Request, account: Account, message: string | null = null): Promise<PageResponse> {
+  const tab = findTab(text(req.query as FormInput, 'tab'));
+  const tabLocals = await tab.load(ctx, account, pageParam(req));
+  const canEdit = await canEditAccount(ctx, account);
+  const canDelete = canEdit && (await ctx.host.can(ctx.user, 'delete_accounts'));
+  const favorite = await isFavorite(ctx.host.knex, ctx.user.id, account.id);
+  const addableProjects = canEdit ? await ctx.host.projectsWhere(ctx.user, 'add_accounts') : [];
+  const linked = new Set(await linkedProjectIds(ctx.host.knex, account.id));
+  const groups = canEdit ? (await accountFormOptions(ctx)).groups : [];
+  const mapQuery = [account.street, account.postcode, account.city, account.country].filter(Boolean).join(', ');
+  return {
+    title: account.name,
+    view: 'accounts/show',
+    locals: {
+      account, tab, tabs: ACCOUNT_TABS, tabLocals, canEdit, canDelete, favorite, message, groups,
+      addableProjects: addableProjects.filter((p) => !linked.has(p.id)),
+      mapUrl: mapQuery ? `https://www.openstreetmap.org/search?query=${encodeURIComponent(mapQuery)}` : null,
+      canAddAccount: await ctx.host.can(ctx.user, 'add_accounts'),
+    },
+    json: { account: accountJson(account), tab: tab.id, favorite, can_edit: canEdit },
+  };
+}
+
+function formInput(req: Request): FormInput {
+  return (req.body ?? {}) as FormInput;
+}
+
+/** Runs a form save; a 422 or 409 re-renders the form with the user's input and the messages. */
+async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, account: Account | null, save: () => Promise<void>): Promise<void> {
+  try {
+    await save();
+  } catch (err) {
+    if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
+      return respond(ctx.host, req, res, await formPage(ctx, req, account, formInput(req), err.fieldErrors, err.message, err.status));
+    }
+    throw err;
+  }
+}
+
+const listHandler = async (ctx: CrmContext, req: Request, res: Response) => respond(ctx.host, req, res, await listPage(ctx, req));
+const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
+  const q = req.query as FormInput;
+  const values: FormInput = { parent_id: text(q, 'parent_id'), account_type_id: text(q, 'account_type_id') || undefined };
+  await respond(ctx.host, req, res, await formPage(ctx, req, null, values));
+};
+const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
+  await saveOrRerender(ctx, req, res, null, async () => {
+    const input = await readAccountInput(ctx, formInput(req), null);
+    let project = ctx.project;
+    const projectId = text(formInput(req), 'project_id');
+    if (!project && projectId) {
+      project = (await ctx.host.projectsWhere(ctx.user, 'add_accounts')).find((p) => String(p.id) === projectId) ?? null;
+      if (!project) throw invalid('The account was not saved: fix the fields marked below.', { project_id: 'Choose a project where you may add accounts' });
+    }
+    const account = await createAccount(ctx, input, project);
+    res.set('HX-Trigger', 'crm:accountSaved');
+    if (req.get('HX-Request')) res.set('HX-Redirect', accountUrl(account.id));
+    await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await detailPage(ctx, req, account)), status: 201 }));
+  });
+};
+
+export function accountRoutes(): CrmRoute[] {
+  return [
+    { method: 'get', path: '/crm/accounts', permission: 'view_accounts', handler: listHandler },
+    { method: 'get', path: '/projects/:identifier/crm/accounts', permission: 'view_accounts', handler: listHandler },
+    { method: 'get', path: '/crm/accounts/new', permission: 'add_accounts', handler: newHandler },
+    { method: 'get', path: '/projects/:identifier/crm/accounts/new', permission: 'add_accounts', handler: newHandler },
+    { method: 'post', path: '/crm/accounts', permission: 'add_accounts', handler: createHandler },
+    { method: 'post', path: '/projects/:identifier/crm/accounts', permission: 'add_accounts', handler: createHandler },
+    {
+      method: 'post', path: '/crm/accounts/filters', permission: 'view_accounts',
+      async handler(ctx, req, res) {
+        const body = formInput(req);
+        const params = filterParams(parseAccountFilters(body));
+        await saveFilter(ctx.host.knex, 'accounts', ctx.user, text(body, 'filter_name'), text(body, 'is_shared') === '1', params);
+        const back = text(body, 'back') === 'project' && text(body, 'project') ? `/projects/${encodeURIComponent(text(body, 'project'))}/crm/accounts` : '/crm/accounts';
+        res.redirect(303, `${back}${queryString(params)}`);
+      },
+    },
+    {
+      method: 'post', path: '/crm/accounts/filters/:id/delete', permission: 'view_accounts',
+      async handler(ctx, req, res) {
+        await deleteFilter(ctx.host.knex, 'accounts', ctx.user, idParam(req));
+        res.redirect(303, '/crm/accounts');
+      },
+    },
+    {
+      method: 'get', path: '/crm/accounts/deleted', permission: 'view_accounts',
+      async handler(ctx, req, res) {
+        const { rows, meta } = await listDeletedAccounts(ctx, pageParam(req), 50);
+        const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+        await respond(ctx.host, req, res, { title: 'Deleted accounts', view: 'accounts/deleted', locals: { rows, meta, users }, json: { accounts: rows, pagination: meta } });
+      },
+    },
+    {
+      method: 'post', path: '/crm/accounts/:id/restore', permission: 'view_accounts',
+      async handler(ctx, req, res) {
+        await restoreAccount(ctx, idParam(req));
+        res.redirect(303, accountUrl(idParam(req)));
+      },
+    },
+    {
+      method: 'get', path: '/crm/accounts/:id', permission: 'view_accounts',
+      async handler(ctx, req, res) {
+        await respond(ctx.host, req, res, await detailPage(ctx, req, await requireVisibleAccount(ctx, idParam(req))));
+      },
+    },
+    {
+      method: 'get', path: '/crm/accounts/:id/edit', permission: 'edit_accounts',
+      async handler(ctx, req, res) {
+        const account = await requireEditableAccount(ctx, idParam(req));
+        await respond(ctx.host, req, res, await formPage(ctx, req, account, await valuesOf(ctx, account)));
+      },
+    },
+    {
+      method: 'post', path: '/crm/accounts/:id', permission: 'edit_accounts',
+      async handler(ctx, req, res) {
+        const account = await requireEditableAccount(ctx, idParam(req));
+        await saveOrRerender(ctx, req, res, account, async () => {
+          const lockVersion = Number(text(formInput(req), 'lock_version'));
+          if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const input = await readAccountInput(ctx, formInput(req), account);
+          const saved = await updateAccount(ctx, account, input, lockVersion);
+          await respondAfterChange(ctx.host, req, res, accountUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Account saved.')), trigger: 'crm:accountSaved' }));
+        });
+      },
+    },
+    {
+      method: 'post', path: '/crm/accounts/:id/delete', permission: 'delete_accounts',
+      async handler(ctx, req, res) {
+        const account = await requireEditableAccount(ctx, idParam(req));
+        if (text(formInput(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
+        await deleteAccount(ctx, account);
+        if (req.get('HX-Request')) return void res.set('HX-Redirect', '/crm/accounts').status(204).end();
+        if (req.accepts(['html', 'json']) === 'json') return void res.json({ deleted: account.id });
+        res.redirect(303, '/crm/accounts');
+      },
+    },
+    {
+      // A4 "add to my accounts": a per-user favourite, not a change to the account itself.
+      method: 'post', path: '/crm/accounts/:id/favorite', permission: 'view_accounts',
+      async handler(ctx, req, res) {
+        const account = await requireVisibleAccount(ctx, idParam(req));
+        await setFavorite(ctx.host.knex, ctx.user.id, account.id, text(formInput(req), 'favorite') === '1');
+        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await detailPage(ctx, req, account)), trigger: 'crm:accountSaved' }));
+      },
+    },
+    {
+      method: 'post', path: '/crm/accounts/:id/projects', permission: 'edit_accounts',
+      async handler(ctx, req, res) {
+        const account = await requireEditableAccount(ctx, idParam(req));
+        const projectId = Number(text(formInput(req), 'project_id'));
+        const project = (await ctx.host.projectsWhere(ctx.user, 'add_accounts')).find((p) => p.id === projectId);
+        if (!project) throw notFound('Project');
+        await ctx.host.knex.transaction(async (trx) => {
+          const added = await trx('crm_account_projects').insert({ account_id: account.id, project_id: project.id }).onConflict(['account_id', 'project_id']).ignore();
+          if (added) await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'projects', old: null, new: project.identifier }] });
+        });
+        await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await detailPage(ctx, req, account, `Added to ${project.name}.`)), trigger: 'crm:accountSaved' }));
+      },
+    },
+    {
+      method: 'post', path: '/crm/accounts/:id/groups', permission: 'edit_accounts',
+      async handler(ctx, req, res) {
+        const account = await requireEditableAccount(ctx, idParam(req));
+        const groupId = Number(text(formInput(req), 'group_id'));
+        const group = await ctx.host.knex('crm_account_groups').where({ id: Number.isInteger(groupId) ? groupId : 0, active: true }).first();
+        if (!group) throw invalid('Choose a group from the list.', { group_id: 'Choose a group from the list' });
+        await ctx.host.knex.transaction(async (trx) => {
+          await trx('crm_account_group_members').insert({ account_id: account.id, group_id: group.id }).onConflict(['account_id', 'group_id']).ignore();
+          await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'groups', old: null, new: `+${group.name}` }] });
+        });
+        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await detailPage(ctx, req, account, `Added to group ${group.name}.`)), trigger: 'crm:accountSaved' }));
+      },
+    },
+  ];
+}

@@ -1,0 +1,373 @@
+import type { Knex } from 'knex';
+import type { CrmContext } from '../http/guard';
+import { CrmError, forbidden, invalid, notFound, staleRecord } from '../http/errors';
+import type { HostProject } from '../host';
+import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
+import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
+import { FieldErrors, flag, list, text, type FormInput } from './form';
+import { changedFields, journal } from './journal';
+import type { PageMeta } from './pagination';
+import { recordScope } from './visibility';
+
+export const ACCOUNT_SORTS = ['name', 'city', 'customer_number', 'created_at', 'updated_at'] as const;
+
+export interface AccountFilters {
+  q: string;
+  type: number | null;
+  industry: number | null;
+  manager: number | null;
+  group: number | null;
+  key_account: boolean;
+  customers: boolean;
+  suppliers: boolean;
+  favorites: boolean;
+  expiring_days: number | null;
+  sort: (typeof ACCOUNT_SORTS)[number];
+  dir: 'asc' | 'desc';
+}
+
+const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
+
+/** Filters from a query string. Unknown or malformed values fall back to "no filter" rather than erroring. */
+export function parseAccountFilters(query: FormInput): AccountFilters {
+  const sort = text(query, 'sort');
+  const days = text(query, 'expiring_days');
+  return {
+    q: text(query, 'q').slice(0, 100),
+    type: positiveId(text(query, 'type')),
+    industry: positiveId(text(query, 'industry')),
+    manager: positiveId(text(query, 'manager')),
+    group: positiveId(text(query, 'group')),
+    key_account: flag(query, 'key_account'),
+    customers: flag(query, 'customers'),
+    suppliers: flag(query, 'suppliers'),
+    favorites: flag(query, 'favorites'),
+    expiring_days: /^\d{1,4}$/.test(days) ? Number(days) : null,
+    sort: (ACCOUNT_SORTS as readonly string[]).includes(sort) ? (sort as AccountFilters['sort']) : 'name',
+    dir: text(query, 'dir') === 'desc' ? 'desc' : 'asc',
+  };
+}
+
+/** The non-default filters, as query-string pairs (for links, saved filters and pagination). */
+export function filterParams(filters: AccountFilters): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(filters)) {
+    if (v === null || v === false || v === '' || (k === 'sort' && v === 'name') || (k === 'dir' && v === 'asc')) continue;
+    out[k] = v === true ? '1' : String(v);
+  }
+  return out;
+}
+
+/** `%` and `_` typed by a user are literal characters, not wildcards. */
+export function likePattern(term: string): string {
+  return `%${term.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export interface AccountRow {
+  id: number;
+  name: string;
+  organization: string;
+  email: string;
+  city: string;
+  country: string;
+  customer_number: string | null;
+  is_key_account: boolean;
+  is_supplier: boolean;
+  is_global: boolean;
+  is_private: boolean;
+  account_manager_id: number | null;
+  type_name: string;
+  industry_name: string | null;
+  service_expires_on: string | null;
+}
+
+function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number): void {
+  if (f.q) {
+    const pattern = likePattern(f.q);
+    q.where((b) => {
+      for (const col of ['a.name', 'a.organization', 'a.email', 'a.city', 'a.customer_number']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
+    });
+  }
+  if (f.type) q.where('a.account_type_id', f.type);
+  if (f.industry) q.where('a.industry_id', f.industry);
+  if (f.manager) q.where('a.account_manager_id', f.manager);
+  if (f.group) q.whereExists((s) => s.select(1).from('crm_account_group_members as g').whereRaw('g.account_id = a.id').where('g.group_id', f.group));
+  if (f.key_account) q.where('a.is_key_account', true);
+  if (f.customers) q.whereNotNull('a.customer_number').whereNot('a.customer_number', '');
+  if (f.suppliers) q.where('a.is_supplier', true);
+  if (f.favorites) q.whereExists((s) => s.select(1).from('crm_favorite_accounts as fav').whereRaw('fav.account_id = a.id').where('fav.user_id', userId));
+  if (f.expiring_days !== null) {
+    const today = new Date().toISOString().slice(0, 10);
+    const until = new Date(Date.now() + f.expiring_days * 86_400_000).toISOString().slice(0, 10);
+    q.whereBetween('a.service_expires_on', [today, until]);
+  }
+}
+
+/** A page of the accounts this user may see, filtered and sorted in SQL; the count runs the same query. */
+export async function listAccounts(ctx: CrmContext, filters: AccountFilters, page: number, perPage: number): Promise<{ rows: AccountRow[]; meta: PageMeta }> {
+  const scope = await recordScope(ctx, 'accounts', 'view_accounts');
+  const knex = ctx.host.knex;
+  const base = knex('crm_accounts as a');
+  applyAccountScope(base, scope);
+  applyFilters(base, filters, ctx.user.id);
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const rows = await base.clone()
+    .join('crm_account_types as t', 't.id', 'a.account_type_id')
+    .leftJoin('crm_industries as i', 'i.id', 'a.industry_id')
+    .select('a.id', 'a.name', 'a.organization', 'a.email', 'a.city', 'a.country', 'a.customer_number', 'a.is_key_account', 'a.is_supplier',
+      'a.is_global', 'a.is_private', 'a.account_manager_id', 'a.service_expires_on', 't.name as type_name', 'i.name as industry_name')
+    .orderBy([{ column: `a.${filters.sort}`, order: filters.dir }, { column: 'a.id', order: filters.dir }])
+    .limit(perPage).offset((current - 1) * perPage);
+  return {
+    rows: rows.map((r) => ({ ...r, is_key_account: Boolean(r.is_key_account), is_supplier: Boolean(r.is_supplier), is_global: Boolean(r.is_global), is_private: Boolean(r.is_private), service_expires_on: dateText(r.service_expires_on) })),
+    meta: { page: current, pages, total: count, per_page: perPage },
+  };
+}
+
+export function dateText(v: unknown): string | null {
+  if (v === null || v === undefined || v === '') return null;
+  if (v instanceof Date) return `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}`;
+  return String(v).slice(0, 10);
+}
+
+/** The same user seen from the global level: records are looked up by id across every project they reach. */
+export function globalContext(ctx: CrmContext): CrmContext {
+  return { ...ctx, project: null, scopeProjects: (permission) => ctx.host.projectsWhere(ctx.user, permission) };
+}
+
+/** The account if this user may see it (from any page: the global rule applies), else null. */
+export async function findVisibleAccount(ctx: CrmContext, id: number): Promise<Account | null> {
+  if (!Number.isInteger(id) || id <= 0 || id > 2_147_483_647) return null;
+  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const q = Account.query(ctx.host.knex).alias('a').where('a.id', id).select('a.*');
+  applyAccountScope(q, scope);
+  const account = await q.first();
+  return account ? normalize(account) : null;
+}
+
+/** A visible account or 404: the one way routes load an account by id. */
+export async function requireVisibleAccount(ctx: CrmContext, id: number): Promise<Account> {
+  const account = await findVisibleAccount(ctx, id);
+  if (!account) throw notFound('Account');
+  return account;
+}
+
+function normalize(a: Account): Account {
+  for (const f of ['is_supplier', 'is_key_account', 'is_global', 'is_private'] as const) (a as unknown as Record<string, boolean>)[f] = Boolean(a[f]);
+  a.service_expires_on = dateText(a.service_expires_on);
+  return a;
+}
+
+/** Edit rights: an edit_accounts scope where the account is in reach; supervisors never edit through their team. */
+export async function canEditAccount(ctx: CrmContext, account: Account): Promise<boolean> {
+  if (!(await ctx.host.can(ctx.user, 'edit_accounts'))) return false;
+  const scope = await recordScope(globalContext(ctx), 'accounts', 'edit_accounts', { global: true });
+  const q = ctx.host.knex('crm_accounts as a').where('a.id', account.id);
+  applyAccountScope(q, scope);
+  return Boolean(await q.first('a.id'));
+}
+
+export async function requireEditableAccount(ctx: CrmContext, id: number): Promise<Account> {
+  const account = await requireVisibleAccount(ctx, id);
+  if (!(await canEditAccount(ctx, account))) throw forbidden('You may see this account but not change it.');
+  return account;
+}
+
+export async function linkedProjectIds(knex: Knex, accountId: number): Promise<number[]> {
+  return (await knex('crm_account_projects').where({ account_id: accountId }).pluck('project_id')).map(Number);
+}
+
+export interface AccountFormOptions {
+  types: AccountType[];
+  industries: Industry[];
+  groups: AccountGroup[];
+  users: { id: number; name: string }[];
+}
+
+export async function accountFormOptions(ctx: CrmContext): Promise<AccountFormOptions> {
+  const knex = ctx.host.knex;
+  return {
+    types: await AccountType.query(knex).where({ active: true }).orderBy('position'),
+    industries: await Industry.query(knex).where({ active: true }).orderBy('position'),
+    groups: await AccountGroup.query(knex).where({ active: true }).orderBy('position'),
+    users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
+  };
+}
+
+export interface AccountInput {
+  data: Record<(typeof ACCOUNT_FIELDS)[number], unknown>;
+  customFields: CustomFieldDef[];
+  customValues: Map<number, string | null>;
+  groupIds: number[];
+  favorite: boolean;
+}
+
+/** Reads and checks the account form (A1–A4), reporting every problem at once as field errors (422). */
+export async function readAccountInput(ctx: CrmContext, input: FormInput, existing: Account | null): Promise<AccountInput> {
+  const knex = ctx.host.knex;
+  const errors = new FieldErrors();
+  const typeId = errors.id(input, 'account_type_id', 'Account type');
+  const type = typeId ? await AccountType.query(knex).findById(typeId) : undefined;
+  if (!type) errors.add('account_type_id', 'Choose an account type');
+  let name = '';
+  let firstName = '';
+  let lastName = '';
+  if (type?.use_first_last_name) {
+    firstName = errors.text(input, 'first_name', 'First name', { max: 100 });
+    lastName = errors.text(input, 'last_name', 'Last name', { max: 100, required: !type.use_name });
+  }
+  if (type?.use_name || !type) name = errors.text(input, 'name', 'Name', { max: 200, required: true });
+  if (type?.use_first_last_name && !type.use_name) name = [firstName, lastName].filter(Boolean).join(' ');
+
+  const industryId = errors.id(input, 'industry_id', 'Industry');
+  if (industryId && !(await Industry.query(knex).findById(industryId))) errors.add('industry_id', 'Choose an industry from the list');
+  const managerId = errors.id(input, 'account_manager_id', 'Account manager');
+  if (managerId && !(await ctx.host.userById(managerId))) errors.add('account_manager_id', 'Choose an account manager from the list');
+  const groupIds = list(input, 'group_ids').map(Number);
+  if (groupIds.some((g) => !Number.isInteger(g) || g <= 0)) errors.add('group_ids', 'Groups are not valid');
+  else if (groupIds.length && (await AccountGroup.query(knex).whereIn('id', groupIds)).length !== new Set(groupIds).size) errors.add('group_ids', 'Choose groups from the list');
+
+  const parentId = errors.id(input, 'parent_id', 'Parent account');
+  if (parentId) {
+    if (!(await findVisibleAccount(ctx, parentId))) errors.add('parent_id', 'Choose a parent account you can see');
+    else if (existing && (await wouldCycle(knex, existing.id, parentId))) errors.add('parent_id', 'An account cannot be placed under itself or one of its sub-accounts');
+  }
+  const isPrivate = flag(input, 'is_private');
+  const creatorId = existing ? existing.author_id : ctx.user.id;
+  if (isPrivate !== Boolean(existing?.is_private) && creatorId !== ctx.user.id) errors.add('is_private', 'Only the creator of an account can make it private or public');
+  const customerNumber = errors.text(input, 'customer_number', 'Customer number', { max: 60 });
+
+  const data: AccountInput['data'] = {
+    account_type_id: typeId,
+    name,
+    first_name: firstName,
+    last_name: lastName,
+    organization: errors.text(input, 'organization', 'Organization', { max: 200 }),
+    email: errors.email(input, 'email', 'Email'),
+    phone: errors.text(input, 'phone', 'Phone', { max: 60 }),
+    street: errors.text(input, 'street', 'Street', { max: 200 }),
+    city: errors.text(input, 'city', 'City', { max: 100 }),
+    postcode: errors.text(input, 'postcode', 'Postcode', { max: 20 }),
+    country: errors.text(input, 'country', 'Country', { max: 100 }),
+    registration_number: errors.text(input, 'registration_number', 'Registration number', { max: 60 }),
+    vat_number: errors.text(input, 'vat_number', 'VAT number', { max: 60 }),
+    industry_id: industryId,
+    account_manager_id: managerId,
+    customer_number: customerNumber || null,
+    is_supplier: flag(input, 'is_supplier'),
+    is_key_account: flag(input, 'is_key_account'),
+    service_expires_on: errors.date(input, 'service_expires_on', 'Service expiry'),
+    note: errors.text(input, 'note', 'Note', { max: 10_000 }),
+    is_global: flag(input, 'is_global'),
+    is_private: isPrivate,
+    parent_id: parentId,
+  };
+  if (data.is_global && data.is_private) errors.add('is_private', 'An account cannot be both global and private');
+  const customFields = type ? await activeFields(knex, 'account', type.id) : [];
+  const customValues = readCustomValues(customFields, input, errors);
+  if (errors.any) throw invalid('The account was not saved: fix the fields marked below.', errors.errors);
+  return { data, customFields, customValues, groupIds: [...new Set(groupIds)], favorite: flag(input, 'favorite') };
+}
+
+/** Would putting `accountId` under `parentId` make a loop? Walks up from the new parent (bounded). */
+export async function wouldCycle(knex: Knex, accountId: number, parentId: number): Promise<boolean> {
+  let current: number | null = parentId;
+  for (let depth = 0; current !== null && depth < 100; depth++) {
+    if (current === accountId) return true;
+    const row: { parent_id: number | null } | undefined = await knex('crm_accounts').where({ id: current }).first('parent_id');
+    current = row?.parent_id ?? null;
+  }
+  return current !== null;
+}
+
+async function setGroups(trx: Knex.Transaction, accountId: number, groupIds: number[]): Promise<{ old: number[]; new: number[] } | null> {
+  const before = (await trx('crm_account_group_members').where({ account_id: accountId }).pluck('group_id')).map(Number).sort((x, y) => x - y);
+  const after = [...groupIds].sort((x, y) => x - y);
+  if (before.join(',') === after.join(',')) return null;
+  await trx('crm_account_group_members').where({ account_id: accountId }).delete();
+  if (after.length) await trx('crm_account_group_members').insert(after.map((group_id) => ({ account_id: accountId, group_id })));
+  return { old: before, new: after };
+}
+
+export async function setFavorite(knex: Knex, userId: number, accountId: number, favorite: boolean): Promise<void> {
+  if (favorite) await knex('crm_favorite_accounts').insert({ user_id: userId, account_id: accountId }).onConflict(['user_id', 'account_id']).ignore();
+  else await knex('crm_favorite_accounts').where({ user_id: userId, account_id: accountId }).delete();
+}
+
+export async function isFavorite(knex: Knex, userId: number, accountId: number): Promise<boolean> {
+  return Boolean(await knex('crm_favorite_accounts').where({ user_id: userId, account_id: accountId }).first());
+}
+
+/** Creates the account, links it to `project` (if any), and journals it, in one transaction. */
+export async function createAccount(ctx: CrmContext, input: AccountInput, project: HostProject | null): Promise<Account> {
+  const knex = ctx.host.knex;
+  return knex.transaction(async (trx) => {
+    const [row] = await trx('crm_accounts').insert({ ...input.data, author_id: ctx.user.id }).returning('*');
+    const id = Number(row.id);
+    if (project) await trx('crm_account_projects').insert({ account_id: id, project_id: project.id });
+    const groups = await setGroups(trx, id, input.groupIds);
+    const custom = await saveCustomValues(trx, 'account', id, input.customFields, input.customValues);
+    if (input.favorite) await setFavorite(trx, ctx.user.id, id, true);
+    const fields = changedFields({}, input.data, [...ACCOUNT_FIELDS]).filter((c) => c.new !== '' && c.new !== null && c.new !== false);
+    await journal(trx, {
+      type: 'account', id, userId: ctx.user.id, action: 'create',
+      changes: [...fields, ...(project ? [{ field: 'projects', old: null, new: project.identifier }] : []), ...(groups ? [{ field: 'groups', old: null, new: groups.new.join(',') }] : []), ...custom],
+    });
+    return normalize((await Account.query(trx).findById(id))!);
+  });
+}
+
+/** Saves an edit if nobody saved in between (`lockVersion`), journaling each changed field old → new. */
+export async function updateAccount(ctx: CrmContext, account: Account, input: AccountInput, lockVersion: number): Promise<Account> {
+  const knex = ctx.host.knex;
+  return knex.transaction(async (trx) => {
+    const updated = await trx('crm_accounts').where({ id: account.id, lock_version: lockVersion }).whereNull('deleted_at')
+      .update({ ...input.data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
+    if (updated === 0) throw staleRecord('This account');
+    const groups = await setGroups(trx, account.id, input.groupIds);
+    const custom = await saveCustomValues(trx, 'account', account.id, input.customFields, input.customValues);
+    await journal(trx, {
+      type: 'account', id: account.id, userId: ctx.user.id, action: 'update',
+      changes: [...changedFields(account as unknown as Record<string, unknown>, input.data, [...ACCOUNT_FIELDS]),
+        ...(groups ? [{ field: 'groups', old: groups.old.join(','), new: groups.new.join(',') }] : []), ...custom],
+    });
+    return normalize((await Account.query(trx).findById(account.id))!);
+  });
+}
+
+/** Soft delete (A: "restore deleted customers"): the row stays, hidden everywhere until an admin restores it. */
+export async function deleteAccount(ctx: CrmContext, account: Account): Promise<void> {
+  await ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_accounts').where({ id: account.id }).whereNull('deleted_at')
+      .update({ deleted_at: new Date().toISOString(), deleted_by: ctx.user.id, lock_version: account.lock_version + 1 });
+    if (n === 0) throw notFound('Account');
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'delete', changes: [] });
+  });
+}
+
+export async function listDeletedAccounts(ctx: CrmContext, page: number, perPage: number) {
+  if (!ctx.user.admin) throw notFound();
+  const base = ctx.host.knex('crm_accounts as a').whereNotNull('a.deleted_at')
+    .where((b) => b.where('a.is_private', false).orWhere('a.author_id', ctx.user.id));
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const rows = await base.clone().select('a.id', 'a.name', 'a.deleted_at', 'a.deleted_by').orderBy('a.deleted_at', 'desc').limit(perPage).offset((Math.min(page, pages) - 1) * perPage);
+  return { rows, meta: { page: Math.min(page, pages), pages, total: count, per_page: perPage } };
+}
+
+export async function restoreAccount(ctx: CrmContext, id: number): Promise<void> {
+  if (!ctx.user.admin) throw notFound('Account');
+  await ctx.host.knex.transaction(async (trx) => {
+    const row = await trx('crm_accounts').where({ id }).whereNotNull('deleted_at')
+      .where((b) => b.where('is_private', false).orWhere('author_id', ctx.user.id)).first();
+    if (!row) throw notFound('Deleted account');
+    await trx('crm_accounts').where({ id }).update({ deleted_at: null, deleted_by: null, lock_version: Number(row.lock_version) + 1 });
+    await journal(trx, { type: 'account', id, userId: ctx.user.id, action: 'restore', changes: [] });
+  });
+}
+
+export { CrmError };

@@ -1,0 +1,77 @@
+/** Reading HTML form input (everything arrives as strings or arrays of strings) into typed values. */
+export type FormInput = Record<string, unknown>;
+
+export function text(input: FormInput, key: string): string {
+  const v = input[key];
+  const last = Array.isArray(v) ? v[v.length - 1] : v;
+  return typeof last === 'string' ? last.trim() : typeof last === 'number' ? String(last) : '';
+}
+
+/** A checkbox (with or without its hidden "0" twin), or a JSON boolean. */
+export function flag(input: FormInput, key: string): boolean {
+  const v = input[key];
+  if (typeof v === 'boolean') return v;
+  const t = text(input, key);
+  return t === '1' || t === 'true' || t === 'on';
+}
+
+export function list(input: FormInput, key: string): string[] {
+  const v = input[key];
+  return (Array.isArray(v) ? v : v === undefined || v === null || v === '' ? [] : [v]).map((x) => String(x).trim()).filter(Boolean);
+}
+
+/** Collects field errors as a form is read, so every problem is reported at once. */
+export class FieldErrors {
+  readonly errors: Record<string, string> = {};
+
+  add(field: string, message: string): void {
+    if (!this.errors[field]) this.errors[field] = message;
+  }
+
+  get any(): boolean {
+    return Object.keys(this.errors).length > 0;
+  }
+
+  /** Text up to `max` characters; required ones must not be blank. */
+  text(input: FormInput, key: string, label: string, opts: { max: number; required?: boolean }): string {
+    const value = text(input, key);
+    if (opts.required && !value) this.add(key, `${label} is required`);
+    else if (value.length > opts.max) this.add(key, `${label} is at most ${opts.max} characters`);
+    return value;
+  }
+
+  /** A positive whole-number id, or null when blank. */
+  id(input: FormInput, key: string, label: string): number | null {
+    const value = text(input, key);
+    if (!value) return null;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) {
+      this.add(key, `${label} is not valid`);
+      return null;
+    }
+    return n;
+  }
+
+  /** A calendar date as YYYY-MM-DD, or null when blank. */
+  date(input: FormInput, key: string, label: string): string | null {
+    const value = text(input, key);
+    if (!value) return null;
+    if (!isIsoDate(value)) {
+      this.add(key, `${label} must be a date (YYYY-MM-DD)`);
+      return null;
+    }
+    return value;
+  }
+
+  email(input: FormInput, key: string, label: string): string {
+    const value = this.text(input, key, label, { max: 200 });
+    if (value && !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(value)) this.add(key, `${label} is not an email address`);
+    return value;
+  }
+}
+
+export function isIsoDate(value: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
+  const d = new Date(`${value}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === value;
+}
