@@ -9,7 +9,7 @@ import { overviewRoutes } from './routes/overview';
 import { settingsRoutes } from './routes/settings';
 import { accountRoutes } from './routes/accounts';
 import { crmMigrations, CRM_MIGRATIONS_TABLE } from '../migrations';
-import { seedDemo } from './demo';
+import { seedDemo } from './demo/index';
 
 /** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
 export function crmRoutes() {

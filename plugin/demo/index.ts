@@ -1,0 +1,16 @@
+import type { DemoDirectory, HostApi } from '../host';
+import { ProjectSetting } from '../models/settings';
+import { seedAccountsDemo } from './accounts';
+
+/**
+ * The plugin's part of the demo. Each feature adds its records through its own function here, so that
+ * `npm start` shows it working at once. The functions run in order: later ones may use earlier records.
+ */
+export async function seedDemo(host: HostApi, demo: DemoDirectory): Promise<void> {
+  const crm = demo.projects.crm;
+  if (!crm) return;
+  // The main CRM project shows its regional subprojects' records (P4).
+  await ProjectSetting.query(host.knex).insert({ project_id: crm.id, include_subprojects: true, lock_version: 0 } as never)
+    .onConflict('project_id').ignore();
+  await seedAccountsDemo(host, demo);
+}
