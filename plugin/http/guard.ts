@@ -105,7 +105,8 @@ export function buildRouter(host: HostApi, routes: CrmRoute[]): Router {
   const router = Router();
   for (const route of routes) {
     (Array.isArray(route.permission) ? route.permission : [route.permission]).forEach(requirePermissionName);
-    const paths = route.method === 'get' ? [route.path, `${route.path}.json`] : [route.path];
+    // The .json form first: otherwise `/crm/accounts/:id` would take "5.json" as the id.
+    const paths = route.method === 'get' ? [`${route.path}.json`, route.path] : [route.path];
     router[route.method](paths, async (req, res, next) => {
       try {
         const ctx = await authorize(host, route, req);

@@ -1,0 +1,323 @@
+import request from 'supertest';
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+let companyType: number;
+let requiredField: number;
+let numberField: number;
+
+beforeAll(async () => {
+  host = await startTestHost();
+  const knex = host.db.knex;
+  companyType = Number((await knex('crm_account_types').where({ name: 'Company' }).first()).id);
+  [requiredField] = (await knex('crm_custom_fields').insert({ entity: 'account', account_type_id: companyType, name: 'Contract region', field_format: 'text', is_required: true, position: 10 }).returning('id')).map((r) => Number(r.id ?? r));
+  [numberField] = (await knex('crm_custom_fields').insert({ entity: 'account', account_type_id: companyType, name: 'Employees', field_format: 'number', is_required: false, position: 11 }).returning('id')).map((r) => Number(r.id ?? r));
+});
+afterAll(async () => { await host.close(); });
+
+const accountId = async (name: string) => Number((await host.db.knex('crm_accounts').where({ name }).first()).id);
+const listedNames = (html: string) => [...html.matchAll(/<tr data-account="\d+">\s*<td><a href="\/crm\/accounts\/\d+">([^<]+)<\/a>/g)].map((m) => visibleText(m[1]));
+
+function companyForm(extra: Record<string, string | string[]> = {}) {
+  return { account_type_id: String(companyType), name: 'Umbrella Corp', city: 'Raccoon City', [`custom_field_${requiredField}`]: 'North', ...extra };
+}
+
+describe('creating accounts (A1–A3)', () => {
+  test('a rep creates a company account in a project: stored, linked, custom values saved, journaled, shown', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    await rep.refreshCsrf('/projects/crm-europe/crm/accounts/new');
+    const res = await rep.post('/projects/crm-europe/crm/accounts', companyForm({ name: 'Umbrella Europe', [`custom_field_${numberField}`]: '250', email: 'ops@umbrella.example', favorite: '1' }));
+    expect(res.status).toBe(303);
+    const id = await accountId('Umbrella Europe');
+    expect(res.headers.location).toBe(`/crm/accounts/${id}`);
+    const links = await host.db.knex('crm_account_projects').where({ account_id: id }).pluck('project_id');
+    expect(links).toEqual([host.demo.projects['crm-europe'].id]);
+    const values = await host.db.knex('crm_custom_values').where({ record_type: 'account', record_id: id }).orderBy('custom_field_id').pluck('value');
+    expect(values).toEqual(['North', '250']);
+    const page = await rep.get(`/crm/accounts/${id}`);
+    const text = visibleText(page.text);
+    expect(text).toContain('Umbrella Europe');
+    expect(text).toContain('Contract region North');
+    expect(text).toContain('Employees 250');
+    expect(text).toContain('Remove from my accounts');
+    const journal = await host.db.knex('crm_journals').where({ journalized_type: 'account', journalized_id: id });
+    expect(journal.map((j) => j.action)).toEqual(['create']);
+    const list = await rep.get('/projects/crm-europe/crm/accounts');
+    expect(listedNames(list.text)).toContain('Umbrella Europe');
+  });
+
+  test('a required custom field missing → 422 naming it, input kept, nothing stored', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const res = await rep.post('/crm/accounts', companyForm({ name: 'No Region Ltd', [`custom_field_${requiredField}`]: '', [`custom_field_${numberField}`]: 'lots' }));
+    expect(res.status).toBe(422);
+    expect(res.text).toContain(`data-field="custom_field_${requiredField}"`);
+    expect(visibleText(res.text)).toContain('Contract region is required');
+    expect(visibleText(res.text)).toContain('Employees must be a number');
+    expect(res.text).toContain('value="No Region Ltd"');
+    expect(await host.db.knex('crm_accounts').where({ name: 'No Region Ltd' }).first()).toBeUndefined();
+  });
+
+  test('personal accounts use first and last name; the name is built from them', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const personal = Number((await host.db.knex('crm_account_types').where({ name: 'Personal' }).first()).id);
+    const missing = await rep.post('/crm/accounts', { account_type_id: String(personal), first_name: 'Ola' });
+    expect(missing.status).toBe(422);
+    expect(visibleText(missing.text)).toContain('Last name is required');
+    const ok = await rep.post('/crm/accounts', { account_type_id: String(personal), first_name: 'Ola', last_name: 'Nordmann' });
+    expect(ok.status).toBe(303);
+    expect(await host.db.knex('crm_accounts').where({ name: 'Ola Nordmann', first_name: 'Ola', last_name: 'Nordmann' }).first()).toBeDefined();
+  });
+
+  test('bad input: over-long text, bad email and date, unknown industry, script in text rendered escaped', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const bad = await rep.post('/crm/accounts', companyForm({ name: 'x'.repeat(201), email: 'not-an-email', service_expires_on: '2026-02-30', industry_id: '999999' }));
+    expect(bad.status).toBe(422);
+    for (const field of ['name', 'email', 'service_expires_on', 'industry_id']) expect(bad.text).toContain(`data-field="${field}"`);
+    const xss = await rep.post('/projects/crm-europe/crm/accounts', companyForm({ name: '<script>alert(1)</script> Ltd', note: '<img src=x onerror=alert(1)>' }));
+    expect(xss.status).toBe(303);
+    const page = await rep.get(xss.headers.location);
+    expect(page.text).not.toContain('<script>alert(1)</script>');
+    expect(page.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; Ltd');
+    expect(page.text).not.toContain('<img src=x');
+  });
+
+  test('JSON: create and read with an API key', async () => {
+    const s = await Session.signIn(host.app, 'director');
+    await s.post('/my/api_key');
+    const key = /<code id="api-key">([0-9a-f]+)<\/code>/.exec((await s.get('/my/account')).text)![1];
+    const created = await request(host.app).post('/projects/crm-asia/crm/accounts').set('X-API-Key', key).set('Accept', 'application/json')
+      .send(companyForm({ name: 'Tokyo Trading' }));
+    expect(created.status).toBe(201);
+    expect(created.body.account).toMatchObject({ name: 'Tokyo Trading', city: 'Raccoon City', is_private: false });
+    const invalid = await request(host.app).post('/crm/accounts').set('X-API-Key', key).set('Accept', 'application/json').send({ account_type_id: String(companyType) });
+    expect(invalid.status).toBe(422);
+    expect(invalid.body.fields).toHaveProperty('name');
+    const read = await request(host.app).get(`/crm/accounts/${created.body.account.id}.json`).set('X-API-Key', key);
+    expect(read.body.account.name).toBe('Tokyo Trading');
+  });
+});
+
+describe('visibility (A4, S3)', () => {
+  test('a private account is seen only by its creator — not even by admins — everywhere', async () => {
+    const privateId = await accountId('Rick’s private prospect');
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get(`/crm/accounts/${privateId}`)).status).toBe(200);
+    expect(listedNames((await rep1.get('/crm/accounts?q=private')).text)).toEqual(['Rick’s private prospect']);
+    const admin = await Session.signIn(host.app, 'admin');
+    for (const url of [`/crm/accounts/${privateId}`, `/crm/accounts/${privateId}.json`, `/crm/accounts/${privateId}/edit`]) {
+      expect((await admin.get(url)).status).toBe(404);
+    }
+    expect(listedNames((await admin.get('/crm/accounts?q=private')).text)).toEqual([]);
+    expect((await admin.post(`/crm/accounts/${privateId}`, companyForm({ lock_version: '0' }))).status).toBe(404);
+    expect((await admin.post(`/crm/accounts/${privateId}/delete`, { confirm: '1' })).status).toBe(404);
+    expect((await admin.post(`/crm/accounts/${privateId}/favorite`, { favorite: '1' })).status).toBe(404);
+    const asParent = await admin.post('/crm/accounts', companyForm({ name: 'Child of private', parent_id: String(privateId) }));
+    expect(asParent.status).toBe(422);
+    expect(asParent.text).toContain('data-field="parent_id"');
+  });
+
+  test('only the creator may make an account private', async () => {
+    const id = await accountId('Nordic Retail Group'); // created by the director
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const edit = await rep1.get(`/crm/accounts/${id}/edit`);
+    expect(edit.status).toBe(200);
+    expect(edit.text).not.toContain('name="is_private"');
+    const lock = (await host.db.knex('crm_accounts').where({ id }).first()).lock_version;
+    const res = await rep1.post(`/crm/accounts/${id}`, { account_type_id: String(companyType), name: 'Nordic Retail Group', is_private: '1', lock_version: String(lock), [`custom_field_${requiredField}`]: 'North' });
+    expect(res.status).toBe(422);
+    expect(visibleText(res.text)).toContain('Only the creator of an account can make it private or public');
+    expect(Boolean((await host.db.knex('crm_accounts').where({ id }).first()).is_private)).toBe(false);
+  });
+
+  test('users see the accounts of their projects; other projects answer 404; global accounts are seen by all', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const names = listedNames((await rep1.get('/crm/accounts')).text);
+    expect(names).toEqual(expect.arrayContaining(['Acme Manufacturing', 'Nordic Retail Group', 'webshop.example', 'Parts & Bolts Supply']));
+    expect(names).not.toContain('Globex Corporation');
+    expect((await rep1.get(`/crm/accounts/${await accountId('Globex Corporation')}`)).status).toBe(404);
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect(listedNames((await rep2.get('/crm/accounts')).text)).toEqual(expect.arrayContaining(['Globex Corporation', 'webshop.example']));
+    expect(listedNames((await rep2.get('/crm/accounts')).text)).not.toContain('Acme Manufacturing');
+  });
+
+  test("'own' visibility for a role limits reps to the accounts they manage or created", async () => {
+    const role = await host.db.knex('roles').where({ name: 'Sales rep' }).first();
+    await host.db.knex('crm_role_visibility').insert({ role_id: role.id, entity: 'accounts', level: 'own' });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const names = listedNames((await rep1.get('/crm/accounts')).text);
+      expect(names).toContain('Acme Manufacturing'); // managed by rep1
+      expect(names).not.toContain('Parts & Bolts Supply'); // created by the director, in the CRM project
+      expect((await rep1.get(`/crm/accounts/${await accountId('Parts & Bolts Supply')}`)).status).toBe(404);
+    } finally {
+      await host.db.knex('crm_role_visibility').where({ role_id: role.id }).delete();
+    }
+  });
+
+  test("a supervisor with 'own + subordinates' sees a subordinate's accounts but cannot edit them", async () => {
+    const role = await host.db.knex('roles').where({ name: 'Sales rep' }).first();
+    await host.db.knex('crm_role_visibility').insert({ role_id: role.id, entity: 'accounts', level: 'subordinates' });
+    await host.db.knex('crm_user_supervisors').insert({ user_id: host.demo.users.rep2.id, supervisor_id: host.demo.users.rep1.id });
+    // rep1 joins Americas so Globex (managed by rep2) is in a project of theirs.
+    await host.db.knex('members').insert({ project_id: host.demo.projects['crm-americas'].id, user_id: host.demo.users.rep1.id, role_id: role.id });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const globex = await accountId('Globex Corporation');
+      expect((await rep1.get(`/crm/accounts/${globex}`)).status).toBe(200);
+      expect((await rep1.get(`/crm/accounts/${globex}`)).text).not.toContain('id="edit-account"');
+      expect((await rep1.get(`/crm/accounts/${globex}/edit`)).status).toBe(403);
+      const initech = await accountId('Initech'); // also rep2's
+      expect(listedNames((await rep1.get('/crm/accounts?q=initech')).text)).toEqual(['Initech']);
+      expect((await rep1.post(`/crm/accounts/${initech}`, { account_type_id: String(companyType), name: 'Hijacked', lock_version: '0' })).status).toBe(403);
+      expect((await host.db.knex('crm_accounts').where({ id: initech }).first()).name).toBe('Initech');
+    } finally {
+      await host.db.knex('crm_role_visibility').where({ role_id: role.id }).delete();
+      await host.db.knex('crm_user_supervisors').delete();
+      await host.db.knex('members').where({ project_id: host.demo.projects['crm-americas'].id, user_id: host.demo.users.rep1.id }).delete();
+    }
+  });
+});
+
+describe('list: search, filters, sorting, pagination, saved filters (A5)', () => {
+  test('search is case-insensitive and treats % and _ literally; SQL metacharacters are harmless', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    expect(listedNames((await director.get('/crm/accounts?q=ACME')).text)).toEqual(['Acme Manufacturing', 'Acme Service Center']);
+    expect(listedNames((await director.get('/crm/accounts?q=%25')).text)).toEqual([]);
+    const sql = await director.get("/crm/accounts?q=%27%20OR%201%3D1%20--&type=1%20OR%201=1&sort=name;DROP%20TABLE%20crm_accounts");
+    expect(sql.status).toBe(200);
+    expect(listedNames(sql.text)).toEqual([]);
+    expect(await host.db.knex.schema.hasTable('crm_accounts')).toBe(true);
+  });
+
+  test('filters by industry, key account, customers, suppliers, group and manager; sorting by city both ways', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const software = (await host.db.knex('crm_industries').where({ name: 'Software' }).first()).id;
+    expect(listedNames((await director.get(`/crm/accounts?industry=${software}`)).text).sort()).toEqual(['Globex Corporation', 'Initech']);
+    expect(listedNames((await director.get('/crm/accounts?key_account=1')).text)).toEqual(['Acme Manufacturing', 'Globex Corporation']);
+    expect(listedNames((await director.get('/crm/accounts?suppliers=1')).text)).toEqual(['Parts & Bolts Supply']);
+    expect(listedNames((await director.get('/crm/accounts?customers=1&q=c')).text)).toEqual(expect.arrayContaining(['Acme Manufacturing', 'Globex Corporation']));
+    const top = (await host.db.knex('crm_account_groups').where({ name: 'Top 10 customers' }).first()).id;
+    expect(listedNames((await director.get(`/crm/accounts?group=${top}`)).text)).toEqual(['Acme Manufacturing', 'Globex Corporation']);
+    expect(listedNames((await director.get(`/crm/accounts?manager=${host.demo.users.rep2.id}`)).text)).toEqual(['Globex Corporation', 'Initech']);
+    const asc = listedNames((await director.get('/crm/accounts?sort=city&q=o')).text);
+    const desc = listedNames((await director.get('/crm/accounts?sort=city&dir=desc&q=o')).text);
+    expect(desc).toEqual([...asc].reverse());
+  });
+
+  test('the list paginates with the page size setting, and the JSON says so', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    await host.db.knex('crm_settings').insert({ name: 'page_size', value: '3', lock_version: 0 }).onConflict('name').merge();
+    try {
+      const page1 = await director.get('/crm/accounts.json');
+      expect(page1.body.accounts).toHaveLength(3);
+      expect(page1.body.pagination.per_page).toBe(3);
+      const page2 = await director.get('/crm/accounts.json?page=2');
+      expect(page2.body.accounts.map((a: { id: number }) => a.id)).not.toContain(page1.body.accounts[0].id);
+      const html = await director.get('/crm/accounts');
+      expect(html.text).toContain('rel="next"');
+      const beyond = await director.get('/crm/accounts.json?page=9999');
+      expect(beyond.body.pagination.page).toBe(beyond.body.pagination.pages);
+    } finally {
+      await host.db.knex('crm_settings').where({ name: 'page_size' }).delete();
+    }
+  });
+
+  test('saved filters: mine, shared with everyone, and only the owner deletes', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const saved = await rep1.post('/crm/accounts/filters', { filter_name: 'My key accounts', key_account: '1', is_shared: '1' });
+    expect(saved.status).toBe(303);
+    expect(saved.headers.location).toBe('/crm/accounts?key_account=1');
+    const mine = await rep1.get('/crm/accounts');
+    expect(mine.text).toContain('href="/crm/accounts?key_account=1">My key accounts</a>');
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get('/crm/accounts')).text).toContain('My key accounts');
+    const id = (await host.db.knex('crm_saved_filters').where({ name: 'My key accounts' }).first()).id;
+    expect((await rep2.post(`/crm/accounts/filters/${id}/delete`)).status).toBe(404);
+    expect((await rep1.post(`/crm/accounts/filters/${id}/delete`)).status).toBe(303);
+    const nameless = await rep1.post('/crm/accounts/filters', { filter_name: ' ' });
+    expect(nameless.status).toBe(422);
+  });
+});
+
+describe('editing, locking, deleting (A6, O7, P6)', () => {
+  test('an edit is journaled field by field and shown on the History tab', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await accountId('Sakura Health');
+    const edit = await director.get(`/crm/accounts/${id}/edit`);
+    const lock = /name="lock_version" value="(\d+)"/.exec(edit.text)![1];
+    const res = await director.post(`/crm/accounts/${id}`, { account_type_id: String(companyType), name: 'Sakura Health KK', city: 'Kyoto', country: 'Japan', lock_version: lock, [`custom_field_${requiredField}`]: 'Kansai' });
+    expect(res.status).toBe(303);
+    const history = visibleText((await director.get(`/crm/accounts/${id}?tab=history`)).text);
+    expect(history).toContain('name : Sakura Health → Sakura Health KK');
+    expect(history).toContain('city : Osaka → Kyoto');
+    expect(history).toContain('cf:Contract region : (empty) → Kansai');
+    expect(history).toContain('Diane Director');
+  });
+
+  test('a stale save answers 409 with a message and the user’s input kept; nothing changes', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await accountId('Initech');
+    const lock = (await host.db.knex('crm_accounts').where({ id }).first()).lock_version;
+    const first = await director.post(`/crm/accounts/${id}`, { account_type_id: String(companyType), name: 'Initech Inc', lock_version: String(lock), [`custom_field_${requiredField}`]: 'South' });
+    expect(first.status).toBe(303);
+    const second = await director.htmxPost(`/crm/accounts/${id}`, { account_type_id: String(companyType), name: 'Initech Global', city: 'Dallas', lock_version: String(lock), [`custom_field_${requiredField}`]: 'South', _csrf: director.csrf });
+    expect(second.status).toBe(409);
+    expect(visibleText(second.text)).toContain('was changed by someone else');
+    expect(second.text).toContain('value="Initech Global"');
+    expect(second.text).toContain('value="Dallas"');
+    expect((await host.db.knex('crm_accounts').where({ id }).first()).name).toBe('Initech Inc');
+  });
+
+  test('delete is soft and needs confirmation; admins list and restore deleted accounts', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await accountId('Parts & Bolts Supply');
+    expect((await director.post(`/crm/accounts/${id}/delete`, {})).status).toBe(422);
+    const res = await director.post(`/crm/accounts/${id}/delete`, { confirm: '1' });
+    expect(res.status).toBe(303);
+    expect((await host.db.knex('crm_accounts').where({ id }).first()).deleted_at).not.toBeNull();
+    expect((await director.get(`/crm/accounts/${id}`)).status).toBe(404);
+    expect((await director.get('/crm/accounts/deleted')).status).toBe(404);
+    const admin = await Session.signIn(host.app, 'admin');
+    expect(visibleText((await admin.get('/crm/accounts/deleted')).text)).toContain('Parts & Bolts Supply');
+    expect((await admin.post(`/crm/accounts/${id}/restore`)).status).toBe(303);
+    expect((await director.get(`/crm/accounts/${id}`)).status).toBe(200);
+    const actions = await host.db.knex('crm_journals').where({ journalized_type: 'account', journalized_id: id }).orderBy('id').pluck('action');
+    expect(actions.slice(-2)).toEqual(['delete', 'restore']);
+  });
+
+  test('sidebar actions through htmx: favourite, add to project, add to group — fragments with HX-Trigger', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await accountId('Acme Manufacturing');
+    const fav = await director.htmxPost(`/crm/accounts/${id}/favorite`, { favorite: '1' });
+    expect(fav.status).toBe(200);
+    expect(fav.headers['hx-trigger']).toBe('crm:accountSaved');
+    expect(fav.text).not.toContain('<html');
+    expect(visibleText(fav.text)).toContain('Remove from my accounts');
+    const asia = host.demo.projects['crm-asia'];
+    const added = await director.htmxPost(`/crm/accounts/${id}/projects`, { project_id: String(asia.id) });
+    expect(added.status).toBe(200);
+    expect(await host.db.knex('crm_account_projects').where({ account_id: id, project_id: asia.id }).first()).toBeDefined();
+    const nordics = (await host.db.knex('crm_account_groups').where({ name: 'Nordics' }).first()).id;
+    const internalProject = host.demo.projects.internal;
+    expect((await director.htmxPost(`/crm/accounts/${id}/projects`, { project_id: String(internalProject.id) })).status).toBe(404);
+    const grouped = await director.post(`/crm/accounts/${id}/groups`, { group_id: String(nordics) });
+    expect(grouped.status).toBe(303);
+    const page = await director.get(`/crm/accounts/${id}?tab=projects`);
+    expect(visibleText(page.text)).toContain('Asia');
+    expect(page.text).toContain('https://www.openstreetmap.org/search?query=Sveav%C3%A4gen%201%2C%20111%2057%2C%20Stockholm%2C%20Sweden');
+  });
+
+  test('a sub-account cannot become the parent of its own parent (no cycles)', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const acme = await accountId('Acme Manufacturing');
+    const center = await accountId('Acme Service Center');
+    const lock = (await host.db.knex('crm_accounts').where({ id: acme }).first()).lock_version;
+    const res = await director.post(`/crm/accounts/${acme}`, { account_type_id: String(companyType), name: 'Acme Manufacturing', parent_id: String(center), lock_version: String(lock), [`custom_field_${requiredField}`]: 'North' });
+    expect(res.status).toBe(422);
+    expect(visibleText(res.text)).toContain('An account cannot be placed under itself or one of its sub-accounts');
+    const self = await director.post(`/crm/accounts/${acme}`, { account_type_id: String(companyType), name: 'Acme Manufacturing', parent_id: String(acme), lock_version: String(lock), [`custom_field_${requiredField}`]: 'North' });
+    expect(self.status).toBe(422);
+    const relations = visibleText((await director.get(`/crm/accounts/${acme}?tab=relations`)).text);
+    expect(relations).toContain('Acme Service Center');
+  });
+});
