@@ -1,0 +1,67 @@
+/// <reference lib="dom" />
+import type { Browser, Page } from 'playwright-core';
+import { launchBrowser, screenshot, signIn, startLiveHost, type LiveHost } from './browser';
+
+let live: LiveHost;
+let browser: Browser;
+let page: Page;
+const consoleErrors: string[] = [];
+
+beforeAll(async () => {
+  live = await startLiveHost();
+  const knex = live.host.db.knex;
+  const company = (await knex('crm_account_types').where({ name: 'Company' }).first()).id;
+  await knex('crm_custom_fields').insert({ entity: 'account', account_type_id: company, name: 'Framework agreement no.', field_format: 'text', is_required: true, position: 0 });
+  browser = await launchBrowser();
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // A 422 is the expected answer to the invalid form below; any other console error is a failure.
+  page.on('console', (msg) => { if (msg.type() === 'error' && !/status of 422/.test(msg.text())) consoleErrors.push(msg.text()); });
+  page.on('pageerror', (err) => consoleErrors.push(err.message));
+});
+afterAll(async () => {
+  await browser?.close();
+  await live?.close();
+});
+
+test('create an account with a required custom field: refused without it, saved with it', async () => {
+  const { baseUrl } = live;
+  await signIn(page, baseUrl, 'rep1');
+  await page.goto(`${baseUrl}/projects/crm-europe/crm/accounts`);
+  await page.click('#new-account');
+  await page.waitForURL(`${baseUrl}/projects/crm-europe/crm/accounts/new`);
+  await page.selectOption('select[name=account_type_id]', { label: 'Company' });
+  await page.waitForSelector('text=Framework agreement no.');
+  await page.fill('input[name=name]', 'Volvo Construction');
+  await page.fill('input[name=city]', 'Eskilstuna');
+  // The browser's own `required` check would stop the form; remove it to see the server's answer.
+  await page.evaluate(() => document.querySelectorAll('[required]').forEach((el) => el.removeAttribute('required')));
+  await page.click('#account-form button[type=submit]');
+  await page.waitForSelector('.field-error');
+  expect(await page.textContent('.field-error')).toContain('Framework agreement no. is required');
+  expect(await page.inputValue('input[name=name]')).toBe('Volvo Construction');
+
+  const field = page.locator('label:has-text("Framework agreement no.") input');
+  await field.fill('FA-2026-17');
+  await page.click('#account-form button[type=submit]');
+  await page.waitForURL(/\/crm\/accounts\/\d+$/);
+  expect(await page.textContent('#crm-page h2')).toContain('Volvo Construction');
+  expect(await page.textContent('[data-custom-field="Framework agreement no."]')).toBe('FA-2026-17');
+  await screenshot(page, 'account-created');
+
+  await page.click('#toggle-favorite');
+  await page.waitForFunction(() => document.querySelector('#toggle-favorite')?.textContent?.trim() === 'Remove from my accounts');
+  await page.click('.subtabs a[data-tab=history]');
+  await page.waitForSelector('#tab-history');
+  expect(await page.textContent('#tab-history')).toContain('create');
+  expect(consoleErrors).toEqual([]);
+});
+
+test('the account list with filters and saved filters', async () => {
+  await page.goto(`${live.baseUrl}/crm/accounts`);
+  await page.check('input[name=key_account]');
+  await page.click('.filters button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#accounts-table tbody tr').length === 1);
+  expect(page.url()).toContain('key_account=1');
+  await screenshot(page, 'account-list');
+  expect(consoleErrors).toEqual([]);
+});
