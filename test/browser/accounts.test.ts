@@ -1,30 +1,19 @@
 /// <reference lib="dom" />
-import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, screenshot, signIn, startLiveHost, type LiveHost } from './browser';
+import { screenshot, signIn, useBrowser } from './browser';
 
-let live: LiveHost;
-let browser: Browser;
-let page: Page;
-const consoleErrors: string[] = [];
-
-beforeAll(async () => {
-  live = await startLiveHost();
-  const knex = live.host.db.knex;
-  const company = (await knex('crm_account_types').where({ name: 'Company' }).first()).id;
-  await knex('crm_custom_fields').insert({ entity: 'account', account_type_id: company, name: 'Framework agreement no.', field_format: 'text', is_required: true, position: 0 });
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  // A 422 is the expected answer to the invalid form below; any other console error is a failure.
-  page.on('console', (msg) => { if (msg.type() === 'error' && !/status of 422/.test(msg.text())) consoleErrors.push(msg.text()); });
-  page.on('pageerror', (err) => consoleErrors.push(err.message));
-});
-afterAll(async () => {
-  await browser?.close();
-  await live?.close();
+// A 422 is the expected answer to the invalid form below; any other console error is a failure.
+const session = useBrowser({
+  expectedErrors: /status of 422/,
+  async prepare(live) {
+    const knex = live.host.db.knex;
+    const company = (await knex('crm_account_types').where({ name: 'Company' }).first()).id;
+    await knex('crm_custom_fields').insert({ entity: 'account', account_type_id: company, name: 'Framework agreement no.', field_format: 'text', is_required: true, position: 0 });
+  },
 });
 
 test('create an account with a required custom field: refused without it, saved with it', async () => {
-  const { baseUrl } = live;
+  const { page, consoleErrors } = session;
+  const { baseUrl } = session.live;
   await signIn(page, baseUrl, 'rep1');
   await page.goto(`${baseUrl}/projects/crm-europe/crm/accounts`);
   await page.click('#new-account');
@@ -57,7 +46,8 @@ test('create an account with a required custom field: refused without it, saved 
 });
 
 test('the account list with filters and saved filters', async () => {
-  await page.goto(`${live.baseUrl}/crm/accounts`);
+  const { page, consoleErrors } = session;
+  await page.goto(`${session.live.baseUrl}/crm/accounts`);
   await page.check('input[name=key_account]');
   await page.click('.filters button[type=submit]');
   await page.waitForFunction(() => document.querySelectorAll('#accounts-table tbody tr').length === 1);

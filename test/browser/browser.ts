@@ -51,3 +51,34 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+export interface BrowserSession {
+  live: LiveHost;
+  page: Page;
+  /** Console errors and page errors seen so far (a flow's expected ones filtered by `expectedErrors`). */
+  consoleErrors: string[];
+}
+
+/**
+ * Registers beforeAll/afterAll for a browser test file: a live host, Chromium and one page, with console
+ * errors collected. `prepare` adds the file's own data before the browser starts.
+ */
+export function useBrowser(options: { prepare?: (live: LiveHost) => Promise<void>; expectedErrors?: RegExp } = {}): BrowserSession {
+  const session = { consoleErrors: [] as string[] } as BrowserSession;
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    session.live = await startLiveHost();
+    await options.prepare?.(session.live);
+    browser = await launchBrowser();
+    session.page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    session.page.on('console', (msg) => {
+      if (msg.type() === 'error' && !(options.expectedErrors && options.expectedErrors.test(msg.text()))) session.consoleErrors.push(msg.text());
+    });
+    session.page.on('pageerror', (err) => session.consoleErrors.push(err.message));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await session.live?.close();
+  });
+  return session;
+}

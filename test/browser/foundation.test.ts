@@ -1,25 +1,10 @@
 /// <reference lib="dom" />
-import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, screenshot, signIn, startLiveHost, type LiveHost } from './browser';
+import { screenshot, signIn, useBrowser } from './browser';
 
-let live: LiveHost;
-let browser: Browser;
-let page: Page;
-const consoleErrors: string[] = [];
-
-beforeAll(async () => {
-  live = await startLiveHost();
-  browser = await launchBrowser();
-  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
-  page.on('pageerror', (err) => consoleErrors.push(err.message));
-});
-afterAll(async () => {
-  await browser?.close();
-  await live?.close();
-});
+const session = useBrowser();
 
 test('enable CRM on a project, open its CRM tab, and run a sidebar action through htmx without a reload', async () => {
+  const { page, consoleErrors, live } = session;
   const { baseUrl } = live;
   await signIn(page, baseUrl, 'admin', 'admin');
 
@@ -58,6 +43,7 @@ test('enable CRM on a project, open its CRM tab, and run a sidebar action throug
 });
 
 test('the global CRM overview with its sidebar of sections', async () => {
+  const { page, consoleErrors, live } = session;
   await page.goto(`${live.baseUrl}/crm`);
   expect(await page.textContent('#crm-page h2')).toBe('CRM overview');
   const sections = await page.locator('.crm-nav a').allTextContents();
