@@ -70,7 +70,14 @@ export async function createHostApp(options: HostOptions): Promise<HostApp> {
   const repo = new HostRepository(knex, registry);
 
   const csrf = csrfSync({
-    getTokenFromRequest: (req) => (req.body && typeof req.body._csrf === 'string' ? req.body._csrf : req.get('X-CSRF-Token')),
+    getTokenFromRequest: (req) => {
+      if (req.body && typeof req.body._csrf === 'string') return req.body._csrf;
+      const header = req.get('X-CSRF-Token');
+      if (header) return header;
+      // A multipart body (file upload) is read by its route, after this check: a form that works without
+      // JavaScript sends the token in its action's query string instead. Only for multipart requests.
+      return req.is('multipart/form-data') && typeof req.query._csrf === 'string' ? req.query._csrf : undefined;
+    },
   });
   const layout = new Layout(repo, manifests, (req) => csrf.generateToken(req));
   const hostApi = createHostApi({ knex, dataDir: options.dataDir, repo, layout, csrfToken: (req) => csrf.generateToken(req) });

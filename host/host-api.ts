@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { HOST_API_VERSION, type HostApi, type HostUser } from '../plugin/host';
 import { createProjectFromTemplate, createTask } from './projects-service';
 import type { Layout } from './render';
-import type { HostRepository } from './repository';
+import { toTask, type HostRepository } from './repository';
 
 /** The reference host's implementation of the plugin contract. */
 export function createHostApi(deps: {
@@ -29,6 +29,17 @@ export function createHostApi(deps: {
     createProjectFromTemplate: (input, trx) => createProjectFromTemplate(knex, input, trx),
     createTask: (input, trx) => createTask(knex, input, trx),
     taskById: (id) => repo.taskById(id),
+    // Subject search for task pickers: only projects where the user may view tasks, newest first, bounded.
+    searchTasks: async (user, text, limit) => {
+      const term = text.trim().toLowerCase().slice(0, 100);
+      if (!term) return [];
+      const projectIds = (await repo.projectsWhere(user, 'view_tasks')).map((p) => p.id);
+      if (!projectIds.length) return [];
+      const pattern = `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      const rows = await knex('tasks').whereIn('project_id', projectIds).whereRaw(`lower(subject) like ? escape '\\'`, [pattern])
+        .orderBy('id', 'desc').limit(Math.max(1, Math.min(limit, 50)));
+      return rows.map(toTask);
+    },
     users: () => repo.activeUsers(),
     roles: async () => (await knex('roles').orderBy('position').select('id', 'name')).map((r) => ({ id: Number(r.id), name: String(r.name) })),
     memberships: async (user) => (await knex('members').where({ user_id: user.id }).select('project_id', 'role_id'))

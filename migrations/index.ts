@@ -9,6 +9,8 @@ export interface CrmMigration {
 
 import { foundation } from './20261123_001_foundation';
 import { accounts } from './20261123_002_accounts';
+import { taskPrimary } from './20261123_005_task_primary';
+import { opportunities } from './20261123_007_opportunities';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

@@ -117,6 +117,11 @@ export interface HostApi {
   createProjectFromTemplate(input: NewProjectFromTemplate, trx?: HostTransaction): Promise<HostProject>;
   createTask(input: NewTask, trx?: HostTransaction): Promise<HostTask>;
   taskById(id: number): Promise<HostTask | null>;
+  /**
+   * Tasks whose subject contains `text` (case-insensitive), only in projects where `user` may view tasks,
+   * newest first, at most `limit`. For pickers ("link an existing task"); a host without search returns [].
+   */
+  searchTasks(user: HostUser, text: string, limit: number): Promise<HostTask[]>;
 
   /** The host's roles, for settings that vary by role (record visibility). */
   roles(): Promise<HostRole[]>;

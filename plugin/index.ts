@@ -8,12 +8,22 @@ import { ASSET_PATH, PUBLIC_DIR } from './paths';
 import { overviewRoutes } from './routes/overview';
 import { settingsRoutes } from './routes/settings';
 import { accountRoutes } from './routes/accounts';
+import { relationRoutes } from './routes/relations';
+import { taskAccountRoutes } from './routes/task-accounts';
+import { ACCOUNT_ATTACHMENTS, attachmentRoutes } from './routes/attachments';
+import { crmAdminRoutes } from './routes/crm-admin';
+import { contactRoutes } from './routes/contacts';
+import { partnerRoutes } from './routes/partners';
+import { opportunityRoutes } from './routes/opportunities';
+import { activityRoutes } from './routes/activities';
+import { opportunityActionRoutes } from './routes/opportunity-actions';
+import { opportunityAdminRoutes } from './routes/opportunity-admin';
 import { crmMigrations, CRM_MIGRATIONS_TABLE } from '../migrations';
 import { seedDemo } from './demo/index';
 
 /** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
 export function crmRoutes() {
-  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes()];
+  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes()];
 }
 
 /** Builds the plugin's router from the host's services. No global state: two hosts can mount it side by side. */

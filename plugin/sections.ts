@@ -11,10 +11,10 @@ export interface CrmSection {
 
 export const SECTIONS: CrmSection[] = [
   { id: 'leads', label: 'Leads', permission: 'view_leads', issue: 'Leads and campaigns' },
-  { id: 'opportunities', label: 'Opportunities', permission: 'view_opportunities', issue: 'Opportunities, sales activities and the pipeline (#4)' },
+  { id: 'opportunities', label: 'Opportunities', permission: 'view_opportunities' },
   { id: 'accounts', label: 'Accounts', permission: 'view_accounts' },
-  { id: 'personal_contacts', label: 'Personal contacts', permission: 'view_personal_contacts', issue: 'Accounts, personal contacts, partners (#3)' },
-  { id: 'partners', label: 'Partners', permission: 'view_partners', issue: 'Accounts, personal contacts, partners (#3)' },
+  { id: 'personal_contacts', label: 'Personal contacts', permission: 'view_personal_contacts' },
+  { id: 'partners', label: 'Partners', permission: 'view_partners' },
   { id: 'campaigns', label: 'Campaigns', permission: 'view_campaigns', issue: 'Leads and campaigns' },
   { id: 'contracts', label: 'Contracts', permission: 'view_contracts', issue: 'Sold: contracts, and contracts that start projects (#6)' },
   { id: 'price_books', label: 'Price books', permission: 'view_price_books', issue: 'Price books, products, bundles, quotes (#5)' },

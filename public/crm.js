@@ -29,3 +29,39 @@
     box.textContent = message;
   });
 })();
+
+// Kanban: dragging a card onto another column submits the card's own move form (the same request the
+// move menu sends, so the server applies the same rules). Without JavaScript the menu works as a form.
+(function () {
+  var dragged = null;
+  document.addEventListener('dragstart', function (event) {
+    var card = event.target.closest && event.target.closest('.card[data-opportunity]');
+    if (!card) return;
+    dragged = card;
+    event.dataTransfer.effectAllowed = 'move';
+    event.dataTransfer.setData('text/plain', card.getAttribute('data-opportunity'));
+  });
+  document.addEventListener('dragover', function (event) {
+    var column = dragged && event.target.closest && event.target.closest('.kanban-column');
+    if (!column) return;
+    event.preventDefault();
+    column.classList.add('drop-target');
+  });
+  document.addEventListener('dragleave', function (event) {
+    var column = event.target.closest && event.target.closest('.kanban-column');
+    if (column) column.classList.remove('drop-target');
+  });
+  document.addEventListener('drop', function (event) {
+    var column = dragged && event.target.closest && event.target.closest('.kanban-column');
+    if (!column) return;
+    event.preventDefault();
+    column.classList.remove('drop-target');
+    var form = dragged.querySelector('form.move');
+    var select = form && form.querySelector('select[name=status_id]');
+    var status = column.getAttribute('data-status');
+    dragged = null;
+    if (!form || !select || select.value === status) return;
+    select.value = status;
+    form.requestSubmit();
+  });
+})();

@@ -1,6 +1,11 @@
 import type { DemoDirectory, HostApi } from '../host';
 import { ProjectSetting } from '../models/settings';
 import { seedAccountsDemo } from './accounts';
+import { seedContactsDemo } from './contacts';
+import { seedSettingsDemo } from './settings';
+import { seedRelationsDemo } from './relations';
+import { seedOpportunitiesDemo } from './opportunities';
+import { seedActivitiesDemo } from './activities';
 
 /**
  * The plugin's part of the demo. Each feature adds its records through its own function here, so that
@@ -13,4 +18,9 @@ export async function seedDemo(host: HostApi, demo: DemoDirectory): Promise<void
   await ProjectSetting.query(host.knex).insert({ project_id: crm.id, include_subprojects: true, lock_version: 0 } as never)
     .onConflict('project_id').ignore();
   await seedAccountsDemo(host, demo);
+  await seedSettingsDemo(host, demo);
+  await seedRelationsDemo(host, demo);
+  await seedContactsDemo(host, demo);
+  await seedOpportunitiesDemo(host, demo);
+  await seedActivitiesDemo(host, demo);
 }

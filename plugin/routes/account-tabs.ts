@@ -1,8 +1,15 @@
 import type { CrmContext } from '../http/guard';
 import type { Account } from '../models/account';
-import { dateText, linkedProjectIds } from '../services/accounts';
+import { canEditAccount, dateText, linkedProjectIds } from '../services/accounts';
+import { accountRecord } from '../services/activities';
+import { activityListLocals, addFormLocals } from './activities';
 import { activeFields, customValuesOf } from '../services/custom-fields';
 import { history } from '../services/journal';
+import { presentHistory } from '../services/history-display';
+import { contactsOfAccount } from '../services/contacts';
+import { ACCOUNT_ATTACHMENTS, attachmentListLocals } from './attachments';
+import { internalCategories, internalRelations, linkedAccounts, relationChoices, relationTypes } from '../services/relations';
+import { accountTasks, TASK_LIST_LIMIT } from '../services/task-accounts';
 
 /**
  * The tabs of the account detail page (A6), in order. Each loads only its own data, when it is shown.
@@ -34,13 +41,27 @@ export const ACCOUNT_TABS: AccountTab[] = [
       return { custom: fields.map((f) => ({ name: f.name, format: f.field_format, value: values.get(f.id) ?? null })), type, industry, manager, groups };
     },
   },
-  comingLater('people', 'People', 'Accounts, personal contacts, partners (#3) — personal contacts'),
+  {
+    // A9: the account's personal contacts (crm_account_contacts) with their role; link an existing one or unlink.
+    id: 'people', label: 'People', view: 'accounts/tabs/people',
+    load: async (ctx, account) => ({
+      contacts: await contactsOfAccount(ctx, account.id), canAddContacts: await ctx.host.can(ctx.user, 'add_personal_contacts'),
+      peopleMessage: null, peopleErrors: {}, peopleValues: {},
+    }),
+  },
   comingLater('opportunities', 'Opportunities', 'Opportunities, sales activities and the pipeline (#4)'),
   {
     id: 'invoicing', label: 'Invoicing & billing', view: 'accounts/tabs/invoicing',
     load: async () => ({}),
   },
-  comingLater('activities', 'Sales activities', 'Opportunities, sales activities and the pipeline (#4)'),
+  {
+    // O5: the account's sales activities, edited in place, and the add form (the same partials as the opportunity page).
+    id: 'activities', label: 'Sales activities', view: '../activities/account-tab',
+    async load(ctx, account, page) {
+      const record = accountRecord(account, await canEditAccount(ctx, account));
+      return { list: await activityListLocals(ctx, record, page), form: await addFormLocals(ctx, record, 'full') };
+    },
+  },
   {
     id: 'projects', label: 'Projects & tickets', view: 'accounts/tabs/projects',
     async load(ctx, account) {
@@ -49,7 +70,9 @@ export const ACCOUNT_TABS: AccountTab[] = [
         const p = await ctx.host.projectById(id);
         if (p) projects.push(p);
       }
-      return { projects: projects.sort((a, b) => a.name.localeCompare(b.name)) };
+      // A8: the account's linked host tasks (the newest TASK_LIST_LIMIT links).
+      const tasks = await accountTasks(ctx, account);
+      return { projects: projects.sort((a, b) => a.name.localeCompare(b.name)), tasks: tasks.rows, tasksTotal: tasks.total, taskLimit: TASK_LIST_LIMIT };
     },
   },
   comingLater('contracts', 'Contracts', 'Sold: contracts, and contracts that start projects (#6)'),
@@ -60,18 +83,25 @@ export const ACCOUNT_TABS: AccountTab[] = [
       const parent = account.parent_id ? await knex('crm_accounts').where({ id: account.parent_id }).whereNull('deleted_at').first('id', 'name') : null;
       const children = await knex('crm_accounts').where({ parent_id: account.id }).whereNull('deleted_at')
         .where((b) => b.where('is_private', false).orWhere('author_id', ctx.user.id)).orderBy('name').limit(200).select('id', 'name');
-      return { parent, children };
+      // A7: linked accounts (both directions) and internal relations, with what their forms offer.
+      const links = await linkedAccounts(ctx, account.id);
+      const internal = await internalRelations(ctx, account.id);
+      const users = (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name }));
+      return { parent, children, links, internal, choices: relationChoices(await relationTypes(knex)), categories: await internalCategories(knex), users };
     },
   },
   {
     id: 'history', label: 'History', view: 'accounts/tabs/history',
     async load(ctx, account, page) {
-      const log = await history(ctx.host.knex, 'account', account.id, page, 20);
+      const log = await presentHistory(ctx, await history(ctx.host.knex, 'account', account.id, page, 20));
       const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
       return { log, users };
     },
   },
-  comingLater('files', 'Files', 'Accounts, personal contacts, partners (#3) — attachments'),
+  {
+    id: 'files', label: 'Files', view: 'accounts/tabs/files',
+    load: async (ctx, account) => ({ attachments: await attachmentListLocals(ctx, ACCOUNT_ATTACHMENTS, account) }),
+  },
 ];
 
 export function findTab(id: string): AccountTab {

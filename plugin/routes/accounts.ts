@@ -56,7 +56,7 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
 }
 
 async function formPage(ctx: CrmContext, req: Request, account: Account | null, values: FormInput, errors: Record<string, string> = {}, message: string | null = null, status = 200): Promise<PageResponse> {
-  const options = await accountFormOptions(ctx);
+  const options = await accountFormOptions(ctx, account);
   const typeId = Number(values.account_type_id ?? account?.account_type_id ?? options.types[0]?.id);
   const type = options.types.find((t) => t.id === typeId) ?? options.types[0];
   const customFields = type ? await activeFields(ctx.host.knex, 'account', type.id) : [];
@@ -81,8 +81,9 @@ async function valuesOf(ctx: CrmContext, account: Account): Promise<FormInput> {
   return values;
 }
 
-async function detailPage(ctx: CrmContext, req: Request, account: Account, message: string | null = null): Promise<PageResponse> {
-  const tab = findTab(text(req.query as FormInput, 'tab'));
+/** The account page on `tab` (default: the `?tab=` of the request); other features' actions re-render it too. */
+export async function accountDetailPage(ctx: CrmContext, req: Request, account: Account, message: string | null = null, tabId?: string): Promise<PageResponse> {
+  const tab = findTab(tabId ?? text(req.query as FormInput, 'tab'));
   const tabLocals = await tab.load(ctx, account, pageParam(req));
   const canEdit = await canEditAccount(ctx, account);
   const canDelete = canEdit && (await ctx.host.can(ctx.user, 'delete_accounts'));
@@ -138,7 +139,7 @@ const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
     const account = await createAccount(ctx, input, project);
     res.set('HX-Trigger', 'crm:accountSaved');
     if (req.get('HX-Request')) res.set('HX-Redirect', accountUrl(account.id));
-    await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await detailPage(ctx, req, account)), status: 201 }));
+    await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account)), status: 201 }));
   });
 };
 
@@ -185,7 +186,7 @@ export function accountRoutes(): CrmRoute[] {
     {
       method: 'get', path: '/crm/accounts/:id', permission: 'view_accounts',
       async handler(ctx, req, res) {
-        await respond(ctx.host, req, res, await detailPage(ctx, req, await requireVisibleAccount(ctx, idParam(req))));
+        await respond(ctx.host, req, res, await accountDetailPage(ctx, req, await requireVisibleAccount(ctx, idParam(req))));
       },
     },
     {
@@ -204,7 +205,7 @@ export function accountRoutes(): CrmRoute[] {
           if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
           const input = await readAccountInput(ctx, formInput(req), account);
           const saved = await updateAccount(ctx, account, input, lockVersion);
-          await respondAfterChange(ctx.host, req, res, accountUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Account saved.')), trigger: 'crm:accountSaved' }));
+          await respondAfterChange(ctx.host, req, res, accountUrl(saved.id), async () => ({ ...(await accountDetailPage(ctx, req, saved, 'Account saved.')), trigger: 'crm:accountSaved' }));
         });
       },
     },
@@ -225,7 +226,7 @@ export function accountRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireVisibleAccount(ctx, idParam(req));
         await setFavorite(ctx.host.knex, ctx.user.id, account.id, text(formInput(req), 'favorite') === '1');
-        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await detailPage(ctx, req, account)), trigger: 'crm:accountSaved' }));
+        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account)), trigger: 'crm:accountSaved' }));
       },
     },
     {
@@ -239,7 +240,7 @@ export function accountRoutes(): CrmRoute[] {
           const added = await trx('crm_account_projects').insert({ account_id: account.id, project_id: project.id }).onConflict(['account_id', 'project_id']).ignore();
           if (added) await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'projects', old: null, new: project.identifier }] });
         });
-        await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await detailPage(ctx, req, account, `Added to ${project.name}.`)), trigger: 'crm:accountSaved' }));
+        await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await accountDetailPage(ctx, req, account, `Added to ${project.name}.`)), trigger: 'crm:accountSaved' }));
       },
     },
     {
@@ -253,7 +254,7 @@ export function accountRoutes(): CrmRoute[] {
           await trx('crm_account_group_members').insert({ account_id: account.id, group_id: group.id }).onConflict(['account_id', 'group_id']).ignore();
           await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'groups', old: null, new: `+${group.name}` }] });
         });
-        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await detailPage(ctx, req, account, `Added to group ${group.name}.`)), trigger: 'crm:accountSaved' }));
+        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account, `Added to group ${group.name}.`)), trigger: 'crm:accountSaved' }));
       },
     },
   ];

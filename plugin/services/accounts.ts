@@ -187,12 +187,17 @@ export interface AccountFormOptions {
   users: { id: number; name: string }[];
 }
 
-export async function accountFormOptions(ctx: CrmContext): Promise<AccountFormOptions> {
+/**
+ * The choices of the account form: active types, industries and groups — plus, when editing, the ones the
+ * account already has even if an admin has since switched them off, so a save never changes them silently.
+ */
+export async function accountFormOptions(ctx: CrmContext, account: Account | null = null): Promise<AccountFormOptions> {
   const knex = ctx.host.knex;
+  const currentGroups = account ? (await knex('crm_account_group_members').where({ account_id: account.id }).pluck('group_id')).map(Number) : [];
   return {
-    types: await AccountType.query(knex).where({ active: true }).orderBy('position'),
-    industries: await Industry.query(knex).where({ active: true }).orderBy('position'),
-    groups: await AccountGroup.query(knex).where({ active: true }).orderBy('position'),
+    types: await AccountType.query(knex).where((b) => { b.where({ active: true }); if (account) b.orWhere('id', account.account_type_id); }).orderBy('position'),
+    industries: await Industry.query(knex).where((b) => { b.where({ active: true }); if (account?.industry_id) b.orWhere('id', account.industry_id); }).orderBy('position'),
+    groups: await AccountGroup.query(knex).where((b) => { b.where({ active: true }); if (currentGroups.length) b.orWhereIn('id', currentGroups); }).orderBy('position'),
     users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
   };
 }
@@ -209,8 +214,10 @@ export interface AccountInput {
 export async function readAccountInput(ctx: CrmContext, input: FormInput, existing: Account | null): Promise<AccountInput> {
   const knex = ctx.host.knex;
   const errors = new FieldErrors();
+  // Only what the form offers is accepted: active values, or the ones this account already has.
+  const options = await accountFormOptions(ctx, existing);
   const typeId = errors.id(input, 'account_type_id', 'Account type');
-  const type = typeId ? await AccountType.query(knex).findById(typeId) : undefined;
+  const type = options.types.find((t) => t.id === typeId);
   if (!type) errors.add('account_type_id', 'Choose an account type');
   let name = '';
   let firstName = '';
@@ -223,12 +230,12 @@ export async function readAccountInput(ctx: CrmContext, input: FormInput, existi
   if (type?.use_first_last_name && !type.use_name) name = [firstName, lastName].filter(Boolean).join(' ');
 
   const industryId = errors.id(input, 'industry_id', 'Industry');
-  if (industryId && !(await Industry.query(knex).findById(industryId))) errors.add('industry_id', 'Choose an industry from the list');
+  if (industryId && !options.industries.some((i) => i.id === industryId)) errors.add('industry_id', 'Choose an industry from the list');
   const managerId = errors.id(input, 'account_manager_id', 'Account manager');
   if (managerId && !(await ctx.host.userById(managerId))) errors.add('account_manager_id', 'Choose an account manager from the list');
   const groupIds = list(input, 'group_ids').map(Number);
   if (groupIds.some((g) => !Number.isInteger(g) || g <= 0)) errors.add('group_ids', 'Groups are not valid');
-  else if (groupIds.length && (await AccountGroup.query(knex).whereIn('id', groupIds)).length !== new Set(groupIds).size) errors.add('group_ids', 'Choose groups from the list');
+  else if (groupIds.some((g) => !options.groups.some((o) => o.id === g))) errors.add('group_ids', 'Choose groups from the list');
 
   const parentId = errors.id(input, 'parent_id', 'Parent account');
   if (parentId) {

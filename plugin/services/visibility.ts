@@ -5,7 +5,7 @@ import type { HostUser } from '../host';
 /** S3: per role and record kind, whose records a user sees. Supervisors get view on their team, never edit. */
 export type VisibilityLevel = 'all' | 'own' | 'subordinates';
 export const VISIBILITY_LEVELS: VisibilityLevel[] = ['all', 'own', 'subordinates'];
-export const VISIBILITY_ENTITIES = ['accounts', 'partners', 'personal_contacts'] as const;
+export const VISIBILITY_ENTITIES = ['accounts', 'partners', 'personal_contacts', 'opportunities'] as const;
 export type VisibilityEntity = (typeof VISIBILITY_ENTITIES)[number];
 
 /** Everything a list query needs to show only what this user may see, resolved once per request. */

@@ -14,6 +14,12 @@ beforeAll(async () => {
   [numberField] = (await knex('crm_custom_fields').insert({ entity: 'account', account_type_id: companyType, name: 'Employees', field_format: 'number', is_required: false, position: 11 }).returning('id')).map((r) => Number(r.id ?? r));
 });
 afterAll(async () => { await host.close(); });
+// The demo narrows sales reps to their own accounts and gives them a supervisor; each test here starts from
+// "all" with no supervisors and sets what it needs.
+beforeEach(async () => {
+  await host.db.knex('crm_role_visibility').delete();
+  await host.db.knex('crm_user_supervisors').delete();
+});
 
 const accountId = async (name: string) => Number((await host.db.knex('crm_accounts').where({ name }).first()).id);
 const listedNames = (html: string) => [...html.matchAll(/<tr data-account="\d+">\s*<td><a href="\/crm\/accounts\/\d+">([^<]+)<\/a>/g)].map((m) => visibleText(m[1]));
@@ -248,9 +254,9 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
     const res = await director.post(`/crm/accounts/${id}`, { account_type_id: String(companyType), name: 'Sakura Health KK', city: 'Kyoto', country: 'Japan', lock_version: lock, [`custom_field_${requiredField}`]: 'Kansai' });
     expect(res.status).toBe(303);
     const history = visibleText((await director.get(`/crm/accounts/${id}?tab=history`)).text);
-    expect(history).toContain('name : Sakura Health → Sakura Health KK');
-    expect(history).toContain('city : Osaka → Kyoto');
-    expect(history).toContain('cf:Contract region : (empty) → Kansai');
+    expect(history).toContain('Name : Sakura Health → Sakura Health KK');
+    expect(history).toContain('City : Osaka → Kyoto');
+    expect(history).toContain('Contract region : (empty) → Kansai');
     expect(history).toContain('Diane Director');
   });
 
@@ -305,6 +311,32 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
     const page = await director.get(`/crm/accounts/${id}?tab=projects`);
     expect(visibleText(page.text)).toContain('Asia');
     expect(page.text).toContain('https://www.openstreetmap.org/search?query=Sveav%C3%A4gen%201%2C%20111%2057%2C%20Stockholm%2C%20Sweden');
+  });
+
+  test('values an admin switched off stay on the accounts that have them, and cannot be newly chosen', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const id = await accountId('Nordic Retail Group');
+    const retail = (await knex('crm_industries').where({ name: 'Retail' }).first()).id;
+    const nordics = (await knex('crm_account_groups').where({ name: 'Nordics' }).first()).id;
+    await knex('crm_industries').where({ id: retail }).update({ active: false });
+    await knex('crm_account_groups').where({ id: nordics }).update({ active: false });
+    try {
+      const edit = await director.get(`/crm/accounts/${id}/edit`);
+      expect(edit.text).toMatch(new RegExp(`<option value="${retail}" selected>Retail</option>`));
+      expect(edit.text).toMatch(new RegExp(`name="group_ids" value="${nordics}" checked`));
+      const lock = (await knex('crm_accounts').where({ id }).first()).lock_version;
+      const saved = await director.post(`/crm/accounts/${id}`, { account_type_id: String(companyType), name: 'Nordic Retail Group', industry_id: String(retail), group_ids: [String(nordics)], lock_version: String(lock), [`custom_field_${requiredField}`]: 'North' });
+      expect(saved.status).toBe(303);
+      expect((await knex('crm_accounts').where({ id }).first()).industry_id).toBe(retail);
+      const other = await director.post('/crm/accounts', companyForm({ name: 'New Retailer', industry_id: String(retail), group_ids: [String(nordics)] }));
+      expect(other.status).toBe(422);
+      expect(other.text).toContain('data-field="industry_id"');
+      expect(other.text).toContain('data-field="group_ids"');
+    } finally {
+      await knex('crm_industries').where({ id: retail }).update({ active: true });
+      await knex('crm_account_groups').where({ id: nordics }).update({ active: true });
+    }
   });
 
   test('a sub-account cannot become the parent of its own parent (no cycles)', async () => {

@@ -7,7 +7,7 @@ afterAll(async () => { await host.close(); });
 const defaults = {
   default_currency: 'EUR', reporting_currency: 'EUR', show_subproject_records: '0', use_price_book_items: '1',
   show_sales_activities_on_opportunities: '1', show_item_descriptions_on_quotes: '1', account_type_for_opportunities: 'company',
-  status_after_sold: 'Won', page_size: '25',
+  status_after_sold: 'Won', page_size: '25', max_attachment_mb: '10',
 };
 
 describe('CRM settings (admin menu entry, S7)', () => {

@@ -1,0 +1,361 @@
+import type { Request, Response } from 'express';
+import type { CrmContext, CrmRoute } from '../http/guard';
+import { CrmError, invalid } from '../http/errors';
+import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import type { HostProject } from '../host';
+import { FIELD_LABELS, RULED_FIELDS, type Opportunity } from '../models/opportunity';
+import { globalContext } from '../services/accounts';
+import { fieldRulesFor, type FieldRules } from '../services/field-rules';
+import { text, type FormInput } from '../services/form';
+import { history } from '../services/journal';
+import { presentHistory } from '../services/history-display';
+import { amountInput, formatMoney } from '../services/money';
+import {
+  canEditOpportunity, createOpportunity, deleteOpportunity, kanban, listOpportunities, moveOpportunity, moveToProject,
+  opportunityFilterParams, parseOpportunityFilters, readOpportunityInput, requireEditableOpportunity, requireVisibleOpportunity,
+  statuses, updateOpportunity, type OpportunityFilters,
+} from '../services/opportunities';
+import { pageParam } from '../services/pagination';
+import { deleteFilter, queryString, saveFilter, savedFilters } from '../services/saved-filters';
+import { loadSettings } from '../services/settings';
+import { OPPORTUNITY_SIDEBAR, OPPORTUNITY_PANELS } from './opportunity-extensions';
+
+const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/opportunities` : '/crm/opportunities');
+export const opportunityUrl = (id: number) => `/crm/opportunities/${id}`;
+const idParam = (req: Request) => (/^\d{1,10}$/.test(String(req.params.id ?? '')) ? Number(req.params.id) : 0);
+const body = (req: Request) => (req.body ?? {}) as FormInput;
+
+export function opportunityJson(o: Opportunity) {
+  return {
+    id: o.id, name: o.name, project_id: o.project_id, account_id: o.account_id, contact_id: o.contact_id, owner_id: o.owner_id,
+    status_id: o.status_id, amount_minor: o.amount_minor, amount: o.amount_minor === null ? null : amountInput(o.amount_minor, o.currency),
+    currency: o.currency, expected_close_on: o.expected_close_on, partner_id: o.partner_id, description: o.description,
+    is_locked: o.is_locked, lock_version: o.lock_version, url: opportunityUrl(o.id),
+  };
+}
+
+/** What a JSON client may read under the field rules: hidden fields are left out. */
+function visibleJson(o: Opportunity, rules: FieldRules) {
+  const json: Record<string, unknown> = opportunityJson(o);
+  for (const f of RULED_FIELDS) if (rules.get(f) === 'hidden') { delete json[f]; if (f === 'amount_minor') delete json.amount; }
+  return json;
+}
+
+/** Filters, falling back to the role's default filter when the list is opened without any. */
+async function filtersFor(ctx: CrmContext, req: Request): Promise<OpportunityFilters> {
+  const query = req.query as FormInput;
+  if (Object.keys(query).filter((k) => k !== 'page').length === 0) {
+    const roles = (await ctx.host.memberships(ctx.user)).filter((m) => !ctx.project || m.projectId === ctx.project.id).map((m) => m.roleId);
+    if (roles.length) {
+      const row = await ctx.host.knex('crm_role_default_filters as d').join('crm_saved_filters as f', 'f.id', 'd.saved_filter_id')
+        .where('d.entity', 'opportunities').whereIn('d.role_id', roles).orderBy('d.role_id').first('f.params');
+      if (row) return parseOpportunityFilters(JSON.parse(String(row.params)));
+    }
+  }
+  return parseOpportunityFilters(query);
+}
+
+async function listOptions(ctx: CrmContext) {
+  const knex = ctx.host.knex;
+  const [allStatuses, users, projects] = await Promise.all([
+    statuses(knex), ctx.host.users(), (await globalContext(ctx).scopeProjects('view_opportunities')),
+  ]);
+  const partners = await knex('crm_partners').whereNull('deleted_at').orderBy('name').limit(500).select('id', 'name');
+  return { statuses: allStatuses, users: users.map((u) => ({ id: u.id, name: u.name })), projects, partners };
+}
+
+async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null): Promise<PageResponse> {
+  const settings = await loadSettings(ctx.host.knex);
+  const result = await listOpportunities(ctx, f, pageParam(req), Number(settings.page_size));
+  const options = await listOptions(ctx);
+  const users = new Map(options.users.map((u) => [u.id, u.name]));
+  const params = opportunityFilterParams(f);
+  return {
+    title: ctx.project ? `${ctx.project.name} · Opportunities` : 'Opportunities',
+    view: 'opportunities/index',
+    project: ctx.project,
+    status: error ? error.status : 200,
+    locals: {
+      ...result, f, params, options, users, base: base(ctx), project: ctx.project, formatMoney, queryString: (p: Record<string, string | string[]>) => qs(p),
+      savedFilters: await savedFilters(ctx.host.knex, 'opportunities', ctx.user), canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
+      error, current: 'list',
+    },
+    json: error ? { error: error.message, fields: error.fieldErrors } : {
+      opportunities: result.rows.map((r) => ({ ...r, url: opportunityUrl(r.id) })),
+      totals: result.totals, pagination: result.meta,
+      status_counts: Object.fromEntries(result.tagCounts),
+    },
+  };
+}
+
+function qs(params: Record<string, string | string[]>): string {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) for (const x of Array.isArray(v) ? v : [v]) search.append(k, x);
+  const out = search.toString();
+  return out ? `?${out}` : '';
+}
+
+/** Lists answer a malformed filter with the list page and the message (422), not a bare error. */
+async function withFilters(ctx: CrmContext, req: Request, res: Response, page: (f: OpportunityFilters) => Promise<PageResponse>): Promise<void> {
+  let f: OpportunityFilters;
+  try {
+    f = await filtersFor(ctx, req);
+  } catch (err) {
+    if (!(err instanceof CrmError) || err.status !== 422) throw err;
+    return respond(ctx.host, req, res, await listPage(ctx, req, parseOpportunityFilters({}), err));
+  }
+  await respond(ctx.host, req, res, await page(f));
+}
+
+async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageResponse> {
+  const board = await kanban(ctx, f);
+  const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+  return {
+    title: ctx.project ? `${ctx.project.name} · Pipeline` : 'Pipeline',
+    view: 'opportunities/kanban',
+    project: ctx.project,
+    locals: { ...board, users, base: base(ctx), project: ctx.project, formatMoney, params: opportunityFilterParams(f), qs, current: 'kanban' },
+    json: {
+      columns: board.columns.map((c) => ({ status: { id: c.status.id, name: c.status.name }, count: c.count, totals: c.totals, cards: c.cards.map((o) => ({ id: o.id, name: o.name, lock_version: o.lock_version })) })),
+      folded: board.folded.map((c) => ({ status: { id: c.status.id, name: c.status.name, kind: c.status.kind }, count: c.count })),
+    },
+  };
+}
+
+async function formOptions(ctx: CrmContext) {
+  const knex = ctx.host.knex;
+  const settings = await loadSettings(knex);
+  return {
+    statuses: await statuses(knex, { activeOnly: true }),
+    users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
+    partners: await knex('crm_partners').whereNull('deleted_at').orderBy('name').limit(500).select('id', 'name'),
+    defaultCurrency: String(settings.default_currency),
+  };
+}
+
+async function formPage(ctx: CrmContext, project: HostProject | null, opp: Opportunity | null, values: FormInput, error: CrmError | null = null): Promise<PageResponse> {
+  const options = await formOptions(ctx);
+  const statusId = Number(text(values, 'status_id')) || opp?.status_id || options.statuses.find((s) => s.is_default)?.id || options.statuses[0]?.id;
+  const rules: FieldRules = project ? await fieldRulesFor(ctx, project.id, statusId) : new Map();
+  const projects = project ? [] : await ctx.host.projectsWhere(ctx.user, 'add_opportunities');
+  const accountName = values.account_id ? (await ctx.host.knex('crm_accounts').where({ id: Number(values.account_id) || 0 }).first('name'))?.name ?? '' : '';
+  const action = opp ? opportunityUrl(opp.id) : project ? `/projects/${encodeURIComponent(project.identifier)}/crm/opportunities` : '/crm/opportunities';
+  return {
+    title: opp ? `Edit ${opp.name}` : 'New opportunity',
+    view: 'opportunities/form',
+    project: ctx.project,
+    status: error?.status ?? 200,
+    locals: { opp, values, errors: error?.fieldErrors ?? {}, message: error?.message ?? null, options, rules, statusId, projects, action, accountName, labels: FIELD_LABELS, project: ctx.project },
+    json: { error: error?.message ?? null, fields: error?.fieldErrors ?? {} },
+  };
+}
+
+export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity, message: string | null = null): Promise<PageResponse> {
+  const knex = ctx.host.knex;
+  const [allStatuses, project, canEdit] = await Promise.all([statuses(knex), ctx.host.projectById(opp.project_id), canEditOpportunity(ctx, opp)]);
+  const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+  const status = allStatuses.find((s) => s.id === opp.status_id)!;
+  const account = opp.account_id ? await knex('crm_accounts').where({ id: opp.account_id }).whereNull('deleted_at').first('id', 'name') : null;
+  const contact = opp.contact_id ? await knex('crm_personal_contacts').where({ id: opp.contact_id }).first('id', 'first_name', 'last_name') : null;
+  const partner = opp.partner_id ? await knex('crm_partners').where({ id: opp.partner_id }).first('id', 'name') : null;
+  const owner = opp.owner_id ? await ctx.host.userById(opp.owner_id) : null;
+  const log = await presentHistory(ctx, await history(knex, 'opportunity', opp.id, pageParam(req), 20), { currency: opp.currency });
+  const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+  const moveTargets = canEdit ? (await ctx.host.projectsWhere(ctx.user, 'add_opportunities')).filter((p) => p.id !== opp.project_id) : [];
+  const panels = [];
+  for (const panel of OPPORTUNITY_PANELS) panels.push({ view: panel.view, locals: await panel.load(ctx, opp, canEdit) });
+  const sidebar = [];
+  for (const action of OPPORTUNITY_SIDEBAR) sidebar.push({ view: action.view, locals: await action.load(ctx, opp, canEdit) });
+  return {
+    title: opp.name,
+    view: 'opportunities/show',
+    locals: {
+      opp, status, statuses: allStatuses.filter((s) => s.active), project, account, contact, partner, owner, log, users, canEdit, rules, message,
+      canDelete: canEdit && !opp.is_locked && (await ctx.host.can(ctx.user, 'delete_opportunities', project)), moveTargets, formatMoney, panels, sidebar,
+      canAdd: await ctx.host.can(ctx.user, 'add_opportunities'),
+    },
+    json: { opportunity: visibleJson(opp, rules), status: { id: status.id, name: status.name, kind: status.kind, probability: status.probability }, can_edit: canEdit },
+  };
+}
+
+async function rerenderForm(ctx: CrmContext, req: Request, res: Response, project: HostProject | null, opp: Opportunity | null, save: () => Promise<void>) {
+  try {
+    await save();
+  } catch (err) {
+    if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await formPage(ctx, project, opp, body(req), err));
+    throw err;
+  }
+}
+
+/** The project a new opportunity goes into: the page's project, or the one chosen on the global form. */
+async function targetProject(ctx: CrmContext, input: FormInput): Promise<HostProject> {
+  if (ctx.project) return ctx.project;
+  const id = Number(text(input, 'project_id'));
+  const project = (await ctx.host.projectsWhere(ctx.user, 'add_opportunities')).find((p) => p.id === id);
+  if (!project) throw invalid('The opportunity was not saved: fix the fields marked below.', { project_id: 'Choose a project where you may add opportunities' });
+  return project;
+}
+
+const listHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f) => listPage(ctx, req, f));
+const kanbanHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f) => kanbanPage(ctx, f));
+const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
+  const q = req.query as FormInput;
+  await respond(ctx.host, req, res, await formPage(ctx, ctx.project, null, { account_id: text(q, 'account_id'), partner_id: text(q, 'partner_id') }));
+};
+const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
+  await rerenderForm(ctx, req, res, ctx.project, null, async () => {
+    const project = await targetProject(ctx, body(req));
+    const { data } = await readOpportunityInput(ctx, body(req), null, project);
+    const opp = await createOpportunity(ctx, project, data);
+    // "Save and new" opens a fresh form prefilled like this one (O4 copy and new).
+    const next = text(body(req), 'and_new') === '1' ? `${base(ctx)}/new?account_id=${opp.account_id ?? ''}&partner_id=${opp.partner_id ?? ''}` : opportunityUrl(opp.id);
+    // htmx would follow a 303 inside its request and swap the next page into the form; it navigates on HX-Redirect.
+    if (req.get('HX-Request')) return void res.set('HX-Redirect', next).status(201).end();
+    if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: opportunityJson(opp) });
+    res.redirect(303, next);
+  });
+};
+
+export function opportunityRoutes(): CrmRoute[] {
+  const both = (path: string, permission: string, method: 'get' | 'post', handler: CrmRoute['handler']): CrmRoute[] => [
+    { method, path: `/crm/opportunities${path}`, permission, handler },
+    { method, path: `/projects/:identifier/crm/opportunities${path}`, permission, handler },
+  ];
+  return [
+    ...both('', 'view_opportunities', 'get', listHandler),
+    ...both('/kanban', 'view_opportunities', 'get', kanbanHandler),
+    ...both('/new', 'add_opportunities', 'get', newHandler),
+    ...both('', 'add_opportunities', 'post', createHandler),
+    {
+      method: 'post', path: '/crm/opportunities/filters', permission: 'view_opportunities',
+      async handler(ctx, req, res) {
+        const input = body(req);
+        const params = opportunityFilterParams(parseOpportunityFilters(input));
+        await saveFilter(ctx.host.knex, 'opportunities', ctx.user, text(input, 'filter_name'), text(input, 'is_shared') === '1', paramsForStorage(params));
+        res.redirect(303, `/crm/opportunities${qs(params)}`);
+      },
+    },
+    {
+      method: 'get', path: '/crm/opportunities/filters', permission: 'view_opportunities',
+      async handler(ctx, req, res) {
+        const filters = await savedFilters(ctx.host.knex, 'opportunities', ctx.user);
+        const canManageDefaults = await ctx.host.can(ctx.user, 'manage_crm_settings');
+        const roles = canManageDefaults ? await ctx.host.roles() : [];
+        const defaults = canManageDefaults ? await ctx.host.knex('crm_role_default_filters').where({ entity: 'opportunities' }) : [];
+        await respond(ctx.host, req, res, {
+          title: 'Saved filters', view: 'opportunities/filters',
+          locals: { filters, roles, defaults: new Map(defaults.map((d) => [Number(d.role_id), Number(d.saved_filter_id)])), canManageDefaults, queryString, current: 'filters', base: '/crm/opportunities', project: null },
+          json: { filters },
+        });
+      },
+    },
+    {
+      method: 'post', path: '/crm/opportunities/filters/:id/delete', permission: 'view_opportunities',
+      async handler(ctx, req, res) {
+        await deleteFilter(ctx.host.knex, 'opportunities', ctx.user, idParam(req));
+        res.redirect(303, '/crm/opportunities/filters');
+      },
+    },
+    {
+      // O2 "a default filter per role": set by those who manage CRM settings, from shared filters only.
+      method: 'post', path: '/crm/opportunities/filters/defaults', permission: 'manage_crm_settings',
+      async handler(ctx, req, res) {
+        const roles = await ctx.host.roles();
+        const shared = new Set((await savedFilters(ctx.host.knex, 'opportunities', ctx.user)).filter((f) => f.is_shared).map((f) => f.id));
+        const rows: { role_id: number; entity: string; saved_filter_id: number }[] = [];
+        for (const role of roles) {
+          const raw = text(body(req), `role_${role.id}`);
+          if (!raw) continue;
+          if (!shared.has(Number(raw))) throw invalid(`Choose a shared filter for ${role.name}.`, { [`role_${role.id}`]: 'Choose a shared filter' });
+          rows.push({ role_id: role.id, entity: 'opportunities', saved_filter_id: Number(raw) });
+        }
+        await ctx.host.knex.transaction(async (trx) => {
+          await trx('crm_role_default_filters').where({ entity: 'opportunities' }).delete();
+          if (rows.length) await trx('crm_role_default_filters').insert(rows);
+        });
+        res.redirect(303, '/crm/opportunities/filters');
+      },
+    },
+    {
+      method: 'get', path: '/crm/opportunities/:id', permission: 'view_opportunities',
+      async handler(ctx, req, res) {
+        await respond(ctx.host, req, res, await detailPage(ctx, req, await requireVisibleOpportunity(ctx, idParam(req))));
+      },
+    },
+    {
+      method: 'get', path: '/crm/opportunities/:id/edit', permission: 'edit_opportunities',
+      async handler(ctx, req, res) {
+        const opp = await requireEditableOpportunity(ctx, idParam(req));
+        const project = await ctx.host.projectById(opp.project_id);
+        await respond(ctx.host, req, res, await formPage(ctx, project, opp, { ...opportunityJson(opp), amount: opportunityJson(opp).amount ?? '' } as FormInput));
+      },
+    },
+    {
+      // O4 copy: a new opportunity form prefilled from this one (saved with "save" or "save and new").
+      method: 'get', path: '/crm/opportunities/:id/copy', permission: 'add_opportunities',
+      async handler(ctx, req, res) {
+        const opp = await requireVisibleOpportunity(ctx, idParam(req));
+        const project = await ctx.host.projectById(opp.project_id);
+        const canAddThere = project && (await ctx.host.can(ctx.user, 'add_opportunities', project));
+        const values = { ...opportunityJson(opp), name: `${opp.name} (copy)`, project_id: String(opp.project_id) } as FormInput;
+        await respond(ctx.host, req, res, await formPage({ ...ctx, project: canAddThere ? project : null }, canAddThere ? project : null, null, values));
+      },
+    },
+    {
+      method: 'post', path: '/crm/opportunities/:id', permission: 'edit_opportunities',
+      async handler(ctx, req, res) {
+        const opp = await requireEditableOpportunity(ctx, idParam(req));
+        const project = (await ctx.host.projectById(opp.project_id))!;
+        await rerenderForm(ctx, req, res, project, opp, async () => {
+          const lockVersion = Number(text(body(req), 'lock_version'));
+          if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const { data } = await readOpportunityInput(ctx, body(req), opp, project);
+          const saved = await updateOpportunity(ctx, opp, data, lockVersion);
+          await respondAfterChange(ctx.host, req, res, opportunityUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Opportunity saved.')), trigger: 'crm:opportunitySaved' }));
+        });
+      },
+    },
+    {
+      // O3: the kanban move and the status form on a card; same service and rules as the edit form.
+      method: 'post', path: '/crm/opportunities/:id/status', permission: 'edit_opportunities',
+      async handler(ctx, req, res) {
+        const opp = await requireEditableOpportunity(ctx, idParam(req));
+        const lockVersion = Number(text(body(req), 'lock_version'));
+        if (!Number.isInteger(lockVersion)) throw invalid('The move is missing its lock version; reload the board.', { lock_version: 'missing' });
+        const saved = await moveOpportunity(ctx, opp, Number(text(body(req), 'status_id')), lockVersion);
+        const back = text(body(req), 'back');
+        const location = back === 'kanban' ? `${text(body(req), 'board') || '/crm/opportunities'}/kanban` : opportunityUrl(saved.id);
+        if (back === 'kanban' && req.get('HX-Request')) {
+          const project = text(body(req), 'board').startsWith('/projects/') ? await ctx.host.projectByIdentifier(decodeURIComponent(text(body(req), 'board').split('/')[2] ?? '')) : null;
+          const boardCtx = project ? { ...ctx, project } : globalContext(ctx);
+          return respond(ctx.host, req, res, { ...(await kanbanPage(boardCtx, parseOpportunityFilters({}))), trigger: 'crm:opportunitySaved' });
+        }
+        await respondAfterChange(ctx.host, req, res, location, async () => ({ ...(await detailPage(ctx, req, saved, 'Status changed.')), trigger: 'crm:opportunitySaved' }));
+      },
+    },
+    {
+      method: 'post', path: '/crm/opportunities/:id/project', permission: 'edit_opportunities',
+      async handler(ctx, req, res) {
+        const opp = await requireEditableOpportunity(ctx, idParam(req));
+        const saved = await moveToProject(ctx, opp, Number(text(body(req), 'project_id')), Number(text(body(req), 'lock_version')));
+        await respondAfterChange(ctx.host, req, res, opportunityUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Moved to another project.')), trigger: 'crm:opportunitySaved' }));
+      },
+    },
+    {
+      method: 'post', path: '/crm/opportunities/:id/delete', permission: 'delete_opportunities',
+      async handler(ctx, req, res) {
+        const opp = await requireEditableOpportunity(ctx, idParam(req));
+        if (text(body(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
+        await deleteOpportunity(ctx, opp);
+        if (req.get('HX-Request')) return void res.set('HX-Redirect', '/crm/opportunities').status(204).end();
+        if (req.accepts(['html', 'json']) === 'json') return void res.json({ deleted: opp.id });
+        res.redirect(303, '/crm/opportunities');
+      },
+    },
+  ];
+}
+
+/** Saved filters store flat strings; several statuses are kept comma-separated. */
+function paramsForStorage(params: Record<string, string | string[]>): Record<string, string> {
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : v]));
+}

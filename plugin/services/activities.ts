@@ -1,0 +1,439 @@
+import type { Knex } from 'knex';
+import type { CrmContext } from '../http/guard';
+import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
+import { applyAccountScope, type Account } from '../models/account';
+import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
+import { applyPartnerScope } from '../models/partner';
+import { canEditAccount, dateText, requireVisibleAccount } from './accounts';
+import { FieldErrors, flag, isIsoDate, text, type FormInput } from './form';
+import { journal } from './journal';
+import { canEditOpportunity, requireVisibleOpportunity } from './opportunities';
+import type { PageMeta } from './pagination';
+import { canEditPartner, requireVisiblePartner } from './partners';
+import { recordScope } from './visibility';
+
+/**
+ * O5 sales activities: calls, meetings, emails and notes on an opportunity, an account or a partner (leads
+ * join when they exist). An activity is visible where its record is; a personal one only to its author and
+ * its responsible person. Changes are journaled on the record, under the field "activity".
+ */
+export const ACTIVITY_RECORD_TYPES = ['opportunity', 'account', 'partner'] as const;
+export type ActivityRecordType = (typeof ACTIVITY_RECORD_TYPES)[number];
+
+/** URL segment, permissions and labels per record type. */
+export const RECORD_KINDS: Record<ActivityRecordType, { segment: string; view: string; edit: string; label: string }> = {
+  opportunity: { segment: 'opportunities', view: 'view_opportunities', edit: 'edit_opportunities', label: 'Opportunity' },
+  account: { segment: 'accounts', view: 'view_accounts', edit: 'edit_accounts', label: 'Account' },
+  partner: { segment: 'partners', view: 'view_partners', edit: 'edit_partners', label: 'Partner' },
+};
+
+/** The record an activity hangs on, as far as activities need to know it. */
+export interface ActivityRecord {
+  type: ActivityRecordType;
+  id: number;
+  name: string;
+  /** The account the activity concerns (an opportunity's account, the account itself), for the to-do grouping. */
+  accountId: number | null;
+  accountName: string | null;
+  projectId: number | null;
+  canEdit: boolean;
+  /** The record's page, and where its activities live (`…/activities`). */
+  url: string;
+  base: string;
+  /** The element id of the record's activity list: the target of every in-place change. */
+  listId: string;
+}
+
+export interface Activity {
+  id: number;
+  record_type: ActivityRecordType;
+  record_id: number;
+  account_id: number | null;
+  project_id: number | null;
+  category_id: number;
+  category_name: string;
+  subject: string;
+  notes: string;
+  occurred_at: string;
+  duration_minutes: number | null;
+  next_contact_on: string | null;
+  responsible_id: number | null;
+  is_personal: boolean;
+  author_id: number | null;
+  lock_version: number;
+}
+
+export interface ActivityData {
+  category_id: number;
+  subject: string;
+  notes: string;
+  occurred_at: string;
+  duration_minutes: number | null;
+  next_contact_on: string | null;
+  responsible_id: number | null;
+  is_personal: boolean;
+}
+
+export const ACTIVITY_LABELS: Record<keyof ActivityData, string> = {
+  category_id: 'Category', subject: 'Subject', notes: 'Notes', occurred_at: 'Date', duration_minutes: 'Duration',
+  next_contact_on: 'Next contact', responsible_id: 'Responsible', is_personal: 'Personal',
+};
+
+const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
+
+export function recordUrl(type: ActivityRecordType, id: number): string {
+  return type === 'account' ? `/crm/accounts/${id}?tab=activities` : `/crm/${RECORD_KINDS[type].segment}/${id}`;
+}
+
+function recordBase(type: ActivityRecordType, id: number) {
+  return { type, id, base: `/crm/${RECORD_KINDS[type].segment}/${id}/activities`, url: recordUrl(type, id), listId: `activities-${type}-${id}` };
+}
+
+/** An opportunity already loaded and checked (the opportunity page) as an activity record. */
+export async function opportunityRecord(knex: Knex, opp: Opportunity, canEdit: boolean): Promise<ActivityRecord> {
+  const account = opp.account_id ? await knex('crm_accounts').where({ id: opp.account_id }).whereNull('deleted_at').first('name') : null;
+  return { ...recordBase('opportunity', opp.id), name: opp.name, accountId: opp.account_id, accountName: account?.name ?? null, projectId: opp.project_id, canEdit };
+}
+
+export function accountRecord(account: Account, canEdit: boolean): ActivityRecord {
+  return { ...recordBase('account', account.id), name: account.name, accountId: account.id, accountName: account.name, projectId: null, canEdit };
+}
+
+/** The record if this user may see it (404 otherwise), with whether they may change its activities. */
+export async function requireActivityRecord(ctx: CrmContext, type: ActivityRecordType, id: number): Promise<ActivityRecord> {
+  if (type === 'opportunity') {
+    const opp = await requireVisibleOpportunity(ctx, id);
+    return opportunityRecord(ctx.host.knex, opp, await canEditOpportunity(ctx, opp));
+  }
+  if (type === 'account') {
+    const account = await requireVisibleAccount(ctx, id);
+    return accountRecord(account, await canEditAccount(ctx, account));
+  }
+  const partner = await requireVisiblePartner(ctx, id);
+  return { ...recordBase('partner', id), name: partner.name, accountId: null, accountName: null, projectId: partner.project_id, canEdit: await canEditPartner(ctx, partner) };
+}
+
+export async function activityCategories(knex: Knex, includeId: number | null = null): Promise<{ id: number; name: string }[]> {
+  const rows = await knex('crm_activity_categories').where((b) => { b.where('active', true); if (includeId) b.orWhere('id', includeId); })
+    .orderBy(['position', 'id']).select('id', 'name');
+  return rows.map((r) => ({ id: Number(r.id), name: String(r.name) }));
+}
+
+function toActivity(r: Record<string, unknown>): Activity {
+  return {
+    id: Number(r.id), record_type: r.record_type as ActivityRecordType, record_id: Number(r.record_id),
+    account_id: r.account_id === null ? null : Number(r.account_id), project_id: r.project_id === null ? null : Number(r.project_id),
+    category_id: Number(r.category_id), category_name: String(r.category_name ?? ''), subject: String(r.subject), notes: String(r.notes ?? ''),
+    occurred_at: timestampText(r.occurred_at), duration_minutes: r.duration_minutes === null ? null : Number(r.duration_minutes),
+    next_contact_on: dateText(r.next_contact_on), responsible_id: r.responsible_id === null ? null : Number(r.responsible_id),
+    is_personal: Boolean(r.is_personal), author_id: r.author_id === null ? null : Number(r.author_id), lock_version: Number(r.lock_version),
+  };
+}
+
+/** Timestamps as ISO text in UTC, whether the driver returns a Date (PostgreSQL) or the stored text (SQLite). */
+function timestampText(v: unknown): string {
+  if (v instanceof Date) return v.toISOString();
+  const s = String(v ?? '');
+  const d = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(s) ? s : `${s.replace(' ', 'T')}Z`);
+  return Number.isNaN(d.getTime()) ? s : d.toISOString();
+}
+
+/** The personal rule as SQL on `crm_sales_activities sa`: organisation-wide, or mine as author or responsible. */
+function applyPersonalRule(q: Knex.QueryBuilder, userId: number): void {
+  q.where((b) => b.where('sa.is_personal', false).orWhere('sa.author_id', userId).orWhere('sa.responsible_id', userId));
+}
+
+const columns = ['sa.*', 'c.name as category_name'];
+
+export async function listActivities(ctx: CrmContext, record: ActivityRecord, page: number, perPage: number): Promise<{ rows: Activity[]; meta: PageMeta }> {
+  const base = ctx.host.knex('crm_sales_activities as sa').where({ 'sa.record_type': record.type, 'sa.record_id': record.id });
+  applyPersonalRule(base, ctx.user.id);
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const rows = await base.clone().join('crm_activity_categories as c', 'c.id', 'sa.category_id').select(columns)
+    .orderBy([{ column: 'sa.occurred_at', order: 'desc' }, { column: 'sa.id', order: 'desc' }]).limit(perPage).offset((current - 1) * perPage);
+  return { rows: rows.map(toActivity), meta: { page: current, pages, total: count, per_page: perPage } };
+}
+
+/** One activity of this record, visible to this user under the personal rule, else 404. */
+export async function requireActivity(ctx: CrmContext, record: ActivityRecord, activityId: number): Promise<Activity> {
+  if (!validId(activityId)) throw notFound('Activity');
+  const q = ctx.host.knex('crm_sales_activities as sa').join('crm_activity_categories as c', 'c.id', 'sa.category_id')
+    .where({ 'sa.id': activityId, 'sa.record_type': record.type, 'sa.record_id': record.id }).select(columns);
+  applyPersonalRule(q, ctx.user.id);
+  const row = await q.first();
+  if (!row) throw notFound('Activity');
+  return toActivity(row);
+}
+
+/** An activity by id alone (the calendar link): its record must be visible, and the personal rule holds. */
+export async function requireVisibleActivity(ctx: CrmContext, activityId: number): Promise<{ activity: Activity; record: ActivityRecord }> {
+  if (!validId(activityId)) throw notFound('Activity');
+  const row = await ctx.host.knex('crm_sales_activities').where({ id: activityId }).first('record_type', 'record_id');
+  if (!row || !(ACTIVITY_RECORD_TYPES as readonly string[]).includes(String(row.record_type))) throw notFound('Activity');
+  let record: ActivityRecord;
+  try {
+    record = await requireActivityRecord(ctx, row.record_type as ActivityRecordType, Number(row.record_id));
+  } catch {
+    throw notFound('Activity');
+  }
+  return { activity: await requireActivity(ctx, record, activityId), record };
+}
+
+export function canChangeActivity(ctx: CrmContext, record: ActivityRecord, activity: Activity): boolean {
+  return record.canEdit && (!activity.is_personal || activity.author_id === ctx.user.id);
+}
+
+/**
+ * A date-time from a form (`datetime-local` gives 2026-11-23T10:00) or an API client (ISO 8601 with an offset).
+ * Without an offset it is read as UTC, the server's time zone. Returns null when it is not a real date-time.
+ */
+export function parseDateTime(value: string): Date | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(value);
+  if (!m) return null;
+  if (!isIsoDate(`${m[1]}-${m[2]}-${m[3]}`) || Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59) return null;
+  const d = new Date(m[7] ? value.replace(' ', 'T') : `${value.replace(' ', 'T')}Z`);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** Reads and checks the activity form; every problem is reported at once (422, fields named). */
+export async function readActivityInput(ctx: CrmContext, input: FormInput, existing: Activity | null = null): Promise<ActivityData> {
+  const errors = new FieldErrors();
+  const categoryId = errors.id(input, 'category_id', 'Category');
+  if (!text(input, 'category_id')) errors.add('category_id', 'Category is required');
+  else if (categoryId !== null && !(await activityCategories(ctx.host.knex, existing?.category_id ?? null)).some((c) => c.id === categoryId)) {
+    errors.add('category_id', 'Choose a category from the list');
+  }
+  const subject = errors.text(input, 'subject', 'Subject', { max: 200, required: true });
+  const notes = errors.text(input, 'notes', 'Notes', { max: 20_000 });
+  const occurredRaw = text(input, 'occurred_at');
+  let occurredAt = existing && !Object.prototype.hasOwnProperty.call(input, 'occurred_at') ? new Date(existing.occurred_at) : new Date();
+  if (occurredRaw) {
+    const parsed = parseDateTime(occurredRaw);
+    if (parsed) occurredAt = parsed;
+    else errors.add('occurred_at', 'Date must be a date and time (YYYY-MM-DD HH:MM)');
+  }
+  const durationRaw = text(input, 'duration_minutes');
+  let duration: number | null = null;
+  if (durationRaw) {
+    if (/^\d{1,4}$/.test(durationRaw) && Number(durationRaw) <= 1440) duration = Number(durationRaw);
+    else errors.add('duration_minutes', 'Duration must be whole minutes from 0 to 1440');
+  }
+  const nextContact = errors.date(input, 'next_contact_on', 'Next contact');
+  const responsibleId = errors.id(input, 'responsible_id', 'Responsible');
+  if (responsibleId !== null && !(await ctx.host.users()).some((u) => u.id === responsibleId)) errors.add('responsible_id', 'Choose a responsible person from the list');
+  if (errors.any) throw invalid('The activity was not saved: fix the fields marked below.', errors.errors);
+  return {
+    category_id: categoryId!, subject, notes, occurred_at: occurredAt.toISOString(), duration_minutes: duration,
+    next_contact_on: nextContact, responsible_id: responsibleId, is_personal: flag(input, 'is_personal'),
+  };
+}
+
+/** What the record's history says about an activity: a personal one never shows its subject to others. */
+async function summary(knex: Knex, a: { category_id: number; subject: string; is_personal: boolean; next_contact_on: string | null }): Promise<string> {
+  if (a.is_personal) return 'Personal activity';
+  const category = await knex('crm_activity_categories').where({ id: a.category_id }).first('name');
+  return `${category?.name ?? 'Activity'}: ${a.subject}${a.next_contact_on ? ` (next contact ${a.next_contact_on})` : ''}`;
+}
+
+async function loadActivity(knex: Knex, id: number): Promise<Activity> {
+  return toActivity(await knex('crm_sales_activities as sa').join('crm_activity_categories as c', 'c.id', 'sa.category_id').where('sa.id', id).first(columns));
+}
+
+export async function createActivity(ctx: CrmContext, record: ActivityRecord, data: ActivityData): Promise<Activity> {
+  if (!record.canEdit) throw forbidden(`You may see this ${record.type} but not add activities to it.`);
+  return ctx.host.knex.transaction(async (trx) => {
+    const [row] = await trx('crm_sales_activities').insert({
+      ...data, record_type: record.type, record_id: record.id, account_id: record.accountId, project_id: record.projectId, author_id: ctx.user.id,
+    }).returning('id');
+    const id = Number(row.id ?? row);
+    await journal(trx, { type: record.type, id: record.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'activity', old: null, new: await summary(trx, data) }] });
+    return loadActivity(trx, id);
+  });
+}
+
+function requireChangeable(ctx: CrmContext, record: ActivityRecord, activity: Activity): void {
+  if (!record.canEdit) throw forbidden(`You may see this ${record.type} but not change its activities.`);
+  if (activity.is_personal && activity.author_id !== ctx.user.id) throw forbidden('Only its author may change a personal activity.');
+}
+
+export async function updateActivity(ctx: CrmContext, record: ActivityRecord, activity: Activity, data: ActivityData, lockVersion: number): Promise<Activity> {
+  requireChangeable(ctx, record, activity);
+  return ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_sales_activities').where({ id: activity.id, lock_version: lockVersion })
+      .update({ ...data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
+    if (n === 0) throw staleRecord('This activity');
+    const before = activity as unknown as Record<string, unknown>;
+    const changed = (Object.keys(data) as (keyof ActivityData)[]).filter((k) => String(before[k] ?? '') !== String(data[k] ?? ''));
+    const [oldText, newText] = [await summary(trx, activity), await summary(trx, data)];
+    await journal(trx, {
+      type: record.type, id: record.id, userId: ctx.user.id, action: 'update',
+      changes: oldText === newText ? [] : [{ field: 'activity', old: oldText, new: newText }],
+      notes: changed.length ? `Activity changed: ${changed.map((k) => ACTIVITY_LABELS[k].toLowerCase()).join(', ')}` : undefined,
+    });
+    return loadActivity(trx, activity.id);
+  });
+}
+
+export async function deleteActivity(ctx: CrmContext, record: ActivityRecord, activity: Activity, lockVersion: number | null): Promise<void> {
+  requireChangeable(ctx, record, activity);
+  await ctx.host.knex.transaction(async (trx) => {
+    const q = trx('crm_sales_activities').where({ id: activity.id });
+    if (lockVersion !== null) q.where({ lock_version: lockVersion });
+    if ((await q.delete()) === 0) throw staleRecord('This activity');
+    await journal(trx, { type: record.type, id: record.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'activity', old: await summary(trx, activity), new: null }] });
+  });
+}
+
+// ---- To-do (O5): follow-ups by next contact date, only where the user may see the record ----
+
+/**
+ * Every activity this request may show, as SQL on `crm_sales_activities sa`: its opportunity, account or
+ * partner is visible under the request's scope (project pages: that project and its included subprojects),
+ * and the personal rule holds. Wrapped in an object: a knex builder is thenable.
+ */
+export async function visibleActivities(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder }> {
+  const knex = ctx.host.knex;
+  const opportunities = knex('crm_opportunities as o').select('o.id');
+  applyOpportunityScope(opportunities, await recordScope(ctx, 'opportunities', 'view_opportunities'));
+  const accounts = knex('crm_accounts as a').select('a.id');
+  applyAccountScope(accounts, await recordScope(ctx, 'accounts', 'view_accounts'));
+  const partners = knex('crm_partners as p').select('p.id');
+  applyPartnerScope(partners, await recordScope(ctx, 'partners', 'view_partners'));
+  const q = knex('crm_sales_activities as sa');
+  q.where((b) => b
+    .where((w) => w.where('sa.record_type', 'opportunity').whereIn('sa.record_id', opportunities))
+    .orWhere((w) => w.where('sa.record_type', 'account').whereIn('sa.record_id', accounts))
+    .orWhere((w) => w.where('sa.record_type', 'partner').whereIn('sa.record_id', partners)));
+  applyPersonalRule(q, ctx.user.id);
+  return { q };
+}
+
+export const DUE_FILTERS = ['today', 'overdue', 'unassigned', 'upcoming'] as const;
+export type DueFilter = (typeof DUE_FILTERS)[number];
+
+export interface DueQuery {
+  due: DueFilter | null;
+  /** One next-contact date, from the upcoming groups. */
+  on: string | null;
+  /** An account id, or 'none' for activities without an account. */
+  account: number | 'none' | null;
+}
+
+export function parseDueQuery(query: FormInput): DueQuery {
+  const errors = new FieldErrors();
+  const due = text(query, 'due');
+  if (due && !(DUE_FILTERS as readonly string[]).includes(due)) errors.add('due', 'Due must be today, overdue, unassigned or upcoming');
+  const on = errors.date(query, 'on', 'Next contact');
+  const accountRaw = text(query, 'account');
+  let account: DueQuery['account'] = null;
+  if (accountRaw === 'none') account = 'none';
+  else if (accountRaw) account = errors.id(query, 'account', 'Account');
+  if (errors.any) throw invalid('The list was not filtered: fix the fields marked below.', errors.errors);
+  return { due: (due || null) as DueFilter | null, on, account };
+}
+
+export function dueParams(d: DueQuery): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (d.due) out.due = d.due;
+  if (d.on) out.on = d.on;
+  if (d.account !== null) out.account = String(d.account);
+  return out;
+}
+
+/** Today on the server, in UTC: the day "today" and "overdue" count from. */
+export const todayUtc = (now = new Date()): string => now.toISOString().slice(0, 10);
+
+function applyDue(q: Knex.QueryBuilder, due: DueFilter | null, today: string): void {
+  if (due === 'today') q.where('sa.next_contact_on', today);
+  else if (due === 'overdue') q.where('sa.next_contact_on', '<', today);
+  else if (due === 'upcoming') q.where('sa.next_contact_on', '>=', today);
+  // "No responsible person": open follow-ups (they have a next contact date) that nobody is down to make.
+  else if (due === 'unassigned') q.whereNotNull('sa.next_contact_on').whereNull('sa.responsible_id');
+}
+
+export interface DueRow extends Activity {
+  account_name: string | null;
+  record_name: string | null;
+}
+
+/** A page of the visible activities under a to-do filter: follow-ups by next contact date, else newest first. */
+export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPage: number, today = todayUtc()): Promise<{ rows: DueRow[]; meta: PageMeta }> {
+  const { q: base } = await visibleActivities(ctx);
+  applyDue(base, d.due, today);
+  if (d.on) base.where('sa.next_contact_on', d.on);
+  if (d.account === 'none') base.whereNull('sa.account_id');
+  else if (d.account !== null) base.where('sa.account_id', d.account);
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const q = base.clone().join('crm_activity_categories as c', 'c.id', 'sa.category_id')
+    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 'sa.account_id').andOnNull('ac.deleted_at'))
+    .leftJoin('crm_opportunities as ro', (j) => j.on('ro.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'opportunity'))
+    .leftJoin('crm_accounts as ra', (j) => j.on('ra.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'account'))
+    .leftJoin('crm_partners as rp', (j) => j.on('rp.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'partner'))
+    .select([...columns, 'ac.name as account_name', ctx.host.knex.raw('coalesce(ro.name, ra.name, rp.name) as record_name')]);
+  if (d.due || d.on) q.orderByRaw('sa.next_contact_on asc, sa.id asc');
+  else q.orderBy([{ column: 'sa.occurred_at', order: 'desc' }, { column: 'sa.id', order: 'desc' }]);
+  const rows: Record<string, unknown>[] = await q.limit(perPage).offset((current - 1) * perPage);
+  return {
+    rows: rows.map((r) => ({ ...toActivity(r), account_name: (r.account_name as string | null) ?? null, record_name: (r.record_name as string | null) ?? null })),
+    meta: { page: current, pages, total: count, per_page: perPage },
+  };
+}
+
+export interface AccountCounts {
+  account_id: number | null;
+  account_name: string | null;
+  today: number;
+  overdue: number;
+  unassigned: number;
+}
+
+export interface UpcomingGroup {
+  next_contact_on: string;
+  account_id: number | null;
+  account_name: string | null;
+  count: number;
+}
+
+/**
+ * The to-do page, aggregated in SQL: totals for today, overdue and "no responsible person"; the same three
+ * per account; and the upcoming follow-ups grouped by next contact date and account (a page of groups).
+ */
+export async function todo(ctx: CrmContext, page: number, perPage: number, today = todayUtc()) {
+  const knex = ctx.host.knex;
+  const { q: base } = await visibleActivities(ctx);
+  base.whereNotNull('sa.next_contact_on');
+  const sums = (q: Knex.QueryBuilder) => q
+    .select(knex.raw('sum(case when sa.next_contact_on = ? then 1 else 0 end) as today', [today]))
+    .select(knex.raw('sum(case when sa.next_contact_on < ? then 1 else 0 end) as overdue', [today]))
+    .select(knex.raw('sum(case when sa.responsible_id is null then 1 else 0 end) as unassigned'));
+  const [totalsRow] = await sums(base.clone());
+  const totals = { today: Number(totalsRow?.today ?? 0), overdue: Number(totalsRow?.overdue ?? 0), unassigned: Number(totalsRow?.unassigned ?? 0) };
+  const byAccountRows = await sums(base.clone().where((b) => b.where('sa.next_contact_on', '<=', today).orWhereNull('sa.responsible_id'))
+    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 'sa.account_id').andOnNull('ac.deleted_at'))
+    .groupBy('sa.account_id', 'ac.name').select('sa.account_id', 'ac.name as account_name'))
+    .orderByRaw('ac.name asc nulls last').limit(500);
+  const byAccount: AccountCounts[] = byAccountRows.map((r: Record<string, unknown>) => ({
+    account_id: r.account_id === null ? null : Number(r.account_id), account_name: (r.account_name as string | null) ?? null,
+    today: Number(r.today ?? 0), overdue: Number(r.overdue ?? 0), unassigned: Number(r.unassigned ?? 0),
+  }));
+  const upcoming = base.clone().where('sa.next_contact_on', '>=', today)
+    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 'sa.account_id').andOnNull('ac.deleted_at'))
+    .groupBy('sa.next_contact_on', 'sa.account_id', 'ac.name');
+  const [countRow] = await knex.count({ n: '*' }).from(upcoming.clone().select('sa.next_contact_on', 'sa.account_id').as('g'));
+  const count = Number((countRow as { n: number | string }).n);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const groupRows = await upcoming.select('sa.next_contact_on', 'sa.account_id', 'ac.name as account_name').count({ count: '*' })
+    .orderByRaw('sa.next_contact_on asc, ac.name asc nulls last').limit(perPage).offset((current - 1) * perPage);
+  const groups: UpcomingGroup[] = groupRows.map((r: Record<string, unknown>) => ({
+    next_contact_on: dateText(r.next_contact_on)!, account_id: r.account_id === null ? null : Number(r.account_id),
+    account_name: (r.account_name as string | null) ?? null, count: Number(r.count),
+  }));
+  return { today, totals, byAccount, groups, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta };
+}

@@ -1,0 +1,331 @@
+import type { Knex } from 'knex';
+import type { CrmContext } from '../http/guard';
+import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
+import type { HostProject, HostTask } from '../host';
+import { applyAccountScope, type Account } from '../models/account';
+import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalContact } from '../models/contact';
+import { canEditAccount, findVisibleAccount, globalContext, likePattern } from './accounts';
+import { FieldErrors, text, type FormInput } from './form';
+import { changedFields, journal } from './journal';
+import type { PageMeta } from './pagination';
+import { findVisiblePartner, partnerOptions } from './partners';
+import { recordScope, type RecordScope } from './visibility';
+
+export const CONTACT_SORTS = ['last_name', 'first_name', 'city', 'created_at', 'updated_at'] as const;
+
+export interface ContactFilters {
+  q: string;
+  type: number | null;
+  partner: number | null;
+  sort: (typeof CONTACT_SORTS)[number];
+  dir: 'asc' | 'desc';
+}
+
+const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
+const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
+
+export function parseContactFilters(query: FormInput): ContactFilters {
+  const sort = text(query, 'sort');
+  return {
+    q: text(query, 'q').slice(0, 100),
+    type: positiveId(text(query, 'type')),
+    partner: positiveId(text(query, 'partner')),
+    sort: (CONTACT_SORTS as readonly string[]).includes(sort) ? (sort as ContactFilters['sort']) : 'last_name',
+    dir: text(query, 'dir') === 'desc' ? 'desc' : 'asc',
+  };
+}
+
+export function contactFilterParams(f: ContactFilters): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (f.q) out.q = f.q;
+  if (f.type) out.type = String(f.type);
+  if (f.partner) out.partner = String(f.partner);
+  if (f.sort !== 'last_name') out.sort = f.sort;
+  if (f.dir !== 'asc') out.dir = f.dir;
+  return out;
+}
+
+/** The contact scope plus the account scope that extends it (a contact on a visible account is visible). */
+async function scopes(ctx: CrmContext, kind: 'view' | 'edit' | 'delete', global?: boolean): Promise<[RecordScope, RecordScope]> {
+  const options = global === undefined ? {} : { global };
+  return [
+    await recordScope(ctx, 'personal_contacts', `${kind}_personal_contacts`, options),
+    await recordScope(ctx, 'accounts', kind === 'view' ? 'view_accounts' : 'edit_accounts', options),
+  ];
+}
+
+/**
+ * Every contact this user may see (from any page), as a query on `crm_personal_contacts` aliased `c`. Wrapped
+ * in an object: a query builder is thenable, so returning it from an async function would run it.
+ */
+export async function visibleContactsQuery(ctx: CrmContext): Promise<{ query: Knex.QueryBuilder }> {
+  const [scope, accountScope] = await scopes(globalContext(ctx), 'view', true);
+  const query = ctx.host.knex('crm_personal_contacts as c');
+  applyContactScope(query, scope, accountScope);
+  return { query };
+}
+
+export interface ContactRow {
+  id: number;
+  first_name: string;
+  last_name: string;
+  job_title: string;
+  email: string;
+  phone: string;
+  city: string;
+  owner_id: number | null;
+  partner_id: number | null;
+  type_name: string | null;
+  partner_name: string | null;
+}
+
+/** A page of the contacts this user may see on this page (global or project), searched and sorted in SQL. */
+export async function listContacts(ctx: CrmContext, filters: ContactFilters, page: number, perPage: number): Promise<{ rows: ContactRow[]; meta: PageMeta }> {
+  const [scope, accountScope] = await scopes(ctx, 'view');
+  const knex = ctx.host.knex;
+  const base = knex('crm_personal_contacts as c');
+  applyContactScope(base, scope, accountScope);
+  if (filters.q) {
+    const pattern = likePattern(filters.q);
+    base.where((b) => {
+      for (const col of ['c.first_name', 'c.last_name', 'c.email', 'c.job_title', 'c.phone', 'c.city']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
+    });
+  }
+  if (filters.type) base.where('c.contact_type_id', filters.type);
+  if (filters.partner) base.where('c.partner_id', filters.partner);
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const rows = await base.clone()
+    .leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
+    .leftJoin('crm_partners as p', (j) => j.on('p.id', 'c.partner_id').andOnNull('p.deleted_at'))
+    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'c.city', 'c.owner_id', 'c.partner_id', 't.name as type_name', 'p.name as partner_name')
+    .orderBy([{ column: `c.${filters.sort}`, order: filters.dir }, { column: 'c.first_name', order: filters.dir }, { column: 'c.id', order: filters.dir }])
+    .limit(perPage).offset((current - 1) * perPage);
+  return { rows, meta: { page: current, pages, total: count, per_page: perPage } };
+}
+
+/** The contact if this user may see it (the global rule applies from any page), else null. */
+export async function findVisibleContact(ctx: CrmContext, id: number): Promise<PersonalContact | null> {
+  if (!validId(id)) return null;
+  const [scope, accountScope] = await scopes(globalContext(ctx), 'view', true);
+  const q = PersonalContact.query(ctx.host.knex).alias('c').where('c.id', id).select('c.*');
+  applyContactScope(q, scope, accountScope);
+  return (await q.first()) ?? null;
+}
+
+/** A visible contact or 404: the one way routes load a contact by id. */
+export async function requireVisibleContact(ctx: CrmContext, id: number): Promise<PersonalContact> {
+  const contact = await findVisibleContact(ctx, id);
+  if (!contact) throw notFound('Contact');
+  return contact;
+}
+
+/** Edit (or delete) rights: the permission, and the contact in reach at that level; never through a supervisor. */
+export async function canChangeContact(ctx: CrmContext, contact: PersonalContact, kind: 'edit' | 'delete' = 'edit'): Promise<boolean> {
+  if (!(await ctx.host.can(ctx.user, `${kind}_personal_contacts`))) return false;
+  const [scope, accountScope] = await scopes(globalContext(ctx), kind, true);
+  const q = ctx.host.knex('crm_personal_contacts as c').where('c.id', contact.id);
+  applyContactScope(q, scope, accountScope);
+  return Boolean(await q.first('c.id'));
+}
+
+export async function requireEditableContact(ctx: CrmContext, id: number, kind: 'edit' | 'delete' = 'edit'): Promise<PersonalContact> {
+  const contact = await requireVisibleContact(ctx, id);
+  if (!(await canChangeContact(ctx, contact, kind))) throw forbidden('You may see this contact but not change it.');
+  return contact;
+}
+
+export interface ContactFormOptions {
+  types: ContactType[];
+  partners: { id: number; name: string }[];
+  users: { id: number; name: string }[];
+}
+
+export async function contactFormOptions(ctx: CrmContext): Promise<ContactFormOptions> {
+  return {
+    types: await ContactType.query(ctx.host.knex).where({ active: true }).orderBy('position'),
+    partners: await partnerOptions(ctx),
+    users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
+  };
+}
+
+export async function contactTypeId(knex: Knex, name: string): Promise<number | null> {
+  const row = await knex('crm_contact_types').where({ name, active: true }).first('id');
+  return row ? Number(row.id) : null;
+}
+
+export interface ContactInput {
+  data: Record<(typeof CONTACT_FIELDS)[number], unknown>;
+  /** On create only: link the new contact to this account ("new employee"), with this role. */
+  account: Account | null;
+  role: string;
+}
+
+/** Reads and checks the contact form (A9), reporting every problem at once as field errors (422). */
+export async function readContactInput(ctx: CrmContext, input: FormInput, existing: PersonalContact | null): Promise<ContactInput> {
+  const knex = ctx.host.knex;
+  const errors = new FieldErrors();
+  const typeId = errors.id(input, 'contact_type_id', 'Contact type');
+  if (typeId && !(await knex('crm_contact_types').where({ id: typeId, active: true }).first())) errors.add('contact_type_id', 'Choose a contact type from the list');
+  const ownerId = errors.id(input, 'owner_id', 'Owner');
+  if (ownerId && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');
+  const partnerId = errors.id(input, 'partner_id', 'Partner');
+  // A partner the user cannot see is not confirmed to exist (404), unless the contact already had it.
+  if (partnerId && partnerId !== existing?.partner_id && !(await findVisiblePartner(ctx, partnerId))) throw notFound('Partner');
+  const email = errors.email(input, 'email', 'Email');
+  // A9: users of the platform are distinct from contacts and never duplicated as contacts.
+  if (email && (await ctx.host.users()).some((u) => u.email.toLowerCase() === email.toLowerCase())) {
+    errors.add('email', 'This is the email of a user of the platform: users are not added as personal contacts');
+  }
+  let account: Account | null = null;
+  let role = '';
+  if (!existing) {
+    const accountId = errors.id(input, 'account_id', 'Account');
+    if (accountId) {
+      account = await findVisibleAccount(ctx, accountId);
+      if (!account) throw notFound('Account');
+      if (!(await canEditAccount(ctx, account))) errors.add('account_id', 'You may not add people to this account');
+    }
+    role = errors.text(input, 'role', 'Role', { max: 100 });
+  }
+  const data: ContactInput['data'] = {
+    contact_type_id: typeId,
+    first_name: errors.text(input, 'first_name', 'First name', { max: 100 }),
+    last_name: errors.text(input, 'last_name', 'Last name', { max: 100, required: true }),
+    job_title: errors.text(input, 'job_title', 'Job title', { max: 100 }),
+    email,
+    phone: errors.text(input, 'phone', 'Phone', { max: 60 }),
+    city: errors.text(input, 'city', 'City', { max: 100 }),
+    country: errors.text(input, 'country', 'Country', { max: 100 }),
+    partner_id: partnerId,
+    owner_id: ownerId,
+    note: errors.text(input, 'note', 'Note', { max: 10_000 }),
+  };
+  if (errors.any) throw invalid('The contact was not saved: fix the fields marked below.', errors.errors);
+  return { data, account, role };
+}
+
+/** Links contact and account once, journaled on both sides; false when they were linked already. */
+async function linkInTrx(trx: Knex.Transaction, ctx: CrmContext, account: { id: number; name: string }, contact: PersonalContact, role: string): Promise<boolean> {
+  if (await trx('crm_account_contacts').where({ account_id: account.id, contact_id: contact.id }).first()) return false;
+  await trx('crm_account_contacts').insert({ account_id: account.id, contact_id: contact.id, role });
+  await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: null, new: `+${contactName(contact)}${role ? ` (${role})` : ''}` }] });
+  await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'accounts', old: null, new: `+${account.name}` }] });
+  return true;
+}
+
+/** Creates the contact (in `project`, if any), links it to the account it was created from, journals both. */
+export async function createContact(ctx: CrmContext, input: ContactInput, project: HostProject | null): Promise<PersonalContact> {
+  return ctx.host.knex.transaction(async (trx) => {
+    const [row] = await trx('crm_personal_contacts').insert({ ...input.data, project_id: project?.id ?? null, author_id: ctx.user.id }).returning('id');
+    const id = Number(row.id ?? row);
+    const fields = changedFields({}, input.data, [...CONTACT_FIELDS]).filter((c) => c.new !== '' && c.new !== null);
+    await journal(trx, { type: 'personal_contact', id, userId: ctx.user.id, action: 'create', changes: [...fields, ...(project ? [{ field: 'project', old: null, new: project.identifier }] : [])] });
+    const contact = (await PersonalContact.query(trx).findById(id))!;
+    if (input.account) await linkInTrx(trx, ctx, input.account, contact, input.role);
+    return contact;
+  });
+}
+
+/** Saves an edit if nobody saved in between (`lockVersion`), journaling each changed field old → new. */
+export async function updateContact(ctx: CrmContext, contact: PersonalContact, input: ContactInput, lockVersion: number): Promise<PersonalContact> {
+  return ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_personal_contacts').where({ id: contact.id, lock_version: lockVersion }).whereNull('deleted_at')
+      .update({ ...input.data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
+    if (n === 0) throw staleRecord('This contact');
+    await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: changedFields(contact as unknown as Record<string, unknown>, input.data, [...CONTACT_FIELDS]) });
+    return (await PersonalContact.query(trx).findById(contact.id))!;
+  });
+}
+
+/** Soft delete: the row stays for the journal; it disappears from lists, lookups and account People tabs. */
+export async function deleteContact(ctx: CrmContext, contact: PersonalContact): Promise<void> {
+  await ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_personal_contacts').where({ id: contact.id }).whereNull('deleted_at')
+      .update({ deleted_at: new Date().toISOString(), lock_version: contact.lock_version + 1 });
+    if (n === 0) throw notFound('Contact');
+    await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'delete', changes: [] });
+  });
+}
+
+/** The accounts this contact works for that the user may see, with the role. */
+export async function accountsOfContact(ctx: CrmContext, contact: PersonalContact): Promise<{ id: number; name: string; role: string }[]> {
+  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const q = ctx.host.knex('crm_accounts as a').join('crm_account_contacts as ac', 'ac.account_id', 'a.id').where('ac.contact_id', contact.id);
+  applyAccountScope(q, scope);
+  return q.select('a.id', 'a.name', 'ac.role').orderBy(['a.name', 'a.id']).limit(200);
+}
+
+/** The People tab of an account (A6, A9): its visible contacts with their role. */
+export async function contactsOfAccount(ctx: CrmContext, accountId: number) {
+  const { query: q } = await visibleContactsQuery(ctx);
+  return q.join('crm_account_contacts as ac', 'ac.contact_id', 'c.id').where('ac.account_id', accountId)
+    .leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
+    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'ac.role', 't.name as type_name')
+    .orderBy(['c.last_name', 'c.first_name', 'c.id']).limit(500);
+}
+
+/**
+ * Links an existing contact to an account (A9) by id or by name: a name must match exactly one visible
+ * contact. An id the user cannot see answers 404; nothing is linked twice.
+ */
+export async function linkContactToAccount(ctx: CrmContext, account: Account, input: FormInput): Promise<PersonalContact> {
+  const ref = text(input, 'contact');
+  const errors = new FieldErrors();
+  const role = errors.text(input, 'role', 'Role', { max: 100 });
+  if (!ref) errors.add('contact', 'Enter a contact id or name');
+  if (errors.any) throw invalid('The contact was not linked.', errors.errors);
+  let contact: PersonalContact | null;
+  if (/^#?\d{1,10}$/.test(ref)) {
+    contact = await findVisibleContact(ctx, Number(ref.replace('#', '')));
+    if (!contact) throw notFound('Contact');
+  } else {
+    const { query: q } = await visibleContactsQuery(ctx);
+    const pattern = likePattern(ref);
+    const matches: { id: number; first_name: string; last_name: string }[] = await q.where((b: Knex.QueryBuilder) => b.whereRaw("lower(c.first_name || ' ' || c.last_name) like ? escape '\\'", [pattern]).orWhereRaw("lower(c.last_name) like ? escape '\\'", [pattern]))
+      .select('c.id', 'c.first_name', 'c.last_name').orderBy(['c.last_name', 'c.first_name']).limit(6);
+    if (matches.length === 0) throw invalid('The contact was not linked.', { contact: 'No contact you can see matches this name' });
+    if (matches.length > 1) {
+      const names = matches.slice(0, 5).map((m) => `${contactName(m)} (#${m.id})`).join(', ');
+      throw invalid('The contact was not linked.', { contact: `Several contacts match: ${names}. Enter the id.` });
+    }
+    contact = (await findVisibleContact(ctx, Number(matches[0].id)))!;
+  }
+  const linked = await ctx.host.knex.transaction((trx) => linkInTrx(trx, ctx, account, contact, role));
+  if (!linked) throw invalid('The contact was not linked.', { contact: `${contactName(contact)} is already linked to this account` });
+  return contact;
+}
+
+export async function unlinkContactFromAccount(ctx: CrmContext, account: Account, contactId: number): Promise<PersonalContact> {
+  const contact = await requireVisibleContact(ctx, contactId);
+  await ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_account_contacts').where({ account_id: account.id, contact_id: contact.id }).delete();
+    if (n === 0) throw notFound('Link');
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: contactName(contact), new: null }] });
+    await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'accounts', old: account.name, new: null }] });
+  });
+  return contact;
+}
+
+/** May this user add a host task for this contact: it has a project and the user may add tasks there. */
+export async function taskProject(ctx: CrmContext, contact: PersonalContact): Promise<HostProject | null> {
+  if (!contact.project_id) return null;
+  const project = await ctx.host.projectById(contact.project_id);
+  return project && (await ctx.host.can(ctx.user, 'add_tasks', project)) ? project : null;
+}
+
+/** "New task" on a contact: a host task in the contact's project, journaled on the contact. */
+export async function createContactTask(ctx: CrmContext, contact: PersonalContact, input: FormInput): Promise<HostTask> {
+  const project = await taskProject(ctx, contact);
+  if (!project) throw notFound('Project');
+  const errors = new FieldErrors();
+  const subject = errors.text(input, 'subject', 'Subject', { max: 200, required: true });
+  if (errors.any) throw invalid('The task was not created.', errors.errors);
+  return ctx.host.knex.transaction(async (trx) => {
+    const task = await ctx.host.createTask({ projectId: project.id, subject, description: `Contact: ${contactName(contact)} (/crm/personal-contacts/${contact.id})` }, trx);
+    await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'tasks', old: null, new: `#${task.id} ${subject}` }] });
+    return task;
+  });
+}

@@ -1,0 +1,68 @@
+import type { CrmContext } from '../http/guard';
+import { FIELD_LABELS } from '../models/opportunity';
+import { findVisibleAccount } from './accounts';
+import type { HistoryPage } from './journal';
+import { amountInput } from './money';
+
+/** Readable names for journaled fields; a field not listed shows its own name with underscores as spaces. */
+const LABELS: Record<string, string> = {
+  ...FIELD_LABELS,
+  account_type_id: 'Account type', industry_id: 'Industry', account_manager_id: 'Account manager', parent_id: 'Parent account',
+  customer_number: 'Customer number', is_supplier: 'Supplier', is_key_account: 'Key account', is_global: 'Global account',
+  is_private: 'Private account', service_expires_on: 'Service expires', registration_number: 'Registration number', vat_number: 'VAT number',
+  first_name: 'First name', last_name: 'Last name', contact_type_id: 'Contact type', job_title: 'Job title', responsible_id: 'Responsible',
+  project_id: 'Project',
+};
+
+const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+type Lookup = (ctx: CrmContext, ids: number[]) => Promise<Map<number, string>>;
+
+const fromTable = (table: string): Lookup => async (ctx, ids) =>
+  new Map((await ctx.host.knex(table).whereIn('id', ids).select('id', 'name')).map((r) => [Number(r.id), String(r.name)]));
+const users: Lookup = async (ctx) => new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+/** Account names only for accounts this user may see: history must not reveal a private account's name. */
+const accounts: Lookup = async (ctx, ids) => {
+  const names = new Map<number, string>();
+  for (const id of ids) {
+    const account = await findVisibleAccount(ctx, id);
+    if (account) names.set(id, account.name);
+  }
+  return names;
+};
+
+const LOOKUPS: Record<string, Lookup> = {
+  status_id: fromTable('crm_opportunity_statuses'), account_type_id: fromTable('crm_account_types'), industry_id: fromTable('crm_industries'),
+  contact_type_id: fromTable('crm_contact_types'), partner_id: fromTable('crm_partners'), owner_id: users, account_manager_id: users,
+  responsible_id: users, account_id: accounts, parent_id: accounts,
+};
+
+/**
+ * Turns a record's history page into what a person reads: labels instead of column names, names instead of
+ * ids, money in its currency, yes/no for flags. The stored journal keeps the raw values.
+ */
+export async function presentHistory(ctx: CrmContext, log: HistoryPage, options: { currency?: string } = {}): Promise<HistoryPage> {
+  const wanted = new Map<string, Set<number>>();
+  for (const entry of log.entries) {
+    for (const d of entry.details ?? []) {
+      if (!LOOKUPS[d.field]) continue;
+      for (const v of [d.old_value, d.new_value]) if (v !== null && /^\d+$/.test(v)) (wanted.get(d.field) ?? wanted.set(d.field, new Set()).get(d.field)!).add(Number(v));
+    }
+  }
+  const resolved = new Map<string, Map<number, string>>();
+  for (const [field, ids] of wanted) resolved.set(field, await LOOKUPS[field](ctx, [...ids]));
+  const show = (field: string, value: string | null): string | null => {
+    if (value === null || value === '') return null;
+    if (field === 'amount_minor' && options.currency && /^-?\d+$/.test(value)) return `${amountInput(Number(value), options.currency)} ${options.currency}`;
+    if (value === 'true' || value === 'false') return value === 'true' ? 'yes' : 'no';
+    const names = resolved.get(field);
+    if (names && /^\d+$/.test(value)) return names.get(Number(value)) ?? `#${value}`;
+    return value;
+  };
+  for (const entry of log.entries) {
+    for (const d of entry.details ?? []) {
+      Object.assign(d, { label: LABELS[d.field] ?? capitalize(d.field.replace(/^cf:/, '').replace(/_/g, ' ')), old_text: show(d.field, d.old_value), new_text: show(d.field, d.new_value) });
+    }
+  }
+  return log;
+}

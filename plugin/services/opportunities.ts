@@ -1,0 +1,388 @@
+import type { Knex } from 'knex';
+import type { CrmContext } from '../http/guard';
+import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
+import type { HostProject } from '../host';
+import {
+  FIELD_LABELS, Opportunity, OpportunityStatus, OPPORTUNITY_FIELDS, RULED_FIELDS, applyOpportunityScope, type OpportunityField,
+} from '../models/opportunity';
+import { dateText, findVisibleAccount, globalContext, likePattern } from './accounts';
+import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
+import { FieldErrors, isIsoDate, text, type FormInput } from './form';
+import { changedFields, journal } from './journal';
+import { isCurrencyCode, parseAmount, percentOf } from './money';
+import type { PageMeta } from './pagination';
+import { loadSettings } from './settings';
+import { recordScope } from './visibility';
+
+export const OPPORTUNITY_SORTS = ['name', 'expected_close_on', 'amount_minor', 'created_at', 'updated_at'] as const;
+
+export interface OpportunityFilters {
+  q: string;
+  statuses: number[];
+  owner: number | null;
+  account: number | null;
+  partner: number | null;
+  project: number | null;
+  close_from: string | null;
+  close_to: string | null;
+  currency: string | null;
+  amount_min: number | null;
+  amount_max: number | null;
+  sort: (typeof OPPORTUNITY_SORTS)[number];
+  dir: 'asc' | 'desc';
+}
+
+const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
+
+/**
+ * Filters from a query string. Malformed dates and amounts are errors (422), since silently dropping a
+ * filter would show the user numbers they did not ask for.
+ */
+export function parseOpportunityFilters(query: FormInput): OpportunityFilters {
+  const errors = new FieldErrors();
+  const raw = query.status;
+  // Several statuses arrive as repeated `status` parameters, or comma-separated from a saved filter.
+  const statuses = (Array.isArray(raw) ? raw : raw === undefined || raw === '' ? [] : [raw]).flatMap((s) => String(s).split(','))
+    .map((s) => positiveId(s.trim())).filter((s): s is number => s !== null);
+  const closeFrom = errors.date(query, 'close_from', 'Close date from');
+  const closeTo = errors.date(query, 'close_to', 'Close date to');
+  if (closeFrom && closeTo && closeTo < closeFrom) errors.add('close_to', 'Close date to is before close date from');
+  const currency = text(query, 'currency').toUpperCase();
+  if (currency && !isCurrencyCode(currency)) errors.add('currency', 'Currency must be a code such as EUR');
+  const amount = (key: string, label: string): number | null => {
+    const value = text(query, key);
+    if (!value) return null;
+    const parsed = parseAmount(value, currency || 'EUR');
+    if (!parsed.ok) {
+      errors.add(key, `${label} ${parsed.error}`);
+      return null;
+    }
+    return parsed.minor;
+  };
+  const amountMin = amount('amount_min', 'Amount from');
+  const amountMax = amount('amount_max', 'Amount to');
+  if (errors.any) throw invalid('The filter was not applied: fix the fields marked below.', errors.errors);
+  const sort = text(query, 'sort');
+  return {
+    q: text(query, 'q').slice(0, 100),
+    statuses: [...new Set(statuses)],
+    owner: positiveId(text(query, 'owner')),
+    account: positiveId(text(query, 'account')),
+    partner: positiveId(text(query, 'partner')),
+    project: positiveId(text(query, 'project')),
+    close_from: closeFrom,
+    close_to: closeTo,
+    currency: currency || null,
+    amount_min: amountMin,
+    amount_max: amountMax,
+    sort: (OPPORTUNITY_SORTS as readonly string[]).includes(sort) ? (sort as OpportunityFilters['sort']) : 'expected_close_on',
+    dir: text(query, 'dir') === 'desc' ? 'desc' : 'asc',
+  };
+}
+
+export function opportunityFilterParams(f: OpportunityFilters, currencyDigits: (c: string) => string = (c) => c): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  if (f.q) out.q = f.q;
+  if (f.statuses.length) out.status = f.statuses.map(String);
+  for (const k of ['owner', 'account', 'partner', 'project', 'close_from', 'close_to'] as const) if (f[k] !== null) out[k] = String(f[k]);
+  if (f.currency) out.currency = currencyDigits(f.currency);
+  if (f.sort !== 'expected_close_on') out.sort = f.sort;
+  if (f.dir !== 'asc') out.dir = f.dir;
+  return out;
+}
+
+/**
+ * The scope of visible opportunities for this request plus the filters, as one query on `crm_opportunities o`.
+ * Wrapped in an object: a knex builder is thenable, so returning it bare from an async function would run it.
+ */
+async function filteredQuery(ctx: CrmContext, f: OpportunityFilters, options: { ignoreStatuses?: boolean } = {}): Promise<{ q: Knex.QueryBuilder }> {
+  const knex = ctx.host.knex;
+  const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
+  const q = knex('crm_opportunities as o');
+  applyOpportunityScope(q, scope);
+  if (f.q) q.whereRaw(`lower(o.name) like ? escape '\\'`, [likePattern(f.q)]);
+  if (f.statuses.length && !options.ignoreStatuses) q.whereIn('o.status_id', f.statuses);
+  if (f.owner) q.where('o.owner_id', f.owner);
+  if (f.account) q.where('o.account_id', f.account);
+  if (f.partner) q.where('o.partner_id', f.partner);
+  if (f.project) q.where('o.project_id', f.project);
+  if (f.close_from) q.where('o.expected_close_on', '>=', f.close_from);
+  if (f.close_to) q.where('o.expected_close_on', '<=', f.close_to);
+  if (f.currency) q.where('o.currency', f.currency);
+  if (f.amount_min !== null) q.where('o.amount_minor', '>=', f.amount_min);
+  if (f.amount_max !== null) q.where('o.amount_minor', '<=', f.amount_max);
+  return { q };
+}
+
+export interface OpportunityRow {
+  id: number;
+  name: string;
+  project_id: number;
+  account_id: number | null;
+  account_name: string | null;
+  owner_id: number | null;
+  status_id: number;
+  status_name: string;
+  status_color: string;
+  probability: number;
+  amount_minor: number | null;
+  currency: string;
+  expected_close_on: string | null;
+  partner_id: number | null;
+  lock_version: number;
+  is_locked: boolean;
+}
+
+export interface CurrencyTotal {
+  currency: string;
+  count: number;
+  amount_minor: number;
+  weighted_minor: number;
+}
+
+const rowColumns = ['o.id', 'o.name', 'o.project_id', 'o.account_id', 'a.name as account_name', 'o.owner_id', 'o.status_id', 's.name as status_name',
+  's.color as status_color', 's.probability', 'o.amount_minor', 'o.currency', 'o.expected_close_on', 'o.partner_id', 'o.lock_version', 'o.is_locked'];
+
+function toRow(r: Record<string, unknown>): OpportunityRow {
+  return {
+    ...(r as unknown as OpportunityRow),
+    amount_minor: r.amount_minor === null ? null : Number(r.amount_minor),
+    probability: Number(r.probability),
+    expected_close_on: dateText(r.expected_close_on),
+    is_locked: Boolean(r.is_locked),
+  };
+}
+
+/**
+ * A page of visible opportunities, the totals of the whole filtered set per currency (sum and weighted by
+ * the status probability), and the count per status for the coloured filter tags — all aggregated in SQL.
+ */
+export async function listOpportunities(ctx: CrmContext, f: OpportunityFilters, page: number, perPage: number) {
+  const { q: base } = await filteredQuery(ctx, f);
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const rows: OpportunityRow[] = (await base.clone()
+    .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
+    .leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
+    .select(rowColumns)
+    .orderByRaw(`o.${f.sort} ${f.dir === 'desc' ? 'desc' : 'asc'} ${f.sort === 'expected_close_on' || f.sort === 'amount_minor' ? (f.dir === 'desc' ? 'nulls last' : 'nulls first') : ''}, o.id ${f.dir}`)
+    .limit(perPage).offset((current - 1) * perPage)).map(toRow);
+  const totals = await currencyTotals(base.clone());
+  const { q: tagBase } = await filteredQuery(ctx, f, { ignoreStatuses: true });
+  const tagRows: { status_id: number; n: number | string }[] = await tagBase.groupBy('o.status_id').select('o.status_id').count({ n: '*' });
+  const tagCounts = new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)]));
+  return { rows, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta, totals, tagCounts };
+}
+
+export async function currencyTotals(q: Knex.QueryBuilder): Promise<CurrencyTotal[]> {
+  const rows: { currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[] = await q.join('crm_opportunity_statuses as ts', 'ts.id', 'o.status_id')
+    .groupBy('o.currency').orderBy('o.currency')
+    .select('o.currency')
+    .count({ n: '*' })
+    .sum({ amount: 'o.amount_minor' })
+    .sum({ weighted: q.client.raw('o.amount_minor * ts.probability') });
+  // Σ amount × probability % is summed exactly in SQL, then rounded once (half away from zero).
+  return rows.map((r) => ({
+    currency: String(r.currency), count: Number(r.n), amount_minor: Number(r.amount ?? 0), weighted_minor: percentOf(Number(r.weighted ?? 0), 100),
+  }));
+}
+
+export async function statuses(knex: Knex, options: { activeOnly?: boolean } = {}): Promise<OpportunityStatus[]> {
+  const q = OpportunityStatus.query(knex).orderBy('position');
+  if (options.activeOnly) q.where('active', true);
+  return (await q).map((s) => Object.assign(s, { active: Boolean(s.active), is_default: Boolean(s.is_default), probability: Number(s.probability) }));
+}
+
+/** The opportunity if this user may see it (from any page), else null. */
+export async function findVisibleOpportunity(ctx: CrmContext, id: number): Promise<Opportunity | null> {
+  if (!Number.isInteger(id) || id <= 0 || id > 2_147_483_647) return null;
+  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_opportunities');
+  const q = ctx.host.knex('crm_opportunities as o').where('o.id', id).select('o.*');
+  applyOpportunityScope(q, scope);
+  const row = await q.first();
+  return row ? normalize(Opportunity.fromJson(row, { skipValidation: true })) : null;
+}
+
+export async function requireVisibleOpportunity(ctx: CrmContext, id: number): Promise<Opportunity> {
+  const opp = await findVisibleOpportunity(ctx, id);
+  if (!opp) throw notFound('Opportunity');
+  return opp;
+}
+
+function normalize(o: Opportunity): Opportunity {
+  o.is_locked = Boolean(o.is_locked);
+  o.amount_minor = o.amount_minor === null ? null : Number(o.amount_minor);
+  o.expected_close_on = dateText(o.expected_close_on);
+  return o;
+}
+
+/** Edit rights follow the edit_opportunities scope (a supervisor views the team's, never edits). */
+export async function canEditOpportunity(ctx: CrmContext, opp: Opportunity): Promise<boolean> {
+  const project = await ctx.host.projectById(opp.project_id);
+  if (!project || !(await ctx.host.can(ctx.user, 'edit_opportunities', project))) return false;
+  const scope = await recordScope(globalContext(ctx), 'opportunities', 'edit_opportunities');
+  const q = ctx.host.knex('crm_opportunities as o').where('o.id', opp.id);
+  applyOpportunityScope(q, scope);
+  return Boolean(await q.first('o.id'));
+}
+
+export async function requireEditableOpportunity(ctx: CrmContext, id: number): Promise<Opportunity> {
+  const opp = await requireVisibleOpportunity(ctx, id);
+  if (!(await canEditOpportunity(ctx, opp))) throw forbidden('You may see this opportunity but not change it.');
+  return opp;
+}
+
+export type OpportunityData = Record<OpportunityField, unknown>;
+
+/**
+ * Reads the opportunity form under the field rules of the *target* status: hidden and read-only fields keep
+ * their stored value whatever was sent; required ones must not be empty. Every problem is reported at once.
+ */
+export async function readOpportunityInput(
+  ctx: CrmContext, input: FormInput, existing: Opportunity | null, project: HostProject,
+): Promise<{ data: OpportunityData; rules: FieldRules }> {
+  const knex = ctx.host.knex;
+  const errors = new FieldErrors();
+  const settings = await loadSettings(knex);
+  const all = await statuses(knex);
+  const statusId = errors.id(input, 'status_id', 'Status') ?? existing?.status_id ?? all.find((s) => s.is_default)?.id ?? all[0]?.id;
+  const status = all.find((s) => s.id === statusId && (s.active || s.id === existing?.status_id));
+  if (!status) errors.add('status_id', 'Choose a status from the list');
+  const rules = status ? await fieldRulesFor(ctx, project.id, status.id) : new Map();
+  const stored = (existing ?? {}) as Record<string, unknown>;
+  const locked = (f: OpportunityField) => existing !== null && (rules.get(f) === 'read_only' || rules.get(f) === 'hidden');
+  const given = (f: string) => Object.prototype.hasOwnProperty.call(input, f);
+
+  const currency = locked('currency') ? String(stored.currency) : (text(input, 'currency').toUpperCase() || String(stored.currency ?? settings.default_currency));
+  if (!isCurrencyCode(currency)) errors.add('currency', 'Currency must be a code such as EUR');
+  let amount: number | null = (stored.amount_minor as number | null) ?? null;
+  if (!locked('amount_minor') && (given('amount') || !existing)) {
+    const raw = text(input, 'amount');
+    if (!raw) amount = null;
+    else {
+      const parsed = parseAmount(raw, isCurrencyCode(currency) ? currency : 'EUR');
+      if (parsed.ok && parsed.minor < 0) errors.add('amount', 'Amount cannot be negative');
+      else if (parsed.ok) amount = parsed.minor;
+      else errors.add('amount', `Amount ${parsed.error}`);
+    }
+  }
+  const pick = <T>(f: OpportunityField, read: () => T): T | unknown => (locked(f) ? stored[f] : read());
+  const name = pick('name', () => errors.text(input, 'name', 'Name', { max: 200, required: true }));
+  const accountId = pick('account_id', () => errors.id(input, 'account_id', 'Account')) as number | null;
+  if (accountId && !locked('account_id') && !(await findVisibleAccount(ctx, accountId))) errors.add('account_id', 'Choose an account you can see');
+  const contactId = pick('contact_id', () => errors.id(input, 'contact_id', 'Contact')) as number | null;
+  if (contactId && !locked('contact_id') && !(await knex('crm_personal_contacts').where({ id: contactId }).whereNull('deleted_at').first())) errors.add('contact_id', 'Choose a contact from the list');
+  const ownerId = pick('owner_id', () => errors.id(input, 'owner_id', 'Owner')) as number | null;
+  if (ownerId && !locked('owner_id') && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');
+  const partnerId = pick('partner_id', () => errors.id(input, 'partner_id', 'Partner')) as number | null;
+  if (partnerId && !locked('partner_id') && !(await knex('crm_partners').where({ id: partnerId }).whereNull('deleted_at').first())) errors.add('partner_id', 'Choose a partner from the list');
+  const closeRaw = text(input, 'expected_close_on');
+  const close = pick('expected_close_on', () => {
+    if (closeRaw && !isIsoDate(closeRaw)) {
+      errors.add('expected_close_on', 'Expected close date must be a date (YYYY-MM-DD)');
+      return null;
+    }
+    return closeRaw || null;
+  });
+  const description = pick('description', () => errors.text(input, 'description', 'Description', { max: 20_000 }));
+
+  const data: OpportunityData = {
+    name, account_id: accountId, contact_id: contactId, owner_id: ownerId ?? (existing ? null : ctx.user.id), status_id: status?.id ?? null,
+    amount_minor: amount, currency, expected_close_on: close, partner_id: partnerId, description,
+  };
+  for (const field of RULED_FIELDS) {
+    if (rules.get(field) === 'required' && (data[field] === null || data[field] === '' || data[field] === undefined)) {
+      errors.add(field === 'amount_minor' ? 'amount' : field, `${FIELD_LABELS[field]} is required in status ${status?.name}`);
+    }
+  }
+  if (errors.any) throw invalid('The opportunity was not saved: fix the fields marked below.', errors.errors);
+  return { data, rules };
+}
+
+export async function createOpportunity(ctx: CrmContext, project: HostProject, data: OpportunityData): Promise<Opportunity> {
+  return ctx.host.knex.transaction(async (trx) => {
+    const [row] = await trx('crm_opportunities').insert({ ...data, project_id: project.id, author_id: ctx.user.id }).returning('*');
+    const changes = changedFields({}, data, [...OPPORTUNITY_FIELDS]).filter((c) => c.new !== '' && c.new !== null);
+    await journal(trx, { type: 'opportunity', id: Number(row.id), userId: ctx.user.id, action: 'create', changes: [...changes, { field: 'project', old: null, new: project.identifier }] });
+    return normalize(Opportunity.fromJson(row, { skipValidation: true }));
+  });
+}
+
+async function saveChanges(trx: Knex.Transaction, ctx: CrmContext, opp: Opportunity, data: Partial<OpportunityData> & Record<string, unknown>, lockVersion: number): Promise<Opportunity> {
+  const updated = await trx('crm_opportunities').where({ id: opp.id, lock_version: lockVersion }).whereNull('deleted_at')
+    .update({ ...data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
+  if (updated === 0) throw staleRecord('This opportunity');
+  await journal(trx, {
+    type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update',
+    changes: changedFields(opp as unknown as Record<string, unknown>, data, Object.keys(data)),
+  });
+  const row = await trx('crm_opportunities').where({ id: opp.id }).first();
+  return normalize(Opportunity.fromJson(row, { skipValidation: true }));
+}
+
+export async function updateOpportunity(ctx: CrmContext, opp: Opportunity, data: OpportunityData, lockVersion: number): Promise<Opportunity> {
+  if (opp.is_locked) throw invalid('This opportunity is sold and locked; unlock it to change it.');
+  return ctx.host.knex.transaction((trx) => saveChanges(trx, ctx, opp, data, lockVersion));
+}
+
+/**
+ * O3: a kanban move is a status change through the same rules as the edit form: edit rights, the target
+ * status's required fields (for this user's role) must already be filled, optimistic locking, journal.
+ */
+export async function moveOpportunity(ctx: CrmContext, opp: Opportunity, statusId: number, lockVersion: number): Promise<Opportunity> {
+  if (opp.is_locked) throw invalid('This opportunity is sold and locked; unlock it to change it.');
+  const status = (await statuses(ctx.host.knex)).find((s) => s.id === statusId && s.active);
+  if (!status) throw invalid('Choose a status from the list.', { status_id: 'Choose a status from the list' });
+  if (status.id === opp.status_id) return opp;
+  const rules = await fieldRulesFor(ctx, opp.project_id, status.id);
+  const missing = missingRequired(rules, opp as unknown as Record<string, unknown>);
+  if (missing.length) {
+    throw invalid(`Cannot move to ${status.name}: ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required there. Fill ${missing.length === 1 ? 'it' : 'them'} in first.`, { status_id: `requires ${missing.join(', ')}` });
+  }
+  return ctx.host.knex.transaction((trx) => saveChanges(trx, ctx, opp, { status_id: status.id }, lockVersion));
+}
+
+/** Moves the opportunity to another project where CRM is on and the user may add opportunities. */
+export async function moveToProject(ctx: CrmContext, opp: Opportunity, projectId: number, lockVersion: number): Promise<Opportunity> {
+  const target = (await ctx.host.projectsWhere(ctx.user, 'add_opportunities')).find((p) => p.id === projectId);
+  if (!target) throw invalid('Choose a project with CRM where you may add opportunities.', { project_id: 'Choose a project with CRM where you may add opportunities' });
+  // Host lookups happen before the transaction: on SQLite the transaction holds the only connection.
+  const before = await ctx.host.projectById(opp.project_id);
+  return ctx.host.knex.transaction(async (trx) => {
+    const saved = await saveChanges(trx, ctx, opp, { project_id: target.id }, lockVersion);
+    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [], notes: `Moved from ${before?.name ?? 'another project'} to ${target.name}` });
+    return saved;
+  });
+}
+
+export async function deleteOpportunity(ctx: CrmContext, opp: Opportunity): Promise<void> {
+  if (opp.is_locked) throw invalid('A sold opportunity cannot be deleted; unlock it first.');
+  await ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_opportunities').where({ id: opp.id }).whereNull('deleted_at').update({ deleted_at: new Date().toISOString(), lock_version: opp.lock_version + 1 });
+    if (n === 0) throw notFound('Opportunity');
+    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'delete', changes: [] });
+  });
+}
+
+/** Kanban: open statuses as columns with their newest cards (bounded), won and lost folded into counts. */
+export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn = 50) {
+  const all = await statuses(ctx.host.knex, { activeOnly: true });
+  const columns = [];
+  for (const status of all.filter((s) => s.kind === 'open')) {
+    const { q } = await filteredQuery(ctx, { ...f, statuses: [status.id] });
+    const [{ n }] = await q.clone().count({ n: '*' });
+    const cards: OpportunityRow[] = (await q.clone().join('crm_opportunity_statuses as s', 's.id', 'o.status_id').leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
+      .select(rowColumns).orderByRaw('o.expected_close_on asc nulls last, o.id asc').limit(perColumn)).map(toRow);
+    const totals = await currencyTotals(q.clone());
+    columns.push({ status, cards, count: Number(n), totals });
+  }
+  const folded = [];
+  for (const status of all.filter((s) => s.kind !== 'open')) {
+    const { q } = await filteredQuery(ctx, { ...f, statuses: [status.id] });
+    const [{ n }] = await q.count({ n: '*' });
+    folded.push({ status, count: Number(n) });
+  }
+  return { columns, folded, statuses: all };
+}

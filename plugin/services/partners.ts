@@ -1,0 +1,223 @@
+import type { CrmContext } from '../http/guard';
+import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
+import type { HostProject } from '../host';
+import { Account, applyAccountScope } from '../models/account';
+import { applyPartnerScope, Partner, PARTNER_FIELDS } from '../models/partner';
+import { globalContext, likePattern } from './accounts';
+import { visibleContactsQuery } from './contacts';
+import { FieldErrors, text, type FormInput } from './form';
+import { changedFields, journal } from './journal';
+import type { PageMeta } from './pagination';
+import { recordScope, type RecordScope } from './visibility';
+
+export const PARTNER_SORTS = ['name', 'city', 'country', 'created_at', 'updated_at'] as const;
+
+export interface PartnerFilters {
+  q: string;
+  sort: (typeof PARTNER_SORTS)[number];
+  dir: 'asc' | 'desc';
+}
+
+export function parsePartnerFilters(query: FormInput): PartnerFilters {
+  const sort = text(query, 'sort');
+  return {
+    q: text(query, 'q').slice(0, 100),
+    sort: (PARTNER_SORTS as readonly string[]).includes(sort) ? (sort as PartnerFilters['sort']) : 'name',
+    dir: text(query, 'dir') === 'desc' ? 'desc' : 'asc',
+  };
+}
+
+export function partnerFilterParams(f: PartnerFilters): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (f.q) out.q = f.q;
+  if (f.sort !== 'name') out.sort = f.sort;
+  if (f.dir !== 'asc') out.dir = f.dir;
+  return out;
+}
+
+export interface PartnerRow {
+  id: number;
+  name: string;
+  email: string;
+  city: string;
+  country: string;
+  manager_id: number | null;
+  project_id: number | null;
+  consultants: number;
+  accounts: number;
+}
+
+/** A page of the partners this user may see (S3, A10), searched and sorted in SQL. */
+export async function listPartners(ctx: CrmContext, filters: PartnerFilters, page: number, perPage: number): Promise<{ rows: PartnerRow[]; meta: PageMeta }> {
+  const scope = await recordScope(ctx, 'partners', 'view_partners');
+  const knex = ctx.host.knex;
+  const base = knex('crm_partners as p');
+  applyPartnerScope(base, scope);
+  if (filters.q) {
+    const pattern = likePattern(filters.q);
+    base.where((b) => {
+      for (const col of ['p.name', 'p.email', 'p.city', 'p.country']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
+    });
+  }
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const rows = await base.clone()
+    .select('p.id', 'p.name', 'p.email', 'p.city', 'p.country', 'p.manager_id', 'p.project_id')
+    .select(knex('crm_personal_contacts as c').count('*').whereRaw('c.partner_id = p.id').whereNull('c.deleted_at').as('consultants'))
+    .select(knex('crm_accounts as a').count('*').whereRaw('a.partner_id = p.id').whereNull('a.deleted_at').as('accounts'))
+    .orderBy([{ column: `p.${filters.sort}`, order: filters.dir }, { column: 'p.id', order: filters.dir }])
+    .limit(perPage).offset((current - 1) * perPage);
+  return {
+    rows: rows.map((r) => ({ ...r, consultants: Number(r.consultants), accounts: Number(r.accounts) })),
+    meta: { page: current, pages, total: count, per_page: perPage },
+  };
+}
+
+const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
+
+/** The partner if this user may see it (the global rule applies from any page), else null. */
+export async function findVisiblePartner(ctx: CrmContext, id: number): Promise<Partner | null> {
+  if (!validId(id)) return null;
+  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
+  const q = Partner.query(ctx.host.knex).alias('p').where('p.id', id).select('p.*');
+  applyPartnerScope(q, scope);
+  return (await q.first()) ?? null;
+}
+
+/** A visible partner or 404: the one way routes load a partner by id. */
+export async function requireVisiblePartner(ctx: CrmContext, id: number): Promise<Partner> {
+  const partner = await findVisiblePartner(ctx, id);
+  if (!partner) throw notFound('Partner');
+  return partner;
+}
+
+/** Edit rights: edit_partners where the partner is in reach; supervisors never edit through their team. */
+export async function canEditPartner(ctx: CrmContext, partner: Partner, permission = 'edit_partners'): Promise<boolean> {
+  if (!(await ctx.host.can(ctx.user, permission))) return false;
+  const scope = await recordScope(globalContext(ctx), 'partners', permission, { global: true });
+  const q = ctx.host.knex('crm_partners as p').where('p.id', partner.id);
+  applyPartnerScope(q, scope);
+  return Boolean(await q.first('p.id'));
+}
+
+/** A supervisor may look at a subordinate's partner, never change it (403, as for accounts). */
+export async function requireEditablePartner(ctx: CrmContext, id: number, permission = 'edit_partners'): Promise<Partner> {
+  const partner = await requireVisiblePartner(ctx, id);
+  if (!(await canEditPartner(ctx, partner, permission))) throw forbidden('You may see this partner but not change it.');
+  return partner;
+}
+
+/** Partners this user may pick (assign an account, make a contact a consultant): id and name, by name. */
+export async function partnerOptions(ctx: CrmContext): Promise<{ id: number; name: string }[]> {
+  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
+  const q = ctx.host.knex('crm_partners as p');
+  applyPartnerScope(q, scope);
+  return (await q.select('p.id', 'p.name').orderBy('p.name').limit(500)).map((r) => ({ id: Number(r.id), name: r.name }));
+}
+
+export type PartnerData = Record<(typeof PARTNER_FIELDS)[number], unknown>;
+
+/** Reads and checks the partner form, reporting every problem at once (422). */
+export async function readPartnerInput(ctx: CrmContext, input: FormInput): Promise<PartnerData> {
+  const errors = new FieldErrors();
+  const managerId = errors.id(input, 'manager_id', 'Manager');
+  if (managerId && !(await ctx.host.userById(managerId))) errors.add('manager_id', 'Choose a manager from the list');
+  const website = errors.text(input, 'website', 'Website', { max: 200 });
+  if (website && !/^https?:\/\/[^\s<>"]+$/i.test(website)) errors.add('website', 'Website must start with http:// or https://');
+  const data: PartnerData = {
+    name: errors.text(input, 'name', 'Name', { max: 200, required: true }),
+    email: errors.email(input, 'email', 'Email'),
+    phone: errors.text(input, 'phone', 'Phone', { max: 60 }),
+    website,
+    city: errors.text(input, 'city', 'City', { max: 100 }),
+    country: errors.text(input, 'country', 'Country', { max: 100 }),
+    note: errors.text(input, 'note', 'Note', { max: 10_000 }),
+    manager_id: managerId,
+  };
+  if (errors.any) throw invalid('The partner was not saved: fix the fields marked below.', errors.errors);
+  return data;
+}
+
+export async function createPartner(ctx: CrmContext, data: PartnerData, project: HostProject | null): Promise<Partner> {
+  return ctx.host.knex.transaction(async (trx) => {
+    const [row] = await trx('crm_partners').insert({ ...data, project_id: project?.id ?? null, author_id: ctx.user.id }).returning('id');
+    const id = Number(row.id ?? row);
+    const fields = changedFields({}, data, [...PARTNER_FIELDS]).filter((c) => c.new !== '' && c.new !== null);
+    await journal(trx, { type: 'partner', id, userId: ctx.user.id, action: 'create', changes: [...fields, ...(project ? [{ field: 'project', old: null, new: project.identifier }] : [])] });
+    return (await Partner.query(trx).findById(id))!;
+  });
+}
+
+/** Saves an edit if nobody saved in between (`lockVersion`), journaling each changed field old → new. */
+export async function updatePartner(ctx: CrmContext, partner: Partner, data: PartnerData, lockVersion: number): Promise<Partner> {
+  return ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_partners').where({ id: partner.id, lock_version: lockVersion }).whereNull('deleted_at')
+      .update({ ...data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
+    if (n === 0) throw staleRecord('This partner');
+    await journal(trx, { type: 'partner', id: partner.id, userId: ctx.user.id, action: 'update', changes: changedFields(partner as unknown as Record<string, unknown>, data, [...PARTNER_FIELDS]) });
+    return (await Partner.query(trx).findById(partner.id))!;
+  });
+}
+
+/** Soft delete: the row stays (journal, restore later); it disappears from every list and lookup. */
+export async function deletePartner(ctx: CrmContext, partner: Partner): Promise<void> {
+  await ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_partners').where({ id: partner.id }).whereNull('deleted_at')
+      .update({ deleted_at: new Date().toISOString(), lock_version: partner.lock_version + 1 });
+    if (n === 0) throw notFound('Partner');
+    await journal(trx, { type: 'partner', id: partner.id, userId: ctx.user.id, action: 'delete', changes: [] });
+  });
+}
+
+/** The partner's consultants this user may see. */
+export async function consultantsOf(ctx: CrmContext, partner: Partner) {
+  const { query: q } = await visibleContactsQuery(ctx);
+  return q.where('c.partner_id', partner.id).leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
+    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 't.name as type_name')
+    .orderBy(['c.last_name', 'c.first_name', 'c.id']).limit(200);
+}
+
+/** Accounts assigned to the partner (A10) that this user may see. */
+export async function managedAccounts(ctx: CrmContext, partner: Partner) {
+  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const q = ctx.host.knex('crm_accounts as a').where('a.partner_id', partner.id);
+  applyAccountScope(q, scope);
+  return q.select('a.id', 'a.name', 'a.city', 'a.country', 'a.customer_number').orderBy(['a.name', 'a.id']).limit(200);
+}
+
+/** Host users linked to the partner: they sign in as partner users and see only its records. */
+export async function partnerUsers(ctx: CrmContext, partner: Partner) {
+  const ids = new Set((await ctx.host.knex('crm_partner_users').where({ partner_id: partner.id }).pluck('user_id')).map(Number));
+  return (await ctx.host.users()).filter((u) => ids.has(u.id));
+}
+
+/** Links or unlinks a host user (admins with manage_crm_settings, on the partner page), journaled on the partner. */
+export async function setPartnerUser(ctx: CrmContext, partner: Partner, userId: number, linked: boolean): Promise<string> {
+  const user = validId(userId) ? await ctx.host.userById(userId) : null;
+  if (!user) throw invalid('Choose a user from the list.', { user_id: 'Choose a user from the list' });
+  await ctx.host.knex.transaction(async (trx) => {
+    const exists = Boolean(await trx('crm_partner_users').where({ partner_id: partner.id, user_id: user.id }).first());
+    if (exists === linked) return;
+    if (linked) await trx('crm_partner_users').insert({ partner_id: partner.id, user_id: user.id });
+    else await trx('crm_partner_users').where({ partner_id: partner.id, user_id: user.id }).delete();
+    await journal(trx, { type: 'partner', id: partner.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'users', old: linked ? null : user.login, new: linked ? user.login : null }] });
+  });
+  return user.name;
+}
+
+/**
+ * "Assign to partner" on an account (A10): sets crm_accounts.partner_id (or clears it) when nobody saved the
+ * account in between, journaled on the account as field partner_id.
+ */
+export async function assignAccountToPartner(ctx: CrmContext, account: Account, partner: Partner | null, lockVersion: number): Promise<void> {
+  await ctx.host.knex.transaction(async (trx) => {
+    const n = await trx('crm_accounts').where({ id: account.id, lock_version: lockVersion }).whereNull('deleted_at')
+      .update({ partner_id: partner?.id ?? null, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
+    if (n === 0) throw staleRecord('This account');
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: changedFields({ partner_id: account.partner_id }, { partner_id: partner?.id ?? null }, ['partner_id']) });
+  });
+}
+
+export type { RecordScope };

@@ -1,0 +1,354 @@
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const knex = () => host.db.knex;
+const oppId = async (name: string) => Number((await knex()('crm_opportunities').where({ name }).first()).id);
+const accountId = async (name: string) => Number((await knex()('crm_accounts').where({ name }).first()).id);
+const categoryId = async (name: string) => Number((await knex()('crm_activity_categories').where({ name }).first()).id);
+const activity = (subject: string) => knex()('crm_sales_activities').where({ subject }).first();
+const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+
+/** Inserts an activity as the data layer would store it (for the to-do counts, which must not depend on the UI). */
+async function insertActivity(row: Record<string, unknown>): Promise<number> {
+  const [r] = await knex()('crm_sales_activities').insert({
+    record_type: 'opportunity', category_id: await categoryId('Call'), notes: '', occurred_at: new Date().toISOString(), is_personal: false, ...row,
+  }).returning('id');
+  return Number(r.id ?? r);
+}
+
+describe('add, edit and delete in place (O5)', () => {
+  test('the sidebar form adds an activity with htmx: the list fragment comes back with HX-Trigger, a fresh form out of band, the journal on the opportunity', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Acme – ERP rollout');
+    const page = await rep1.get(`/crm/opportunities/${id}`);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain(`hx-post="/crm/opportunities/${id}/activities"`);
+    expect(page.text).toContain(`hx-target="#activities-opportunity-${id}"`);
+    expect(page.text).toContain(`id="activities-opportunity-${id}"`);
+    expect(visibleText(page.text)).toContain('Add activity');
+
+    const res = await rep1.htmxPost(`/crm/opportunities/${id}/activities`, {
+      variant: 'sidebar', category_id: String(await categoryId('Call')), subject: 'Called about <b>pricing</b>', notes: 'Wants a discount', next_contact_on: day(3),
+      responsible_id: String(host.demo.users.rep1.id),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers['hx-trigger']).toBe('crm:activitySaved');
+    expect(res.text.trim().startsWith(`<div class="activities" id="activities-opportunity-${id}">`)).toBe(true);
+    expect(res.text).not.toContain('id="crm-page"');
+    expect(res.text).toContain('Called about &lt;b&gt;pricing&lt;/b&gt;');
+    expect(res.text).toContain(`id="activity-add-opportunity-${id}"`);
+    expect(res.text).toContain('hx-swap-oob="true"');
+    expect(res.text).toContain('name="variant" value="sidebar"');
+
+    const row = await activity('Called about <b>pricing</b>');
+    const opp = await knex()('crm_opportunities').where({ id }).first();
+    expect(row.record_type).toBe('opportunity');
+    expect(Number(row.account_id)).toBe(Number(opp.account_id));
+    expect(Number(row.project_id)).toBe(Number(opp.project_id));
+    expect(Number(row.author_id)).toBe(host.demo.users.rep1.id);
+    const detail = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+      .where({ 'j.journalized_type': 'opportunity', 'j.journalized_id': id, 'd.field': 'activity' }).orderBy('j.id', 'desc').first('d.old_value', 'd.new_value');
+    expect(detail.old_value).toBeNull();
+    expect(detail.new_value).toBe(`Call: Called about <b>pricing</b> (next contact ${day(3)})`);
+  });
+
+  test('without JavaScript the form posts and redirects back to the record (303)', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Acme – ERP rollout');
+    const res = await rep1.post(`/crm/opportunities/${id}/activities`, { category_id: String(await categoryId('Meeting')), subject: 'Site visit', duration_minutes: '45', occurred_at: '2026-11-20T09:30' });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe(`/crm/opportunities/${id}`);
+    const page = await rep1.get(res.headers.location);
+    expect(visibleText(page.text)).toContain('Site visit');
+    expect(visibleText(page.text)).toContain('2026-11-20 09:30 UTC · 45 min');
+    const json = await rep1.get(`/crm/opportunities/${id}/activities.json`);
+    expect(json.status).toBe(200);
+    expect(json.body.activities.map((a: { subject: string }) => a.subject)).toContain('Site visit');
+  });
+
+  test('edit in place: the inline form, the saved list, a stale save refused (409), delete in place, all journaled', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Acme – support renewal');
+    const base = `/crm/opportunities/${id}/activities`;
+    await rep1.htmxPost(base, { category_id: String(await categoryId('Email')), subject: 'Sent offer', notes: 'v1' });
+    const row = await activity('Sent offer');
+
+    const form = await rep1.htmxGet(`${base}/${row.id}/edit`);
+    expect(form.status).toBe(200);
+    expect(form.text.trim().startsWith(`<li class="activity editing" id="activity-${row.id}"`)).toBe(true);
+    expect(form.text).toContain('value="Sent offer"');
+    expect(form.text).toContain(`hx-target="#activities-opportunity-${id}"`);
+
+    const saved = await rep1.htmxPost(`${base}/${row.id}`, { category_id: String(row.category_id), subject: 'Sent offer v2', notes: 'v2', lock_version: '0', duration_minutes: '15' });
+    expect(saved.status).toBe(200);
+    expect(saved.headers['hx-trigger']).toBe('crm:activitySaved');
+    expect(visibleText(saved.text)).toContain('Sent offer v2');
+    expect(visibleText(saved.text)).toContain('Activity saved.');
+    const after = await knex()('crm_sales_activities').where({ id: row.id }).first();
+    expect(after.subject).toBe('Sent offer v2');
+    expect(Number(after.lock_version)).toBe(1);
+    expect(Number(after.duration_minutes)).toBe(15);
+
+    const stale = await rep1.htmxPost(`${base}/${row.id}`, { category_id: String(row.category_id), subject: 'Lost update', lock_version: '0' });
+    expect(stale.status).toBe(409);
+    expect(stale.text).toContain('changed by someone else');
+    expect(stale.text).toContain('value="Lost update"');
+    expect((await knex()('crm_sales_activities').where({ id: row.id }).first()).subject).toBe('Sent offer v2');
+
+    const deleted = await rep1.htmxPost(`${base}/${row.id}/delete`, { lock_version: '1' });
+    expect(deleted.status).toBe(200);
+    expect(deleted.headers['hx-trigger']).toBe('crm:activitySaved');
+    expect(deleted.text).not.toContain('Sent offer v2');
+    expect(await knex()('crm_sales_activities').where({ id: row.id }).first()).toBeUndefined();
+    const details = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+      .where({ 'j.journalized_type': 'opportunity', 'j.journalized_id': id, 'd.field': 'activity' }).orderBy('j.id').select('d.old_value', 'd.new_value');
+    expect(details.slice(-3)).toEqual([
+      { old_value: null, new_value: 'Email: Sent offer' },
+      { old_value: 'Email: Sent offer', new_value: 'Email: Sent offer v2' },
+      { old_value: 'Email: Sent offer v2', new_value: null },
+    ]);
+  });
+
+  test('the account tab lists activities and adds in place; the journal is the account’s', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await accountId('Eva Lind');
+    const tab = await rep1.get(`/crm/accounts/${id}?tab=activities`);
+    expect(tab.status).toBe(200);
+    expect(tab.text).toContain(`id="activities-account-${id}"`);
+    expect(tab.text).not.toContain('Nothing here yet');
+    const res = await rep1.htmxPost(`/crm/accounts/${id}/activities`, { category_id: String(await categoryId('Note')), subject: 'Prefers email', variant: 'full' });
+    expect(res.status).toBe(200);
+    expect(visibleText(res.text)).toContain('Prefers email');
+    const row = await activity('Prefers email');
+    expect([row.record_type, Number(row.account_id), row.project_id]).toEqual(['account', id, null]);
+    expect(await knex()('crm_journals').where({ journalized_type: 'account', journalized_id: id }).orderBy('id', 'desc').first()).toBeDefined();
+    const plain = await rep1.post(`/crm/accounts/${id}/activities`, { category_id: String(await categoryId('Note')), subject: 'Second note' });
+    expect(plain.status).toBe(303);
+    expect(plain.headers.location).toBe(`/crm/accounts/${id}?tab=activities`);
+  });
+});
+
+describe('visibility', () => {
+  test('a personal activity is seen only by its author and its responsible person; only the author changes it; the journal hides its subject', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const director = await Session.signIn(host.app, 'director');
+    const id = await oppId('Nordic Retail – POS upgrade');
+    const base = `/crm/opportunities/${id}/activities`;
+    await rep1.post(base, { category_id: String(await categoryId('Call')), subject: 'Secret pricing idea', is_personal: '1' });
+    await rep1.post(base, { category_id: String(await categoryId('Call')), subject: 'Shared with Diane', is_personal: '1', responsible_id: String(host.demo.users.director.id) });
+    const secret = await activity('Secret pricing idea');
+    const shared = await activity('Shared with Diane');
+    expect(Boolean(secret.is_personal)).toBe(true);
+
+    const mine = visibleText((await rep1.get(`/crm/opportunities/${id}`)).text);
+    expect(mine).toContain('Secret pricing idea');
+    const theirs = await director.get(`/crm/opportunities/${id}`);
+    expect(visibleText(theirs.text)).not.toContain('Secret pricing idea');
+    expect(visibleText(theirs.text)).toContain('Shared with Diane');
+    expect(visibleText(theirs.text)).toContain('Personal activity');
+    const json = await director.get(`${base}.json`);
+    expect(json.body.activities.map((a: { subject: string }) => a.subject)).not.toContain('Secret pricing idea');
+
+    expect((await director.htmxGet(`${base}/${secret.id}/edit`)).status).toBe(404);
+    expect((await director.get(`/crm/activities/${secret.id}/calendar.ics`)).status).toBe(404);
+    expect((await director.post(`${base}/${secret.id}/delete`)).status).toBe(404);
+    expect((await director.post(`${base}/${shared.id}/delete`)).status).toBe(403);
+    expect((await director.get(`/crm/activities/${shared.id}/calendar.ics`)).status).toBe(200);
+    expect(await activity('Shared with Diane')).toBeDefined();
+  });
+
+  test('activities of an opportunity the user cannot see answer 404, whatever the route', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Globex – data platform');
+    const hidden = await insertActivity({ record_id: id, subject: 'Globex internal', account_id: await accountId('Globex Corporation') });
+    const base = `/crm/opportunities/${id}/activities`;
+    expect((await rep1.get(`${base}.json`)).status).toBe(404);
+    expect((await rep1.post(base, { category_id: String(await categoryId('Call')), subject: 'Sneaky' })).status).toBe(404);
+    expect((await rep1.htmxGet(`${base}/${hidden}/edit`)).status).toBe(404);
+    expect((await rep1.post(`${base}/${hidden}`, { subject: 'x', lock_version: '0' })).status).toBe(404);
+    expect((await rep1.post(`${base}/${hidden}/delete`)).status).toBe(404);
+    expect((await rep1.get(`/crm/activities/${hidden}/calendar.ics`)).status).toBe(404);
+    // An activity id under another (visible) record is not found either.
+    expect((await rep1.htmxGet(`/crm/opportunities/${await oppId('Acme – ERP rollout')}/activities/${hidden}/edit`)).status).toBe(404);
+    expect(await activity('Sneaky')).toBeUndefined();
+  });
+  test('partners: activities through the same routes (JSON), journaled on the partner; another region’s partner is 404', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const baltic = Number((await knex()('crm_partners').where({ name: 'Baltic Consulting' }).first()).id);
+    const pacific = Number((await knex()('crm_partners').where({ name: 'Pacific Partners' }).first()).id);
+    const res = await rep1.agent.post(`/crm/partners/${baltic}/activities`).set('Accept', 'application/json').set('X-CSRF-Token', rep1.csrf)
+      .send({ category_id: await categoryId('Meeting'), subject: 'Partner review', next_contact_on: day(7) });
+    expect(res.status).toBe(201);
+    expect(res.body.activity).toMatchObject({ record_type: 'partner', record_id: baltic, account_id: null });
+    expect((await rep1.get(`/crm/partners/${baltic}/activities.json`)).body.activities.map((a: { subject: string }) => a.subject)).toContain('Partner review');
+    expect(await knex()('crm_journals').where({ journalized_type: 'partner', journalized_id: baltic }).orderBy('id', 'desc').first('action')).toEqual({ action: 'update' });
+    expect((await rep1.get(`/crm/partners/${pacific}/activities.json`)).status).toBe(404);
+  });
+});
+
+describe('bad input', () => {
+  test('subject missing, duration -5, next contact 2026-02-30, category 999, a bad date: 422 naming each field, nothing saved', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Eva Lind – consulting');
+    const base = `/crm/opportunities/${id}/activities`;
+    const before = await knex()('crm_sales_activities').where({ record_type: 'opportunity', record_id: id }).count({ n: '*' });
+    const bad = { category_id: '999', subject: '', duration_minutes: '-5', next_contact_on: '2026-02-30', occurred_at: 'yesterday', responsible_id: '99999', variant: 'sidebar' };
+    const htmx = await rep1.htmxPost(base, bad);
+    expect(htmx.status).toBe(422);
+    for (const f of ['category_id', 'subject', 'duration_minutes', 'next_contact_on', 'occurred_at', 'responsible_id']) expect(htmx.text).toContain(`data-field="${f}"`);
+    expect(htmx.text).toContain('hx-swap-oob="true"');
+    expect(htmx.text).toContain('value="2026-02-30"');
+
+    const plain = await rep1.post(base, bad);
+    expect(plain.status).toBe(422);
+    expect(plain.text).toContain('data-field="next_contact_on"');
+    expect(visibleText(plain.text)).toContain('The activity was not saved');
+
+    const json = await rep1.agent.post(`${base}`).set('Accept', 'application/json').set('X-CSRF-Token', rep1.csrf).send({ category_id: 1, subject: 'x'.repeat(201), duration_minutes: '1441' });
+    expect(json.status).toBe(422);
+    expect(Object.keys(json.body.fields).sort()).toEqual(['duration_minutes', 'subject']);
+    expect(json.body.fields.duration_minutes).toBe('Duration must be whole minutes from 0 to 1440');
+    const after = await knex()('crm_sales_activities').where({ record_type: 'opportunity', record_id: id }).count({ n: '*' });
+    expect(Number(after[0].n)).toBe(Number(before[0].n));
+  });
+
+  test('JSON: create answers 201 with the activity; update without a lock version is refused', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Eva Lind – consulting');
+    const created = await rep1.agent.post(`/crm/opportunities/${id}/activities`).set('Accept', 'application/json').set('X-CSRF-Token', rep1.csrf)
+      .send({ category_id: await categoryId('Call'), subject: 'API call', occurred_at: '2026-11-23T10:00:00+01:00', duration_minutes: 0 });
+    expect(created.status).toBe(201);
+    expect(created.body.activity).toMatchObject({ subject: 'API call', occurred_at: '2026-11-23T09:00:00.000Z', duration_minutes: 0, lock_version: 0 });
+    const update = await rep1.agent.post(`/crm/opportunities/${id}/activities/${created.body.activity.id}`).set('Accept', 'application/json').set('X-CSRF-Token', rep1.csrf).send({ subject: 'x' });
+    expect(update.status).toBe(422);
+    expect(update.body.fields.lock_version).toBe('missing');
+  });
+});
+
+describe('to-do (O5)', () => {
+  test('counts for today, overdue and no responsible person match the inserted activities, per account too, and only what the user may see', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const todoBefore = (await rep1.get('/crm/activities/todo.json')).body;
+    const directorBefore = (await (await Session.signIn(host.app, 'director')).get('/crm/activities/todo.json')).body;
+    const acme = await accountId('Acme Manufacturing');
+    const opp = await oppId('Acme – ERP rollout');
+    const globex = await oppId('Globex – data platform');
+    const rep1Id = host.demo.users.rep1.id;
+    const rows = [
+      { subject: 'todo today 1', next_contact_on: day(0), responsible_id: rep1Id },
+      { subject: 'todo today 2 unassigned', next_contact_on: day(0), responsible_id: null },
+      { subject: 'todo overdue', next_contact_on: day(-3), responsible_id: rep1Id },
+      { subject: 'todo overdue unassigned', next_contact_on: day(-1), responsible_id: null },
+      { subject: 'todo upcoming unassigned', next_contact_on: day(5), responsible_id: null },
+      { subject: 'todo upcoming', next_contact_on: day(5), responsible_id: rep1Id },
+      { subject: 'no follow-up', next_contact_on: null, responsible_id: null },
+    ];
+    for (const r of rows) await insertActivity({ ...r, record_id: opp, account_id: acme, project_id: host.demo.projects['crm-europe'].id, author_id: rep1Id });
+    // Not for rep1: an opportunity in the Americas, and someone else's personal activity.
+    await insertActivity({ subject: 'todo americas', record_id: globex, account_id: await accountId('Globex Corporation'), next_contact_on: day(0), responsible_id: null });
+    await insertActivity({ subject: 'todo personal of director', record_id: opp, account_id: acme, next_contact_on: day(0), is_personal: true, author_id: host.demo.users.director.id });
+
+    const todo = (await rep1.get('/crm/activities/todo.json')).body;
+    expect(todo.today).toBe(day(0));
+    expect(todo.totals.today.count - todoBefore.totals.today.count).toBe(2);
+    expect(todo.totals.overdue.count - todoBefore.totals.overdue.count).toBe(2);
+    expect(todo.totals.unassigned.count - todoBefore.totals.unassigned.count).toBe(3);
+    expect(todo.totals.today.url).toBe('/crm/activities?due=today');
+    const acmeOf = (body: { by_account: { account_id: number; today: number; overdue: number; unassigned: number }[] }) =>
+      body.by_account.find((a) => a.account_id === acme) ?? { today: 0, overdue: 0, unassigned: 0 };
+    expect(acmeOf(todo).today - acmeOf(todoBefore).today).toBe(2);
+    expect(acmeOf(todo).overdue - acmeOf(todoBefore).overdue).toBe(2);
+    expect(acmeOf(todo).unassigned - acmeOf(todoBefore).unassigned).toBe(3);
+    const upcoming = todo.upcoming.find((g: { next_contact_on: string; account_id: number }) => g.next_contact_on === day(5) && g.account_id === acme);
+    expect(upcoming.count).toBeGreaterThanOrEqual(2);
+    expect(upcoming.url).toBe(`/crm/activities?on=${day(5)}&account=${acme}`);
+
+    const director = (await (await Session.signIn(host.app, 'director')).get('/crm/activities/todo.json')).body;
+    // The director also sees the Americas' one and their own personal one (rep1 saw neither): 2 + 2.
+    expect(director.totals.today.count - directorBefore.totals.today.count).toBe(4);
+
+    const page = await rep1.get('/crm/activities/todo');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('href="/crm/activities?due=today"');
+    expect(page.text).toContain('href="/crm/activities?due=overdue"');
+    expect(page.text).toContain('href="/crm/activities?due=unassigned"');
+    expect(page.text).toContain(`href="/crm/activities?due=today&amp;account=${acme}"`);
+    expect(visibleText(page.text)).toContain(`${todo.totals.today.count} due today`);
+  });
+
+  test('the linked lists show those activities, paginated, as HTML and JSON; a bad filter is 422', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const opp = await oppId('Nordic Retail – POS upgrade');
+    const nordic = await accountId('Nordic Retail Group');
+    await insertActivity({ subject: 'list today', record_id: opp, account_id: nordic, next_contact_on: day(0), responsible_id: host.demo.users.rep1.id });
+    await insertActivity({ subject: 'list overdue', record_id: opp, account_id: nordic, next_contact_on: day(-10), responsible_id: null });
+    await insertActivity({ subject: 'list upcoming', record_id: opp, account_id: nordic, next_contact_on: day(2), responsible_id: host.demo.users.rep1.id });
+    await insertActivity({ subject: 'list americas', record_id: await oppId('Globex – data platform'), next_contact_on: day(0) });
+    const subjects = async (q: string) => ((await rep1.get(`/crm/activities.json${q}`)).body.activities as { subject: string }[]).map((a) => a.subject);
+    const today = await subjects('?due=today');
+    expect(today).toContain('list today');
+    expect(today).not.toContain('list overdue');
+    expect(today).not.toContain('list americas');
+    const overdue = await subjects('?due=overdue');
+    expect(overdue).toContain('list overdue');
+    expect(overdue).not.toContain('list today');
+    const unassigned = await subjects(`?due=unassigned&account=${nordic}`);
+    expect(unassigned).toContain('list overdue');
+    expect(unassigned).not.toContain('list today');
+    expect(await subjects(`?on=${day(2)}&account=${nordic}`)).toEqual(['list upcoming']);
+
+    const html = await rep1.get('/crm/activities?due=today');
+    expect(html.status).toBe(200);
+    expect(visibleText(html.text)).toContain('Due today');
+    expect(html.text).toContain(`href="/crm/opportunities/${opp}"`);
+    const json = await rep1.get('/crm/activities.json?due=today');
+    expect(json.body.pagination).toMatchObject({ page: 1 });
+    const project = await rep1.get('/projects/crm-europe/crm/activities.json?due=today');
+    expect(project.status).toBe(200);
+    expect(project.body.activities.map((a: { subject: string }) => a.subject)).toContain('list today');
+
+    const projectTodo = await rep1.get('/projects/crm-europe/crm/activities/todo');
+    expect(projectTodo.status).toBe(200);
+    expect(projectTodo.text).toContain('href="/projects/crm-europe/crm/activities?due=today"');
+    expect((await rep1.get('/projects/crm-americas/crm/activities/todo')).status).toBe(404);
+
+    const bad = await rep1.get('/crm/activities.json?due=tomorrow&on=2026-02-30');
+    expect(bad.status).toBe(422);
+    expect(Object.keys(bad.body.fields).sort()).toEqual(['due', 'on']);
+    expect((await rep1.get("/crm/activities?account=1'%20or%201=1")).status).toBe(422);
+  });
+});
+
+describe('calendar entry (O6)', () => {
+  test('an .ics with the account as title, the notes escaped, 30 minutes from now rounded up to 5 minutes', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Acme – ERP rollout');
+    await rep1.post(`/crm/opportunities/${id}/activities`, { category_id: String(await categoryId('Call')), subject: 'ics test', notes: 'Agenda: price, terms; next steps\nBring the \\ backslash' });
+    const row = await activity('ics test');
+    const before = Date.now();
+    const res = await rep1.get(`/crm/activities/${row.id}/calendar.ics`);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/calendar/);
+    expect(res.headers['content-disposition']).toBe(`attachment; filename="activity-${row.id}.ics"`);
+    const text = res.text.replace(/\r\n /g, '');
+    expect(res.text).toContain('BEGIN:VCALENDAR\r\n');
+    expect(text).toContain('\r\nSUMMARY:Acme Manufacturing\r\n');
+    expect(text).toContain('\r\nDESCRIPTION:Agenda: price\\, terms\\; next steps\\nBring the \\\\ backslash\r\n');
+    expect(text).toMatch(/\r\nUID:[^\r\n]+\r\n/);
+    expect(text).toMatch(/\r\nDTSTAMP:\d{8}T\d{6}Z\r\n/);
+    const stamp = (name: string) => {
+      const m = new RegExp(`\\r\\n${name}:(\\d{4})(\\d{2})(\\d{2})T(\\d{2})(\\d{2})(\\d{2})Z\\r\\n`).exec(text)!;
+      return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
+    };
+    const start = stamp('DTSTART');
+    const end = stamp('DTEND');
+    expect(end.getTime() - start.getTime()).toBe(30 * 60_000);
+    expect(start.getUTCMinutes() % 5).toBe(0);
+    expect(start.getUTCSeconds()).toBe(0);
+    expect(start.getTime()).toBeGreaterThanOrEqual(before - 1000);
+    expect(start.getTime() - before).toBeLessThanOrEqual(5 * 60_000 + 5000);
+  });
+});

@@ -1,0 +1,332 @@
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const knex = () => host.db.knex;
+const accountId = async (name: string) => Number((await knex()('crm_accounts').where({ name }).first()).id);
+const contactId = async (last: string) => Number((await knex()('crm_personal_contacts').where({ last_name: last }).orderBy('id', 'desc').first()).id);
+const typeId = async (name: string) => Number((await knex()('crm_contact_types').where({ name }).first()).id);
+const listedNames = (html: string) => [...html.matchAll(/<tr data-contact="\d+">\s*<td><a href="\/crm\/personal-contacts\/\d+">([^<]+)<\/a>/g)].map((m) => visibleText(m[1]));
+const project = (key: string) => String(host.demo.projects[key].id);
+const salesRep = async () => Number((await knex()('roles').where({ name: 'Sales rep' }).first()).id);
+
+/** Creates a contact through the form as `login`, returns its id. */
+async function newContact(login: string, form: Record<string, string>): Promise<number> {
+  const s = await Session.signIn(host.app, login);
+  const res = await s.post('/crm/personal-contacts', form);
+  if (res.status !== 303) throw new Error(`create failed ${res.status}: ${visibleText(res.text).slice(0, 300)}`);
+  return Number(/\/crm\/personal-contacts\/(\d+)$/.exec(res.headers.location)![1]);
+}
+
+describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
+  test('a rep creates a contact; detail as full page, htmx fragment and JSON; listed and searchable', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const form = await rep.get('/crm/personal-contacts/new');
+    expect(form.status).toBe(200);
+    expect(visibleText(form.text)).toContain('New personal contact');
+    const res = await rep.post('/crm/personal-contacts', {
+      first_name: 'Mira', last_name: 'Sandberg', job_title: 'Buyer', email: 'mira@sandberg.example', contact_type_id: String(await typeId('Employee')), project_id: project('crm-europe'),
+    });
+    expect(res.status).toBe(303);
+    const id = await contactId('Sandberg');
+    expect(res.headers.location).toBe(`/crm/personal-contacts/${id}`);
+    const row = await knex()('crm_personal_contacts').where({ id }).first();
+    expect(row.project_id).toBe(host.demo.projects['crm-europe'].id);
+    expect(row.author_id).toBe(host.demo.users.rep1.id);
+
+    const full = await rep.get(`/crm/personal-contacts/${id}`);
+    expect(full.text).toContain('<html');
+    expect(visibleText(full.text)).toContain('Mira Sandberg');
+    expect(visibleText(full.text)).toContain('Employee · Buyer');
+    const fragment = await rep.htmxGet(`/crm/personal-contacts/${id}`);
+    expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+    expect(fragment.headers.vary).toMatch(/HX-Request/);
+    const json = await rep.get(`/crm/personal-contacts/${id}.json`);
+    expect(json.body.personal_contact).toMatchObject({ id, name: 'Mira Sandberg', email: 'mira@sandberg.example', type: 'Employee', lock_version: 0 });
+
+    expect(listedNames((await rep.get('/crm/personal-contacts?q=sandb')).text)).toEqual(['Mira Sandberg']);
+    expect(listedNames((await rep.get('/projects/crm-europe/crm/personal-contacts')).text)).toContain('Mira Sandberg');
+    expect(listedNames((await rep.get('/crm/personal-contacts?q=%25')).text)).toEqual([]);
+    const list = await rep.get('/crm/personal-contacts.json?sort=city&dir=desc');
+    expect(list.body.pagination.total).toBeGreaterThan(1);
+    expect(list.body.personal_contacts.map((c: { name: string }) => c.name)).toContain('Mira Sandberg');
+    const journal = await knex()('crm_journals').where({ journalized_type: 'personal_contact', journalized_id: id });
+    expect(journal.map((j) => j.action)).toEqual(['create']);
+  });
+
+  test('project pages list only that project’s contacts; the sidebar links to the real sections', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const europe = listedNames((await director.get('/projects/crm-europe/crm/personal-contacts')).text);
+    expect(europe).toEqual(expect.arrayContaining(['Sven Holm', 'Liga Ozola']));
+    expect(europe).not.toContain('Hank Scorpio');
+    const overview = await director.get('/crm.json');
+    const sections = overview.body.sections.filter((s: { id: string }) => ['personal_contacts', 'partners'].includes(s.id));
+    expect(sections).toEqual([
+      { id: 'personal_contacts', label: 'Personal contacts', url: '/crm/personal-contacts', available: true },
+      { id: 'partners', label: 'Partners', url: '/crm/partners', available: true },
+    ]);
+  });
+
+  test('edit through htmx: fragment + HX-Trigger, journaled old → new, shown on the History tab', async () => {
+    const id = await newContact('rep1', { last_name: 'Lindqvist', job_title: 'Analyst', project_id: project('crm-europe') });
+    const rep = await Session.signIn(host.app, 'rep1');
+    const edit = await rep.get(`/crm/personal-contacts/${id}/edit`);
+    expect(edit.text).toContain('name="lock_version" value="0"');
+    const res = await rep.htmxPost(`/crm/personal-contacts/${id}`, { last_name: 'Lindqvist', first_name: 'Per', job_title: 'Head of analytics', lock_version: '0' });
+    expect(res.status).toBe(200);
+    expect(res.headers['hx-trigger']).toBe('crm:contactSaved');
+    expect(res.text).not.toContain('<html');
+    expect(visibleText(res.text)).toContain('Contact saved.');
+    expect(visibleText(res.text)).toContain('Per Lindqvist');
+    const journal = await knex()('crm_journals').where({ journalized_type: 'personal_contact', journalized_id: id, action: 'update' });
+    const details = await knex()('crm_journal_details').where({ journal_id: journal[0].id }).orderBy('field');
+    expect(details.map((d) => [d.field, d.old_value, d.new_value])).toEqual([['first_name', '', 'Per'], ['job_title', 'Analyst', 'Head of analytics']]);
+    const historyTab = visibleText((await rep.get(`/crm/personal-contacts/${id}?tab=history`)).text);
+    expect(historyTab).toContain('job_title : Analyst → Head of analytics');
+    expect(historyTab).toContain('Rick Rep · update');
+  });
+
+  test('a stale save answers 409 with a message, keeps the input and changes nothing', async () => {
+    const id = await newContact('rep1', { last_name: 'Stale', project_id: project('crm-europe') });
+    const rep = await Session.signIn(host.app, 'rep1');
+    expect((await rep.post(`/crm/personal-contacts/${id}`, { last_name: 'Stale', city: 'Lund', lock_version: '0' })).status).toBe(303);
+    const stale = await rep.htmxPost(`/crm/personal-contacts/${id}`, { last_name: 'Stale', city: 'Kiruna', lock_version: '0' });
+    expect(stale.status).toBe(409);
+    expect(visibleText(stale.text)).toContain('changed by someone else');
+    expect(stale.text).toContain('value="Kiruna"');
+    expect((await knex()('crm_personal_contacts').where({ id }).first()).city).toBe('Lund');
+    const missing = await rep.post(`/crm/personal-contacts/${id}`, { last_name: 'Stale' });
+    expect(missing.status).toBe(422);
+  });
+
+  test('bad input → 422 naming the field, input kept; HTML is escaped everywhere', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const res = await rep.post('/crm/personal-contacts', { first_name: 'No', last_name: '', email: 'not-an-email' });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('data-field="last_name"');
+    expect(visibleText(res.text)).toContain('Last name is required');
+    expect(visibleText(res.text)).toContain('Email is not an email address');
+    expect(res.text).toContain('value="not-an-email"');
+    const json = await rep.agent.post('/crm/personal-contacts').set('Accept', 'application/json').set('X-CSRF-Token', rep.csrf).send({ last_name: 'x'.repeat(101) });
+    expect(json.status).toBe(422);
+    expect(json.body.fields.last_name).toBe('Last name is at most 100 characters');
+    // A9: users of the platform are never duplicated as contacts.
+    const user = await rep.post('/crm/personal-contacts', { last_name: 'Rep', email: 'REP2@example.com' });
+    expect(user.status).toBe(422);
+    expect(visibleText(user.text)).toContain('users are not added as personal contacts');
+    expect((await rep.post('/crm/personal-contacts', { last_name: 'Typo', contact_type_id: '999' })).status).toBe(422);
+
+    const id = await newContact('rep1', { last_name: '<script>alert(1)</script>', note: '<img src=x onerror=alert(2)>', project_id: project('crm-europe') });
+    const page = await rep.get(`/crm/personal-contacts/${id}`);
+    expect(page.text).not.toContain('<script>alert(1)</script>');
+    expect(page.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(page.text).not.toContain('<img src=x');
+    const list = await rep.get('/crm/personal-contacts?q=alert');
+    expect(list.text).toContain('&lt;script&gt;');
+    expect(list.text).not.toContain('<script>alert(1)');
+  });
+
+  test('delete asks for confirmation, is soft, journaled, and the contact is gone (404) afterwards', async () => {
+    const id = await newContact('director', { last_name: 'Gone', project_id: project('crm-europe') });
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post(`/crm/personal-contacts/${id}/delete`, {})).status).toBe(422);
+    const rep = await Session.signIn(host.app, 'rep1');
+    expect((await rep.post(`/crm/personal-contacts/${id}/delete`, { confirm: '1' })).status).toBe(404); // reps lack delete_personal_contacts
+    const res = await director.post(`/crm/personal-contacts/${id}/delete`, { confirm: '1' });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/crm/personal-contacts');
+    expect((await knex()('crm_personal_contacts').where({ id }).first()).deleted_at).not.toBeNull();
+    expect((await director.get(`/crm/personal-contacts/${id}`)).status).toBe(404);
+    expect(listedNames((await director.get('/crm/personal-contacts?q=gone')).text)).toEqual([]);
+    const actions = await knex()('crm_journals').where({ journalized_type: 'personal_contact', journalized_id: id }).orderBy('id').pluck('action');
+    expect(actions).toEqual(['create', 'delete']);
+  });
+
+  test('ids that do not exist or cannot be seen answer 404 on every route', async () => {
+    const hidden = await newContact('rep2', { last_name: 'Hidden', project_id: project('crm-americas') });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    for (const id of [hidden, 999999, 'abc']) {
+      expect((await rep1.get(`/crm/personal-contacts/${id}`)).status).toBe(404);
+      expect((await rep1.get(`/crm/personal-contacts/${id}.json`)).status).toBe(404);
+      expect((await rep1.get(`/crm/personal-contacts/${id}/edit`)).status).toBe(404);
+      expect((await rep1.post(`/crm/personal-contacts/${id}`, { last_name: 'X', lock_version: '0' })).status).toBe(404);
+      expect((await rep1.post(`/crm/personal-contacts/${id}/tasks`, { subject: 'X' })).status).toBe(404);
+    }
+    const acme = await accountId('Acme Manufacturing');
+    expect((await rep1.post(`/crm/accounts/${acme}/contacts`, { contact: String(hidden) })).status).toBe(404);
+    expect((await rep1.post(`/crm/accounts/${acme}/contacts/${hidden}/unlink`, {})).status).toBe(404);
+    expect((await knex()('crm_personal_contacts').where({ id: hidden }).first()).last_name).toBe('Hidden');
+    // rep1 cannot reach Globex: not as the account of a new employee either.
+    expect((await rep1.get(`/crm/personal-contacts/new?account_id=${await accountId('Globex Corporation')}`)).status).toBe(404);
+    expect((await rep1.post('/crm/personal-contacts', { last_name: 'Sneaky', account_id: String(await accountId('Globex Corporation')) })).status).toBe(404);
+  });
+});
+
+describe('employees of an account: People tab (A6, A9)', () => {
+  test('"New employee" from the account: prefilled form, linked with its role, shown on the People tab and journaled on both', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const acme = await accountId('Acme Manufacturing');
+    const accountPage = await rep.get(`/crm/accounts/${acme}`);
+    expect(accountPage.text).toContain(`hx-get="/crm/accounts/${acme}/actions/employee"`);
+    expect(visibleText(accountPage.text)).toContain('New employee');
+    const action = await rep.htmxGet(`/crm/accounts/${acme}/actions/employee`);
+    expect(action.text).toContain('id="new-employee"');
+    const form = await rep.get(`/crm/personal-contacts/new?account_id=${acme}&contact_type=Employee`);
+    expect(visibleText(form.text)).toContain('Employee of Acme Manufacturing');
+    expect(form.text).toContain(`<option value="${await typeId('Employee')}" selected>`);
+    expect(form.text).toContain(`<option value="${project('crm-europe')}" selected>`);
+    const res = await rep.post('/crm/personal-contacts', {
+      account_id: String(acme), role: 'Plant manager', contact_type_id: String(await typeId('Employee')), first_name: 'Olle', last_name: 'Nyberg', project_id: project('crm-europe'),
+    });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe(`/crm/accounts/${acme}?tab=people`);
+    const people = visibleText((await rep.get(`/crm/accounts/${acme}?tab=people`)).text);
+    expect(people).toContain('Olle Nyberg Plant manager Employee');
+    expect(people).toContain('Sven Holm'); // demo employee
+    const id = await contactId('Nyberg');
+    const accountLog = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id').where({ 'j.journalized_type': 'account', 'j.journalized_id': acme, 'd.field': 'contacts' }).pluck('d.new_value');
+    expect(accountLog).toContain('+Olle Nyberg (Plant manager)');
+    expect(visibleText((await rep.get(`/crm/personal-contacts/${id}`)).text)).toContain('Acme Manufacturing — Plant manager');
+    // The project manager may look at accounts but not change them: no "New employee".
+    const pm = await Session.signIn(host.app, 'pm');
+    const parts = await accountId('Parts & Bolts Supply');
+    const pmPage = await pm.get(`/crm/accounts/${parts}`);
+    expect(pmPage.status).toBe(200);
+    expect(pmPage.text).not.toContain('actions/employee');
+    const pmAction = await pm.htmxGet(`/crm/accounts/${parts}/actions/employee`);
+    expect(pmAction.status).toBe(200);
+    expect(pmAction.text).toBe('');
+    expect((await pm.htmxGet(`/crm/accounts/${acme}/actions/employee`)).status).toBe(404);
+  });
+
+  test('link an existing contact by name or id through htmx (tab fragment), refuse bad input, unlink', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const nordic = await accountId('Nordic Retail Group');
+    const liga = await contactId('Ozola');
+    const byName = await rep.htmxPost(`/crm/accounts/${nordic}/contacts`, { contact: 'liga ozola', role: 'Advisor' });
+    expect(byName.status).toBe(200);
+    expect(byName.headers['hx-trigger']).toBe('crm:accountSaved');
+    expect(byName.text.trim().startsWith('<h3>People</h3>')).toBe(true);
+    expect(visibleText(byName.text)).toContain('Liga Ozola linked.');
+    expect(visibleText(byName.text)).toContain('Liga Ozola Senior consultant Advisor Consultant');
+    expect(await knex()('crm_account_contacts').where({ account_id: nordic, contact_id: liga }).first()).toMatchObject({ role: 'Advisor' });
+
+    const twice = await rep.htmxPost(`/crm/accounts/${nordic}/contacts`, { contact: String(liga) });
+    expect(twice.status).toBe(422);
+    expect(visibleText(twice.text)).toContain('already linked');
+    const none = await rep.post(`/crm/accounts/${nordic}/contacts`, { contact: 'Nobody Atall' });
+    expect(none.status).toBe(422);
+    expect(none.text).toContain('<html');
+    expect(visibleText(none.text)).toContain('No contact you can see matches this name');
+    await newContact('rep1', { first_name: 'Anna', last_name: 'Twin', project_id: project('crm-europe') });
+    await newContact('rep1', { first_name: 'Anders', last_name: 'Twin', project_id: project('crm-europe') });
+    const many = await rep.post(`/crm/accounts/${nordic}/contacts`, { contact: 'twin' });
+    expect(many.status).toBe(422);
+    expect(visibleText(many.text)).toContain('Several contacts match');
+
+    const byId = await rep.post(`/crm/accounts/${nordic}/contacts`, { contact: String(await contactId('Holm')) });
+    expect(byId.status).toBe(303);
+    expect(byId.headers.location).toBe(`/crm/accounts/${nordic}?tab=people`);
+    const unlink = await rep.htmxPost(`/crm/accounts/${nordic}/contacts/${liga}/unlink`, {});
+    expect(unlink.status).toBe(200);
+    expect(visibleText(unlink.text)).toContain('Liga Ozola unlinked.');
+    expect(await knex()('crm_account_contacts').where({ account_id: nordic, contact_id: liga }).first()).toBeUndefined();
+    const log = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id').where({ 'j.journalized_type': 'personal_contact', 'j.journalized_id': liga }).orderBy('j.id').select('d.field', 'd.old_value', 'd.new_value');
+    expect(log).toEqual([{ field: 'accounts', old_value: null, new_value: '+Nordic Retail Group' }, { field: 'accounts', old_value: 'Nordic Retail Group', new_value: null }]);
+  });
+
+  test('a contact linked to an account the user can see is visible to them', async () => {
+    const hidden = await newContact('rep2', { last_name: 'Viaaccount' }); // no project: only rep2 (and admins) see it
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get(`/crm/personal-contacts/${hidden}`)).status).toBe(404);
+    await knex()('crm_account_contacts').insert({ account_id: await accountId('Acme Manufacturing'), contact_id: hidden, role: '' });
+    expect((await rep1.get(`/crm/personal-contacts/${hidden}`)).status).toBe(200);
+    expect(listedNames((await rep1.get('/crm/personal-contacts?q=viaaccount')).text)).toEqual(['Viaaccount']);
+  });
+});
+
+describe('visibility of personal contacts (S3)', () => {
+  test("'own' for the Sales rep role: a rep sees only contacts they own or created", async () => {
+    const role = await salesRep();
+    const other = await newContact('rep2', { last_name: 'Ownedbyrita', project_id: project('crm') });
+    const mine = await newContact('rep2', { last_name: 'Ownedbyrick', project_id: project('crm'), owner_id: String(host.demo.users.rep1.id) });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get(`/crm/personal-contacts/${other}`)).status).toBe(200); // default: all
+    await knex()('crm_role_visibility').insert({ role_id: role, entity: 'personal_contacts', level: 'own' });
+    try {
+      expect((await rep1.get(`/crm/personal-contacts/${other}`)).status).toBe(404);
+      expect((await rep1.get(`/crm/personal-contacts/${mine}`)).status).toBe(200);
+      const names = listedNames((await rep1.get('/crm/personal-contacts?q=ownedby')).text);
+      expect(names).toEqual(['Ownedbyrick']);
+    } finally {
+      await knex()('crm_role_visibility').where({ role_id: role, entity: 'personal_contacts' }).delete();
+    }
+  });
+
+  test("a supervisor with 'own + subordinates' sees a subordinate's contact but cannot edit it", async () => {
+    const role = await salesRep();
+    const id = await newContact('rep2', { last_name: 'Subordinates', project_id: project('crm') });
+    const supervisors = await knex()('crm_user_supervisors').select('user_id', 'supervisor_id');
+    await knex()('crm_user_supervisors').delete();
+    await knex()('crm_role_visibility').insert({ role_id: role, entity: 'personal_contacts', level: 'subordinates' });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get(`/crm/personal-contacts/${id}`)).status).toBe(404); // not yet their team
+      await knex()('crm_user_supervisors').insert({ user_id: host.demo.users.rep2.id, supervisor_id: host.demo.users.rep1.id });
+      const page = await rep1.get(`/crm/personal-contacts/${id}`);
+      expect(page.status).toBe(200);
+      expect(page.text).not.toContain('id="edit-contact"');
+      expect((await rep1.get(`/crm/personal-contacts/${id}/edit`)).status).toBe(403);
+      expect((await rep1.post(`/crm/personal-contacts/${id}`, { last_name: 'Hijacked', lock_version: '0' })).status).toBe(403);
+      expect((await knex()('crm_personal_contacts').where({ id }).first()).last_name).toBe('Subordinates');
+    } finally {
+      await knex()('crm_role_visibility').where({ role_id: role, entity: 'personal_contacts' }).delete();
+      await knex()('crm_user_supervisors').delete();
+      if (supervisors.length) await knex()('crm_user_supervisors').insert(supervisors);
+    }
+  });
+
+  test("a partner user sees only their partner's consultants", async () => {
+    const [row] = await knex()('crm_partners').insert({ name: 'Contacts Test Partner', project_id: host.demo.projects['crm-americas'].id, author_id: host.demo.users.director.id }).returning('id');
+    const partner = Number(row.id ?? row);
+    const consultant = await newContact('rep2', { last_name: 'Consultantofpartner', partner_id: String(partner), project_id: project('crm-americas') });
+    const other = await newContact('rep2', { last_name: 'Notapartnerone', project_id: project('crm-americas') });
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`/crm/personal-contacts/${other}`)).status).toBe(200);
+    await knex()('crm_partner_users').insert({ partner_id: partner, user_id: host.demo.users.rep2.id });
+    try {
+      const list = await rep2.get('/crm/personal-contacts.json');
+      expect(list.body.personal_contacts.map((c: { name: string }) => c.name)).toEqual(['Consultantofpartner']);
+      expect((await rep2.get(`/crm/personal-contacts/${other}`)).status).toBe(404);
+      expect((await rep2.get(`/crm/personal-contacts/${await contactId('Scorpio')}`)).status).toBe(404);
+      expect((await rep2.get(`/crm/personal-contacts/${consultant}`)).status).toBe(200);
+    } finally {
+      await knex()('crm_partner_users').where({ partner_id: partner }).delete();
+    }
+  });
+});
+
+describe('new task from a contact', () => {
+  test('offered when the contact has a project where the user may add tasks; creates a host task, journaled', async () => {
+    const id = await newContact('rep1', { last_name: 'Taskable', project_id: project('crm-europe') });
+    const rep = await Session.signIn(host.app, 'rep1');
+    const page = await rep.get(`/crm/personal-contacts/${id}`);
+    expect(page.text).toContain('id="new-task"');
+    const bad = await rep.post(`/crm/personal-contacts/${id}/tasks`, { subject: '' });
+    expect(bad.status).toBe(422);
+    expect(visibleText(bad.text)).toContain('Subject is required');
+    const res = await rep.htmxPost(`/crm/personal-contacts/${id}/tasks`, { subject: 'Call about the renewal' });
+    expect(res.status).toBe(200);
+    expect(visibleText(res.text)).toMatch(/Task #\d+ created: Call about the renewal/);
+    const task = await knex()('tasks').where({ subject: 'Call about the renewal' }).first();
+    expect(task.project_id).toBe(host.demo.projects['crm-europe'].id);
+    const details = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id').where({ 'j.journalized_type': 'personal_contact', 'j.journalized_id': id, 'd.field': 'tasks' }).pluck('d.new_value');
+    expect(details).toEqual([`#${task.id} Call about the renewal`]);
+
+    const loose = await newContact('rep1', { last_name: 'Projectless' });
+    expect((await rep.get(`/crm/personal-contacts/${loose}`)).text).not.toContain('id="new-task"');
+    expect((await rep.post(`/crm/personal-contacts/${loose}/tasks`, { subject: 'No' })).status).toBe(404);
+  });
+});

@@ -1,0 +1,163 @@
+import request from 'supertest';
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const statusId = async (name: string) => Number((await host.db.knex('crm_opportunity_statuses').where({ name }).first()).id);
+const oppId = async (name: string) => Number((await host.db.knex('crm_opportunities').where({ name }).first()).id);
+const listed = (html: string) => [...html.matchAll(/<tr data-opportunity="\d+">\s*<td><a href="\/crm\/opportunities\/\d+">([^<]+)<\/a>/g)].map((m) => visibleText(m[1]));
+
+describe('opportunity list (O2)', () => {
+  test('the list shows the visible opportunities with status tags, totals and weighted totals per currency', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const res = await director.get('/crm/opportunities.json');
+    expect(res.status).toBe(200);
+    const eur = res.body.totals.find((t: { currency: string }) => t.currency === 'EUR');
+    // 125 000 × 75 % + 18 000 × 50 % + 42 000 × 25 % + 8 000 × 100 % (all in cents)
+    expect(eur).toEqual({ currency: 'EUR', count: 4, amount_minor: 12_500_000 + 1_800_000 + 4_200_000 + 800_000, weighted_minor: 9_375_000 + 900_000 + 1_050_000 + 800_000 });
+    const jpy = res.body.totals.find((t: { currency: string }) => t.currency === 'JPY');
+    expect(jpy).toEqual({ currency: 'JPY', count: 1, amount_minor: 3_000_000, weighted_minor: 750_000 });
+    const html = await director.get('/crm/opportunities');
+    expect(visibleText(html.text)).toContain('125 000.00 EUR');
+  });
+
+  test('a rep sees only the opportunities of their projects; others answer 404', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const names = listed((await rep1.get('/crm/opportunities')).text);
+    expect(names).toContain('Acme – ERP rollout');
+    expect(names).not.toContain('Globex – data platform');
+    expect((await rep1.get(`/crm/opportunities/${await oppId('Globex – data platform')}`)).status).toBe(404);
+  });
+
+  test('status tags and filters narrow the list; bad dates and amounts are refused with the field named', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const won = await statusId('Won');
+    const lost = await statusId('Lost');
+    expect(listed((await director.get(`/crm/opportunities?status=${won}&status=${lost}`)).text).sort()).toEqual(['Initech – licences', 'Initech – printers', 'Webshop – integration']);
+    expect(listed((await director.get('/crm/opportunities?close_from=2027-01-01&close_to=2027-02-28')).text).sort()).toEqual(['Acme – support renewal', 'Nordic Retail – POS upgrade']);
+    expect(listed((await director.get('/crm/opportunities?currency=USD&amount_min=5000&amount_max=50000')).text).sort()).toEqual(['Initech – licences']);
+    const badDate = await director.get('/crm/opportunities?close_from=tomorrow');
+    expect(badDate.status).toBe(422);
+    expect(badDate.text).toContain('data-field="close_from"');
+    const badAmount = await director.get('/crm/opportunities.json?currency=EUR&amount_min=1.999');
+    expect(badAmount.status).toBe(422);
+    expect(badAmount.body.fields.amount_min).toBe('Amount from has at most 2 decimals in EUR');
+  });
+});
+
+describe('create, edit, move (O1, O3, O7)', () => {
+  test('create in a project: amount parsed to minor units; three decimals refused; journal written', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const account = (await host.db.knex('crm_accounts').where({ name: 'Acme Manufacturing' }).first()).id;
+    const bad = await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Acme – training', amount: '1500.505', currency: 'EUR', expected_close_on: '2027-13-01', account_id: String(account) });
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('data-field="amount"');
+    expect(bad.text).toContain('data-field="expected_close_on"');
+    expect(bad.text).toContain('value="Acme – training"');
+    const ok = await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Acme – training', amount: '1 500,50', currency: 'EUR', expected_close_on: '2027-01-15', account_id: String(account) });
+    expect(ok.status).toBe(303);
+    const row = await host.db.knex('crm_opportunities').where({ name: 'Acme – training' }).first();
+    expect(Number(row.amount_minor)).toBe(150050);
+    expect(row.project_id).toBe(host.demo.projects['crm-europe'].id);
+    expect(row.owner_id).toBe(host.demo.users.rep1.id);
+    const page = await rep1.get(ok.headers.location);
+    expect(visibleText(page.text)).toContain('1 500.50 EUR');
+    expect(await host.db.knex('crm_journals').where({ journalized_type: 'opportunity', journalized_id: row.id, action: 'create' }).first()).toBeDefined();
+  });
+
+  test('an account the user cannot see is refused as the opportunity’s account', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const privateOther = (await host.db.knex('crm_accounts').where({ name: 'Globex Corporation' }).first()).id;
+    const res = await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Sneaky', account_id: String(privateOther), currency: 'EUR' });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('data-field="account_id"');
+  });
+
+  test('a kanban move changes the status, journals it, and a stale move answers 409', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Nordic Retail – POS upgrade');
+    const row = await host.db.knex('crm_opportunities').where({ id }).first();
+    const proposal = await statusId('Proposal');
+    const moved = await rep1.htmxPost(`/crm/opportunities/${id}/status`, { status_id: String(proposal), lock_version: String(row.lock_version), back: 'kanban', board: '/projects/crm-europe/crm/opportunities' });
+    expect(moved.status).toBe(200);
+    expect(moved.headers['hx-trigger']).toBe('crm:opportunitySaved');
+    expect(moved.text).toContain('id="kanban"');
+    expect((await host.db.knex('crm_opportunities').where({ id }).first()).status_id).toBe(proposal);
+    const stale = await rep1.post(`/crm/opportunities/${id}/status`, { status_id: String(await statusId('Negotiation')), lock_version: String(row.lock_version) });
+    expect(stale.status).toBe(409);
+    const history = visibleText((await rep1.get(`/crm/opportunities/${id}`)).text);
+    expect(history).toContain('Status : Needs analysis → Proposal');
+  });
+
+  test('field rules per status: a required field blocks the move and names the field; read-only fields keep their value', async () => {
+    const rep = await host.db.knex('roles').where({ name: 'Sales rep' }).first();
+    const negotiation = await statusId('Negotiation');
+    const qualification = await statusId('Qualification');
+    await host.db.knex('crm_field_permissions').insert([
+      { role_id: rep.id, status_id: negotiation, field: 'expected_close_on', rule: 'required' },
+      { role_id: rep.id, status_id: negotiation, field: 'partner_id', rule: 'required' },
+      { role_id: rep.id, status_id: qualification, field: 'amount_minor', rule: 'read_only' },
+      { role_id: rep.id, status_id: qualification, field: 'description', rule: 'hidden' },
+    ]);
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const id = await oppId('Eva Lind – consulting');
+      const row = await host.db.knex('crm_opportunities').where({ id }).first();
+      const refused = await rep1.post(`/crm/opportunities/${id}/status`, { status_id: String(negotiation), lock_version: String(row.lock_version) });
+      expect(refused.status).toBe(422);
+      expect(visibleText(refused.text)).toContain('Cannot move to Negotiation: Partner are required there.'.replace('Partner are', 'Partner is'));
+      const edit = await rep1.get(`/crm/opportunities/${id}/edit`);
+      expect(edit.text).toMatch(/name="amount" value="95000.00" inputmode="decimal" disabled/);
+      expect(edit.text).not.toContain('name="description"');
+      const saved = await rep1.post(`/crm/opportunities/${id}`, { name: 'Eva Lind – consulting', status_id: String(qualification), amount: '1', currency: 'SEK', description: 'overwritten?', lock_version: String(row.lock_version) });
+      expect(saved.status).toBe(303);
+      const after = await host.db.knex('crm_opportunities').where({ id }).first();
+      expect(Number(after.amount_minor)).toBe(9_500_000);
+      expect(after.description).toBe(row.description);
+      const json = await rep1.get(`/crm/opportunities/${id}.json`);
+      expect(json.body.opportunity).not.toHaveProperty('description');
+      // The admin has no role, so no rules: the same move goes through.
+      const admin = await Session.signIn(host.app, 'admin');
+      expect((await admin.post(`/crm/opportunities/${id}/status`, { status_id: String(negotiation), lock_version: String(after.lock_version) })).status).toBe(303);
+    } finally {
+      await host.db.knex('crm_field_permissions').delete();
+    }
+  });
+
+  test('move to another project: only CRM projects where the user may add; journaled', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await oppId('Sakura Health – telemedicine');
+    const row = await host.db.knex('crm_opportunities').where({ id }).first();
+    const internal = host.demo.projects.internal;
+    const refused = await director.post(`/crm/opportunities/${id}/project`, { project_id: String(internal.id), lock_version: String(row.lock_version) });
+    expect(refused.status).toBe(422);
+    const ok = await director.post(`/crm/opportunities/${id}/project`, { project_id: String(host.demo.projects['crm-europe'].id), lock_version: String(row.lock_version) });
+    expect(ok.status).toBe(303);
+    expect((await host.db.knex('crm_opportunities').where({ id }).first()).project_id).toBe(host.demo.projects['crm-europe'].id);
+  });
+
+  test('kanban: open statuses as columns, won/lost folded; JSON too', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const board = await director.get('/crm/opportunities/kanban.json');
+    expect(board.body.columns.map((c: { status: { name: string } }) => c.status.name)).toEqual(['Qualification', 'Needs analysis', 'Proposal', 'Negotiation']);
+    expect(board.body.folded.map((c: { status: { name: string } }) => c.status.name)).toEqual(['Won', 'Lost']);
+    const html = await director.get('/projects/crm-americas/crm/opportunities/kanban');
+    expect(html.status).toBe(200);
+    expect(visibleText(html.text)).toContain('Globex – data platform');
+  });
+
+  test('delete needs confirmation and is soft; JSON create with API key', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await oppId('Initech – printers');
+    expect((await director.post(`/crm/opportunities/${id}/delete`, {})).status).toBe(422);
+    expect((await director.post(`/crm/opportunities/${id}/delete`, { confirm: '1' })).status).toBe(303);
+    expect((await director.get(`/crm/opportunities/${id}`)).status).toBe(404);
+    await director.post('/my/api_key');
+    const key = /<code id="api-key">([0-9a-f]+)<\/code>/.exec((await director.get('/my/account')).text)![1];
+    const created = await request(host.app).post('/projects/crm-asia/crm/opportunities').set('X-API-Key', key).set('Accept', 'application/json').send({ name: 'API deal', amount: '100', currency: 'JPY' });
+    expect(created.status).toBe(201);
+    expect(created.body.opportunity).toMatchObject({ name: 'API deal', amount_minor: 100, currency: 'JPY' });
+  });
+});
