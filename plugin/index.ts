@@ -10,7 +10,7 @@ import { settingsRoutes } from './routes/settings';
 import { accountRoutes } from './routes/accounts';
 import { relationRoutes } from './routes/relations';
 import { taskAccountRoutes } from './routes/task-accounts';
-import { ACCOUNT_ATTACHMENTS, attachmentRoutes } from './routes/attachments';
+import { ACCOUNT_ATTACHMENTS, CONTACT_ATTACHMENTS, PARTNER_ATTACHMENTS, attachmentRoutes } from './routes/attachments';
 import { crmAdminRoutes } from './routes/crm-admin';
 import { contactRoutes } from './routes/contacts';
 import { partnerRoutes } from './routes/partners';
@@ -23,7 +23,7 @@ import { seedDemo } from './demo/index';
 
 /** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
 export function crmRoutes() {
-  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes()];
+  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...attachmentRoutes(CONTACT_ATTACHMENTS), ...attachmentRoutes(PARTNER_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes()];
 }
 
 /** Builds the plugin's router from the host's services. No global state: two hosts can mount it side by side. */

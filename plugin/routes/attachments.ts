@@ -6,6 +6,10 @@ import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import type { Account } from '../models/account';
+import type { PersonalContact } from '../models/contact';
+import type { Partner } from '../models/partner';
+import { requireEditableContact, requireVisibleContact } from '../services/contacts';
+import { canEditPartner, requireEditablePartner, requireVisiblePartner } from '../services/partners';
 import { canEditAccount, requireEditableAccount, requireVisibleAccount } from '../services/accounts';
 import {
   addAttachment, attachmentVersions, findAttachment, listAttachments, normalizeContentType, sanitizeFilename,
@@ -213,7 +217,12 @@ async function sendAttachment(ctx: CrmContext, res: Response, attachment: Attach
     'Cache-Control': 'private, no-cache',
     'Content-Length': String(attachment.size),
   });
-  await pipeline(stream, res);
+  try {
+    await pipeline(stream, res);
+  } catch (err) {
+    // The client went away mid-download: nothing to answer, and not a server error.
+    if ((err as { code?: string }).code !== 'ERR_STREAM_PREMATURE_CLOSE') throw err;
+  }
 }
 
 /** The routes below `kind.basePath`: list, upload, download a version, versions of a name. */
@@ -298,4 +307,28 @@ export const ACCOUNT_ATTACHMENTS: AttachmentKind<Account> = {
   canEdit: canEditAccount,
   label: (a) => a.name,
   returnUrl: (id) => `/crm/accounts/${id}?tab=files`,
+};
+
+export const CONTACT_ATTACHMENTS: AttachmentKind<PersonalContact> = {
+  recordType: 'personal_contact',
+  basePath: '/crm/personal-contacts/:id',
+  viewPermission: 'view_personal_contacts',
+  editPermission: 'edit_personal_contacts',
+  loadVisible: requireVisibleContact,
+  loadEditable: (ctx, id) => requireEditableContact(ctx, id),
+  canEdit: (ctx, contact) => requireEditableContact(ctx, contact.id).then(() => true, () => false),
+  label: (c) => [c.first_name, c.last_name].filter(Boolean).join(' '),
+  returnUrl: (id) => `/crm/personal-contacts/${id}?tab=files`,
+};
+
+export const PARTNER_ATTACHMENTS: AttachmentKind<Partner> = {
+  recordType: 'partner',
+  basePath: '/crm/partners/:id',
+  viewPermission: 'view_partners',
+  editPermission: 'edit_partners',
+  loadVisible: requireVisiblePartner,
+  loadEditable: (ctx, id) => requireEditablePartner(ctx, id),
+  canEdit: (ctx, partner) => canEditPartner(ctx, partner),
+  label: (p) => p.name,
+  returnUrl: (id) => `/crm/partners/${id}?tab=files`,
 };

@@ -12,6 +12,8 @@ import {
 } from '../services/contacts';
 import { text, type FormInput } from '../services/form';
 import { history } from '../services/journal';
+import { presentHistory } from '../services/history-display';
+import { attachmentListLocals, CONTACT_ATTACHMENTS } from './attachments';
 import { pageParam } from '../services/pagination';
 import { findVisiblePartner } from '../services/partners';
 import { queryString } from '../services/saved-filters';
@@ -27,7 +29,7 @@ const idParam = (req: Request, name = 'id') => {
 };
 const formInput = (req: Request): FormInput => (req.body ?? {}) as FormInput;
 
-export const CONTACT_TABS = [{ id: 'data', label: 'Data' }, { id: 'history', label: 'History' }] as const;
+export const CONTACT_TABS = [{ id: 'data', label: 'Data' }, { id: 'history', label: 'History' }, { id: 'files', label: 'Files' }] as const;
 
 function contactJson(c: PersonalContact) {
   return {
@@ -83,7 +85,8 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
   const partner = contact.partner_id ? await findVisiblePartner(ctx, contact.partner_id) : null;
   const project = contact.project_id ? await ctx.host.projectById(contact.project_id) : null;
   const accounts = await accountsOfContact(ctx, contact);
-  const log = tab.id === 'history' ? await history(knex, 'personal_contact', contact.id, pageParam(req), 20) : null;
+  const log = tab.id === 'history' ? await presentHistory(ctx, await history(knex, 'personal_contact', contact.id, pageParam(req), 20)) : null;
+  const files = tab.id === 'files' ? await attachmentListLocals(ctx, CONTACT_ATTACHMENTS, contact) : null;
   const canEdit = await canChangeContact(ctx, contact, 'edit');
   const canDelete = await canChangeContact(ctx, contact, 'delete');
   const taskIn = await taskProject(ctx, contact);
@@ -91,7 +94,7 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
     title: contactName(contact),
     view: 'contacts/show',
     status,
-    locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, accounts, log, canEdit, canDelete, taskIn, message, errors },
+    locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, accounts, log, files, canEdit, canDelete, taskIn, message, errors },
     json: {
       personal_contact: { ...contactJson(contact), type: type?.name ?? null, partner: partner ? { id: partner.id, name: partner.name } : null, accounts },
       can_edit: canEdit, error: status >= 400 ? message : undefined, fields: status >= 400 ? errors : undefined,

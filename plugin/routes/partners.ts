@@ -7,6 +7,10 @@ import type { Partner } from '../models/partner';
 import { findVisibleAccount, requireEditableAccount } from '../services/accounts';
 import { text, type FormInput } from '../services/form';
 import { history } from '../services/journal';
+import { presentHistory } from '../services/history-display';
+import { partnerRecord } from '../services/activities';
+import { activityListLocals, addFormLocals } from './activities';
+import { attachmentListLocals, PARTNER_ATTACHMENTS } from './attachments';
 import { pageParam } from '../services/pagination';
 import {
   assignAccountToPartner, canEditPartner, consultantsOf, createPartner, deletePartner, findVisiblePartner, listPartners, managedAccounts,
@@ -24,7 +28,9 @@ const idParam = (req: Request) => {
 };
 const formInput = (req: Request): FormInput => (req.body ?? {}) as FormInput;
 
-export const PARTNER_TABS = [{ id: 'overview', label: 'Overview' }, { id: 'history', label: 'History' }] as const;
+export const PARTNER_TABS = [
+  { id: 'overview', label: 'Overview' }, { id: 'activities', label: 'Sales activities' }, { id: 'history', label: 'History' }, { id: 'files', label: 'Files' },
+] as const;
 
 function partnerJson(p: Partner) {
   return {
@@ -75,8 +81,11 @@ async function detailPage(ctx: CrmContext, req: Request, partner: Partner, messa
   const consultants = await consultantsOf(ctx, partner);
   const accounts = await managedAccounts(ctx, partner);
   const project = partner.project_id ? await ctx.host.projectById(partner.project_id) : null;
-  const log = tab.id === 'history' ? await history(ctx.host.knex, 'partner', partner.id, pageParam(req), 20) : null;
+  const log = tab.id === 'history' ? await presentHistory(ctx, await history(ctx.host.knex, 'partner', partner.id, pageParam(req), 20)) : null;
   const canEdit = await canEditPartner(ctx, partner);
+  const files = tab.id === 'files' ? await attachmentListLocals(ctx, PARTNER_ATTACHMENTS, partner) : null;
+  const record = partnerRecord(partner, canEdit);
+  const activities = tab.id === 'activities' ? { list: await activityListLocals(ctx, record, pageParam(req)), form: await addFormLocals(ctx, record, 'full') } : null;
   const canDelete = await canEditPartner(ctx, partner, 'delete_partners');
   const canManageUsers = await ctx.host.can(ctx.user, 'manage_crm_settings');
   const linkedUsers = canManageUsers ? await partnerUsers(ctx, partner) : [];
@@ -86,7 +95,7 @@ async function detailPage(ctx: CrmContext, req: Request, partner: Partner, messa
     view: 'partners/show',
     status,
     locals: {
-      partner, tab, tabs: PARTNER_TABS, users, consultants, accounts, project, log, canEdit, canDelete, message, errors, canManageUsers, linkedUsers,
+      partner, tab, tabs: PARTNER_TABS, users, consultants, accounts, project, log, files, activities, canEdit, canDelete, message, errors, canManageUsers, linkedUsers,
       otherUsers: canManageUsers ? (await ctx.host.users()).filter((u) => !linkedIds.has(u.id)) : [],
       canAddConsultant: await ctx.host.can(ctx.user, 'add_personal_contacts'),
     },

@@ -3,7 +3,7 @@ import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import { applyAccountScope, type Account } from '../models/account';
 import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
-import { applyPartnerScope } from '../models/partner';
+import { applyPartnerScope, type Partner } from '../models/partner';
 import { canEditAccount, dateText, requireVisibleAccount } from './accounts';
 import { FieldErrors, flag, isIsoDate, text, type FormInput } from './form';
 import { journal } from './journal';
@@ -110,7 +110,11 @@ export async function requireActivityRecord(ctx: CrmContext, type: ActivityRecor
     return accountRecord(account, await canEditAccount(ctx, account));
   }
   const partner = await requireVisiblePartner(ctx, id);
-  return { ...recordBase('partner', id), name: partner.name, accountId: null, accountName: null, projectId: partner.project_id, canEdit: await canEditPartner(ctx, partner) };
+  return partnerRecord(partner, await canEditPartner(ctx, partner));
+}
+
+export function partnerRecord(partner: Partner, canEdit: boolean): ActivityRecord {
+  return { ...recordBase('partner', partner.id), name: partner.name, accountId: null, accountName: null, projectId: partner.project_id, canEdit };
 }
 
 export async function activityCategories(knex: Knex, includeId: number | null = null): Promise<{ id: number; name: string }[]> {

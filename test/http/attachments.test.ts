@@ -326,3 +326,24 @@ async function apiKeyFor(s: Session): Promise<string> {
   if (!key) throw new Error('no API key on the account page');
   return key;
 }
+
+describe('attachments on contacts and partners (P7)', () => {
+  test('a contact and a partner take files with versions; invisible ones answer 404', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const contact = (await host.db.knex('crm_personal_contacts').where({ last_name: 'Holm' }).first()).id;
+    const partner = (await host.db.knex('crm_partners').where({ name: 'Baltic Consulting' }).first()).id;
+    for (const base of [`/crm/personal-contacts/${contact}`, `/crm/partners/${partner}`]) {
+      const first = await director.agent.post(`${base}/attachments?_csrf=${encodeURIComponent(director.csrf)}`).attach('file', Buffer.from('v1'), 'terms.txt');
+      expect(first.status).toBe(303);
+      await director.agent.post(`${base}/attachments?_csrf=${encodeURIComponent(director.csrf)}`).attach('file', Buffer.from('version two'), 'terms.txt');
+      const json = await director.get(`${base}/attachments.json`);
+      expect(json.body.files).toHaveLength(1);
+      expect(json.body.files[0].versions).toHaveLength(2);
+      const tab = await director.get(`${base}?tab=files`);
+      expect(visibleText(tab.text)).toContain('terms.txt');
+    }
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`/crm/partners/${partner}/attachments`)).status).toBe(404);
+    expect((await rep2.get(`/crm/partners/${partner}?tab=files`)).status).toBe(404);
+  });
+});

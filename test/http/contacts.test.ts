@@ -84,7 +84,7 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     const details = await knex()('crm_journal_details').where({ journal_id: journal[0].id }).orderBy('field');
     expect(details.map((d) => [d.field, d.old_value, d.new_value])).toEqual([['first_name', '', 'Per'], ['job_title', 'Analyst', 'Head of analytics']]);
     const historyTab = visibleText((await rep.get(`/crm/personal-contacts/${id}?tab=history`)).text);
-    expect(historyTab).toContain('job_title : Analyst → Head of analytics');
+    expect(historyTab).toContain('Job title : Analyst → Head of analytics');
     expect(historyTab).toContain('Rick Rep · update');
   });
 

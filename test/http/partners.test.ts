@@ -64,7 +64,7 @@ describe('partners: create, show, edit, delete (A10, P5, P6)', () => {
     expect(res.headers['hx-trigger']).toBe('crm:partnerSaved');
     expect(visibleText(res.text)).toContain('Partner saved.');
     const history = visibleText((await rep.get(`/crm/partners/${id}?tab=history`)).text);
-    expect(history).toContain('city : Tartu → Tallinn');
+    expect(history).toContain('City : Tartu → Tallinn');
     expect(history).toContain('Rick Rep · create');
     const stale = await rep.htmxPost(`/crm/partners/${id}`, { name: 'Edit Me Partners', city: 'Narva', lock_version: '0' });
     expect(stale.status).toBe(409);
