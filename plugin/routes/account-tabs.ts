@@ -1,6 +1,8 @@
 import type { CrmContext } from '../http/guard';
 import type { Account } from '../models/account';
-import { canEditAccount, dateText, linkedProjectIds } from '../services/accounts';
+import { canEditAccount, dateText, globalContext, linkedProjectIds } from '../services/accounts';
+import { formatMoney } from '../services/money';
+import { listOpportunities, parseOpportunityFilters } from '../services/opportunities';
 import { accountRecord } from '../services/activities';
 import { activityListLocals, addFormLocals } from './activities';
 import { activeFields, customValuesOf } from '../services/custom-fields';
@@ -49,7 +51,14 @@ export const ACCOUNT_TABS: AccountTab[] = [
       peopleMessage: null, peopleErrors: {}, peopleValues: {},
     }),
   },
-  comingLater('opportunities', 'Opportunities', 'Opportunities, sales activities and the pipeline (#4)'),
+  {
+    // The account's opportunities the user may see, with the same totals as the opportunity list.
+    id: 'opportunities', label: 'Opportunities', view: 'accounts/tabs/opportunities',
+    async load(ctx, account, page) {
+      const result = await listOpportunities(globalContext(ctx), parseOpportunityFilters({ account: String(account.id) }), page, 25);
+      return { ...result, formatMoney, canAdd: await ctx.host.can(ctx.user, 'add_opportunities') };
+    },
+  },
   {
     id: 'invoicing', label: 'Invoicing & billing', view: 'accounts/tabs/invoicing',
     load: async () => ({}),

@@ -100,6 +100,7 @@ export async function accountDetailPage(ctx: CrmContext, req: Request, account: 
       addableProjects: addableProjects.filter((p) => !linked.has(p.id)),
       mapUrl: mapQuery ? `https://www.openstreetmap.org/search?query=${encodeURIComponent(mapQuery)}` : null,
       canAddAccount: await ctx.host.can(ctx.user, 'add_accounts'),
+      canAddOpportunity: await ctx.host.can(ctx.user, 'add_opportunities'),
     },
     json: { account: accountJson(account), tab: tab.id, favorite, can_edit: canEdit },
   };

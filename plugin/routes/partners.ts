@@ -4,7 +4,8 @@ import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, renderView, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import type { Account } from '../models/account';
 import type { Partner } from '../models/partner';
-import { findVisibleAccount, requireEditableAccount } from '../services/accounts';
+import { findVisibleAccount, globalContext, requireEditableAccount } from '../services/accounts';
+import { listOpportunities, parseOpportunityFilters } from '../services/opportunities';
 import { text, type FormInput } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
@@ -80,6 +81,8 @@ async function detailPage(ctx: CrmContext, req: Request, partner: Partner, messa
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   const consultants = await consultantsOf(ctx, partner);
   const accounts = await managedAccounts(ctx, partner);
+  // A10: the partner's opportunities the user may see (the first few; the list page has the rest).
+  const assigned = tab.id === 'overview' ? await listOpportunities(globalContext(ctx), parseOpportunityFilters({ partner: String(partner.id) }), 1, 20) : null;
   const project = partner.project_id ? await ctx.host.projectById(partner.project_id) : null;
   const log = tab.id === 'history' ? await presentHistory(ctx, await history(ctx.host.knex, 'partner', partner.id, pageParam(req), 20)) : null;
   const canEdit = await canEditPartner(ctx, partner);
@@ -95,13 +98,15 @@ async function detailPage(ctx: CrmContext, req: Request, partner: Partner, messa
     view: 'partners/show',
     status,
     locals: {
-      partner, tab, tabs: PARTNER_TABS, users, consultants, accounts, project, log, files, activities, canEdit, canDelete, message, errors, canManageUsers, linkedUsers,
+      partner, tab, tabs: PARTNER_TABS, users, consultants, accounts, project, log, files, activities, canEdit,
+      opportunities: assigned?.rows ?? [], opportunitiesTotal: assigned?.meta.total ?? 0, canDelete, message, errors, canManageUsers, linkedUsers,
       otherUsers: canManageUsers ? (await ctx.host.users()).filter((u) => !linkedIds.has(u.id)) : [],
       canAddConsultant: await ctx.host.can(ctx.user, 'add_personal_contacts'),
     },
     json: {
       partner: partnerJson(partner), consultants: consultants.map((c: { id: number }) => ({ ...c, url: `/crm/personal-contacts/${c.id}` })),
-      accounts: accounts.map((a: { id: number }) => ({ ...a, url: `/crm/accounts/${a.id}` })), opportunities: [],
+      accounts: accounts.map((a: { id: number }) => ({ ...a, url: `/crm/accounts/${a.id}` })),
+      opportunities: (assigned?.rows ?? []).map((o) => ({ id: o.id, name: o.name, status: o.status_name, url: `/crm/opportunities/${o.id}` })),
       users: canManageUsers ? linkedUsers.map((u) => ({ id: u.id, login: u.login, name: u.name })) : undefined,
       can_edit: canEdit, error: status >= 400 ? message : undefined, fields: status >= 400 ? errors : undefined,
     },

@@ -37,6 +37,20 @@ test('create an account with a required custom field: refused without it, saved 
   expect(await page.textContent('[data-custom-field="Framework agreement no."]')).toBe('FA-2026-17');
   await screenshot(page, 'account-created');
 
+  // A9: a new employee from the account's sidebar; the form posts through htmx and comes back to People.
+  await page.click('#new-employee');
+  await page.waitForURL(/\/crm\/personal-contacts\/new\?account_id=\d+/);
+  await page.fill('input[name=first_name]', 'Stina');
+  await page.fill('input[name=last_name]', 'Berg');
+  await page.click('#contact-form button[type=submit]');
+  await page.waitForURL(/\/crm\/accounts\/\d+\?tab=people$/);
+  expect(await page.textContent('#tab-people')).toContain('Stina Berg');
+  expect(await page.textContent('#crm-page h2')).toContain('Volvo Construction');
+  await screenshot(page, 'account-people');
+  await page.click('.subtabs a[data-tab=data]');
+  await page.waitForSelector('#tab-data');
+  expect(await page.textContent('[data-custom-field="Framework agreement no."]')).toBe('FA-2026-17');
+
   await page.click('#toggle-favorite');
   await page.waitForFunction(() => document.querySelector('#toggle-favorite')?.textContent?.trim() === 'Remove from my accounts');
   await page.click('.subtabs a[data-tab=history]');

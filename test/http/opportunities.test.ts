@@ -161,3 +161,31 @@ describe('create, edit, move (O1, O3, O7)', () => {
     expect(created.body.opportunity).toMatchObject({ name: 'API deal', amount_minor: 100, currency: 'JPY' });
   });
 });
+
+describe('opportunities on the account page', () => {
+  test('the Opportunities tab lists the account’s visible opportunities; New opportunity is prefilled with the account', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const acme = (await host.db.knex('crm_accounts').where({ name: 'Acme Manufacturing' }).first()).id;
+    const tab = await director.get(`/crm/accounts/${acme}?tab=opportunities`);
+    expect(listed(tab.text).sort()).toEqual(expect.arrayContaining(['Acme – ERP rollout', 'Acme – support renewal']));
+    expect(listed(tab.text)).not.toContain('Globex – data platform');
+    expect(tab.text).toContain(`href="/crm/opportunities/new?account_id=${acme}" id="new-opportunity"`);
+    const form = await director.get(`/crm/opportunities/new?account_id=${acme}`);
+    expect(form.text).toContain(`name="account_id" value="${acme}"`);
+    expect(visibleText(form.text)).toContain('Acme Manufacturing');
+  });
+});
+
+describe('opportunities on the partner page (A10)', () => {
+  test('the partner overview lists the opportunities assigned to it that the user can see', async () => {
+    const knex = host.db.knex;
+    const baltic = (await knex('crm_partners').where({ name: 'Baltic Consulting' }).first()).id;
+    await knex('crm_opportunities').where({ name: 'Acme – support renewal' }).update({ partner_id: baltic });
+    const director = await Session.signIn(host.app, 'director');
+    const page = await director.get(`/crm/partners/${baltic}`);
+    expect(page.text).toContain('id="partner-opportunities"');
+    expect(visibleText(page.text)).toContain('Acme – support renewal · Proposal');
+    const json = await director.get(`/crm/partners/${baltic}.json`);
+    expect(json.body.opportunities.map((o: { name: string }) => o.name)).toEqual(['Acme – support renewal']);
+  });
+});

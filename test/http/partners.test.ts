@@ -37,7 +37,7 @@ describe('partners: create, show, edit, delete (A10, P5, P6)', () => {
     expect(text).toContain('Fjord Advisors');
     expect(text).toContain('No consultants yet.');
     expect(text).toContain('No accounts assigned to this partner.');
-    expect(text).toContain('Opportunities assigned to partners arrive with');
+    expect(text).toContain('No opportunities assigned to this partner that you can see.');
     const fragment = await director.htmxGet(`/crm/partners/${id}`);
     expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
     const json = (await director.get(`/crm/partners/${id}.json`)).body;
