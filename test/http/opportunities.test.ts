@@ -189,3 +189,29 @@ describe('opportunities on the partner page (A10)', () => {
     expect(json.body.opportunities.map((o: { name: string }) => o.name)).toEqual(['Acme – support renewal']);
   });
 });
+
+describe('saved filters and the default filter per role (O2)', () => {
+  test('a shared filter set as the Sales rep default opens the list for reps; explicit filters still win', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const won = await statusId('Won');
+    const saved = await director.post('/crm/opportunities/filters', { filter_name: 'Won deals', status: String(won), is_shared: '1' });
+    expect(saved.status).toBe(303);
+    expect(saved.headers.location).toBe(`/crm/opportunities?status=${won}`);
+    const manage = await director.get('/crm/opportunities/filters');
+    expect(visibleText(manage.text)).toContain('Won deals');
+    const filter = (await host.db.knex('crm_saved_filters').where({ name: 'Won deals' }).first()).id;
+    const rep = await host.db.knex('roles').where({ name: 'Sales rep' }).first();
+    const forged = await director.post('/crm/opportunities/filters/defaults', { [`role_${rep.id}`]: '999999' });
+    expect(forged.status).toBe(422);
+    expect((await director.post('/crm/opportunities/filters/defaults', { [`role_${rep.id}`]: String(filter) })).status).toBe(303);
+    try {
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      expect(listed((await rep2.get('/crm/opportunities')).text)).toEqual(['Initech – licences', 'Webshop – integration']);
+      expect(listed((await rep2.get('/crm/opportunities?q=globex')).text)).toEqual(['Globex – data platform']);
+      // Only managers of CRM settings set defaults.
+      expect((await rep2.post('/crm/opportunities/filters/defaults', { [`role_${rep.id}`]: '' })).status).toBe(404);
+    } finally {
+      await host.db.knex('crm_role_default_filters').delete();
+    }
+  });
+});
