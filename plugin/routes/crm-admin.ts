@@ -1,7 +1,8 @@
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { body, changeOrRerender, userNames, type Failure } from './admin-forms';
 import { FIELD_FORMATS } from '../services/custom-fields';
 import { flag, text, type FormInput } from '../services/form';
 import {
@@ -27,40 +28,7 @@ const idParam = (req: Request, name = 'id') => {
   const raw = param(req, name);
   return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
 };
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 const listUrl = (kind: LookupKind) => `${BASE}/lists/${kind.slug}`;
-
-async function userNames(ctx: CrmContext): Promise<Map<number, string>> {
-  return new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
-}
-
-/** Form state for a page that failed to save: which form, what the user typed, and the messages. */
-interface Failure {
-  /** 'new' for the add form, else the id of the row whose form was sent. */
-  target: string;
-  values: FormInput;
-  errors: Record<string, string>;
-  message: string;
-  status: number;
-}
-
-/** Runs a change; a 422 re-renders the page it came from with the user's input and the messages. */
-async function changeOrRerender(
-  ctx: CrmContext, req: Request, res: Response, target: string,
-  page: (failure: Failure | null, notice: string | null) => Promise<PageResponse>,
-  change: () => Promise<{ location: string; notice: string; trigger: string }>,
-): Promise<void> {
-  let done: { location: string; notice: string; trigger: string };
-  try {
-    done = await change();
-  } catch (err) {
-    if (err instanceof CrmError && err.status === 422) {
-      return respond(ctx.host, req, res, await page({ target, values: body(req), errors: err.fieldErrors, message: err.message, status: 422 }, null));
-    }
-    throw err;
-  }
-  await respondAfterChange(ctx.host, req, res, done.location, async () => ({ ...(await page(null, done.notice)), trigger: done.trigger }));
-}
 
 // ---- lookup lists (S4, A1) ---------------------------------------------------------------------------------
 

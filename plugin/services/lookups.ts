@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { HostUser } from '../host';
+import { moveInList } from './ordering';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { Journal } from '../models/journal';
 import { allFields, FIELD_FORMATS, type CustomFieldDef, type FieldFormat } from './custom-fields';
@@ -223,20 +224,7 @@ export async function setLookupActive(knex: Knex, user: HostUser, kind: LookupKi
 export async function moveLookup(knex: Knex, user: HostUser, kind: LookupKind, id: number, direction: 'up' | 'down'): Promise<void> {
   const before = await requireItem(knex, kind, id);
   await knex.transaction(async (trx) => {
-    const rows: { id: number; position: number }[] = (await trx(kind.table).orderBy([{ column: 'position' }, { column: 'id' }]).select('id', 'position'))
-      .map((r) => ({ id: Number(r.id), position: Number(r.position) }));
-    const from = rows.findIndex((r) => r.id === id);
-    const to = direction === 'up' ? from - 1 : from + 1;
-    if (to < 0 || to >= rows.length) return;
-    const order = rows.map((r) => r.id);
-    [order[from], order[to]] = [order[to], order[from]];
-    const changes: FieldChange[] = [];
-    for (const [i, rowId] of order.entries()) {
-      const old = rows.find((r) => r.id === rowId)!.position;
-      if (old === i + 1) continue;
-      await trx(kind.table).where({ id: rowId }).update({ position: i + 1 });
-      if (rowId === id) changes.push({ field: 'position', old, new: i + 1 });
-    }
+    const changes = await moveInList(trx, kind.table, id, direction);
     await journal(trx, { type: kind.journalType, id, userId: user.id, action: 'update', changes, notes: aboutRow(before, changes) });
   });
 }

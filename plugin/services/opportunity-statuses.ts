@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { HostRole, HostUser } from '../host';
+import { moveInList } from './ordering';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { FIELD_LABELS, RULED_FIELDS, type OpportunityField, type StatusKind } from '../models/opportunity';
 import { FIELD_RULES, type FieldRule } from './field-rules';
@@ -200,20 +201,7 @@ export async function setStatusActive(knex: Knex, user: HostUser, id: number, ac
 export async function moveStatus(knex: Knex, user: HostUser, id: number, direction: 'up' | 'down'): Promise<void> {
   const before = await requireStatus(knex, id);
   await knex.transaction(async (trx) => {
-    const rows = (await trx('crm_opportunity_statuses').orderBy([{ column: 'position' }, { column: 'id' }]).select('id', 'position'))
-      .map((r) => ({ id: Number(r.id), position: Number(r.position) }));
-    const from = rows.findIndex((r) => r.id === id);
-    const to = direction === 'up' ? from - 1 : from + 1;
-    if (to < 0 || to >= rows.length) return;
-    const order = rows.map((r) => r.id);
-    [order[from], order[to]] = [order[to], order[from]];
-    const changes: FieldChange[] = [];
-    for (const [i, rowId] of order.entries()) {
-      const old = rows.find((r) => r.id === rowId)!.position;
-      if (old === i + 1) continue;
-      await trx('crm_opportunity_statuses').where({ id: rowId }).update({ position: i + 1 });
-      if (rowId === id) changes.push({ field: 'position', old, new: i + 1 });
-    }
+    const changes = await moveInList(trx, 'crm_opportunity_statuses', id, direction);
     await journal(trx, { type: STATUS_JOURNAL, id, userId: user.id, action: 'update', changes, notes: changes.length ? `“${before.name}”` : undefined });
   });
 }
