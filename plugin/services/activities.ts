@@ -44,25 +44,6 @@ export interface ActivityRecord {
   listId: string;
 }
 
-export interface Activity {
-  id: number;
-  record_type: ActivityRecordType;
-  record_id: number;
-  account_id: number | null;
-  project_id: number | null;
-  category_id: number;
-  category_name: string;
-  subject: string;
-  notes: string;
-  occurred_at: string;
-  duration_minutes: number | null;
-  next_contact_on: string | null;
-  responsible_id: number | null;
-  is_personal: boolean;
-  author_id: number | null;
-  lock_version: number;
-}
-
 export interface ActivityData {
   category_id: number;
   subject: string;
@@ -73,6 +54,18 @@ export interface ActivityData {
   responsible_id: number | null;
   is_personal: boolean;
 }
+
+export interface Activity extends ActivityData {
+  id: number;
+  record_type: ActivityRecordType;
+  record_id: number;
+  account_id: number | null;
+  project_id: number | null;
+  category_name: string;
+  author_id: number | null;
+  lock_version: number;
+}
+
 
 export const ACTIVITY_LABELS: Record<keyof ActivityData, string> = {
   category_id: 'Category', subject: 'Subject', notes: 'Notes', occurred_at: 'Date', duration_minutes: 'Duration',
