@@ -11,6 +11,7 @@ import { foundation } from './20261123_001_foundation';
 import { accounts } from './20261123_002_accounts';
 import { taskPrimary } from './20261123_005_task_primary';
 import { opportunities } from './20261123_007_opportunities';
+import { priceBooks } from './20261123_011_price_books';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';
