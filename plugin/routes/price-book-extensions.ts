@@ -1,0 +1,13 @@
+import type { CrmContext } from '../http/guard';
+
+/**
+ * Parts other features add to the price book page (bundles, import, attachments …): each a view under views/
+ * rendered with the locals `load` returns plus priceBook, canManage and csrfToken.
+ */
+export interface PriceBookPart<P = { id: number }> {
+  id: string;
+  view: string;
+  load(ctx: CrmContext, priceBook: P, canManage: boolean): Promise<Record<string, unknown>>;
+}
+
+export const PRICE_BOOK_PANELS: PriceBookPart[] = [];
