@@ -12,6 +12,7 @@ export interface CrmSection {
 export const SECTIONS: CrmSection[] = [
   { id: 'leads', label: 'Leads', permission: 'view_leads', issue: 'Leads and campaigns' },
   { id: 'opportunities', label: 'Opportunities', permission: 'view_opportunities' },
+  { id: 'activities', label: 'Sales activities', permission: 'view_opportunities' },
   { id: 'accounts', label: 'Accounts', permission: 'view_accounts' },
   { id: 'personal_contacts', label: 'Personal contacts', permission: 'view_personal_contacts' },
   { id: 'partners', label: 'Partners', permission: 'view_partners' },

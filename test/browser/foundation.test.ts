@@ -47,7 +47,7 @@ test('the global CRM overview with its sidebar of sections', async () => {
   await page.goto(`${live.baseUrl}/crm`);
   expect(await page.textContent('#crm-page h2')).toBe('CRM overview');
   const sections = await page.locator('.crm-nav a').allTextContents();
-  expect(sections).toEqual(['Overview', 'Leads', 'Opportunities', 'Accounts', 'Personal contacts', 'Partners', 'Campaigns', 'Contracts', 'Price books', 'Settings']);
+  expect(sections).toEqual(['Overview', 'Leads', 'Opportunities', 'Sales activities', 'Accounts', 'Personal contacts', 'Partners', 'Campaigns', 'Contracts', 'Price books', 'Settings']);
   await screenshot(page, 'foundation-global-crm');
   expect(consoleErrors).toEqual([]);
 });
