@@ -18,5 +18,5 @@ export const SECTIONS: CrmSection[] = [
   { id: 'partners', label: 'Partners', permission: 'view_partners' },
   { id: 'campaigns', label: 'Campaigns', permission: 'view_campaigns', issue: 'Leads and campaigns' },
   { id: 'contracts', label: 'Contracts', permission: 'view_contracts', issue: 'Sold: contracts, and contracts that start projects (#6)' },
-  { id: 'price_books', label: 'Price books', permission: 'view_price_books', issue: 'Price books, products, bundles, quotes (#5)' },
+  { id: 'price_books', label: 'Price books', permission: 'view_price_books' },
 ];

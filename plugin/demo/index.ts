@@ -6,6 +6,8 @@ import { seedSettingsDemo } from './settings';
 import { seedRelationsDemo } from './relations';
 import { seedOpportunitiesDemo } from './opportunities';
 import { seedActivitiesDemo } from './activities';
+import { seedPriceBooksDemo } from './price-books';
+import { seedBundlesDemo } from './bundles';
 
 /**
  * The plugin's part of the demo. Each feature adds its records through its own function here, so that
@@ -23,4 +25,6 @@ export async function seedDemo(host: HostApi, demo: DemoDirectory): Promise<void
   await seedContactsDemo(host, demo);
   await seedOpportunitiesDemo(host, demo);
   await seedActivitiesDemo(host, demo);
+  await seedPriceBooksDemo(host, demo);
+  await seedBundlesDemo(host, demo);
 }

@@ -11,6 +11,7 @@ import type { Partner } from '../models/partner';
 import { requireEditableContact, requireVisibleContact } from '../services/contacts';
 import { canEditPartner, requireEditablePartner, requireVisiblePartner } from '../services/partners';
 import { canEditAccount, requireEditableAccount, requireVisibleAccount } from '../services/accounts';
+import { canManagePriceBooks, requireManageablePriceBook, requireVisiblePriceBook, type PriceBook } from '../services/price-books';
 import {
   addAttachment, attachmentVersions, findAttachment, listAttachments, normalizeContentType, sanitizeFilename,
   type Attachment, type AttachmentFile, type AttachmentRecordType,
@@ -331,4 +332,17 @@ export const PARTNER_ATTACHMENTS: AttachmentKind<Partner> = {
   canEdit: (ctx, partner) => canEditPartner(ctx, partner),
   label: (p) => p.name,
   returnUrl: (id) => `/crm/partners/${id}?tab=files`,
+};
+
+/** Price books' files (Q1): quote templates live here, listed in the Files section of the price book page. */
+export const PRICE_BOOK_ATTACHMENTS: AttachmentKind<PriceBook> = {
+  recordType: 'price_book',
+  basePath: '/crm/price-books/:id',
+  viewPermission: 'view_price_books',
+  editPermission: 'manage_price_books',
+  loadVisible: requireVisiblePriceBook,
+  loadEditable: requireManageablePriceBook,
+  canEdit: (ctx) => canManagePriceBooks(ctx),
+  label: (b) => b.name,
+  returnUrl: (id) => `/crm/price-books/${id}#files`,
 };

@@ -1,4 +1,6 @@
 import type { CrmContext } from '../http/guard';
+import { BUNDLES_PANEL } from './bundles';
+import { PRICE_IMPORT_PANEL } from './price-import';
 
 /**
  * Parts other features add to the price book page (bundles, import, attachments …): each a view under views/
@@ -10,4 +12,4 @@ export interface PriceBookPart<P = { id: number }> {
   load(ctx: CrmContext, priceBook: P, canManage: boolean): Promise<Record<string, unknown>>;
 }
 
-export const PRICE_BOOK_PANELS: PriceBookPart[] = [];
+export const PRICE_BOOK_PANELS: PriceBookPart[] = [BUNDLES_PANEL, PRICE_IMPORT_PANEL];

@@ -146,7 +146,7 @@ export async function listPriceBooks(ctx: CrmContext, filters: PriceBookFilters,
     .orderBy([{ column: 'pb.name' }, { column: 'pb.id' }])
     .limit(perPage).offset((current - 1) * perPage);
   return {
-    rows: rows.map((r) => ({ ...normalize(r), product_count: Number(r.product_count), project_count: Number(r.project_count) })),
+    rows: rows.map((r: Record<string, unknown>) => ({ ...normalize(r), product_count: Number(r.product_count), project_count: Number(r.project_count) })),
     meta: { page: current, pages, total: count, per_page: perPage },
   };
 }
@@ -283,10 +283,11 @@ export async function assignProject(ctx: CrmContext, book: PriceBook, projectId:
 
 export async function unassignProject(ctx: CrmContext, book: PriceBook, projectId: number): Promise<void> {
   await requireManager(ctx);
+  // Asked before the transaction: the host may use another connection (SQLite has only one).
+  const project = await ctx.host.projectById(projectId);
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_price_book_projects').where({ price_book_id: book.id, project_id: projectId }).delete();
     if (n === 0) throw notFound('Assigned project');
-    const project = await ctx.host.projectById(projectId);
     await journal(trx, { type: 'price_book', id: book.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'projects', old: project?.identifier ?? String(projectId), new: null }] });
   });
 }

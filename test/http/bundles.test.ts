@@ -1,0 +1,241 @@
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const idOf = (row: unknown) => Number(typeof row === 'object' && row !== null ? (row as { id: number }).id : row);
+
+/** A price book of this test's own, assigned to `project`, pricing `items` (code, unit, minor, currency). */
+async function priceBook(name: string, project: string | null, items: Array<[string, string, number, string]>): Promise<number> {
+  const knex = host.db.knex;
+  const [row] = await knex('crm_price_books').insert({ name, description: '', active: true }).returning('id');
+  const id = idOf(row);
+  if (project) await knex('crm_price_book_projects').insert({ price_book_id: id, project_id: host.demo.projects[project].id });
+  for (const [code, unit, minor, currency] of items) {
+    let product = await knex('crm_products').where({ code }).first('id');
+    if (!product) {
+      const [p] = await knex('crm_products').insert({ code, name: `Product ${code}`, description: '', active: true }).returning('id');
+      product = { id: idOf(p) };
+    }
+    await knex('crm_product_prices').insert({ price_book_id: id, product_id: product.id, unit_name: unit, price_minor: minor, currency });
+  }
+  return id;
+}
+
+async function productId(code: string): Promise<number> {
+  return Number((await host.db.knex('crm_products').where({ code }).first('id')).id);
+}
+
+async function bundleForm(code: string, over: Record<string, string | string[]> = {}): Promise<Record<string, string | string[]>> {
+  return {
+    name: 'Starter pack', code, price: '1000.01', currency: 'EUR', active: '1', description: 'All you need',
+    item_key: [`${await productId('B-LIC')}:licence`, `${await productId('B-IMPL')}:day`, `${await productId('B-SUP')}:year`, ''],
+    item_weight: ['50', '30', '20', ''],
+    ...over,
+  };
+}
+
+let europeBook: number;
+let americasBook: number;
+let usdBook: number;
+beforeAll(async () => {
+  const items: Array<[string, string, number, string]> = [['B-LIC', 'licence', 60000, 'EUR'], ['B-IMPL', 'day', 95000, 'EUR'], ['B-SUP', 'year', 20000, 'EUR']];
+  europeBook = await priceBook('Bundles Europe', 'crm-europe', items);
+  americasBook = await priceBook('Bundles Americas', 'crm-americas', items);
+  usdBook = await priceBook('Bundles USD', 'crm-americas', [['B-LIC', 'licence', 70000, 'USD']]);
+});
+
+async function createBundle(director: Session, book: number, code: string): Promise<number> {
+  const res = await director.post(`/crm/price-books/${book}/bundles`, await bundleForm(code));
+  expect(res.status).toBe(303);
+  return Number(/\/crm\/bundles\/(\d+)$/.exec(res.headers.location)![1]);
+}
+
+describe('bundles (Q3)', () => {
+  test('a manager creates a bundle: stored with its items, journaled, and the detail shows each exact share', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const form = await director.get(`/crm/price-books/${europeBook}/bundles/new`);
+    expect(form.status).toBe(200);
+    expect(visibleText(form.text)).toContain('Product B-LIC (B-LIC) · licence');
+    const id = await createBundle(director, europeBook, 'START');
+    const bundle = await host.db.knex('crm_bundles').where({ id }).first();
+    expect(bundle).toMatchObject({ name: 'Starter pack', code: 'START', currency: 'EUR', price_book_id: europeBook });
+    expect(Number(bundle.price_minor)).toBe(100001);
+    const items = await host.db.knex('crm_bundle_items').where({ bundle_id: id }).orderBy('position');
+    expect(items.map((i) => [i.unit_name, i.weight])).toEqual([['licence', 50], ['day', 30], ['year', 20]]);
+    const journal = await host.db.knex('crm_journals').where({ journalized_type: 'bundle', journalized_id: id });
+    expect(journal.map((j) => j.action)).toEqual(['create']);
+
+    const page = visibleText((await director.get(`/crm/bundles/${id}`)).text);
+    // 1000.01 over 50:30:20: the leftover cent goes to the largest remainder; the shares add up to the price.
+    expect(page).toContain('Product B-LIC B-LIC licence 50 500.01 EUR');
+    expect(page).toContain('Product B-IMPL B-IMPL day 30 300.00 EUR');
+    expect(page).toContain('Product B-SUP B-SUP year 20 200.00 EUR');
+    expect(page).toContain('Total 100 1 000.01 EUR');
+    const json = (await director.get(`/crm/bundles/${id}.json`)).body.bundle;
+    expect(json.items.map((i: { share_minor: number }) => i.share_minor)).toEqual([50001, 30000, 20000]);
+    expect(json.items.reduce((a: number, i: { share_minor: number }) => a + i.share_minor, 0)).toBe(json.price_minor);
+  });
+
+  test('the price book page lists its bundles with "New bundle" for managers only', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    await createBundle(director, europeBook, 'PANEL');
+    const managerPage = await director.get(`/crm/price-books/${europeBook}`);
+    expect(managerPage.status).toBe(200);
+    const text = visibleText(managerPage.text);
+    expect(text).toContain('Bundles');
+    expect(text).toContain('PANEL Starter pack 1 000.01 EUR');
+    expect(text).toContain('New bundle');
+    const rep = await Session.signIn(host.app, 'rep1');
+    const repPage = await rep.get(`/crm/price-books/${europeBook}`);
+    expect(repPage.status).toBe(200);
+    expect(visibleText(repPage.text)).toContain('PANEL Starter pack');
+    expect(visibleText(repPage.text)).not.toContain('New bundle');
+  });
+
+  test('bad input is refused with 422 naming the field, the input kept and escaped; nothing is stored', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const before = await host.db.knex('crm_bundles').count({ n: '*' }).first();
+    const cases: Array<[Record<string, string | string[]>, string, string]> = [
+      [{ price: '10.999' }, 'price', 'Price has at most 2 decimals in EUR'],
+      [{ price: '-5' }, 'price', 'Price must not be negative'],
+      [{ currency: 'ABC' }, 'currency', 'Currency is not a known ISO 4217 code'],
+      [{ item_weight: ['50', '0', '20', ''] }, 'items', 'Item 2: the weight must be a whole number'],
+      [{ item_weight: ['50', '1.5', '20', ''] }, 'items', 'Item 2: the weight must be a whole number'],
+      [{ item_key: ['', ''], item_weight: ['', ''] }, 'items', 'Add at least one item'],
+      [{ item_key: ['999999:day'], item_weight: ['1'] }, 'items', 'Item 1: the product does not exist'],
+      [{ name: '' }, 'name', 'Name is required'],
+    ];
+    for (const [over, field, message] of cases) {
+      const res = await director.post(`/crm/price-books/${europeBook}/bundles`, await bundleForm('BAD', { ...over, description: '<script>alert(1)</script>' }));
+      expect(res.status).toBe(422);
+      expect(res.text).toContain(`data-field="${field}"`);
+      expect(visibleText(res.text)).toContain(message);
+      expect(res.text).not.toContain('<script>alert(1)</script>');
+      expect(res.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    }
+    const json = await director.agent.post(`/crm/price-books/${europeBook}/bundles`).set('Accept', 'application/json').set('X-CSRF-Token', director.csrf)
+      .send({ name: 'API pack', code: 'API', price: '1.001', currency: 'EUR', items: [{ product_id: await productId('B-LIC'), unit_name: 'licence', weight: 1 }] });
+    expect(json.status).toBe(422);
+    expect(json.body.fields.price).toBe('Price has at most 2 decimals in EUR');
+    const after = await host.db.knex('crm_bundles').count({ n: '*' }).first();
+    expect(Number(after!.n)).toBe(Number(before!.n));
+  });
+
+  test('a code is unique within a price book (not across price books)', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    await createBundle(director, europeBook, 'UNIQ');
+    const dup = await director.post(`/crm/price-books/${europeBook}/bundles`, await bundleForm('uniq'));
+    expect(dup.status).toBe(422);
+    expect(visibleText(dup.text)).toContain('Another bundle in this price book has the code uniq');
+    await createBundle(director, americasBook, 'UNIQ');
+  });
+
+  test('edit: saved and journaled; a stale lock version answers 409 and changes nothing', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await createBundle(director, europeBook, 'EDIT');
+    expect((await director.get(`/crm/bundles/${id}/edit`)).status).toBe(200);
+    const saved = await director.post(`/crm/bundles/${id}`, await bundleForm('EDIT', { price: '900', lock_version: '0', item_weight: ['1', '1', '1', ''] }));
+    expect(saved.status).toBe(303);
+    const json = (await director.get(`/crm/bundles/${id}.json`)).body.bundle;
+    expect(json.items.map((i: { share_minor: number }) => i.share_minor)).toEqual([30000, 30000, 30000]);
+    expect(json.lock_version).toBe(1);
+    const stale = await director.post(`/crm/bundles/${id}`, await bundleForm('EDIT', { price: '1', lock_version: '0' }));
+    expect(stale.status).toBe(409);
+    expect(visibleText(stale.text)).toContain('changed by someone else');
+    expect(stale.text).toContain('value="1"');
+    expect(Number((await host.db.knex('crm_bundles').where({ id }).first()).price_minor)).toBe(90000);
+    const details = await host.db.knex('crm_journal_details as d').join('crm_journals as j', 'j.id', 'd.journal_id')
+      .where({ 'j.journalized_type': 'bundle', 'j.journalized_id': id, 'j.action': 'update' }).select('d.field', 'd.old_value', 'd.new_value');
+    expect(details).toEqual(expect.arrayContaining([{ field: 'price_minor', old_value: '100001', new_value: '90000' }]));
+    expect(details.map((d) => d.field)).toContain('items');
+  });
+
+  test('copy and new: the form comes prefilled with a free code; saving creates a second bundle', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await createBundle(director, europeBook, 'COPYME');
+    const copy = await director.get(`/crm/bundles/${id}/copy`);
+    expect(copy.status).toBe(200);
+    expect(copy.text).toContain('value="COPYME-COPY"');
+    expect(copy.text).toContain('value="Starter pack (copy)"');
+    expect(copy.text).toContain(`action="/crm/price-books/${europeBook}/bundles"`);
+    const res = await director.post(`/crm/price-books/${europeBook}/bundles`, await bundleForm('COPYME-COPY'));
+    expect(res.status).toBe(303);
+    expect((await director.get(`/crm/bundles/${id}/copy`)).text).toContain('value="COPYME-COPY-2"');
+    expect(await host.db.knex('crm_bundles').where({ price_book_id: europeBook }).whereIn('code', ['COPYME', 'COPYME-COPY'])).toHaveLength(2);
+  });
+
+  test('move: only to a price book that uses the currency and lacks the code; journaled', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await createBundle(director, europeBook, 'MOVE');
+    const noEur = await director.post(`/crm/bundles/${id}/move`, { price_book_id: String(usdBook), lock_version: '0' });
+    expect(noEur.status).toBe(422);
+    expect(visibleText(noEur.text)).toContain('Bundles USD has no prices in EUR');
+    await createBundle(director, americasBook, 'MOVE');
+    const clash = await director.post(`/crm/bundles/${id}/move`, { price_book_id: String(americasBook), lock_version: '0' });
+    expect(clash.status).toBe(422);
+    expect(visibleText(clash.text)).toContain('already has a bundle with the code MOVE');
+    await host.db.knex('crm_bundles').where({ price_book_id: americasBook, code: 'MOVE' }).update({ code: 'MOVED-AWAY' });
+    const stale = await director.post(`/crm/bundles/${id}/move`, { price_book_id: String(americasBook), lock_version: '7' });
+    expect(stale.status).toBe(409);
+    const moved = await director.post(`/crm/bundles/${id}/move`, { price_book_id: String(americasBook), lock_version: '0' });
+    expect(moved.status).toBe(303);
+    const row = await host.db.knex('crm_bundles').where({ id }).first();
+    expect(row.price_book_id).toBe(americasBook);
+    expect(await host.db.knex('crm_bundle_items').where({ bundle_id: id })).toHaveLength(3);
+    const detail = await host.db.knex('crm_journal_details as d').join('crm_journals as j', 'j.id', 'd.journal_id')
+      .where({ 'j.journalized_type': 'bundle', 'j.journalized_id': id, 'j.action': 'update', 'd.field': 'price_book_id' }).first('d.old_value', 'd.new_value');
+    expect(detail).toEqual({ old_value: String(europeBook), new_value: String(americasBook) });
+  });
+
+  test('delete needs a confirmation; then the bundle and its items are gone', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await createBundle(director, europeBook, 'GONE');
+    expect((await director.post(`/crm/bundles/${id}/delete`, {})).status).toBe(422);
+    const res = await director.post(`/crm/bundles/${id}/delete`, { confirm: '1' });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe(`/crm/price-books/${europeBook}`);
+    expect(await host.db.knex('crm_bundles').where({ id }).first()).toBeUndefined();
+    expect(await host.db.knex('crm_bundle_items').where({ bundle_id: id })).toHaveLength(0);
+    expect((await director.get(`/crm/bundles/${id}`)).status).toBe(404);
+  });
+
+  test('visibility: a rep sees bundles of price books in reach, 404 elsewhere, and changes nothing', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const europe = await createBundle(director, europeBook, 'VIS');
+    const americas = await createBundle(director, americasBook, 'VIS');
+    const rep = await Session.signIn(host.app, 'rep1');
+    const seen = await rep.get(`/crm/bundles/${europe}`);
+    expect(seen.status).toBe(200);
+    expect(visibleText(seen.text)).not.toContain('Copy and new');
+    expect((await rep.get(`/crm/bundles/${americas}`)).status).toBe(404);
+    expect((await rep.get(`/crm/bundles/${americas}.json`)).status).toBe(404);
+    expect((await rep.get(`/crm/bundles/${europe}/edit`)).status).toBe(404);
+    expect((await rep.post(`/crm/bundles/${europe}`, await bundleForm('VIS', { price: '1', lock_version: '0' }))).status).toBe(404);
+    expect((await rep.post(`/crm/bundles/${europe}/delete`, { confirm: '1' })).status).toBe(404);
+    expect((await rep.post(`/crm/price-books/${europeBook}/bundles`, await bundleForm('REP'))).status).toBe(404);
+    expect(Number((await host.db.knex('crm_bundles').where({ id: europe }).first()).price_minor)).toBe(100001);
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`/crm/bundles/${europe}`)).status).toBe(404);
+    expect((await rep2.get(`/crm/bundles/${americas}`)).status).toBe(200);
+  });
+
+  test('the demo has a starter pack split 50:30:20 over licence, implementation and support', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const row = await host.db.knex('crm_bundles').where({ code: 'STARTER' }).first('id');
+    const json = (await director.get(`/crm/bundles/${row.id}.json`)).body.bundle;
+    expect(json.name).toBe('Starter pack');
+    expect(json.items.map((i: { product_code: string; weight: number }) => [i.product_code, i.weight])).toEqual([['CRM-PRO', 50], ['IMPL-DAY', 30], ['SUP-STD', 20]]);
+    expect(json.items.reduce((a: number, i: { share_minor: number }) => a + i.share_minor, 0)).toBe(json.price_minor);
+  });
+
+  test('htmx: creating answers with the detail fragment and an HX-Trigger', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const res = await director.htmxPost(`/crm/price-books/${europeBook}/bundles`, await bundleForm('HTMX'));
+    expect(res.status).toBe(201);
+    expect(res.headers['hx-trigger']).toBe('crm:bundleSaved');
+    expect(res.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+    expect(visibleText(res.text)).toContain('Bundle created.');
+  });
+});
