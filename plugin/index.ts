@@ -10,7 +10,7 @@ import { settingsRoutes } from './routes/settings';
 import { accountRoutes } from './routes/accounts';
 import { relationRoutes } from './routes/relations';
 import { taskAccountRoutes } from './routes/task-accounts';
-import { ACCOUNT_ATTACHMENTS, CONTACT_ATTACHMENTS, PARTNER_ATTACHMENTS, PRICE_BOOK_ATTACHMENTS, attachmentRoutes } from './routes/attachments';
+import { ACCOUNT_ATTACHMENTS, CONTACT_ATTACHMENTS, OPPORTUNITY_ATTACHMENTS, PARTNER_ATTACHMENTS, PRICE_BOOK_ATTACHMENTS, attachmentRoutes } from './routes/attachments';
 import { crmAdminRoutes } from './routes/crm-admin';
 import { contactRoutes } from './routes/contacts';
 import { partnerRoutes } from './routes/partners';
@@ -26,10 +26,12 @@ import { seedDemo } from './demo/index';
 import { bundleRoutes } from './routes/bundles';
 import { priceImportRoutes } from './routes/price-import';
 import { priceRoutes } from './routes/prices';
+import { quoteRoutes } from './routes/quotes';
+import { documentRoutes } from './routes/documents';
 
 /** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
 export function crmRoutes() {
-  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...attachmentRoutes(CONTACT_ATTACHMENTS), ...attachmentRoutes(PARTNER_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes(), ...priceBookRoutes(), ...productRoutes(), ...attachmentRoutes(PRICE_BOOK_ATTACHMENTS), ...productCategoryRoutes(), ...bundleRoutes(), ...priceImportRoutes(), ...priceRoutes()];
+  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...attachmentRoutes(CONTACT_ATTACHMENTS), ...attachmentRoutes(PARTNER_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes(), ...priceBookRoutes(), ...productRoutes(), ...attachmentRoutes(PRICE_BOOK_ATTACHMENTS), ...productCategoryRoutes(), ...bundleRoutes(), ...priceImportRoutes(), ...priceRoutes(), ...quoteRoutes(), ...attachmentRoutes(OPPORTUNITY_ATTACHMENTS), ...documentRoutes()];
 }
 
 /** Builds the plugin's router from the host's services. No global state: two hosts can mount it side by side. */

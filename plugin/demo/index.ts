@@ -8,6 +8,7 @@ import { seedOpportunitiesDemo } from './opportunities';
 import { seedActivitiesDemo } from './activities';
 import { seedPriceBooksDemo } from './price-books';
 import { seedBundlesDemo } from './bundles';
+import { seedQuotesDemo } from './quotes';
 
 /**
  * The plugin's part of the demo. Each feature adds its records through its own function here, so that
@@ -27,4 +28,5 @@ export async function seedDemo(host: HostApi, demo: DemoDirectory): Promise<void
   await seedActivitiesDemo(host, demo);
   await seedPriceBooksDemo(host, demo);
   await seedBundlesDemo(host, demo);
+  await seedQuotesDemo(host, demo);
 }

@@ -12,6 +12,8 @@ import { requireEditableContact, requireVisibleContact } from '../services/conta
 import { canEditPartner, requireEditablePartner, requireVisiblePartner } from '../services/partners';
 import { canEditAccount, requireEditableAccount, requireVisibleAccount } from '../services/accounts';
 import { canManagePriceBooks, requireManageablePriceBook, requireVisiblePriceBook, type PriceBook } from '../services/price-books';
+import type { Opportunity } from '../models/opportunity';
+import { canEditOpportunity, requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
 import {
   addAttachment, attachmentVersions, findAttachment, listAttachments, normalizeContentType, sanitizeFilename,
   type Attachment, type AttachmentFile, type AttachmentRecordType,
@@ -345,4 +347,16 @@ export const PRICE_BOOK_ATTACHMENTS: AttachmentKind<PriceBook> = {
   canEdit: (ctx) => canManagePriceBooks(ctx),
   label: (b) => b.name,
   returnUrl: (id) => `/crm/price-books/${id}#files`,
+};
+
+/** Opportunities' files: generated quote documents (Q8) are stored here as versions of "<quote number>.docx". */
+export const OPPORTUNITY_ATTACHMENTS: AttachmentKind<Opportunity> = {
+  recordType: 'opportunity',
+  basePath: '/crm/opportunities/:id',
+  viewPermission: 'view_opportunities',
+  editPermission: 'edit_opportunities',
+  loadVisible: requireVisibleOpportunity,
+  loadEditable: requireEditableOpportunity,
+  canEdit: canEditOpportunity,
+  label: (o) => o.name,
 };

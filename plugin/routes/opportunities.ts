@@ -162,10 +162,13 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
   const log = await presentHistory(ctx, await history(knex, 'opportunity', opp.id, pageParam(req), 20), { currency: opp.currency });
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   const moveTargets = canEdit ? (await ctx.host.projectsWhere(ctx.user, 'add_opportunities')).filter((p) => p.id !== opp.project_id) : [];
+  // S6 "show sales activities on opportunities": when off, the activities panel and its add form are left out.
+  const showActivities = Boolean((await loadSettings(knex)).show_sales_activities_on_opportunities);
+  const shown = (part: { id: string }) => showActivities || (part.id !== 'activities' && part.id !== 'add-activity');
   const panels = [];
-  for (const panel of OPPORTUNITY_PANELS) panels.push({ view: panel.view, locals: await panel.load(ctx, opp, canEdit) });
+  for (const panel of OPPORTUNITY_PANELS.filter(shown)) panels.push({ view: panel.view, locals: await panel.load(ctx, opp, canEdit) });
   const sidebar = [];
-  for (const action of OPPORTUNITY_SIDEBAR) sidebar.push({ view: action.view, locals: await action.load(ctx, opp, canEdit) });
+  for (const action of OPPORTUNITY_SIDEBAR.filter(shown)) sidebar.push({ view: action.view, locals: await action.load(ctx, opp, canEdit) });
   return {
     title: opp.name,
     view: 'opportunities/show',

@@ -5,6 +5,7 @@ import { activityListLocals, addFormLocals } from './activities';
 import {
   accountActionLocals, partnerActionLocals, roleActionLocals, rolesPanelLocals, taskActionLocals, tasksPanelLocals,
 } from '../services/opportunity-actions';
+import { newQuoteSidebar, quotesPanel } from './quotes';
 
 /**
  * Parts of the opportunity page that other features contribute: panels in the content area (business roles,
@@ -45,3 +46,10 @@ OPPORTUNITY_SIDEBAR.push(
   { id: 'business-role', view: 'opportunities/parts/role-action', load: roleActionLocals },
   { id: 'assign-partner', view: 'opportunities/parts/partner-action', load: partnerActionLocals },
 );
+
+// Issue #5 (Q5, Q6): the opportunity's quotes as a panel, and "New quote" in the sidebar (routes in ./quotes).
+OPPORTUNITY_PANELS.push(quotesPanel);
+OPPORTUNITY_SIDEBAR.push(newQuoteSidebar);
+
+// Issue #5 (Q8): "Generate quote document" in the sidebar, for those who may change the opportunity (routes in ./documents).
+OPPORTUNITY_SIDEBAR.push({ id: 'generate-document', view: 'documents/sidebar', load: async (_ctx, _opp, canEdit) => ({ editable: canEdit }) });

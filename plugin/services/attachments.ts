@@ -4,7 +4,7 @@ import { journal } from './journal';
 import type { FileStorage } from './storage';
 
 /** The records that carry files (P7); the value is stored in `crm_attachments.record_type`. */
-export type AttachmentRecordType = 'account' | 'personal_contact' | 'partner' | 'price_book';
+export type AttachmentRecordType = 'account' | 'personal_contact' | 'partner' | 'price_book' | 'opportunity';
 
 export interface Attachment {
   id: number;

@@ -8,6 +8,9 @@ const defaults = {
   default_currency: 'EUR', reporting_currency: 'EUR', show_subproject_records: '0', use_price_book_items: '1',
   show_sales_activities_on_opportunities: '1', show_item_descriptions_on_quotes: '1', account_type_for_opportunities: 'company',
   status_after_sold: 'Won', page_size: '25', max_attachment_mb: '10',
+  quote_number_format: 'Q-{YYYY}-{SEQ4}', default_tax_rate: '25.00',
+  company_name: 'Your Company Ltd', company_address: 'Main Street 1, 10001 Capital City', company_vat_number: 'XX000000000',
+  company_bank: 'Your Bank, IBAN XX00 0000 0000 0000',
 };
 
 describe('CRM settings (admin menu entry, S7)', () => {

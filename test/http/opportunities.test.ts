@@ -215,3 +215,19 @@ describe('saved filters and the default filter per role (O2)', () => {
     }
   });
 });
+
+describe('the "show sales activities on opportunities" switch (S6)', () => {
+  test('off: the opportunity page has no activities panel or add form; on: both are back', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await oppId('Acme – ERP rollout');
+    expect((await director.get(`/crm/opportunities/${id}`)).text).toContain(`id="activities-opportunity-${id}"`);
+    await host.db.knex('crm_settings').insert({ name: 'show_sales_activities_on_opportunities', value: 'false', lock_version: 0 }).onConflict('name').merge();
+    try {
+      const page = await director.get(`/crm/opportunities/${id}`);
+      expect(page.text).not.toContain(`id="activities-opportunity-${id}"`);
+      expect(page.text).not.toContain(`id="activity-add-opportunity-${id}"`);
+    } finally {
+      await host.db.knex('crm_settings').where({ name: 'show_sales_activities_on_opportunities' }).delete();
+    }
+  });
+});

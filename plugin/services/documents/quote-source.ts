@@ -1,0 +1,79 @@
+import type { CrmContext } from '../../http/guard';
+import type { Opportunity } from '../../models/opportunity';
+import { findVisibleAccount } from '../accounts';
+import { findVisibleContact } from '../contacts';
+import { allFields, customValuesOf } from '../custom-fields';
+import { quoteWithTotals, quotesOf, type Quote } from '../quotes';
+import { loadSettings } from '../settings';
+import { customFieldSlug, type DocumentCustomField, type QuoteDocumentInput } from './token-data';
+
+/**
+ * Gathers what a quote document shows, for this user: the quote with its priced lines and totals
+ * (quoteWithTotals in services/quotes.ts, which checks that the user may see the opportunity: 404 otherwise),
+ * the account and contact (only if the user may see them, as everywhere else), the owner as sales rep, the
+ * own company from the CRM settings, and custom fields by name.
+ */
+export async function quoteDocumentInput(ctx: CrmContext, quoteId: number, today = new Date()): Promise<QuoteDocumentInput> {
+  const { quote, opportunity, items, totals } = await quoteWithTotals(ctx, quoteId);
+  const knex = ctx.host.knex;
+  const settings = await loadSettings(knex);
+  const account = opportunity.account_id ? await findVisibleAccount(ctx, opportunity.account_id) : null;
+  const contact = opportunity.contact_id ? await findVisibleContact(ctx, opportunity.contact_id) : null;
+  const owner = opportunity.owner_id ? await ctx.host.userById(opportunity.owner_id) : null;
+  const status = await knex('crm_opportunity_statuses').where({ id: opportunity.status_id }).first('name');
+  return {
+    today: today.toISOString().slice(0, 10),
+    quote: {
+      number: quote.number, name: quote.name, currency: quote.currency, brand: quote.brand, product_version: quote.product_version,
+      created_on: quote.created_at, valid_from: quote.valid_from, valid_to: quote.valid_to,
+    },
+    opportunity: {
+      id: opportunity.id, name: opportunity.name, description: opportunity.description ?? '', status: status?.name ? String(status.name) : '',
+      amount_minor: opportunity.amount_minor, currency: opportunity.currency, expected_close_on: opportunity.expected_close_on,
+    },
+    account: account ? {
+      name: account.name, organization: account.organization, street: account.street, postcode: account.postcode, city: account.city,
+      country: account.country, email: account.email, phone: account.phone, vat_number: account.vat_number,
+      registration_number: account.registration_number, customer_number: account.customer_number,
+    } : null,
+    contact: contact ? { first_name: contact.first_name, last_name: contact.last_name, job_title: contact.job_title, email: contact.email, phone: contact.phone } : null,
+    items: items.map((i) => ({
+      code: i.code, name: i.name, description: i.description, unit: i.unit, quantity_milli: i.quantity_milli, unit_price_minor: i.unit_price_minor,
+      gross_minor: i.gross_minor, discount_minor: i.discount_minor, discount_percent_bp: i.discount_kind === 'percent' ? i.discount_value : null,
+      net_minor: i.net_minor, tax_rate_bp: i.tax_rate_bp, tax_minor: i.tax_minor, total_minor: i.total_minor,
+    })),
+    totals,
+    salesRep: owner ? { name: owner.name, email: owner.email, login: owner.login } : null,
+    company: {
+      name: String(settings.company_name ?? ''), address: String(settings.company_address ?? '').replace(/\s*\\n\s*/g, '\n'),
+      vat_number: String(settings.company_vat_number ?? ''), bank: String(settings.company_bank ?? ''),
+    },
+    customFields: {
+      account: account ? await customFields(ctx, 'account', account.id) : [],
+      opportunity: await customFields(ctx, 'opportunity', opportunity.id),
+    },
+    showItemDescriptions: settings.show_item_descriptions_on_quotes !== false,
+  };
+}
+
+async function customFields(ctx: CrmContext, entity: string, id: number): Promise<DocumentCustomField[]> {
+  const fields = await allFields(ctx.host.knex, entity);
+  if (!fields.length) return [];
+  const values = await customValuesOf(ctx.host.knex, entity, id);
+  return fields.filter((f) => f.active).map((f) => ({ name: f.name, value: values.get(f.id) ?? null }));
+}
+
+/** The names of every custom field token (`account.custom.customer_tier` …), for the template check. */
+export async function customFieldTokens(ctx: CrmContext): Promise<string[]> {
+  const out: string[] = [];
+  for (const entity of ['account', 'opportunity']) {
+    for (const f of await allFields(ctx.host.knex, entity)) out.push(`${entity}.custom.${customFieldSlug(f.name)}`);
+  }
+  return out;
+}
+
+/** The opportunity's quotes, the active one first. */
+export async function quotesForDocuments(ctx: CrmContext, opp: Opportunity): Promise<Quote[]> {
+  const quotes = await quotesOf(ctx.host.knex, opp.id);
+  return [...quotes.filter((q) => q.is_active), ...quotes.filter((q) => !q.is_active)];
+}

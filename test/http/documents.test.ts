@@ -1,0 +1,246 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import PizZip from 'pizzip';
+import { docxPackage, para } from '../../scripts/docx-package';
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const FIXTURE = path.join(__dirname, '..', 'fixtures', 'word-style-template.docx');
+let counter = 0;
+
+/** An account and an opportunity of rep1's in Europe with one quote of two lines: each test owns its data. */
+async function newQuotedOpportunity(accountName = 'Docs Customer'): Promise<{ oppId: number; quoteId: number; number: string }> {
+  const knex = host.db.knex;
+  const n = ++counter;
+  const rep1 = host.demo.users.rep1.id;
+  const europe = host.demo.projects['crm-europe'].id;
+  const type = await knex('crm_account_types').where({ name: 'Company' }).first();
+  const [acc] = await knex('crm_accounts').insert({
+    account_type_id: type.id, name: accountName, street: 'Harbour 5', postcode: '10115', city: 'Tallinn', country: 'Estonia', author_id: rep1, account_manager_id: rep1,
+  }).returning('id');
+  const accountId = Number(acc.id ?? acc);
+  await knex('crm_account_projects').insert({ account_id: accountId, project_id: europe });
+  const status = (await knex('crm_opportunity_statuses').where({ name: 'Proposal' }).first()).id;
+  const [opp] = await knex('crm_opportunities').insert({
+    project_id: europe, name: `Docs deal ${n}`, account_id: accountId, owner_id: rep1, status_id: status, currency: 'EUR', author_id: rep1,
+  }).returning('id');
+  const oppId = Number(opp.id ?? opp);
+  const number = `DOC-${n}-${crypto.randomBytes(3).toString('hex')}`;
+  const [quote] = await knex('crm_quotes').insert({
+    opportunity_id: oppId, number, name: 'Offer', currency: 'EUR', valid_to: '2026-12-31', is_active: true, author_id: rep1,
+  }).returning('id');
+  const quoteId = Number(quote.id ?? quote);
+  await knex('crm_quote_items').insert([
+    { quote_id: quoteId, position: 1, kind: 'manual', code: 'LIC', name: 'Licence <Pro>', unit: 'pcs', quantity_milli: 2000, unit_price_minor: 10000, discount_kind: 'percent', discount_value: 1000, tax_rate_bp: 2000 },
+    { quote_id: quoteId, position: 2, kind: 'manual', code: 'SET', name: 'Setup & training', unit: 'days', quantity_milli: 1500, unit_price_minor: 80000, discount_kind: null, discount_value: 0, tax_rate_bp: 2000 },
+  ]);
+  return { oppId, quoteId, number };
+}
+
+function multipart(filename: string, content: Buffer): { body: Buffer; type: string } {
+  const boundary = `----doctest${crypto.randomBytes(8).toString('hex')}`;
+  const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+  return { body: Buffer.concat([Buffer.from(head), content, Buffer.from(`\r\n--${boundary}--\r\n`)]), type: `multipart/form-data; boundary=${boundary}` };
+}
+
+function upload(s: Session, url: string, filename: string, content: Buffer, json = false) {
+  const { body, type } = multipart(filename, content);
+  let req = s.agent.post(`${url}?_csrf=${encodeURIComponent(s.csrf)}`).set('Content-Type', type);
+  if (json) req = req.set('Accept', 'application/json');
+  return req.send(body);
+}
+
+function download(s: Session, url: string) {
+  return s.agent.get(url).buffer(true).parse((res, done) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => done(null, Buffer.concat(chunks)));
+  });
+}
+
+const docText = (buf: Buffer, part = 'word/document.xml') => new PizZip(buf).file(part)!.asText()
+  .replace(/<\/w:p>/g, '\n').replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+
+const oppFiles = (oppId: number) => host.db.knex('crm_attachments').where({ record_type: 'opportunity', record_id: oppId }).orderBy('id');
+
+/** Attaches a template to the Standard 2026 price book (assigned to the CRM project, so usable in Europe). */
+async function attachTemplate(filename: string, content: Buffer): Promise<string> {
+  const director = await Session.signIn(host.app, 'director');
+  const book = await host.db.knex('crm_price_books').where({ name: 'Standard 2026' }).whereNull('deleted_at').first();
+  const res = await upload(director, `/crm/price-books/${book.id}/attachments`, filename, content, true);
+  expect(res.status).toBe(201);
+  return `attachment-${res.body.attachment.id}`;
+}
+
+describe('generating a quote document (Q8)', () => {
+  test('the sidebar offers it; the default template makes <number>.docx among the opportunity files; the download reopens', async () => {
+    const { oppId, quoteId, number } = await newQuotedOpportunity('Acme <Docs> & "Sons"');
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const page = await rep1.get(`/crm/opportunities/${oppId}`);
+    expect(page.text).toContain(`href="/crm/opportunities/${oppId}/documents/new"`);
+    const form = await rep1.get(`/crm/opportunities/${oppId}/documents/new`);
+    expect(form.status).toBe(200);
+    expect(visibleText(form.text)).toContain(`${number} · Offer (active)`);
+    expect(visibleText(form.text)).toContain('Default quote template');
+
+    const res = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: 'default' });
+    expect(res.status).toBe(303);
+    const [file] = await oppFiles(oppId);
+    expect(file).toMatchObject({ filename: `${number}.docx`, version: 1, content_type: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document' });
+    expect(res.headers.location).toBe(`/crm/opportunities/${oppId}/attachments/${file.id}/download`);
+
+    const doc = await download(rep1, res.headers.location);
+    expect(doc.status).toBe(200);
+    expect(doc.headers['content-disposition']).toContain(`${number}.docx`);
+    const text = docText(doc.body as Buffer);
+    expect(text).toContain(`Quote ${number}`);
+    expect(text).toContain('Acme <Docs> & "Sons"');
+    expect(text).toContain('Licence <Pro>');
+    expect(text).toContain('Setup & training');
+    // 2 × 100.00 − 10 % = 180.00; 1.5 × 800.00 = 1 200.00; net 1 380.00 + 20 % tax = 1 656.00
+    expect(text).toContain('180.00 EUR');
+    expect(text).toContain('1\u202f656.00 EUR');
+    expect(text).toContain('31 December 2026');
+    expect(text).toContain(host.demo.users.rep1.name);
+    expect(text).toContain('Your Company Ltd');
+    expect(text).not.toMatch(/undefined|[{}]/);
+    expect(docText(doc.body as Buffer, 'word/header1.xml')).toContain(`Quote ${number}`);
+
+    // The Files list shows it; a second generation is version 2 of the same name; the journal has both.
+    const files = await rep1.get(`/crm/opportunities/${oppId}/attachments`);
+    expect(visibleText(files.text)).toContain(`${number}.docx`);
+    const again = await rep1.agent.post(`/crm/opportunities/${oppId}/documents`).set('Accept', 'application/json').type('form')
+      .send({ quote_id: String(quoteId), template: 'default', _csrf: rep1.csrf });
+    expect(again.status).toBe(201);
+    expect(again.body.attachment).toMatchObject({ filename: `${number}.docx`, version: 2 });
+    expect((await oppFiles(oppId)).map((f) => f.version)).toEqual([1, 2]);
+    const journal = await host.db.knex('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+      .where({ 'j.journalized_type': 'opportunity', 'j.journalized_id': oppId, 'd.field': 'attachment' }).select('d.new_value');
+    expect(journal.map((r) => r.new_value)).toEqual(expect.arrayContaining([`${number}.docx v1`, `${number}.docx v2`]));
+  });
+
+  test('a price-book template authored the way Word writes it fills split tags, the row loop and the header (htmx answer)', async () => {
+    const { oppId, quoteId, number } = await newQuotedOpportunity();
+    const templateId = await attachTemplate('word-style.docx', fs.readFileSync(FIXTURE));
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const form = await rep1.get(`/crm/opportunities/${oppId}/documents/new.json`);
+    expect(form.body.templates.map((t: { id: string }) => t.id)).toContain(templateId);
+    const res = await rep1.htmxPost(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: templateId });
+    expect(res.status).toBe(200);
+    expect(res.headers['hx-trigger']).toBe('crm:attachmentAdded');
+    expect(visibleText(res.text)).toContain(`Made ${number}.docx (version 1)`);
+    const [file] = await oppFiles(oppId);
+    const doc = await download(rep1, `/crm/opportunities/${oppId}/attachments/${file.id}/download`);
+    const text = docText(doc.body as Buffer);
+    expect(text).toContain('Customer: Docs Customer');
+    expect(text).toMatch(/\n1\nLicence <Pro>\n2 pcs\n100\.00 EUR\n180\.00 EUR\n/);
+    expect(text).toMatch(/\n2\nSetup & training\n1\.5 days\n800\.00 EUR\n1\u202f200\.00 EUR\n/);
+    expect(docText(doc.body as Buffer, 'word/header1.xml')).toContain(`Quote ${number} for Docs Customer`);
+  });
+
+  test('a broken template answers 422 naming each error and where, and stores nothing', async () => {
+    const { oppId, quoteId } = await newQuotedOpportunity();
+    const broken = docxPackage({ body: [para('Hello'), para('{#items}{name}'), para('{{account.name}'), para('{quote.total | sum}')].join('') });
+    const templateId = await attachTemplate('broken.docx', broken);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const res = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: templateId });
+    expect(res.status).toBe(422);
+    const text = visibleText(res.text);
+    expect(text).toContain('has errors; nothing was stored');
+    expect(text).toContain('{items} The section {#items} is opened but never closed: add {/items}. document body, paragraph 2');
+    expect(text).toContain('Two opening braces in a row');
+    expect(text).toContain('Unknown filter "sum" in {quote.total | sum}');
+    expect(text).toContain('document body, paragraph 4');
+    const json = await rep1.agent.post(`/crm/opportunities/${oppId}/documents`).set('Accept', 'application/json').type('form')
+      .send({ quote_id: String(quoteId), template: templateId, _csrf: rep1.csrf });
+    expect(json.status).toBe(422);
+    expect(json.body.problems).toEqual(expect.arrayContaining([expect.objectContaining({ tag: 'quote.total | sum', where: 'document body, paragraph 4' })]));
+    expect(await oppFiles(oppId)).toEqual([]);
+  });
+
+  test('a template that is not a docx (a renamed PDF) answers 422 and stores nothing; bad choices name the field', async () => {
+    const { oppId, quoteId } = await newQuotedOpportunity();
+    const templateId = await attachTemplate('renamed.docx', Buffer.from('%PDF-1.7\n%%EOF\n'));
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const res = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: templateId });
+    expect(res.status).toBe(422);
+    expect(visibleText(res.text)).toContain('This is a PDF file, not a Word document');
+    const other = await newQuotedOpportunity();
+    const wrongQuote = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(other.quoteId), template: 'default' });
+    expect(wrongQuote.status).toBe(422);
+    expect(wrongQuote.text).toContain('data-field="quote_id"');
+    const wrongTemplate = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: '../../etc/passwd' });
+    expect(wrongTemplate.status).toBe(422);
+    expect(wrongTemplate.text).toContain('data-field="template"');
+    expect(await oppFiles(oppId)).toEqual([]);
+    expect(await oppFiles(other.oppId)).toEqual([]);
+  });
+
+  test('permissions: rep2 cannot reach a Europe opportunity (404), nor generate, nor read its tokens or files', async () => {
+    const { oppId, quoteId } = await newQuotedOpportunity();
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`/crm/opportunities/${oppId}/documents/new`)).status).toBe(404);
+    expect((await rep2.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: 'default' })).status).toBe(404);
+    expect((await rep2.get(`/crm/settings/tokens?opportunity=${oppId}`)).status).toBe(404);
+    expect((await rep2.get(`/crm/opportunities/${oppId}/attachments`)).status).toBe(404);
+    expect(await oppFiles(oppId)).toEqual([]);
+  });
+});
+
+describe('token reference and template check (Q9)', () => {
+  test('the token reference lists every token with its value for the opportunity, escaped', async () => {
+    const { oppId, number } = await newQuotedOpportunity('<script>alert(1)</script> Ltd');
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const res = await rep1.get(`/crm/settings/tokens?opportunity=${oppId}`);
+    expect(res.status).toBe(200);
+    expect(res.text).not.toContain('<script>alert(1)');
+    expect(res.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; Ltd');
+    const text = visibleText(res.text);
+    expect(text).toContain(`{quote.number} Quote number ${number}`);
+    expect(text).toContain('{quote.total} Total to pay');
+    expect(text).toContain('{quote.total} Total to pay, tax included, formatted with its currency ("1 234.50 EUR"); `_raw`: "1234.50" 1 656.00 EUR');
+    expect(text).toContain('{#items} {name} Product or line name Licence <Pro>');
+    const json = await rep1.get(`/crm/settings/tokens.json?opportunity=${oppId}`);
+    expect(json.body.tokens).toEqual(expect.arrayContaining([{ token: 'quote.total_raw', loop: null, description: expect.any(String), value: '1656.00' }]));
+    const bare = await rep1.get('/crm/settings/tokens');
+    expect(bare.status).toBe(200);
+    expect(visibleText(bare.text)).toContain('{account.custom.<field>}');
+    expect((await rep1.get('/crm/settings/tokens?opportunity=99999999')).status).toBe(404);
+  });
+
+  test('the check lists syntax errors and unknown tokens; a renamed PDF is refused; only price-book managers may use it', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.get('/crm/settings/templates/check')).status).toBe(200);
+    const ok = await upload(director, '/crm/settings/templates/check', 'word-style.docx', fs.readFileSync(FIXTURE));
+    expect(ok.status).toBe(200);
+    expect(visibleText(ok.text)).toContain('word-style.docx: no problems found');
+
+    const bad = docxPackage({ body: [para('{#items}{name}'), para('{{account.name}'), para('{quote.total | sum}'), para('{account.nmae} {account.custom.customer_tier}')].join('') });
+    const res = await upload(director, '/crm/settings/templates/check', 'bad.docx', bad);
+    expect(res.status).toBe(422);
+    const text = visibleText(res.text);
+    expect(text).toContain('bad.docx: 3 syntax errors');
+    expect(text).toContain('The section {#items} is opened but never closed');
+    expect(text).toContain('Unknown filter "sum"');
+    const unknown = await upload(director, '/crm/settings/templates/check', 'unknown.docx', docxPackage({ body: para('{account.nmae} {account.custom.customer_tier} {account.custom.shoe_size}') }), true);
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.unknown_tokens).toEqual([
+      { tag: 'account.nmae', where: 'document body, paragraph 1' },
+      { tag: 'account.custom.shoe_size', where: 'document body, paragraph 1' },
+    ]);
+
+    const pdf = await upload(director, '/crm/settings/templates/check', 'quote.docx', Buffer.from('%PDF-1.4\n'));
+    expect(pdf.status).toBe(422);
+    expect(visibleText(pdf.text)).toContain('quote.docx: This is a PDF file, not a Word document');
+    const cfb = await upload(director, '/crm/settings/templates/check', 'locked.docx', Buffer.concat([Buffer.from('d0cf11e0a1b11ae1', 'hex'), Buffer.alloc(1024)]));
+    expect(visibleText(cfb.text)).toContain('This document is encrypted');
+
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get('/crm/settings/templates/check')).status).toBe(404);
+    expect((await upload(rep1, '/crm/settings/templates/check', 'x.docx', fs.readFileSync(FIXTURE))).status).toBe(404);
+  });
+});
