@@ -21,6 +21,7 @@ import { opportunityAdminRoutes } from './routes/opportunity-admin';
 import { priceBookRoutes } from './routes/price-books';
 import { productRoutes } from './routes/products';
 import { productCategoryRoutes } from './routes/product-categories';
+import { exchangeRateRoutes } from './routes/exchange-rates';
 import { crmMigrations, CRM_MIGRATIONS_TABLE } from '../migrations';
 import { seedDemo } from './demo/index';
 import { bundleRoutes } from './routes/bundles';
@@ -31,7 +32,7 @@ import { documentRoutes } from './routes/documents';
 
 /** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
 export function crmRoutes() {
-  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...attachmentRoutes(CONTACT_ATTACHMENTS), ...attachmentRoutes(PARTNER_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes(), ...priceBookRoutes(), ...productRoutes(), ...attachmentRoutes(PRICE_BOOK_ATTACHMENTS), ...productCategoryRoutes(), ...bundleRoutes(), ...priceImportRoutes(), ...priceRoutes(), ...quoteRoutes(), ...attachmentRoutes(OPPORTUNITY_ATTACHMENTS), ...documentRoutes()];
+  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...attachmentRoutes(CONTACT_ATTACHMENTS), ...attachmentRoutes(PARTNER_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes(), ...priceBookRoutes(), ...productRoutes(), ...attachmentRoutes(PRICE_BOOK_ATTACHMENTS), ...productCategoryRoutes(), ...bundleRoutes(), ...priceImportRoutes(), ...priceRoutes(), ...quoteRoutes(), ...attachmentRoutes(OPPORTUNITY_ATTACHMENTS), ...documentRoutes(), ...exchangeRateRoutes()];
 }
 
 /** Builds the plugin's router from the host's services. No global state: two hosts can mount it side by side. */

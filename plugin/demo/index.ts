@@ -9,6 +9,7 @@ import { seedActivitiesDemo } from './activities';
 import { seedPriceBooksDemo } from './price-books';
 import { seedBundlesDemo } from './bundles';
 import { seedQuotesDemo } from './quotes';
+import { seedExchangeRatesDemo } from './exchange-rates';
 
 /**
  * The plugin's part of the demo. Each feature adds its records through its own function here, so that
@@ -29,4 +30,5 @@ export async function seedDemo(host: HostApi, demo: DemoDirectory): Promise<void
   await seedPriceBooksDemo(host, demo);
   await seedBundlesDemo(host, demo);
   await seedQuotesDemo(host, demo);
+  await seedExchangeRatesDemo(host, demo);
 }

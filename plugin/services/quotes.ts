@@ -3,6 +3,7 @@ import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
 import type { Opportunity } from '../models/opportunity';
 import { dateText } from './accounts';
+import { convertMinor, rateOn, rateText } from './exchange-rates';
 import { bundleItems, bundleSplit } from './bundles';
 import { FieldErrors, text, type FormInput } from './form';
 import { journal, type FieldChange } from './journal';
@@ -290,18 +291,78 @@ export async function updateQuote(ctx: CrmContext, opp: Opportunity, quote: Quot
   if (opp.is_locked) throw invalid(LOCKED);
   if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
   return ctx.host.knex.transaction(async (trx) => {
-    if (data.currency !== quote.currency && (await trx('crm_quote_items').where({ quote_id: quote.id }).first('id'))) {
-      throw invalid('The quote was not saved: fix the fields marked below.', { currency: 'The currency cannot change while the quote has items' });
-    }
     const n = await trx('crm_quotes').where({ id: quote.id, lock_version: lockVersion }).update({ ...data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
     if (n === 0) throw staleRecord('This quote');
+    // Refusals below throw inside this transaction: the quote and its items stay as they were.
+    const conversion = data.currency !== quote.currency ? await convertItems(trx, quote, data.currency) : null;
     const before = quote as unknown as Record<string, unknown>;
     const after = data as unknown as Record<string, unknown>;
     const changes = QUOTE_FIELDS.filter((f) => String(before[f] ?? '') !== String(after[f] ?? ''))
       .map((f) => ({ field: 'quote', old: `${quote.number} ${f.replace(/_/g, ' ')}: ${before[f] ?? ''}`, new: `${quote.number} ${f.replace(/_/g, ' ')}: ${after[f] ?? ''}` }));
-    await journalQuote(trx, ctx, opp, changes);
+    await journalQuote(trx, ctx, opp, changes, conversion ?? undefined);
     return normalizeQuote(await trx('crm_quotes').where({ id: quote.id }).first());
   });
+}
+
+const CURRENCY_REFUSED = 'The quote was not saved: fix the fields marked below.';
+
+/**
+ * Changing a quote's currency (SPEC Q7) with its items, inside the caller's transaction; answers the journal note.
+ *  - Price-book items (product, bundle) are re-priced from their price book in the new currency: the same
+ *    product unit, or the bundle if it is priced in that currency. If any has no such price, the change is
+ *    refused (422) naming them all ("No EUR price in Standard 2026 for: Barcode scanner (piece)").
+ *  - Hand-typed items (manual, rounding) are converted with rateOn(from, to, today) — the latest rate on or
+ *    before today, or the inverse pair's — rounded once, half away from zero. No rate → 422 naming the pair.
+ *  - Discounts are kept, not dropped: a percent discount stays the same percent; an amount discount (minor
+ *    units of the old currency) is converted with the same rate, on every kind of item.
+ * A rate is only needed when something is converted (a hand-typed item or an amount discount).
+ */
+async function convertItems(trx: Knex.Transaction, quote: Quote, to: string): Promise<string | null> {
+  const from = quote.currency;
+  const items = await itemsOf(trx, quote.id);
+  if (!items.length) return null;
+  const missing = new Map<string, string[]>();
+  const prices = new Map<number, number>();
+  for (const item of items) {
+    if (item.kind !== 'product' && item.kind !== 'bundle') continue;
+    let price: number | null = null;
+    if (item.kind === 'product' && item.product_id && item.price_book_id) {
+      const row = await trx('crm_product_prices').where({ price_book_id: item.price_book_id, product_id: item.product_id, unit_name: item.unit, currency: to }).first('price_minor');
+      if (row) price = Number(row.price_minor);
+    } else if (item.kind === 'bundle' && item.bundle_id && item.price_book_id) {
+      const row = await trx('crm_bundles').where({ id: item.bundle_id, price_book_id: item.price_book_id, currency: to }).first('price_minor');
+      if (row) price = Number(row.price_minor);
+    }
+    if (price === null) {
+      const book = item.price_book_id ? await trx('crm_price_books').where({ id: item.price_book_id }).first('name') : null;
+      const where = book ? ` in ${String(book.name)}` : '';
+      missing.set(where, [...(missing.get(where) ?? []), `${item.name} (${item.unit || item.kind})`]);
+    } else prices.set(item.id, price);
+  }
+  if (missing.size) {
+    const message = [...missing].map(([where, names]) => `No ${to} price${where} for: ${names.join(', ')}`).join('; ');
+    throw invalid(`The currency was not changed. ${message}.`, { currency: message });
+  }
+  const needsRate = items.some((i) => i.kind === 'manual' || i.kind === 'rounding' || (i.discount_kind === 'amount' && i.discount_value !== 0));
+  const today = new Date().toISOString().slice(0, 10);
+  const rate = needsRate ? await rateOn(trx, from, to, today) : null;
+  if (needsRate && !rate) {
+    const message = `No exchange rate from ${from} to ${to} on or before ${today}`;
+    throw invalid(`${CURRENCY_REFUSED} ${message}.`, { currency: message });
+  }
+  const convert = (minor: number) => convertMinor(minor, from, to, rate!.rate_micro);
+  for (const item of items) {
+    const unitPrice = prices.get(item.id) ?? convert(item.unit_price_minor);
+    const discount = item.discount_kind === 'amount' ? convert(item.discount_value) : item.discount_value;
+    if (Math.abs(lineGross(item.quantity_milli, unitPrice)) > MAX_LINE_MINOR) {
+      throw invalid(`${CURRENCY_REFUSED} ${item.name} would be too large in ${to}.`, { currency: `${item.name} would be too large in ${to}` });
+    }
+    await trx('crm_quote_items').where({ id: item.id }).update({ unit_price_minor: unitPrice, discount_value: discount });
+  }
+  const converted = items.length - prices.size;
+  return `${quote.number}: currency ${from} → ${to}; ${prices.size} item(s) re-priced from price books` +
+    (rate ? `, ${converted} converted at ${rateText(rate.rate_micro)} (rate of ${rate.valid_on}${rate.inverse ? `, inverse of ${to}→${from}` : ''})` : '') +
+    '; percent discounts kept, amount discounts converted';
 }
 
 /** A copy with its items and a new number; not active. */
