@@ -183,6 +183,15 @@ function oldPrice(input: FormInput): PriceInput | null {
   return { unit_name: unit, price_minor: Number(minor), currency };
 }
 
+/** The price named in the URL, of a price book and product this user manages (404 otherwise). */
+async function manageablePrice(ctx: CrmContext, req: Request) {
+  const book = await requireManageablePriceBook(ctx, numeric(req));
+  const price = await findPrice(ctx.host.knex, book.id, numeric(req, 'priceId'));
+  if (!price) throw notFound('Price');
+  const product = await requireManageableProduct(ctx, price.product_id);
+  return { book, price, product };
+}
+
 export function priceBookRoutes(): CrmRoute[] {
   return [
     { method: 'get', path: LIST, permission: VIEW, handler: async (ctx, req, res) => respond(ctx.host, req, res, await listPage(ctx, req)) },
@@ -292,10 +301,7 @@ export function priceBookRoutes(): CrmRoute[] {
     {
       method: 'post', path: `${LIST}/:id/prices/:priceId`, permission: MANAGE,
       async handler(ctx, req, res) {
-        const book = await requireManageablePriceBook(ctx, numeric(req));
-        const price = await findPrice(ctx.host.knex, book.id, numeric(req, 'priceId'));
-        if (!price) throw notFound('Price');
-        const product = await requireManageableProduct(ctx, price.product_id);
+        const { book, price, product } = await manageablePrice(ctx, req);
         await pageChange(ctx, req, res, book, `price-${price.id}`, async () => {
           const saved = await updatePrice(ctx, book, product, price, readPriceInput(body(req)), oldPrice(body(req)));
           return `Saved ${product.name}: ${saved.unit_name} ${formatMoney(saved.price_minor, saved.currency)}.`;
@@ -305,10 +311,7 @@ export function priceBookRoutes(): CrmRoute[] {
     {
       method: 'post', path: `${LIST}/:id/prices/:priceId/delete`, permission: MANAGE,
       async handler(ctx, req, res) {
-        const book = await requireManageablePriceBook(ctx, numeric(req));
-        const price = await findPrice(ctx.host.knex, book.id, numeric(req, 'priceId'));
-        if (!price) throw notFound('Price');
-        const product = await requireManageableProduct(ctx, price.product_id);
+        const { book, price, product } = await manageablePrice(ctx, req);
         await pageChange(ctx, req, res, book, `price-${price.id}`, async () => {
           await removePrice(ctx, book, product, price);
           return `Removed ${product.name}: ${price.unit_name}.`;

@@ -10,15 +10,9 @@ import { requireManageablePriceBook, requireVisiblePriceBook, type PriceBook } f
  * Bundles (SPEC Q3): a named set of price-book items sold for one price, which splits over the items by
  * their weights exactly — the items' shares always add up to the bundle price, to the minor unit.
  */
-export interface Bundle {
+export interface Bundle extends Omit<BundleInput, 'items'> {
   id: number;
   price_book_id: number;
-  name: string;
-  description: string;
-  code: string;
-  active: boolean;
-  price_minor: number;
-  currency: string;
   lock_version: number;
   created_at: string;
   updated_at: string;

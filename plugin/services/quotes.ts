@@ -24,16 +24,10 @@ import { loadSettings } from './settings';
  * active. Every change is journaled on the opportunity (fields "quote" and "quote item").
  */
 
-export interface Quote {
+export interface Quote extends QuoteData {
   id: number;
   opportunity_id: number;
   number: string;
-  name: string;
-  currency: string;
-  brand: string;
-  product_version: string;
-  valid_from: string | null;
-  valid_to: string | null;
   is_active: boolean;
   author_id: number | null;
   lock_version: number;
