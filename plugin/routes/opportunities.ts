@@ -4,7 +4,7 @@ import { CrmError, invalid } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
 import type { HostProject } from '../host';
 import { FIELD_LABELS, RULED_FIELDS, type Opportunity } from '../models/opportunity';
-import { globalContext } from '../services/accounts';
+import { findVisibleAccount, globalContext } from '../services/accounts';
 import { fieldRulesFor, type FieldRules } from '../services/field-rules';
 import { text, type FormInput } from '../services/form';
 import { history } from '../services/journal';
@@ -155,7 +155,9 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
   const [allStatuses, project, canEdit] = await Promise.all([statuses(knex), ctx.host.projectById(opp.project_id), canEditOpportunity(ctx, opp)]);
   const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
   const status = allStatuses.find((s) => s.id === opp.status_id)!;
-  const account = opp.account_id ? await knex('crm_accounts').where({ id: opp.account_id }).whereNull('deleted_at').first('id', 'name') : null;
+  // The account's name only for those who may see the account; others learn that there is one, not which.
+  const account = opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null;
+  const hiddenAccount = Boolean(opp.account_id) && !account;
   const contact = opp.contact_id ? await knex('crm_personal_contacts').where({ id: opp.contact_id }).first('id', 'first_name', 'last_name') : null;
   const partner = opp.partner_id ? await knex('crm_partners').where({ id: opp.partner_id }).first('id', 'name') : null;
   const owner = opp.owner_id ? await ctx.host.userById(opp.owner_id) : null;
@@ -173,7 +175,7 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
     title: opp.name,
     view: 'opportunities/show',
     locals: {
-      opp, status, statuses: allStatuses.filter((s) => s.active), project, account, contact, partner, owner, log, users, canEdit, rules, message,
+      opp, status, statuses: allStatuses.filter((s) => s.active), project, account, hiddenAccount, contact, partner, owner, log, users, canEdit, rules, message,
       canDelete: canEdit && !opp.is_locked && (await ctx.host.can(ctx.user, 'delete_opportunities', project)), moveTargets, formatMoney, panels, sidebar,
       canAdd: await ctx.host.can(ctx.user, 'add_opportunities'),
     },

@@ -148,6 +148,19 @@ export async function findVisibleAccount(ctx: CrmContext, id: number): Promise<A
   return account ? normalize(account) : null;
 }
 
+/**
+ * The names of those of `ids` this user may see (one query, whatever the number of ids): lists and histories
+ * that mention accounts show a name only where the reader may open the account.
+ */
+export async function visibleAccountNames(ctx: CrmContext, ids: number[]): Promise<Map<number, string>> {
+  const wanted = [...new Set(ids.filter((id) => Number.isInteger(id) && id > 0))];
+  if (!wanted.length) return new Map();
+  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const q = ctx.host.knex('crm_accounts as a').whereIn('a.id', wanted).select('a.id', 'a.name');
+  applyAccountScope(q, scope);
+  return new Map((await q).map((r: { id: number; name: string }) => [Number(r.id), String(r.name)]));
+}
+
 /** A visible account or 404: the one way routes load an account by id. */
 export async function requireVisibleAccount(ctx: CrmContext, id: number): Promise<Account> {
   const account = await findVisibleAccount(ctx, id);

@@ -1,6 +1,6 @@
 import type { CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
-import { findVisibleAccount } from './accounts';
+import { visibleAccountNames } from './accounts';
 import type { HistoryPage } from './journal';
 import { amountInput } from './money';
 
@@ -22,14 +22,7 @@ const fromTable = (table: string): Lookup => async (ctx, ids) =>
   new Map((await ctx.host.knex(table).whereIn('id', ids).select('id', 'name')).map((r) => [Number(r.id), String(r.name)]));
 const users: Lookup = async (ctx) => new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
 /** Account names only for accounts this user may see: history must not reveal a private account's name. */
-const accounts: Lookup = async (ctx, ids) => {
-  const names = new Map<number, string>();
-  for (const id of ids) {
-    const account = await findVisibleAccount(ctx, id);
-    if (account) names.set(id, account.name);
-  }
-  return names;
-};
+const accounts: Lookup = (ctx, ids) => visibleAccountNames(ctx, ids);
 
 const LOOKUPS: Record<string, Lookup> = {
   status_id: fromTable('crm_opportunity_statuses'), account_type_id: fromTable('crm_account_types'), industry_id: fromTable('crm_industries'),

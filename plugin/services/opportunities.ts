@@ -5,7 +5,7 @@ import type { HostProject } from '../host';
 import {
   FIELD_LABELS, Opportunity, OpportunityStatus, OPPORTUNITY_FIELDS, RULED_FIELDS, applyOpportunityScope, type OpportunityField,
 } from '../models/opportunity';
-import { dateText, findVisibleAccount, globalContext, likePattern } from './accounts';
+import { dateText, findVisibleAccount, globalContext, likePattern, visibleAccountNames } from './accounts';
 import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
 import { FieldErrors, isIsoDate, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
@@ -153,6 +153,12 @@ function toRow(r: Record<string, unknown>): OpportunityRow {
   };
 }
 
+/** Blanks the account name on rows whose account this user may not see (one query for the whole page). */
+async function hideInvisibleAccounts(ctx: CrmContext, rows: OpportunityRow[]): Promise<OpportunityRow[]> {
+  const names = await visibleAccountNames(ctx, rows.map((r) => r.account_id).filter((id): id is number => id !== null));
+  return rows.map((r) => (r.account_id !== null && !names.has(r.account_id) ? { ...r, account_name: null } : r));
+}
+
 /**
  * A page of visible opportunities, the totals of the whole filtered set per currency (sum and weighted by
  * the status probability), and the count per status for the coloured filter tags — all aggregated in SQL.
@@ -169,11 +175,12 @@ export async function listOpportunities(ctx: CrmContext, f: OpportunityFilters, 
     .select(rowColumns)
     .orderByRaw(`o.${f.sort} ${f.dir === 'desc' ? 'desc' : 'asc'} ${f.sort === 'expected_close_on' || f.sort === 'amount_minor' ? (f.dir === 'desc' ? 'nulls last' : 'nulls first') : ''}, o.id ${f.dir}`)
     .limit(perPage).offset((current - 1) * perPage)).map(toRow);
+  const visibleRows = await hideInvisibleAccounts(ctx, rows);
   const totals = await currencyTotals(base.clone());
   const { q: tagBase } = await filteredQuery(ctx, f, { ignoreStatuses: true });
   const tagRows: { status_id: number; n: number | string }[] = await tagBase.groupBy('o.status_id').select('o.status_id').count({ n: '*' });
   const tagCounts = new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)]));
-  return { rows, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta, totals, tagCounts };
+  return { rows: visibleRows, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta, totals, tagCounts };
 }
 
 export async function currencyTotals(q: Knex.QueryBuilder): Promise<CurrencyTotal[]> {
@@ -376,7 +383,7 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
     const cards: OpportunityRow[] = (await q.clone().join('crm_opportunity_statuses as s', 's.id', 'o.status_id').leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
       .select(rowColumns).orderByRaw('o.expected_close_on asc nulls last, o.id asc').limit(perColumn)).map(toRow);
     const totals = await currencyTotals(q.clone());
-    columns.push({ status, cards, count: Number(n), totals });
+    columns.push({ status, cards: await hideInvisibleAccounts(ctx, cards), count: Number(n), totals });
   }
   const folded = [];
   for (const status of all.filter((s) => s.kind !== 'open')) {
