@@ -5,6 +5,8 @@ import { respond, respondAfterChange, type PageResponse } from '../http/respond'
 import type { HostProject } from '../host';
 import { FIELD_LABELS, RULED_FIELDS, type Opportunity } from '../models/opportunity';
 import { findVisibleAccount, globalContext } from '../services/accounts';
+import { findVisibleContact } from '../services/contacts';
+import { findVisiblePartner } from '../services/partners';
 import { fieldRulesFor, type FieldRules } from '../services/field-rules';
 import { text, type FormInput } from '../services/form';
 import { history } from '../services/journal';
@@ -158,8 +160,9 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
   // The account's name only for those who may see the account; others learn that there is one, not which.
   const account = opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null;
   const hiddenAccount = Boolean(opp.account_id) && !account;
-  const contact = opp.contact_id ? await knex('crm_personal_contacts').where({ id: opp.contact_id }).first('id', 'first_name', 'last_name') : null;
-  const partner = opp.partner_id ? await knex('crm_partners').where({ id: opp.partner_id }).first('id', 'name') : null;
+  // Likewise the contact and the partner: named only to those who may see them.
+  const contact = opp.contact_id ? await findVisibleContact(ctx, opp.contact_id) : null;
+  const partner = opp.partner_id ? await findVisiblePartner(ctx, opp.partner_id) : null;
   const owner = opp.owner_id ? await ctx.host.userById(opp.owner_id) : null;
   const log = await presentHistory(ctx, await history(knex, 'opportunity', opp.id, pageParam(req), 20), { currency: opp.currency });
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));

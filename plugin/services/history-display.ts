@@ -1,6 +1,7 @@
 import type { CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
 import { visibleAccountNames } from './accounts';
+import { visiblePartnerNames } from './partners';
 import type { HistoryPage } from './journal';
 import { amountInput } from './money';
 
@@ -26,7 +27,7 @@ const accounts: Lookup = (ctx, ids) => visibleAccountNames(ctx, ids);
 
 const LOOKUPS: Record<string, Lookup> = {
   status_id: fromTable('crm_opportunity_statuses'), account_type_id: fromTable('crm_account_types'), industry_id: fromTable('crm_industries'),
-  contact_type_id: fromTable('crm_contact_types'), partner_id: fromTable('crm_partners'), owner_id: users, account_manager_id: users,
+  contact_type_id: fromTable('crm_contact_types'), partner_id: (ctx, ids) => visiblePartnerNames(ctx, ids), owner_id: users, account_manager_id: users,
   responsible_id: users, account_id: accounts, parent_id: accounts,
 };
 

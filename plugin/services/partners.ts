@@ -86,6 +86,16 @@ export async function findVisiblePartner(ctx: CrmContext, id: number): Promise<P
   return (await q.first()) ?? null;
 }
 
+/** The names of those of `ids` this user may see, in one query (histories name only visible partners). */
+export async function visiblePartnerNames(ctx: CrmContext, ids: number[]): Promise<Map<number, string>> {
+  const wanted = [...new Set(ids.filter(validId))];
+  if (!wanted.length) return new Map();
+  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
+  const q = ctx.host.knex('crm_partners as p').whereIn('p.id', wanted).select('p.id', 'p.name');
+  applyPartnerScope(q, scope);
+  return new Map((await q).map((r: { id: number; name: string }) => [Number(r.id), String(r.name)]));
+}
+
 /** A visible partner or 404: the one way routes load a partner by id. */
 export async function requireVisiblePartner(ctx: CrmContext, id: number): Promise<Partner> {
   const partner = await findVisiblePartner(ctx, id);

@@ -236,7 +236,8 @@ describe('readable history (P6)', () => {
   test('names an account in the history only to those who may see it', async () => {
     const director = await Session.signIn(host.app, 'director');
     const globex = (await host.db.knex('crm_accounts').where({ name: 'Globex Corporation' }).first()).id;
-    const created = await director.post('/projects/crm/crm/opportunities', { name: 'Group-wide renewal', account_id: String(globex), currency: 'EUR' });
+    const pacific = (await host.db.knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id;
+    const created = await director.post('/projects/crm/crm/opportunities', { name: 'Group-wide renewal', account_id: String(globex), partner_id: String(pacific), currency: 'EUR' });
     expect(created.status).toBe(303);
     const id = await oppId('Group-wide renewal');
     expect(visibleText((await director.get(`/crm/opportunities/${id}`)).text)).toContain('Account : (empty) → Globex Corporation');
@@ -245,7 +246,9 @@ describe('readable history (P6)', () => {
     const page = visibleText((await rep1.get(`/crm/opportunities/${id}`)).text);
     expect(page).toContain(`Account : (empty) → #${globex}`);
     expect(page).toContain('an account you cannot see');
+    expect(page).toContain('a partner you cannot see');
     expect(page).not.toContain('Globex');
+    expect(page).not.toContain('Pacific');
     // Nor in the list, the kanban or their JSON.
     for (const url of ['/projects/crm/crm/opportunities?q=group-wide', '/projects/crm/crm/opportunities/kanban', '/projects/crm/crm/opportunities.json?q=group-wide']) {
       const res = await rep1.get(url);
