@@ -13,6 +13,7 @@ import { taskPrimary } from './20261123_005_task_primary';
 import { opportunities } from './20261123_007_opportunities';
 import { priceBooks } from './20261123_011_price_books';
 import { quotes } from './20261123_014_quotes';
+import { contracts } from './20261123_017_contracts';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';
