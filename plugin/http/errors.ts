@@ -1,6 +1,7 @@
 /** Errors that carry a message for the user and the HTTP status that says what kind of problem it is. */
 export class CrmError extends Error {
-  constructor(readonly status: number, message: string, readonly fieldErrors: Record<string, string> = {}) {
+  /** `details` are extra members of the JSON answer (e.g. the problems a template check found). */
+  constructor(readonly status: number, message: string, readonly fieldErrors: Record<string, string> = {}, readonly details: Record<string, unknown> = {}) {
     super(message);
     this.name = 'CrmError';
   }

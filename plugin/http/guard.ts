@@ -82,7 +82,7 @@ function sendError(host: HostApi, req: Request, res: Response, err: CrmError): v
     if (wantsJson(req)) return void res.status(401).json({ error: err.message });
     return void res.redirect(302, login);
   }
-  if (wantsJson(req)) return void res.status(err.status).json({ error: err.message, fields: err.fieldErrors });
+  if (wantsJson(req)) return void res.status(err.status).json({ ...err.details, error: err.message, fields: err.fieldErrors });
   if (req.get('HX-Request')) {
     // htmx does not swap error responses by default; the page's script shows this message instead.
     return void res.status(err.status).type('html').send(err.message);

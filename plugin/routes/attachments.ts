@@ -18,6 +18,7 @@ import {
   addAttachment, attachmentVersions, findAttachment, listAttachments, normalizeContentType, sanitizeFilename,
   type Attachment, type AttachmentFile, type AttachmentRecordType,
 } from '../services/attachments';
+import { TemplateRejected, readCapped, vetTemplateUpload, type TemplateReport } from '../services/documents/template-upload';
 import { loadSettings } from '../services/settings';
 import { newStorageKey, storageFor, type FileStorage, type StoredFile } from '../services/storage';
 
@@ -43,6 +44,8 @@ export interface AttachmentKind<R extends { id: number }> {
   returnUrl?(id: number): string;
   /** Journal type of the record, if not `recordType`. */
   journalType?: string;
+  /** Runs on a received file before it is recorded; throwing a CrmError refuses it (its stored bytes are deleted). */
+  vet?(ctx: CrmContext, file: { filename: string; contentType: string; read(): Promise<Buffer> }): Promise<void>;
 }
 
 export const attachmentsUrl = (kind: AttachmentKind<{ id: number }>, id: number): string => `${kind.basePath.replace(':id', String(id))}/attachments`;
@@ -75,6 +78,8 @@ export interface AttachmentListLocals {
   users: Map<number, string>;
   message: string | null;
   error: boolean;
+  /** The template check's findings when an uploaded template was refused. */
+  report: TemplateReport | null;
 }
 
 async function mayEdit<R extends { id: number }>(ctx: CrmContext, kind: AttachmentKind<R>, record: R): Promise<boolean> {
@@ -90,7 +95,7 @@ async function mayEdit<R extends { id: number }>(ctx: CrmContext, kind: Attachme
 
 /** Locals for the list partial, for a record the caller already loaded as visible (e.g. a detail-page tab). */
 export async function attachmentListLocals<R extends { id: number }>(
-  ctx: CrmContext, kind: AttachmentKind<R>, record: R, message: string | null = null, error = false,
+  ctx: CrmContext, kind: AttachmentKind<R>, record: R, message: string | null = null, error = false, report: TemplateReport | null = null,
 ): Promise<AttachmentListLocals> {
   return {
     files: await listAttachments(ctx.host.knex, kind.recordType, record.id),
@@ -98,19 +103,21 @@ export async function attachmentListLocals<R extends { id: number }>(
     canEdit: await mayEdit(ctx, kind, record),
     maxMb: await maxAttachmentMb(ctx),
     users: new Map((await ctx.host.users()).map((u) => [u.id, u.name])),
-    message, error,
+    message, error, report,
   };
 }
 
-async function listPage<R extends { id: number }>(ctx: CrmContext, kind: AttachmentKind<R>, record: R, message: string | null = null, status = 200): Promise<PageResponse> {
-  const list = await attachmentListLocals(ctx, kind, record, message, status >= 400);
+async function listPage<R extends { id: number }>(
+  ctx: CrmContext, kind: AttachmentKind<R>, record: R, message: string | null = null, status = 200, report: TemplateReport | null = null,
+): Promise<PageResponse> {
+  const list = await attachmentListLocals(ctx, kind, record, message, status >= 400, report);
   return {
     title: `Files · ${kind.label(record)}`,
     view: 'attachments/index',
     status,
     locals: { list, label: kind.label(record), recordUrl: kind.basePath.replace(':id', String(record.id)) },
     json: status >= 400
-      ? { error: message }
+      ? { error: message, ...(report ? { errors: report.errors, unknown_tokens: report.unknownTokens } : {}) }
       : {
         record: { type: kind.recordType, id: record.id }, max_attachment_mb: list.maxMb, can_upload: list.canEdit,
         files: list.files.map((f) => ({ filename: f.filename, latest: attachmentJson(list.base, f.latest), versions: f.versions.map((v) => attachmentJson(list.base, v)) })),
@@ -250,6 +257,13 @@ export function attachmentRoutes<R extends { id: number }>(kind: AttachmentKind<
         let saved: Attachment;
         try {
           const file = await receiveUpload(req, storage, maxMb);
+          if (kind.vet) {
+            await kind.vet(ctx, { filename: file.filename, contentType: file.contentType, read: async () => readCapped(await storage.get(file.key), file.size) })
+              .catch(async (err: unknown) => {
+                await storage.delete(file.key).catch(() => undefined);
+                throw err;
+              });
+          }
           saved = await addAttachment(ctx.host.knex, storage, {
             recordType: kind.recordType, recordId: record.id, filename: file.filename, contentType: file.contentType,
             size: file.size, sha256: file.sha256, storageKey: file.key, authorId: ctx.user.id, journalType: kind.journalType,
@@ -258,7 +272,7 @@ export function attachmentRoutes<R extends { id: number }>(kind: AttachmentKind<
           // A plain form gets its page back with the message; JSON and htmx get the error itself.
           if (err instanceof CrmError && [409, 413, 422].includes(err.status) && !wantsJson(req) && !req.get('HX-Request')) {
             if (err.status === 413) res.set('Connection', 'close');
-            return respond(ctx.host, req, res, await listPage(ctx, kind, record, err.message, err.status));
+            return respond(ctx.host, req, res, await listPage(ctx, kind, record, err.message, err.status, err instanceof TemplateRejected ? err.report : null));
           }
           throw err;
         }
@@ -347,6 +361,7 @@ export const PRICE_BOOK_ATTACHMENTS: AttachmentKind<PriceBook> = {
   canEdit: (ctx) => canManagePriceBooks(ctx),
   label: (b) => b.name,
   returnUrl: (id) => `/crm/price-books/${id}#files`,
+  vet: (ctx, file) => vetTemplateUpload(ctx, file.filename, file.contentType, file.read),
 };
 
 /** Opportunities' files: generated quote documents (Q8) are stored here as versions of "<quote number>.docx". */

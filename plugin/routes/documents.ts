@@ -8,8 +8,9 @@ import { respond, wantsJson, isHtmx, type PageResponse } from '../http/respond';
 import type { Opportunity } from '../models/opportunity';
 import { TEMPLATES_DIR } from '../paths';
 import { addAttachment, findAttachment, listAttachments, sanitizeFilename, type Attachment } from '../services/attachments';
-import { customFieldTokens, quoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
-import { DOCX_LIMITS, DocxRefused, TemplateError, checkTemplate, renderDocx, type TemplateCheck, type TemplateProblem } from '../services/documents/render';
+import { quoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
+import { DOCX_LIMITS, DocxRefused, TemplateError, renderDocx, type TemplateProblem } from '../services/documents/render';
+import { DOCX_TYPE, checkUploadedTemplate, readCapped, type TemplateReport } from '../services/documents/template-upload';
 import { TOKEN_REFERENCE, buildTokenData, tokenValues } from '../services/documents/token-data';
 import { text, type FormInput } from '../services/form';
 import { requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
@@ -25,7 +26,6 @@ import { OPPORTUNITY_ATTACHMENTS, attachmentJson, attachmentsUrl } from './attac
  * opportunity's files. A template with errors answers 422 with each error and stores nothing.
  */
 
-export const DOCX_TYPE = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
 export const DEFAULT_TEMPLATE = path.join(TEMPLATES_DIR, 'quote-default.docx');
 
 const idParam = (req: Request, name = 'id'): number => {
@@ -52,17 +52,6 @@ export async function templateChoices(ctx: CrmContext, opp: Opportunity): Promis
     }
   }
   return out;
-}
-
-async function readCapped(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw new DocxRefused(`The template is larger than ${Math.round(max / 1024 / 1024)} MB.`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 async function templateBytes(ctx: CrmContext, choice: TemplateChoice): Promise<Buffer> {
@@ -213,7 +202,7 @@ function receiveTemplate(req: Request): Promise<{ filename: string; bytes: Buffe
   });
 }
 
-function checkPage(report: (TemplateCheck & { filename: string }) | null, refused: string | null, status = 200): PageResponse {
+function checkPage(report: TemplateReport | null, refused: string | null, status = 200): PageResponse {
   return {
     title: 'Check a quote template',
     view: 'documents/check',
@@ -284,15 +273,15 @@ export function documentRoutes(): CrmRoute[] {
           if (err instanceof CrmError) return respond(ctx.host, req, res, checkPage(null, err.message, err.status));
           throw err;
         }
-        let report: TemplateCheck;
+        let report: TemplateReport;
         try {
-          report = checkTemplate(upload.bytes, { customFieldTokens: await customFieldTokens(ctx) });
+          report = await checkUploadedTemplate(ctx, upload.filename, upload.bytes);
         } catch (err) {
           if (err instanceof DocxRefused) return respond(ctx.host, req, res, checkPage(null, `${upload.filename}: ${err.message}`, 422));
           throw err;
         }
         const clean = !report.errors.length && !report.unknownTokens.length;
-        await respond(ctx.host, req, res, checkPage({ ...report, filename: upload.filename }, null, clean ? 200 : 422));
+        await respond(ctx.host, req, res, checkPage(report, null, clean ? 200 : 422));
       },
     },
   ];

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import PizZip from 'pizzip';
 import { docxPackage, para } from '../../scripts/docx-package';
+import { addAttachment } from '../../plugin/services/attachments';
+import { newStorageKey, storageFor } from '../../plugin/services/storage';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
@@ -76,6 +78,22 @@ async function attachTemplate(filename: string, content: Buffer): Promise<string
   return `attachment-${res.body.attachment.id}`;
 }
 
+/**
+ * A template the upload check would refuse, stored the way files stored before the check existed are:
+ * generation must still refuse it with 422 and store nothing.
+ */
+async function storeUncheckedTemplate(filename: string, content: Buffer): Promise<string> {
+  const book = await host.db.knex('crm_price_books').where({ name: 'Standard 2026' }).whereNull('deleted_at').first();
+  const storage = storageFor(host.hostApi);
+  const key = newStorageKey();
+  const stored = await storage.put(key, content);
+  const attachment = await addAttachment(host.db.knex, storage, {
+    recordType: 'price_book', recordId: book.id, filename, contentType: 'application/octet-stream',
+    size: stored.size, sha256: stored.sha256, storageKey: key, authorId: host.demo.users.director.id,
+  });
+  return `attachment-${attachment.id}`;
+}
+
 describe('generating a quote document (Q8)', () => {
   test('the sidebar offers it; the default template makes <number>.docx among the opportunity files; the download reopens', async () => {
     const { oppId, quoteId, number } = await newQuotedOpportunity('Acme <Docs> & "Sons"');
@@ -145,7 +163,7 @@ describe('generating a quote document (Q8)', () => {
   test('a broken template answers 422 naming each error and where, and stores nothing', async () => {
     const { oppId, quoteId } = await newQuotedOpportunity();
     const broken = docxPackage({ body: [para('Hello'), para('{#items}{name}'), para('{{account.name}'), para('{quote.total | sum}')].join('') });
-    const templateId = await attachTemplate('broken.docx', broken);
+    const templateId = await storeUncheckedTemplate('broken.docx', broken);
     const rep1 = await Session.signIn(host.app, 'rep1');
     const res = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: templateId });
     expect(res.status).toBe(422);
@@ -164,7 +182,7 @@ describe('generating a quote document (Q8)', () => {
 
   test('a template that is not a docx (a renamed PDF) answers 422 and stores nothing; bad choices name the field', async () => {
     const { oppId, quoteId } = await newQuotedOpportunity();
-    const templateId = await attachTemplate('renamed.docx', Buffer.from('%PDF-1.7\n%%EOF\n'));
+    const templateId = await storeUncheckedTemplate('renamed.docx', Buffer.from('%PDF-1.7\n%%EOF\n'));
     const rep1 = await Session.signIn(host.app, 'rep1');
     const res = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: templateId });
     expect(res.status).toBe(422);
@@ -242,5 +260,48 @@ describe('token reference and template check (Q9)', () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     expect((await rep1.get('/crm/settings/templates/check')).status).toBe(404);
     expect((await upload(rep1, '/crm/settings/templates/check', 'x.docx', fs.readFileSync(FIXTURE))).status).toBe(404);
+  });
+
+  test('uploading a Word template to a price book runs the check: a template with problems is refused, listed and not stored', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const book = await host.db.knex('crm_price_books').where({ name: 'Standard 2026' }).whereNull('deleted_at').first();
+    const url = `/crm/price-books/${book.id}/attachments`;
+    const bookFiles = () => host.db.knex('crm_attachments').where({ record_type: 'price_book', record_id: book.id }).pluck('filename');
+    const storedBlobs = () => fs.readdirSync(path.join(host.db.dataDir, 'attachments'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+    const before = { files: await bookFiles(), blobs: storedBlobs() };
+
+    const broken = docxPackage({ body: [para('Dear {account.name},'), para('{#items}{name}'), para('{quote.total | sum} {account.nmae}')].join('') });
+    const page = await upload(director, url, 'offer-broken.docx', broken);
+    expect(page.status).toBe(422);
+    const text = visibleText(page.text);
+    // Unknown tokens are looked for once the syntax is sound (the JSON case below).
+    expect(text).toContain('offer-broken.docx was not stored: the template check found 2 syntax errors. Fix them in Word and upload it again.');
+    expect(text).toContain('{items} The section {#items} is opened but never closed: add {/items}. document body, paragraph 2');
+    expect(text).toContain('Unknown filter "sum" in {quote.total | sum}');
+
+    const json = await upload(director, url, 'offer-unknown.docx', docxPackage({ body: para('{account.name} {quote.totl}') }), true);
+    expect(json.status).toBe(422);
+    expect(json.body.error).toContain('offer-unknown.docx was not stored');
+    expect(json.body.errors).toEqual([]);
+    expect(json.body.unknown_tokens).toEqual([{ tag: 'quote.totl', where: 'document body, paragraph 1' }]);
+
+    const pdf = await upload(director, url, 'offer.docx', Buffer.from('%PDF-1.7\n%%EOF\n'), true);
+    expect(pdf.status).toBe(422);
+    expect(pdf.body.error).toBe('offer.docx was not stored: This is a PDF file, not a Word document: choose a .docx file.');
+
+    expect(await bookFiles()).toEqual(before.files);
+    expect(storedBlobs()).toBe(before.blobs);
+
+    // Other files are no templates and are kept as they come; a clean template is stored and offered.
+    expect((await upload(director, url, 'brochure.pdf', Buffer.from('%PDF-1.7\n%%EOF\n'), true)).status).toBe(201);
+    const clean = await upload(director, url, 'offer-clean.docx', docxPackage({ body: para('Dear {account.name}, {quote.total}') }), true);
+    expect(clean.status).toBe(201);
+    expect(await bookFiles()).toEqual(expect.arrayContaining(['brochure.pdf', 'offer-clean.docx']));
+    const { oppId } = await newQuotedOpportunity();
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const choices = visibleText((await rep1.get(`/crm/opportunities/${oppId}/documents/new`)).text);
+    expect(choices).toContain('Standard 2026: offer-clean.docx (version 1)');
+    expect(choices).not.toContain('offer-broken.docx');
+    expect(choices).not.toContain('brochure.pdf');
   });
 });

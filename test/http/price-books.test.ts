@@ -1,3 +1,4 @@
+import { docxPackage, para } from '../../scripts/docx-package';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 import type { CrmContext } from '../../plugin/http/guard';
 import { priceBooksForProject } from '../../plugin/services/price-books';
@@ -226,14 +227,15 @@ describe('price books (Q1)', () => {
     const director = await Session.signIn(host.app, 'director');
     const id = await bookId('Standard 2026');
     const boundary = '----crmtest';
-    const body = (content: string) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="Quote template.docx"\r\n` +
-      `Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\r\n\r\n${content}\r\n--${boundary}--\r\n`);
-    const upload = (s: Session, content: string) => s.agent.post(`/crm/price-books/${id}/attachments?_csrf=${encodeURIComponent(s.csrf)}`)
+    const body = (content: Buffer) => Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="Quote template.docx"\r\n` +
+      `Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\r\n\r\n`), content, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    const template = (greeting: string) => docxPackage({ body: para(`${greeting} {account.name}`) });
+    const upload = (s: Session, content: Buffer) => s.agent.post(`/crm/price-books/${id}/attachments?_csrf=${encodeURIComponent(s.csrf)}`)
       .set('Content-Type', `multipart/form-data; boundary=${boundary}`).send(body(content));
-    const first = await upload(director, 'PK v1');
+    const first = await upload(director, template('Dear'));
     expect(first.status).toBe(303);
     expect(first.headers.location).toBe(`/crm/price-books/${id}#files`);
-    expect((await upload(director, 'PK v2')).status).toBe(303);
+    expect((await upload(director, template('Hello'))).status).toBe(303);
     const page = await director.get(`/crm/price-books/${id}`);
     expect(visibleText(page.text)).toContain('Quote template.docx');
     expect(visibleText(page.text)).toContain('2 versions');
@@ -243,7 +245,7 @@ describe('price books (Q1)', () => {
     const download = await rep.get(`/crm/price-books/${id}/attachments/${rows[1].id}/download`);
     expect(download.status).toBe(200);
     expect(download.headers['content-disposition']).toContain('Quote template.docx');
-    expect((await upload(rep, 'nope')).status).toBe(404);
+    expect((await upload(rep, template('Hi'))).status).toBe(404);
     const rep2 = await Session.signIn(host.app, 'rep2');
     expect((await rep2.get(`/crm/price-books/${await bookId('Nordic 2026')}/attachments`)).status).toBe(404);
     const journal = await host.db.knex('crm_journal_details as d').join('crm_journals as j', 'j.id', 'd.journal_id')
