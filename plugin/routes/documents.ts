@@ -9,8 +9,9 @@ import type { Opportunity } from '../models/opportunity';
 import { TEMPLATES_DIR } from '../paths';
 import { addAttachment, findAttachment, listAttachments, sanitizeFilename, type Attachment } from '../services/attachments';
 import { quoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
-import { DOCX_LIMITS, DocxRefused, TemplateError, renderDocx, type TemplateProblem } from '../services/documents/render';
+import { DOCX_LIMITS, DocxRefused, TemplateError, type TemplateProblem } from '../services/documents/render';
 import { DOCX_TYPE, checkUploadedTemplate, readCapped, type TemplateReport } from '../services/documents/template-upload';
+import { renderDocxOffThread } from '../services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, tokenValues } from '../services/documents/token-data';
 import { text, type FormInput } from '../services/form';
 import { requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
@@ -115,7 +116,7 @@ async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Pr
   try {
     const template = await templateBytes(ctx, choice);
     const data = buildTokenData(await quoteDocumentInput(ctx, quote.id));
-    bytes = renderDocx(template, data);
+    bytes = await renderDocxOffThread(template, data);
   } catch (err) {
     if (err instanceof TemplateError) {
       state.problems = err.problems;

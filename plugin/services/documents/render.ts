@@ -8,9 +8,9 @@ import { FAMILY_PREFIXES, LOOP_TOKENS, ROOT_TOKENS, customFieldSlug, type TokenD
  * (a real .docx, not a renamed PDF, a zip bomb or an encrypted file), rendered with the restricted parser
  * (./parser.ts), and every docxtemplater error comes back as a list of { tag, message, where }.
  *
- * Rendering is synchronous CPU work. A quote of a few hundred lines renders in tens of milliseconds; the
- * limits below (template size, unpacked size, entries) bound the worst case per request. Moving it into a
- * worker_thread is the next step if much larger documents ever need to be made.
+ * Rendering is synchronous CPU work: the server renders on a worker thread (./render-pool.ts) so a quote of
+ * thousands of lines never holds its event loop; the limits below (template size, unpacked size, entries)
+ * bound the worst case per document.
  */
 
 export const DOCX_LIMITS = {

@@ -1,0 +1,92 @@
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { DocxRefused, TemplateError } from './render';
+import type { FilterOptions } from './parser';
+import type { TokenData } from './token-data';
+import type { RenderFailure, RenderReply, RenderRequest } from './render-worker';
+
+/**
+ * Renders quote documents on a worker thread, so the server keeps answering while a large quote is filled:
+ * docxtemplater is synchronous, and a quote of 2000 lines takes far longer than any request should hold the
+ * event loop. One long-lived worker serves the documents in turn (the first call pays its start-up once);
+ * it is unref'd, so it never keeps the process alive, and a new one is started if it dies.
+ */
+
+/** Running from the TypeScript sources (tests): the worker compiles its modules with typescript on load. */
+const FROM_SOURCE = path.extname(__filename) === '.ts';
+const WORKER_FILE = path.join(__dirname, `render-worker${path.extname(__filename)}`);
+
+/** Registers a minimal TypeScript loader in the worker, then loads the worker body (sources only). */
+const SOURCE_BOOTSTRAP = `
+const fs = require('node:fs');
+const ts = require('typescript');
+require.extensions['.ts'] = (module, filename) => {
+  const source = fs.readFileSync(filename, 'utf8');
+  const output = ts.transpileModule(source, { fileName: filename, compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
+  module._compile(output.outputText, filename);
+};
+require(require('node:worker_threads').workerData.file);
+`;
+
+interface Pending {
+  resolve(document: Buffer): void;
+  reject(err: Error): void;
+}
+
+let worker: Worker | null = null;
+let nextId = 1;
+const pending = new Map<number, Pending>();
+
+function failAll(err: Error): void {
+  for (const p of pending.values()) p.reject(err);
+  pending.clear();
+}
+
+function errorOf(failure: RenderFailure): Error {
+  if (failure.kind === 'template') return new TemplateError(failure.problems);
+  if (failure.kind === 'refused') return new DocxRefused(failure.message);
+  return new Error(`The document could not be made: ${failure.message}`);
+}
+
+function startWorker(): Worker {
+  const w = FROM_SOURCE
+    ? new Worker(SOURCE_BOOTSTRAP, { eval: true, workerData: { file: WORKER_FILE } })
+    : new Worker(WORKER_FILE);
+  w.unref();
+  w.on('message', (reply: RenderReply) => {
+    const p = pending.get(reply.id);
+    if (!p) return;
+    pending.delete(reply.id);
+    if (pending.size === 0) w.unref();
+    if ('document' in reply) p.resolve(Buffer.from(reply.document.buffer, reply.document.byteOffset, reply.document.byteLength));
+    else p.reject(errorOf(reply.failure));
+  });
+  const retire = (err: Error) => {
+    if (worker === w) worker = null;
+    failAll(err);
+  };
+  w.on('error', (err) => retire(err));
+  w.on('exit', (code) => retire(new Error(`The document worker stopped (exit code ${code}).`)));
+  return w;
+}
+
+/** Same contract as renderDocx: the filled document, or TemplateError / DocxRefused — off the main thread. */
+export function renderDocxOffThread(template: Buffer, data: TokenData, filterOptions: FilterOptions = {}): Promise<Buffer> {
+  worker ??= startWorker();
+  const w = worker;
+  const id = nextId++;
+  return new Promise<Buffer>((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    // Held while a document is in the making, so a pending answer is never lost to an exiting process.
+    w.ref();
+    const request: RenderRequest = { id, template: new Uint8Array(template), data, filterOptions };
+    w.postMessage(request);
+  });
+}
+
+/** Stops the worker (tests and shutdown); pending renders fail. */
+export async function stopRenderWorker(): Promise<void> {
+  const w = worker;
+  worker = null;
+  if (w) await w.terminate();
+}
