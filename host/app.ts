@@ -17,7 +17,7 @@ import { verifyPassword } from './passwords';
 import { PermissionRegistry } from './permissions';
 import { HOST_PUBLIC } from './paths';
 import { Layout, renderHostView } from './render';
-import { HostRepository } from './repository';
+import { HostRepository, withReadMemo } from './repository';
 import { accountRoutes } from './routes/account';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
@@ -85,6 +85,7 @@ export async function createHostApp(options: HostOptions): Promise<HostApp> {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  app.use((req, _res, next) => withReadMemo(req.method, next));
   app.use(helmet({
     contentSecurityPolicy: {
       directives: {

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Knex } from 'knex';
 import type { HostProject, HostTask, HostUser } from '../plugin/host';
 import type { PermissionRegistry } from './permissions';
@@ -17,6 +18,32 @@ export const toTask = (r: TaskRow): HostTask => ({
 
 export type UserRecord = HostUser & { status: string; apiKey: string | null; passwordHash: string };
 const toUserRecord = (r: UserRow): UserRecord => ({ ...toUser(r), status: r.status, apiKey: r.api_key, passwordHash: r.password_hash });
+
+/**
+ * Answers loaded once per reading request: a page asks `can()` a dozen times (menus, guard, tabs), and each
+ * answer comes from the user's grants and the enabled modules, read in one query each. Requests that write
+ * (which may change grants, members, modules or projects on the way) and code outside a request (seeding,
+ * tests calling the API directly) read afresh every time.
+ */
+const requestMemo = new AsyncLocalStorage<Map<string, Promise<unknown>>>();
+
+/** Runs the rest of a GET or HEAD request with its own memo of permission data. */
+export function withReadMemo(method: string, next: () => void): void {
+  if (method === 'GET' || method === 'HEAD') requestMemo.run(new Map(), next);
+  else next();
+}
+
+function remembered<T>(key: string, load: () => Promise<T>): Promise<T> {
+  const store = requestMemo.getStore();
+  if (!store) return load();
+  let value = store.get(key) as Promise<T> | undefined;
+  if (!value) {
+    value = load();
+    store.set(key, value);
+    value.catch(() => store.delete(key));
+  }
+  return value;
+}
 
 /** The host's data access. Plain knex: the host is a stand-in platform, not the product. */
 export class HostRepository {
@@ -82,19 +109,38 @@ export class HostRepository {
   }
 
   async enabledModules(projectId: number): Promise<string[]> {
-    return (await this.knex('project_modules').where({ project_id: projectId }).select('module')).map((r) => r.module as string);
+    return [...((await this.modulesByProject()).get(projectId) ?? [])];
   }
 
   async isModuleEnabled(projectId: number, module: string): Promise<boolean> {
-    return Boolean(await this.knex('project_modules').where({ project_id: projectId, module }).first());
+    return (await this.modulesByProject()).get(projectId)?.has(module) ?? false;
   }
 
-  /** Permissions `user` holds in `project` through their membership (modules not yet considered). */
-  private memberHas(user: HostUser, permission: string, projectId: number) {
-    return this.knex('members')
-      .join('role_permissions', 'role_permissions.role_id', 'members.role_id')
-      .where({ 'members.user_id': user.id, 'members.project_id': projectId, 'role_permissions.permission': permission })
-      .first('members.id');
+  /** Every project's enabled modules (one small table), once per request. */
+  private modulesByProject(): Promise<Map<number, Set<string>>> {
+    return remembered('modules', async () => {
+      const map = new Map<number, Set<string>>();
+      for (const r of await this.knex('project_modules').select('project_id', 'module')) {
+        const id = Number(r.project_id);
+        if (!map.has(id)) map.set(id, new Set());
+        map.get(id)!.add(String(r.module));
+      }
+      return map;
+    });
+  }
+
+  /** "projectId:permission" for every permission `user` holds through a membership, once per request. */
+  private grantsOf(user: HostUser): Promise<Set<string>> {
+    return remembered(`grants:${user.id}`, async () => {
+      const rows = await this.knex('members').join('role_permissions', 'role_permissions.role_id', 'members.role_id')
+        .where('members.user_id', user.id).distinct('members.project_id', 'role_permissions.permission');
+      return new Set(rows.map((r) => `${Number(r.project_id)}:${String(r.permission)}`));
+    });
+  }
+
+  /** Ids of the projects that are not templates, once per request. */
+  private workingProjectIds(): Promise<number[]> {
+    return remembered('projects', async () => (await this.knex('projects').where('is_template', false).pluck('id')).map(Number));
   }
 
   async can(user: HostUser | null, permission: string, project?: HostProject | null): Promise<boolean> {
@@ -102,17 +148,15 @@ export class HostRepository {
     const def = this.registry.require(permission);
     if (def.scope === 'global') {
       if (user.admin) return true;
-      const row = await this.knex('members')
-        .join('role_permissions', 'role_permissions.role_id', 'members.role_id')
-        .where({ 'members.user_id': user.id, 'role_permissions.permission': permission })
-        .first('members.id');
-      return Boolean(row);
+      for (const grant of await this.grantsOf(user)) if (grant.endsWith(`:${permission}`)) return true;
+      return false;
     }
-    if (project) {
-      if (def.module && !(await this.isModuleEnabled(project.id, def.module))) return false;
-      return user.admin || Boolean(await this.memberHas(user, permission, project.id));
-    }
-    return (await this.projectsWhereQuery(user, permission).first('projects.id')) !== undefined;
+    const modules = await this.modulesByProject();
+    const grants = user.admin ? null : await this.grantsOf(user);
+    const allowedIn = (projectId: number) =>
+      (!def.module || (modules.get(projectId)?.has(def.module) ?? false)) && (!grants || grants.has(`${projectId}:${permission}`));
+    if (project) return allowedIn(project.id);
+    return (await this.workingProjectIds()).some(allowedIn);
   }
 
   private projectsWhereQuery(user: HostUser, permission: string) {
