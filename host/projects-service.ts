@@ -44,6 +44,11 @@ export async function createProjectFromTemplate(knex: Knex, input: NewProjectFro
     if (members.length) {
       await t('members').insert(members.map((m) => ({ project_id: project.id, user_id: m.user_id, role_id: m.role_id })));
     }
+    // Only same-origin paths: the overview renders them as links, and a plugin must not point users elsewhere.
+    const links = (input.links ?? []).filter((l) => /^\/(?!\/)/.test(l.url) && l.label.trim()).slice(0, 10);
+    if (links.length) {
+      await t('project_links').insert(links.map((l) => ({ project_id: project.id, label: l.label.trim().slice(0, 200), url: l.url.slice(0, 500) })));
+    }
     const tasks = await t('tasks').where({ project_id: template.id }).orderBy('id');
     if (tasks.length) {
       await t('tasks').insert(tasks.map((task) => ({

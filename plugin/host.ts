@@ -50,6 +50,16 @@ export interface NewProjectFromTemplate {
   parentId: number | null;
   name: string;
   identifier: string;
+  /**
+   * Links back to what the project was made for (a CRM contract, its account); the host shows them on the
+   * project's overview. Optional: a host may ignore them. Same-origin paths only (starting with `/`).
+   */
+  links?: HostLink[];
+}
+
+export interface HostLink {
+  label: string;
+  url: string;
 }
 
 export interface NewTask {

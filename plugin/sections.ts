@@ -17,6 +17,6 @@ export const SECTIONS: CrmSection[] = [
   { id: 'personal_contacts', label: 'Personal contacts', permission: 'view_personal_contacts' },
   { id: 'partners', label: 'Partners', permission: 'view_partners' },
   { id: 'campaigns', label: 'Campaigns', permission: 'view_campaigns', issue: 'Leads and campaigns' },
-  { id: 'contracts', label: 'Contracts', permission: 'view_contracts', issue: 'Sold: contracts, and contracts that start projects (#6)' },
+  { id: 'contracts', label: 'Contracts', permission: 'view_contracts' },
   { id: 'price_books', label: 'Price books', permission: 'view_price_books' },
 ];

@@ -81,4 +81,20 @@ export const hostMigrations: Migration[] = [
       }
     },
   },
+  {
+    // Links a plugin gives a project it creates (NewProjectFromTemplate.links): "made for CRM contract …".
+    name: '20261123_002_project_links',
+    async up(knex: Knex) {
+      await knex.schema.createTable('project_links', (t) => {
+        t.increments('id');
+        t.integer('project_id').notNullable().references('id').inTable('projects').onDelete('CASCADE');
+        t.string('label', 200).notNullable();
+        t.string('url', 500).notNullable();
+        t.index(['project_id']);
+      });
+    },
+    async down(knex: Knex) {
+      await knex.schema.dropTableIfExists('project_links');
+    },
+  },
 ];

@@ -102,7 +102,8 @@ export function projectRoutes(ctx: HostContext): Router {
     const members = await knex('members').join('users', 'users.id', 'members.user_id').join('roles', 'roles.id', 'members.role_id')
       .where('members.project_id', project.id).select('users.name as user_name', 'roles.name as role_name').orderBy('users.name');
     const parent = project.parentId ? await repo.projectById(project.parentId) : null;
-    await page(req, res, project.name, 'projects/show', { project, subprojects, members, parent }, { project, activeMenu: 'overview' });
+    const links = await knex('project_links').where({ project_id: project.id }).orderBy('id').select('label', 'url');
+    await page(req, res, project.name, 'projects/show', { project, subprojects, members, parent, links }, { project, activeMenu: 'overview' });
   }));
 
   const settingsPage = async (req: Request, res: Response, project: HostProject, error: string | null, status = 200) => {

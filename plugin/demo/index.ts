@@ -10,6 +10,7 @@ import { seedPriceBooksDemo } from './price-books';
 import { seedBundlesDemo } from './bundles';
 import { seedQuotesDemo } from './quotes';
 import { seedExchangeRatesDemo } from './exchange-rates';
+import { seedContractsDemo } from './contracts';
 
 /**
  * The plugin's part of the demo. Each feature adds its records through its own function here, so that
@@ -31,4 +32,5 @@ export async function seedDemo(host: HostApi, demo: DemoDirectory): Promise<void
   await seedBundlesDemo(host, demo);
   await seedQuotesDemo(host, demo);
   await seedExchangeRatesDemo(host, demo);
+  await seedContractsDemo(host, demo);
 }

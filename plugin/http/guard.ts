@@ -40,7 +40,8 @@ async function canAny(host: HostApi, user: HostUser, permissions: string[], proj
   return false;
 }
 
-function contextFor(host: HostApi, user: HostUser, project: HostProject | null): CrmContext {
+/** The context a handler gets; exported for tools that call services outside a request (the benchmark). */
+export function contextFor(host: HostApi, user: HostUser, project: HostProject | null): CrmContext {
   return {
     host, user, project,
     async scopeProjects(permission) {

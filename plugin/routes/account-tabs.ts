@@ -12,6 +12,8 @@ import { contactsOfAccount } from '../services/contacts';
 import { ACCOUNT_ATTACHMENTS, attachmentListLocals } from './attachments';
 import { internalCategories, internalRelations, linkedAccounts, relationChoices, relationTypes } from '../services/relations';
 import { accountTasks, TASK_LIST_LIMIT } from '../services/task-accounts';
+import { listContracts, parseContractFilters } from '../services/contracts';
+import { CONTRACT_KIND_LABELS } from '../models/contract';
 
 /**
  * The tabs of the account detail page (A6), in order. Each loads only its own data, when it is shown.
@@ -23,10 +25,6 @@ export interface AccountTab {
   view: string;
   load(ctx: CrmContext, account: Account, page: number): Promise<Record<string, unknown>>;
 }
-
-const comingLater = (id: string, label: string, issue: string): AccountTab => ({
-  id, label, view: 'accounts/tabs/coming-later', load: async () => ({ issue }),
-});
 
 export const ACCOUNT_TABS: AccountTab[] = [
   {
@@ -84,7 +82,14 @@ export const ACCOUNT_TABS: AccountTab[] = [
       return { projects: projects.sort((a, b) => a.name.localeCompare(b.name)), tasks: tasks.rows, tasksTotal: tasks.total, taskLimit: TASK_LIST_LIMIT };
     },
   },
-  comingLater('contracts', 'Contracts', 'Sold: contracts, and contracts that start projects (#6)'),
+  {
+    // C3: the account's contracts the user may see (all projects), newest first, paginated.
+    id: 'contracts', label: 'Contracts', view: '../contracts/account-tab',
+    async load(ctx, account, page) {
+      const result = await listContracts(globalContext(ctx), parseContractFilters({ account: String(account.id) }), page, 25);
+      return { ...result, formatMoney, kindLabels: CONTRACT_KIND_LABELS };
+    },
+  },
   {
     id: 'relations', label: 'Relations', view: 'accounts/tabs/relations',
     async load(ctx, account) {

@@ -329,6 +329,19 @@ async function saveChanges(trx: Knex.Transaction, ctx: CrmContext, opp: Opportun
   return normalize(Opportunity.fromJson(row, { skipValidation: true }));
 }
 
+/**
+ * Inside a change's transaction: refuses (422) when the opportunity is sold and locked. On PostgreSQL the row is
+ * locked for the rest of the transaction, so a concurrent sale (which updates that row) and this change run one
+ * after the other: either the change lands before the sale reads the quote, or it sees the lock. SQLite runs
+ * one writer at a time anyway.
+ */
+export async function assertUnsoldIn(trx: Knex.Transaction, opportunityId: number, message = 'This opportunity is sold and locked; unlock it to change it.'): Promise<void> {
+  const q = trx('crm_opportunities').where({ id: opportunityId }).first('is_locked');
+  if (trx.client.config.client === 'pg') q.forUpdate();
+  const row = await q;
+  if (row && Boolean(row.is_locked)) throw invalid(message);
+}
+
 export async function updateOpportunity(ctx: CrmContext, opp: Opportunity, data: OpportunityData, lockVersion: number): Promise<Opportunity> {
   if (opp.is_locked) throw invalid('This opportunity is sold and locked; unlock it to change it.');
   return ctx.host.knex.transaction((trx) => saveChanges(trx, ctx, opp, data, lockVersion));
@@ -353,6 +366,7 @@ export async function moveOpportunity(ctx: CrmContext, opp: Opportunity, statusI
 
 /** Moves the opportunity to another project where CRM is on and the user may add opportunities. */
 export async function moveToProject(ctx: CrmContext, opp: Opportunity, projectId: number, lockVersion: number): Promise<Opportunity> {
+  if (opp.is_locked) throw invalid('This opportunity is sold and locked; unlock it to move it.');
   const target = (await ctx.host.projectsWhere(ctx.user, 'add_opportunities')).find((p) => p.id === projectId);
   if (!target) throw invalid('Choose a project with CRM where you may add opportunities.', { project_id: 'Choose a project with CRM where you may add opportunities' });
   // Host lookups happen before the transaction: on SQLite the transaction holds the only connection.

@@ -8,7 +8,7 @@ import { bundleItems, bundleSplit } from './bundles';
 import { FieldErrors, text, type FormInput } from './form';
 import { journal, type FieldChange } from './journal';
 import { amountInput, formatMoney, isCurrencyCode, parseAmount } from './money';
-import { canEditOpportunity, requireEditableOpportunity, requireVisibleOpportunity } from './opportunities';
+import { assertUnsoldIn, canEditOpportunity, requireEditableOpportunity, requireVisibleOpportunity } from './opportunities';
 import { priceBooksForProject, type PriceBook } from './price-books';
 import {
   MAX_LINE_MINOR, lineGross, parsePercent, parseQuantity, priceQuote, quantityText, percentText,
@@ -272,6 +272,7 @@ const label = (q: Pick<Quote, 'number' | 'name'>) => `${q.number} ${q.name}`;
 export async function createQuote(ctx: CrmContext, opp: Opportunity, data: QuoteData): Promise<Quote> {
   if (opp.is_locked) throw invalid(LOCKED);
   return withNumberRetry(ctx.host.knex, async (trx, number) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     // The first quote of an opportunity is its active one: there is always exactly one once there are any.
     const hasActive = await trx('crm_quotes').where({ opportunity_id: opp.id, is_active: true }).first('id');
     const [row] = await trx('crm_quotes').insert({ ...data, opportunity_id: opp.id, number, is_active: !hasActive, author_id: ctx.user.id }).returning('*');
@@ -285,6 +286,7 @@ export async function updateQuote(ctx: CrmContext, opp: Opportunity, quote: Quot
   if (opp.is_locked) throw invalid(LOCKED);
   if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
   return ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const n = await trx('crm_quotes').where({ id: quote.id, lock_version: lockVersion }).update({ ...data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
     if (n === 0) throw staleRecord('This quote');
     // Refusals below throw inside this transaction: the quote and its items stay as they were.
@@ -363,6 +365,7 @@ async function convertItems(trx: Knex.Transaction, quote: Quote, to: string): Pr
 export async function duplicateQuote(ctx: CrmContext, opp: Opportunity, quote: Quote): Promise<Quote> {
   if (opp.is_locked) throw invalid(LOCKED);
   return withNumberRetry(ctx.host.knex, async (trx, number) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const [row] = await trx('crm_quotes').insert({
       opportunity_id: opp.id, number, name: `${quote.name} (copy)`.slice(0, 200), currency: quote.currency, brand: quote.brand,
       product_version: quote.product_version, valid_from: quote.valid_from, valid_to: quote.valid_to, is_active: false, author_id: ctx.user.id,
@@ -383,6 +386,7 @@ export async function duplicateQuote(ctx: CrmContext, opp: Opportunity, quote: Q
 export async function deleteQuote(ctx: CrmContext, opp: Opportunity, quote: Quote): Promise<void> {
   if (opp.is_locked) throw invalid(LOCKED);
   await ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const row = await trx('crm_quotes').where({ id: quote.id }).first('is_active');
     if (!row) throw notFound('Quote');
     if (row.is_active) throw invalid('The active quote cannot be deleted', { quote: 'The active quote cannot be deleted' });
@@ -396,6 +400,7 @@ export async function deleteQuote(ctx: CrmContext, opp: Opportunity, quote: Quot
 export async function activateQuote(ctx: CrmContext, opp: Opportunity, quote: Quote): Promise<void> {
   if (opp.is_locked) throw invalid(LOCKED);
   await ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const previous = await trx('crm_quotes').where({ opportunity_id: opp.id, is_active: true }).first('id', 'number');
     if (previous && Number(previous.id) === quote.id) return;
     await trx('crm_quotes').where({ opportunity_id: opp.id }).whereNot({ id: quote.id }).update({ is_active: false });
@@ -497,6 +502,7 @@ async function touchQuote(trx: Knex.Transaction, quote: Quote, lockVersion: numb
 
 async function insertItem(ctx: CrmContext, opp: Opportunity, quote: Quote, row: Record<string, unknown>): Promise<QuoteItem> {
   return ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const max = await trx('crm_quote_items').where({ quote_id: quote.id }).max({ m: 'position' }).first();
     const [inserted] = await trx('crm_quote_items').insert({ ...row, quote_id: quote.id, position: Number(max?.m ?? 0) + 1 }).returning('*');
     const item = normalizeItem(inserted);
@@ -594,6 +600,7 @@ export async function updateItem(ctx: CrmContext, opp: Opportunity, quote: Quote
   if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
   const data = await readManualItem(ctx.host.knex, input, quote.currency, item);
   return ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     await touchQuote(trx, quote, lockVersion);
     await trx('crm_quote_items').where({ id: item.id }).update(data);
     const saved = normalizeItem(await trx('crm_quote_items').where({ id: item.id }).first());
@@ -607,6 +614,7 @@ export async function updateItem(ctx: CrmContext, opp: Opportunity, quote: Quote
 export async function removeItem(ctx: CrmContext, opp: Opportunity, quote: Quote, item: QuoteItem): Promise<void> {
   if (opp.is_locked) throw invalid(LOCKED);
   await ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const n = await trx('crm_quote_items').where({ id: item.id, quote_id: quote.id }).delete();
     if (n === 0) throw notFound('Quote item');
     await touchQuote(trx, quote, null);
@@ -618,6 +626,7 @@ export async function removeItem(ctx: CrmContext, opp: Opportunity, quote: Quote
 export async function moveItem(ctx: CrmContext, opp: Opportunity, quote: Quote, item: QuoteItem, direction: 'up' | 'down'): Promise<void> {
   if (opp.is_locked) throw invalid(LOCKED);
   await ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const items = (await itemsOf(trx, quote.id)).filter((i) => i.kind !== 'rounding');
     const index = items.findIndex((i) => i.id === item.id);
     const other = items[direction === 'up' ? index - 1 : index + 1];
@@ -646,6 +655,7 @@ export async function setRounding(ctx: CrmContext, opp: Opportunity, quote: Quot
     amount = parsed.minor;
   }
   return ctx.host.knex.transaction(async (trx) => {
+    await assertUnsoldIn(trx, opp.id, LOCKED);
     const existing = await trx('crm_quote_items').where({ quote_id: quote.id, kind: 'rounding' }).first();
     const before = existing ? itemLabel(quote, normalizeItem(existing)) : null;
     let saved: QuoteItem | null = null;

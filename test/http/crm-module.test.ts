@@ -110,8 +110,8 @@ describe('global CRM (P3)', () => {
     const page = await director.get('/crm/leads');
     expect(page.status).toBe(200);
     expect(visibleText(page.text)).toContain('Not built yet.');
-    const json = await director.get('/projects/crm/crm/contracts.json');
-    expect(json.body).toMatchObject({ section: 'contracts', available: false });
+    const json = await director.get('/projects/crm/crm/campaigns.json');
+    expect(json.body).toMatchObject({ section: 'campaigns', available: false });
   });
 
   test('a user with no CRM permission anywhere has no CRM menu and /crm answers 404', async () => {

@@ -1,0 +1,196 @@
+import type { Request, Response } from 'express';
+import type { CrmContext, CrmRoute } from '../http/guard';
+import { CrmError, notFound } from '../http/errors';
+import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { CONTRACT_KIND_LABELS } from '../models/contract';
+import { SECTIONS } from '../sections';
+import { globalContext } from '../services/accounts';
+import { runsOf } from '../services/automation';
+import {
+  contractFilterParams, contractJson, createUpsell, listContracts, parseContractFilters, removeContract,
+  requireRemovableContract, requireVisibleContract, upsellProject, upsellValues, type ContractFilters, type ContractRow,
+} from '../services/contracts';
+import { text, type FormInput } from '../services/form';
+import { history } from '../services/journal';
+import { presentHistory } from '../services/history-display';
+import { formatMoney } from '../services/money';
+import { findVisibleOpportunity } from '../services/opportunities';
+import { pageParam } from '../services/pagination';
+import { quantityText } from '../services/quote-pricing';
+import { saleRights } from '../services/sale';
+import { deleteFilter, queryString, saveFilter, savedFilters } from '../services/saved-filters';
+import { loadSettings } from '../services/settings';
+import { detailPage, opportunityUrl } from './opportunities';
+
+/** C3 over HTTP: the contract lists (global and per project), saved filters, detail, removal and upsell. */
+const FILTER_ENTITY = 'contracts';
+const idParam = (req: Request) => (/^\d{1,10}$/.test(String(req.params.id ?? '')) ? Number(req.params.id) : 0);
+const body = (req: Request) => (req.body ?? {}) as FormInput;
+const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/contracts` : '/crm/contracts');
+export const contractUrl = (id: number) => `/crm/contracts/${id}`;
+
+/** The CRM sections this user may open at this level (the list's left-hand navigation). */
+async function sectionsFor(ctx: CrmContext, crmBase: string) {
+  const out = [];
+  for (const s of SECTIONS) if (await ctx.host.can(ctx.user, s.permission, ctx.project)) out.push({ ...s, url: `${crmBase}/${s.id.replace('_', '-')}` });
+  return out;
+}
+
+async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error: CrmError | null = null): Promise<PageResponse> {
+  const knex = ctx.host.knex;
+  const perPage = Number((await loadSettings(knex)).page_size) || 25;
+  const result = await listContracts(ctx, f, pageParam(req), perPage);
+  const crmBase = ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm` : '/crm';
+  const categories = await knex('crm_product_categories').orderBy('position').select('id', 'name');
+  const projects = ctx.project ? [] : await globalContext(ctx).scopeProjects('view_contracts');
+  const accountName = f.account ? (result.rows.find((r) => r.account_id === f.account)?.account_name ?? null) : null;
+  return {
+    title: ctx.project ? `${ctx.project.name} · Contracts` : 'Contracts',
+    view: 'contracts/index',
+    project: ctx.project,
+    status: error?.status ?? 200,
+    locals: {
+      ...result, f, params: contractFilterParams(f), base: base(ctx), project: ctx.project, formatMoney, queryString, kindLabels: CONTRACT_KIND_LABELS,
+      categories, projects, accountName, error, sections: await sectionsFor(ctx, crmBase), crmBase, current: 'contracts',
+      savedFilters: await savedFilters(knex, FILTER_ENTITY, ctx.user),
+    },
+    json: error ? { error: error.message, fields: error.fieldErrors } : {
+      contracts: result.rows.map(contractJson), types: result.types, totals: result.totals, pagination: result.meta,
+    },
+  };
+}
+
+async function listHandler(ctx: CrmContext, req: Request, res: Response): Promise<void> {
+  let f: ContractFilters;
+  try {
+    f = parseContractFilters(req.query as FormInput);
+  } catch (err) {
+    if (!(err instanceof CrmError) || err.status !== 422) throw err;
+    return respond(ctx.host, req, res, await listPage(ctx, req, parseContractFilters({}), err));
+  }
+  await respond(ctx.host, req, res, await listPage(ctx, req, f));
+}
+
+async function detail(ctx: CrmContext, req: Request, contract: ContractRow, message: string | null = null): Promise<PageResponse> {
+  const knex = ctx.host.knex;
+  const opportunity = contract.opportunity_id ? await findVisibleOpportunity(ctx, contract.opportunity_id) : null;
+  const project = await ctx.host.projectById(contract.project_id);
+  const owner = contract.owner_id ? await ctx.host.userById(contract.owner_id) : null;
+  const runs = (await runsOf(ctx.host, [contract.id])).get(contract.id) ?? [];
+  const product = contract.product_id ? await knex('crm_products').where({ id: contract.product_id }).first('id', 'name', 'code') : null;
+  const quote = contract.quote_id ? await knex('crm_quotes').where({ id: contract.quote_id }).first('id', 'number', 'name') : null;
+  const log = await presentHistory(ctx, await history(knex, 'contract', contract.id, pageParam(req), 20), { currency: contract.currency });
+  const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+  const canRemove = Boolean(opportunity && !opportunity.is_locked && contract.status === 'active' && (await saleRights(ctx, opportunity)).canRemove);
+  const upsell = contract.status === 'active' ? await upsellProject(ctx, contract) : null;
+  return {
+    title: `Contract ${contract.name}`,
+    view: 'contracts/show',
+    project: null,
+    locals: {
+      contract, opportunity, project, owner, runs, product, quote: opportunity ? quote : null, log, users, canRemove, canUpsell: Boolean(upsell), message,
+      formatMoney, quantityText, kindLabels: CONTRACT_KIND_LABELS,
+    },
+    json: { contract: contractJson(contract), automation_runs: runs },
+  };
+}
+
+async function upsellPage(ctx: CrmContext, contract: ContractRow, values: FormInput, error: CrmError | null = null): Promise<PageResponse> {
+  return {
+    title: `Upsell · ${contract.name}`,
+    view: 'contracts/upsell',
+    status: error?.status ?? 200,
+    locals: { contract, values, errors: error?.fieldErrors ?? {}, message: error?.message ?? null },
+    json: error ? { error: error.message, fields: error.fieldErrors } : { values },
+  };
+}
+
+export function contractRoutes(): CrmRoute[] {
+  return [
+    { method: 'get', path: '/crm/contracts', permission: 'view_contracts', handler: listHandler },
+    { method: 'get', path: '/projects/:identifier/crm/contracts', permission: 'view_contracts', handler: listHandler },
+    {
+      method: 'post', path: '/crm/contracts/filters', permission: 'view_contracts',
+      async handler(ctx, req, res) {
+        const params = contractFilterParams(parseContractFilters(body(req)));
+        await saveFilter(ctx.host.knex, FILTER_ENTITY, ctx.user, text(body(req), 'filter_name'), text(body(req), 'is_shared') === '1', params);
+        res.redirect(303, `/crm/contracts${queryString(params)}`);
+      },
+    },
+    {
+      method: 'post', path: '/crm/contracts/filters/:id/delete', permission: 'view_contracts',
+      async handler(ctx, req, res) {
+        await deleteFilter(ctx.host.knex, FILTER_ENTITY, ctx.user, idParam(req));
+        res.redirect(303, '/crm/contracts');
+      },
+    },
+    {
+      method: 'get', path: '/crm/contracts/:id', permission: 'view_contracts',
+      async handler(ctx, req, res) {
+        await respond(ctx.host, req, res, await detail(ctx, req, await requireVisibleContract(ctx, idParam(req))));
+      },
+    },
+    {
+      // Without JavaScript the strike-through link opens this page to confirm; htmx posts with confirm=1 after a prompt.
+      method: 'get', path: '/crm/contracts/:id/remove', permission: 'delete_contracts',
+      async handler(ctx, req, res) {
+        const { contract, opportunity } = await requireRemovableContract(ctx, idParam(req));
+        await respond(ctx.host, req, res, {
+          title: `Remove ${contract.name}`, view: 'contracts/remove', locals: { contract, opportunity, message: null }, json: { contract: contractJson(contract) },
+        });
+      },
+    },
+    {
+      method: 'post', path: '/crm/contracts/:id/remove', permission: 'delete_contracts',
+      async handler(ctx, req, res) {
+        const { contract, opportunity } = await requireRemovableContract(ctx, idParam(req));
+        try {
+          await removeContract(ctx, contract, opportunity, body(req));
+        } catch (err) {
+          if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
+            return respond(ctx.host, req, res, {
+              title: `Remove ${contract.name}`, view: 'contracts/remove', status: err.status, locals: { contract, opportunity, message: err.message },
+              json: { error: err.message, fields: err.fieldErrors },
+            });
+          }
+          throw err;
+        }
+        const back = text(body(req), 'back') === 'contract' ? contractUrl(contract.id) : opportunityUrl(opportunity.id);
+        await respondAfterChange(ctx.host, req, res, back, async () => {
+          const fresh = await findVisibleOpportunity(ctx, opportunity.id);
+          if (!fresh) throw notFound('Opportunity');
+          return { ...(await detailPage(ctx, req, fresh, `Contract “${contract.name}” removed.`)), trigger: 'crm:contractRemoved' };
+        });
+      },
+    },
+    {
+      method: 'get', path: '/crm/contracts/:id/upsell', permission: 'add_opportunities',
+      async handler(ctx, req, res) {
+        const contract = await requireVisibleContract(ctx, idParam(req));
+        if (contract.status !== 'active' || !(await upsellProject(ctx, contract))) throw notFound('Contract');
+        await respond(ctx.host, req, res, await upsellPage(ctx, contract, upsellValues(contract)));
+      },
+    },
+    {
+      method: 'post', path: '/crm/contracts/:id/upsell', permission: 'add_opportunities',
+      async handler(ctx, req, res) {
+        const contract = await requireVisibleContract(ctx, idParam(req));
+        const project = contract.status === 'active' ? await upsellProject(ctx, contract) : null;
+        if (!project) throw notFound('Contract');
+        // The account comes from the contract, not the form: the upsell is for the same customer.
+        const input = { ...body(req), account_id: contract.account_id ? String(contract.account_id) : '' };
+        let oppId: number;
+        try {
+          oppId = (await createUpsell(ctx, contract, project, input)).id;
+        } catch (err) {
+          if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await upsellPage(ctx, contract, body(req), err));
+          throw err;
+        }
+        if (req.get('HX-Request')) return void res.set('HX-Redirect', opportunityUrl(oppId)).status(201).end();
+        if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: { id: oppId, url: opportunityUrl(oppId) } });
+        res.redirect(303, opportunityUrl(oppId));
+      },
+    },
+  ];
+}
+

@@ -1,0 +1,253 @@
+import type { Knex } from 'knex';
+import type { CrmContext } from '../http/guard';
+import { CrmError, invalid, notFound } from '../http/errors';
+import type { HostProject } from '../host';
+import { applyContractScope, toContract, type Contract } from '../models/contract';
+import type { Opportunity } from '../models/opportunity';
+import { globalContext, likePattern, visibleAccountNames } from './accounts';
+import { FieldErrors, flag, text, type FormInput } from './form';
+import { journal } from './journal';
+import { amountInput } from './money';
+import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from './opportunities';
+import type { PageMeta } from './pagination';
+import { saleRights } from './sale';
+import { recordScope } from './visibility';
+
+/**
+ * Contracts (SPEC C3): what sold items became. Seen where their opportunity is (view_contracts in its project,
+ * at the user's visibility level); listed per contract type (product category, kind) with filters and saved
+ * filters; removed from an unlocked opportunity one by one (status 'cancelled', kept for history); a time-based
+ * one starts an upsell opportunity.
+ */
+
+export const CONTRACT_SORTS = ['starts_on', 'ends_on', 'amount_minor', 'name', 'created_at'] as const;
+export const CONTRACT_STATUSES = ['active', 'cancelled', 'expired'] as const;
+
+export interface ContractFilters {
+  q: string;
+  account: number | null;
+  status: (typeof CONTRACT_STATUSES)[number] | null;
+  category: number | null;
+  kind: 'time_based' | 'one_time' | null;
+  project: number | null;
+  from: string | null;
+  to: string | null;
+  /** Active time-based contracts whose end falls within this many days from today. */
+  expiring: number | null;
+  sort: (typeof CONTRACT_SORTS)[number];
+  dir: 'asc' | 'desc';
+}
+
+const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
+const todayText = () => new Date().toISOString().slice(0, 10);
+
+function addDays(date: string, days: number): string {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Filters from a query string; malformed dates or day counts are a 422 rather than silently ignored. */
+export function parseContractFilters(query: FormInput): ContractFilters {
+  const errors = new FieldErrors();
+  const from = errors.date(query, 'from', 'Start from');
+  const to = errors.date(query, 'to', 'Start to');
+  if (from && to && to < from) errors.add('to', 'Start to is before start from');
+  const expiringRaw = text(query, 'expiring');
+  let expiring: number | null = null;
+  if (expiringRaw) {
+    if (!/^\d{1,4}$/.test(expiringRaw) || Number(expiringRaw) > 3650) errors.add('expiring', 'Expiring within must be a number of days from 0 to 3650');
+    else expiring = Number(expiringRaw);
+  }
+  const status = text(query, 'status');
+  if (status && !(CONTRACT_STATUSES as readonly string[]).includes(status)) errors.add('status', 'Choose a status from the list');
+  const kind = text(query, 'kind');
+  if (kind && kind !== 'time_based' && kind !== 'one_time') errors.add('kind', 'Choose time-based or one-time');
+  if (errors.any) throw invalid('The filter was not applied: fix the fields marked below.', errors.errors);
+  const sort = text(query, 'sort');
+  return {
+    q: text(query, 'q').slice(0, 100), account: positiveId(text(query, 'account')), status: (status || null) as ContractFilters['status'],
+    category: positiveId(text(query, 'category')), kind: (kind || null) as ContractFilters['kind'], project: positiveId(text(query, 'project')),
+    from, to, expiring,
+    sort: (CONTRACT_SORTS as readonly string[]).includes(sort) ? (sort as ContractFilters['sort']) : 'starts_on',
+    dir: text(query, 'dir') === 'asc' ? 'asc' : 'desc',
+  };
+}
+
+export function contractFilterParams(f: ContractFilters): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (f.q) out.q = f.q;
+  for (const k of ['account', 'status', 'category', 'kind', 'project', 'from', 'to', 'expiring'] as const) if (f[k] !== null) out[k] = String(f[k]);
+  if (f.sort !== 'starts_on') out.sort = f.sort;
+  if (f.dir !== 'desc') out.dir = f.dir;
+  return out;
+}
+
+/** The visible contracts plus the filters as one query on `crm_contracts c` (wrapped: a builder is thenable). */
+async function filteredQuery(ctx: CrmContext, f: ContractFilters, options: { ignoreCategory?: boolean } = {}): Promise<{ q: Knex.QueryBuilder }> {
+  const scope = await recordScope(ctx, 'opportunities', 'view_contracts');
+  const q = ctx.host.knex('crm_contracts as c');
+  applyContractScope(q, scope);
+  const today = todayText();
+  if (f.q) q.whereRaw(`lower(c.name) like ? escape '\\'`, [likePattern(f.q)]);
+  if (f.account) q.where('c.account_id', f.account);
+  if (f.category && !options.ignoreCategory) q.where('c.category_id', f.category);
+  if (f.kind) q.where('c.kind', f.kind);
+  if (f.project) q.where('c.project_id', f.project);
+  if (f.from) q.where('c.starts_on', '>=', f.from);
+  if (f.to) q.where('c.starts_on', '<=', f.to);
+  if (f.status === 'active') q.where('c.status', 'active').where((b) => b.whereNull('c.ends_on').orWhere('c.ends_on', '>=', today));
+  if (f.status === 'cancelled') q.where('c.status', 'cancelled');
+  if (f.status === 'expired') q.where('c.status', 'active').where('c.ends_on', '<', today);
+  if (f.expiring !== null) q.where('c.kind', 'time_based').where('c.status', 'active').whereBetween('c.ends_on', [today, addDays(today, f.expiring)]);
+  return { q };
+}
+
+export interface ContractRow extends Contract {
+  /** Null when the user may not see the account. */
+  account_name: string | null;
+  category_name: string | null;
+  opportunity_name: string | null;
+  expired: boolean;
+}
+
+const LIST_COLUMNS = ['c.*', 'cat.name as category_name', 'o.name as opportunity_name'];
+
+/** One page of contracts: one query for the rows, one for the count, one for account names — never one per row. */
+async function rowsOf(ctx: CrmContext, rows: Record<string, unknown>[]): Promise<ContractRow[]> {
+  const contracts = rows.map((r) => ({ ...toContract(r), category_name: (r.category_name as string | null) ?? null, opportunity_name: (r.opportunity_name as string | null) ?? null }));
+  const names = await visibleAccountNames(ctx, contracts.map((c) => c.account_id).filter((id): id is number => id !== null));
+  const today = todayText();
+  return contracts.map((c) => ({ ...c, account_name: c.account_id !== null ? names.get(c.account_id) ?? null : null, expired: c.status === 'active' && c.ends_on !== null && c.ends_on < today }));
+}
+
+export interface ContractTypeCount {
+  category_id: number | null;
+  name: string;
+  count: number;
+}
+
+export async function listContracts(ctx: CrmContext, f: ContractFilters, page: number, perPage: number) {
+  const { q: base } = await filteredQuery(ctx, f);
+  const [{ total }] = await base.clone().count({ total: '*' });
+  const count = Number(total);
+  const pages = Math.max(1, Math.ceil(count / perPage));
+  const current = Math.min(page, pages);
+  const order = f.dir === 'desc' ? 'desc' : 'asc';
+  const raw = await base.clone().leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id').leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id')
+    .select(LIST_COLUMNS).orderByRaw(`c.${f.sort} ${order} ${f.sort === 'ends_on' ? (order === 'desc' ? 'nulls last' : 'nulls first') : ''}, c.id ${order}`)
+    .limit(perPage).offset((current - 1) * perPage);
+  const rows = await rowsOf(ctx, raw);
+  // The contract types (product categories) with their counts under the other filters, for the type tabs.
+  const { q: typeBase } = await filteredQuery(ctx, f, { ignoreCategory: true });
+  const typeRows: { category_id: unknown; name: unknown; n: unknown }[] = await typeBase.leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
+    .groupBy('c.category_id', 'cat.name').select('c.category_id', 'cat.name').count({ n: '*' }).orderBy('cat.name');
+  const types: ContractTypeCount[] = typeRows.map((r) => ({ category_id: r.category_id === null ? null : Number(r.category_id), name: r.name ? String(r.name) : 'Without category', count: Number(r.n) }));
+  const totals: { currency: string; n: unknown; amount: unknown }[] = await base.clone().groupBy('c.currency').orderBy('c.currency').select('c.currency').count({ n: '*' }).sum({ amount: 'c.amount_minor' });
+  return {
+    rows, types,
+    totals: totals.map((t) => ({ currency: String(t.currency), count: Number(t.n), amount_minor: Number(t.amount ?? 0) })),
+    meta: { page: current, pages, total: count, per_page: perPage } as PageMeta,
+  };
+}
+
+/** The contract if this user may see it (from any page), else null. */
+export async function findVisibleContract(ctx: CrmContext, id: number): Promise<ContractRow | null> {
+  if (!Number.isInteger(id) || id <= 0 || id > 2_147_483_647) return null;
+  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_contracts');
+  const q = ctx.host.knex('crm_contracts as c').where('c.id', id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
+    .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select(LIST_COLUMNS);
+  applyContractScope(q, scope);
+  const row = await q.first();
+  return row ? (await rowsOf(ctx, [row]))[0] : null;
+}
+
+export async function requireVisibleContract(ctx: CrmContext, id: number): Promise<ContractRow> {
+  const contract = await findVisibleContract(ctx, id);
+  if (!contract) throw notFound('Contract');
+  return contract;
+}
+
+/** An opportunity's contracts (active first, then removed ones), for its page; bounded. */
+export async function contractsOfOpportunity(ctx: CrmContext, opp: Opportunity): Promise<ContractRow[]> {
+  const rows = await ctx.host.knex('crm_contracts as c').where('c.opportunity_id', opp.id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
+    .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select(LIST_COLUMNS).orderBy([{ column: 'c.status' }, { column: 'c.id' }]).limit(500);
+  return rowsOf(ctx, rows);
+}
+
+export function contractJson(c: ContractRow) {
+  return {
+    id: c.id, name: c.name, code: c.code, kind: c.kind, status: c.status, expired: c.expired, account_id: c.account_id, account_name: c.account_name,
+    opportunity_id: c.opportunity_id, quote_id: c.quote_id, project_id: c.project_id, owner_id: c.owner_id, product_id: c.product_id,
+    category_id: c.category_id, category_name: c.category_name, quantity_milli: c.quantity_milli, amount_minor: c.amount_minor,
+    amount: amountInput(c.amount_minor, c.currency), currency: c.currency, starts_on: c.starts_on, ends_on: c.ends_on, renewal: c.renewal,
+    lock_version: c.lock_version, url: `/crm/contracts/${c.id}`,
+  };
+}
+
+// ---- removing (C2) ----------------------------------------------------------------------------------------------
+
+/**
+ * The contract, if the user may remove it: they see it, may edit its opportunity and hold delete_contracts there
+ * (404 otherwise). A contract is removed from an unlocked opportunity only (422): while sold, the contracts are
+ * the sale.
+ */
+export async function requireRemovableContract(ctx: CrmContext, id: number): Promise<{ contract: ContractRow; opportunity: Opportunity }> {
+  const contract = await requireVisibleContract(ctx, id);
+  const opportunity = contract.opportunity_id ? await findVisibleOpportunity(ctx, contract.opportunity_id) : null;
+  if (!opportunity || !(await saleRights(ctx, opportunity)).canRemove) throw notFound('Contract');
+  return { contract, opportunity };
+}
+
+/**
+ * Removes a contract from its opportunity: status 'cancelled', kept (with its automation runs and their links)
+ * for history and reports. Its item is not sold again by a later sale — add the item anew to sell it again.
+ */
+export async function removeContract(ctx: CrmContext, contract: Contract, opp: Opportunity, input: FormInput): Promise<void> {
+  if (!flag(input, 'confirm')) throw invalid('Confirm that the contract is to be removed.', { confirm: 'Tick the box to confirm' });
+  if (opp.is_locked) throw invalid('This opportunity is sold and locked: unlock it before removing its contracts.');
+  if (contract.status === 'cancelled') throw new CrmError(409, 'This contract was removed already.');
+  await ctx.host.knex.transaction(async (trx) => {
+    const locked = await trx('crm_opportunities').where({ id: opp.id }).first('is_locked');
+    if (locked && Boolean(locked.is_locked)) throw invalid('This opportunity is sold and locked: unlock it before removing its contracts.');
+    const n = await trx('crm_contracts').where({ id: contract.id, status: 'active' })
+      .update({ status: 'cancelled', lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
+    if (n === 0) throw new CrmError(409, 'This contract was removed already.');
+    await journal(trx, { type: 'contract', id: contract.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'status', old: 'active', new: 'cancelled' }], notes: 'Removed from its opportunity' });
+    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contract', old: `#${contract.id} ${contract.name}`, new: null }], notes: `Contract #${contract.id} removed` });
+  });
+}
+
+// ---- upsell (C3) ------------------------------------------------------------------------------------------------
+
+/** Where an upsell of this contract may be created: its project, if the user may add opportunities there. */
+export async function upsellProject(ctx: CrmContext, contract: Contract): Promise<HostProject | null> {
+  if (contract.kind !== 'time_based') return null;
+  const project = await ctx.host.projectById(contract.project_id);
+  return project && (await ctx.host.can(ctx.user, 'add_opportunities', project)) ? project : null;
+}
+
+/** The new opportunity form's values for an upsell: the account, the product, closing when the contract renews. */
+export function upsellValues(contract: ContractRow): FormInput {
+  return {
+    name: `Upsell: ${contract.name}`.slice(0, 200),
+    account_id: contract.account_id ? String(contract.account_id) : '',
+    currency: contract.currency,
+    amount: amountInput(contract.amount_minor, contract.currency),
+    expected_close_on: contract.ends_on ?? '',
+    description: `Renewal and upsell of contract #${contract.id} ${contract.name}${contract.code ? ` (${contract.code})` : ''}: runs ${contract.starts_on} – ${contract.ends_on ?? 'open'}` +
+      `${contract.renewal ? ', renews' : ''}; renewal from ${contract.ends_on ?? '—'}.`,
+  };
+}
+
+/** Creates the upsell opportunity under the usual opportunity rules (field rules, account visibility) and notes it on the contract. */
+export async function createUpsell(ctx: CrmContext, contract: ContractRow, project: HostProject, input: FormInput): Promise<Opportunity> {
+  const { data } = await readOpportunityInput(ctx, input, null, project);
+  const opp = await createOpportunity(ctx, project, data);
+  await ctx.host.knex.transaction(async (trx) => {
+    await journal(trx, { type: 'contract', id: contract.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'upsell opportunity', old: null, new: `#${opp.id} ${opp.name}` }] });
+    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [], notes: `Upsell of contract #${contract.id} ${contract.name}` });
+  });
+  return opp;
+}
+

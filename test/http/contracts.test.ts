@@ -1,0 +1,198 @@
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+/** Issue #6, C3 through HTTP: contract lists (global, project, account tab), filters, saved filters, detail, upsell. */
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const knex = () => host.db.knex;
+const idOf = async (table: string, where: Record<string, unknown>) => Number((await knex()(table).where(where).first('id')).id);
+let counter = 0;
+
+const today = () => new Date().toISOString().slice(0, 10);
+const plusDays = (days: number) => { const d = new Date(`${today()}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + days); return d.toISOString().slice(0, 10); };
+
+/** An opportunity in `project` owned by `owner`, with contracts stored as a sale stores them. */
+async function soldDeal(opts: { project: string; owner: string; account: string; contracts: Array<{ name: string; kind?: 'time_based' | 'one_time'; category?: string; starts?: string; ends?: string | null; amount?: number; status?: string; currency?: string }> }) {
+  const db = knex();
+  const owner = host.demo.users[opts.owner].id;
+  const account = await idOf('crm_accounts', { name: opts.account });
+  const [o] = await db('crm_opportunities').insert({
+    project_id: host.demo.projects[opts.project].id, name: `Contract test ${++counter}`, account_id: account, owner_id: owner, author_id: owner,
+    status_id: await idOf('crm_opportunity_statuses', { name: 'Won' }), currency: 'EUR', is_locked: true,
+  }).returning('id');
+  const opp = Number(o.id ?? o);
+  const ids: number[] = [];
+  for (const [i, c] of opts.contracts.entries()) {
+    const kind = c.kind ?? 'time_based';
+    const [row] = await db('crm_contracts').insert({
+      source_key: `test:${opp}:${i}`, opportunity_id: opp, quote_id: null, quote_item_id: null, account_id: account, project_id: host.demo.projects[opts.project].id,
+      owner_id: owner, product_id: null, category_id: c.category ? await idOf('crm_product_categories', { name: c.category }) : null, kind, name: c.name, code: '',
+      quantity_milli: 1000, amount_minor: c.amount ?? 100_000, currency: c.currency ?? 'EUR', starts_on: c.starts ?? '2026-01-01',
+      ends_on: c.ends === undefined ? (kind === 'time_based' ? '2027-01-01' : null) : c.ends, renewal: kind === 'time_based', status: c.status ?? 'active',
+      author_id: owner, lock_version: 0, created_at: new Date().toISOString(), updated_at: new Date().toISOString(),
+    }).returning('id');
+    ids.push(Number(row.id ?? row));
+  }
+  return { opp, ids };
+}
+
+const names = (html: string) => [...html.matchAll(/<tr data-contract="\d+"[^>]*>\s*<td><a href="\/crm\/contracts\/\d+">([^<]+)<\/a>/g)].map((m) => m[1]);
+
+describe('contract lists (C3)', () => {
+  test('global list: each user sees the contracts of the opportunities they see; the placeholder is gone', async () => {
+    const europe = await soldDeal({ project: 'crm-europe', owner: 'rep1', account: 'Acme Manufacturing', contracts: [{ name: 'Visibility Europe licence', category: 'Software licences' }] });
+    await soldDeal({ project: 'crm-americas', owner: 'rep2', account: 'Globex Corporation', contracts: [{ name: 'Visibility Americas licence', category: 'Software licences' }] });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const page = await rep1.get('/crm/contracts?q=visibility');
+    expect(page.status).toBe(200);
+    expect(visibleText(page.text)).not.toContain('Not built yet');
+    expect(names(page.text)).toEqual(['Visibility Europe licence']);
+    const director = await Session.signIn(host.app, 'director');
+    expect(names((await director.get('/crm/contracts?q=visibility&sort=name&dir=asc')).text)).toEqual(['Visibility Americas licence', 'Visibility Europe licence']);
+    // Someone who may not see the contract: 404 on its page, JSON too.
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`/crm/contracts/${europe.ids[0]}`)).status).toBe(404);
+    expect((await rep2.get(`/crm/contracts/${europe.ids[0]}.json`)).status).toBe(404);
+    expect((await rep2.get('/crm/contracts/99999999')).status).toBe(404);
+    const overview = (await rep1.get('/crm.json')).body;
+    expect(overview.sections.find((s: { id: string }) => s.id === 'contracts')).toMatchObject({ available: true, url: '/crm/contracts' });
+  });
+
+  test('filters: type (category), kind, status, account, start dates, expiring within N days; malformed ones are a 422', async () => {
+    const { ids } = await soldDeal({
+      project: 'crm-europe', owner: 'rep1', account: 'Nordic Retail Group', contracts: [
+        { name: 'Filter licence soon', category: 'Software licences', starts: '2026-02-01', ends: plusDays(10) },
+        { name: 'Filter licence later', category: 'Software licences', starts: '2026-03-01', ends: plusDays(200) },
+        { name: 'Filter licence expired', category: 'Software licences', starts: '2025-01-01', ends: plusDays(-3) },
+        { name: 'Filter consulting', kind: 'one_time', category: 'Implementation services', starts: '2026-04-01' },
+        { name: 'Filter removed', category: 'Support services', status: 'cancelled' },
+      ],
+    });
+    const director = await Session.signIn(host.app, 'director');
+    const list = async (query: string) => names((await director.get(`/crm/contracts?q=filter&sort=name&dir=asc&${query}`)).text);
+    const software = await idOf('crm_product_categories', { name: 'Software licences' });
+    expect(await list(`category=${software}`)).toEqual(['Filter licence expired', 'Filter licence later', 'Filter licence soon']);
+    expect(await list('kind=one_time')).toEqual(['Filter consulting']);
+    expect(await list('status=cancelled')).toEqual(['Filter removed']);
+    expect(await list('status=expired')).toEqual(['Filter licence expired']);
+    expect(await list('status=active')).toEqual(['Filter consulting', 'Filter licence later', 'Filter licence soon']);
+    expect(await list('expiring=30')).toEqual(['Filter licence soon']);
+    expect(await list('from=2026-02-15&to=2026-03-31')).toEqual(['Filter licence later']);
+    const account = await idOf('crm_accounts', { name: 'Nordic Retail Group' });
+    expect(await list(`account=${account}`)).toHaveLength(5);
+    // The type tags count the other filters' matches per category.
+    const page = await director.get('/crm/contracts?q=filter');
+    expect(visibleText(page.text)).toMatch(/Software licences 3/);
+    const json = (await director.get(`/crm/contracts.json?q=filter&category=${software}`)).body;
+    expect(json.contracts.map((c: { id: number }) => c.id).sort()).toEqual(ids.slice(0, 3).sort());
+    expect(json.pagination).toMatchObject({ page: 1, total: 3 });
+    expect(json.totals).toEqual([{ currency: 'EUR', count: 3, amount_minor: 300_000 }]);
+    // Bad input: 422 with the field named; SQL metacharacters are just text.
+    const bad = await director.get('/crm/contracts?from=2026-13-45&expiring=soon&status=weird');
+    expect(bad.status).toBe(422);
+    expect(visibleText(bad.text)).toContain('Start from must be a date (YYYY-MM-DD)');
+    expect(visibleText(bad.text)).toContain('Expiring within must be a number of days');
+    expect((await director.get('/crm/contracts?q=%27%3B%20drop%20table%20crm_contracts%3B--%25_')).status).toBe(200);
+    expect(Number((await knex()('crm_contracts').count({ n: '*' }))[0].n)).toBeGreaterThan(0);
+  });
+
+  test('paginated: a page size of rows, the rest on the next page', async () => {
+    await soldDeal({ project: 'crm-europe', owner: 'rep1', account: 'Acme Manufacturing', contracts: Array.from({ length: 30 }, (_, i) => ({ name: `Paged ${String(i).padStart(2, '0')}` })) });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const first = await rep1.get('/crm/contracts.json?q=paged&sort=name&dir=asc');
+    expect(first.body.contracts).toHaveLength(25);
+    expect(first.body.pagination).toMatchObject({ page: 1, pages: 2, total: 30 });
+    const second = await rep1.get('/crm/contracts.json?q=paged&sort=name&dir=asc&page=2');
+    expect(second.body.contracts.map((c: { name: string }) => c.name)).toEqual(['Paged 25', 'Paged 26', 'Paged 27', 'Paged 28', 'Paged 29']);
+  });
+
+  test('project pages show the contracts of that project’s opportunities (and its subprojects where the setting says so)', async () => {
+    await soldDeal({ project: 'crm-europe', owner: 'director', account: 'Acme Manufacturing', contracts: [{ name: 'Project Europe contract' }] });
+    await soldDeal({ project: 'crm-asia', owner: 'director', account: 'Sakura Health', contracts: [{ name: 'Project Asia contract' }] });
+    const director = await Session.signIn(host.app, 'director');
+    expect(names((await director.get('/projects/crm-europe/crm/contracts?q=project')).text)).toEqual(['Project Europe contract']);
+    // The CRM project includes its regions' records (demo setting).
+    expect(names((await director.get('/projects/crm/crm/contracts?q=project&sort=name&dir=asc')).text)).toEqual(['Project Asia contract', 'Project Europe contract']);
+    const fragment = await director.htmxGet('/projects/crm-europe/crm/contracts');
+    expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+    // No CRM in Internal tools: 404.
+    expect((await director.get('/projects/internal/crm/contracts')).status).toBe(404);
+  });
+
+  test('saved filters: save, reuse, delete only one’s own', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const saved = await rep1.post('/crm/contracts/filters', { filter_name: 'Expiring soon <b>', expiring: '60', status: 'active', is_shared: '1' });
+    expect(saved.status).toBe(303);
+    expect(saved.headers.location).toBe('/crm/contracts?status=active&expiring=60');
+    const page = await rep1.get('/crm/contracts');
+    expect(page.text).toContain('Expiring soon &lt;b&gt;');
+    expect(page.text).toContain('href="/crm/contracts?status=active&amp;expiring=60"');
+    const filter = await knex()('crm_saved_filters').where({ entity: 'contracts', name: 'Expiring soon <b>' }).first();
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get('/crm/contracts')).text).toContain('Expiring soon &lt;b&gt;');
+    expect((await rep2.post(`/crm/contracts/filters/${filter.id}/delete`)).status).toBe(404);
+    expect((await rep1.post(`/crm/contracts/filters/${filter.id}/delete`)).status).toBe(303);
+    expect(await knex()('crm_saved_filters').where({ id: filter.id }).first()).toBeUndefined();
+    expect((await rep1.post('/crm/contracts/filters', { filter_name: '' })).status).toBe(422);
+  });
+});
+
+describe('contract detail, account tab and upsell (C3)', () => {
+  test('detail: account, opportunity, amounts, dates, history; the account’s Contracts tab lists it', async () => {
+    const { opp, ids } = await soldDeal({ project: 'crm-europe', owner: 'rep1', account: 'Acme Manufacturing', contracts: [{ name: 'Detail <script>x</script> licence', category: 'Software licences', amount: 123_456, starts: '2026-05-01', ends: '2027-05-01' }] });
+    await knex()('crm_journals').insert({ journalized_type: 'contract', journalized_id: ids[0], user_id: host.demo.users.rep1.id, action: 'create', notes: 'Sold (test)' });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const page = await rep1.get(`/crm/contracts/${ids[0]}`);
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain('<script>x</script>');
+    expect(page.text).toContain('Detail &lt;script&gt;x&lt;/script&gt; licence');
+    const text = visibleText(page.text);
+    expect(text).toContain('Acme Manufacturing');
+    expect(text).toContain('1 234.56 EUR');
+    expect(text).toContain('2027-05-01');
+    expect(text).toContain('Sold (test)');
+    expect(page.text).toContain(`href="/crm/opportunities/${opp}"`);
+    const json = (await rep1.get(`/crm/contracts/${ids[0]}.json`)).body;
+    expect(json.contract).toMatchObject({ id: ids[0], amount_minor: 123_456, amount: '1234.56', kind: 'time_based', starts_on: '2026-05-01', ends_on: '2027-05-01', renewal: true });
+    const account = await idOf('crm_accounts', { name: 'Acme Manufacturing' });
+    const tab = await rep1.get(`/crm/accounts/${account}?tab=contracts`);
+    expect(tab.status).toBe(200);
+    expect(tab.text).toContain(`href="/crm/contracts/${ids[0]}"`);
+    expect(visibleText(tab.text)).not.toContain('arrive with');
+  });
+
+  test('upsell from a time-based contract: prefilled with account, product and renewal dates; saved as a new opportunity', async () => {
+    const { ids } = await soldDeal({ project: 'crm-europe', owner: 'rep1', account: 'Acme Manufacturing', contracts: [
+      { name: 'Upsell licence', category: 'Software licences', starts: '2026-06-01', ends: '2027-06-01', amount: 480_000 },
+      { name: 'Upsell consulting', kind: 'one_time', category: 'Implementation services' },
+    ] });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get(`/crm/contracts/${ids[0]}`)).text).toContain('id="create-upsell"');
+    expect((await rep1.get(`/crm/contracts/${ids[1]}`)).text).not.toContain('id="create-upsell"');
+    expect((await rep1.get(`/crm/contracts/${ids[1]}/upsell`)).status).toBe(404);
+    const form = await rep1.get(`/crm/contracts/${ids[0]}/upsell`);
+    expect(form.status).toBe(200);
+    expect(form.text).toContain('value="Upsell: Upsell licence"');
+    expect(form.text).toContain('name="expected_close_on" value="2027-06-01"');
+    expect(form.text).toContain('value="4800.00"');
+    expect(visibleText(form.text)).toContain('renewal from 2027-06-01');
+    // Bad input comes back with the field named.
+    const bad = await rep1.post(`/crm/contracts/${ids[0]}/upsell`, { name: '', amount: 'lots', expected_close_on: '2027-06-01' });
+    expect(bad.status).toBe(422);
+    expect(bad.text).toContain('data-field="name"');
+    expect(bad.text).toContain('data-field="amount"');
+    const res = await rep1.post(`/crm/contracts/${ids[0]}/upsell`, { name: 'Acme – renewal 2027', amount: '5000', currency: 'EUR', expected_close_on: '2027-06-01', description: 'More seats' });
+    expect(res.status).toBe(303);
+    const created = await knex()('crm_opportunities').where({ name: 'Acme – renewal 2027' }).first();
+    expect(res.headers.location).toBe(`/crm/opportunities/${created.id}`);
+    expect(created).toMatchObject({ account_id: await idOf('crm_accounts', { name: 'Acme Manufacturing' }), project_id: host.demo.projects['crm-europe'].id, owner_id: host.demo.users.rep1.id });
+    expect(Number(created.amount_minor)).toBe(500_000);
+    const history = visibleText((await rep1.get(`/crm/contracts/${ids[0]}`)).text);
+    expect(history).toContain(`#${created.id} Acme – renewal 2027`);
+    // pm may view contracts but not add opportunities: no upsell for them.
+    const pm = await Session.signIn(host.app, 'pm');
+    expect((await pm.get(`/crm/contracts/${ids[0]}/upsell`)).status).toBe(404);
+    expect((await pm.post(`/crm/contracts/${ids[0]}/upsell`, { name: 'x' })).status).toBe(404);
+  });
+});

@@ -1,0 +1,466 @@
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { createProject } from '../../host/projects-service';
+
+/**
+ * Issue #6, C1/C2/C4 through HTTP: the confirmation page and its preview, the sale transaction (contracts, lock,
+ * won status, automation through the host API), all or nothing, idempotency under double submits and concurrent
+ * requests, unlock and sell again, removing contracts, the lock on quotes and opportunities, permissions.
+ */
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const knex = () => host.db.knex;
+let counter = 0;
+const count = async (table: string, where: Record<string, unknown> = {}) => Number((await knex()(table).where(where).count({ n: '*' }))[0].n);
+const idOf = async (table: string, where: Record<string, unknown>) => Number((await knex()(table).where(where).first('id')).id);
+const oppRow = async (id: number) => knex()('crm_opportunities').where({ id }).first();
+
+interface Line { code?: string; unit?: string; manual?: { name: string; price: number }; bundle?: string; quantity?: number; discountPercent?: number; rounding?: number }
+
+/** An opportunity of rep1's in Europe for Acme, with an active quote of these lines (priced from Standard 2026). */
+async function deal(lines: Line[], opts: { validFrom?: string | null; account?: string | null; close?: string | null } = {}): Promise<{ opp: number; quote: number; items: number[] }> {
+  const db = knex();
+  const status = await idOf('crm_opportunity_statuses', { name: 'Proposal' });
+  const account = opts.account === null ? null : await idOf('crm_accounts', { name: opts.account ?? 'Acme Manufacturing' });
+  const [o] = await db('crm_opportunities').insert({
+    project_id: host.demo.projects['crm-europe'].id, name: `Sale test ${++counter}`, account_id: account, owner_id: host.demo.users.rep1.id, status_id: status,
+    currency: 'EUR', author_id: host.demo.users.rep1.id, expected_close_on: opts.close === null ? null : opts.close ?? '2026-12-31', amount_minor: 100_000,
+  }).returning('id');
+  const opp = Number(o.id ?? o);
+  const [q] = await db('crm_quotes').insert({
+    opportunity_id: opp, number: `T-${process.pid}-${counter}`, name: 'Offer', currency: 'EUR', is_active: true, valid_from: opts.validFrom ?? null, author_id: host.demo.users.rep1.id,
+  }).returning('id');
+  const quote = Number(q.id ?? q);
+  const book = await idOf('crm_price_books', { name: 'Standard 2026' });
+  const items: number[] = [];
+  let position = 0;
+  for (const l of lines) {
+    let row: Record<string, unknown>;
+    if (l.manual) row = { kind: 'manual', name: l.manual.name, unit_price_minor: l.manual.price, product_id: null, bundle_id: null, price_book_id: null, code: '', unit: '' };
+    else if (l.rounding !== undefined) row = { kind: 'rounding', name: 'Rounding', unit_price_minor: l.rounding, product_id: null, bundle_id: null, price_book_id: null, code: '', unit: '' };
+    else if (l.bundle) {
+      const b = await db('crm_bundles').where({ price_book_id: book, code: l.bundle, currency: 'EUR' }).first();
+      row = { kind: 'bundle', name: b.name, unit_price_minor: Number(b.price_minor), product_id: null, bundle_id: b.id, price_book_id: book, code: b.code, unit: 'bundle' };
+    } else {
+      const p = await db('crm_product_prices as pp').join('crm_products as p', 'p.id', 'pp.product_id')
+        .where({ 'pp.price_book_id': book, 'p.code': l.code, 'pp.unit_name': l.unit, 'pp.currency': 'EUR' }).first('p.id', 'p.name', 'p.code', 'pp.price_minor');
+      row = { kind: 'product', name: p.name, unit_price_minor: Number(p.price_minor), product_id: p.id, bundle_id: null, price_book_id: book, code: p.code, unit: l.unit };
+    }
+    const [i] = await db('crm_quote_items').insert({
+      ...row, quote_id: quote, position: l.rounding !== undefined ? 1_000_000 : ++position, description: '', quantity_milli: l.rounding !== undefined ? 1000 : (l.quantity ?? 1) * 1000,
+      discount_kind: l.discountPercent ? 'percent' : null, discount_value: l.discountPercent ? l.discountPercent * 100 : 0, tax_rate_bp: l.rounding !== undefined ? 0 : 2500,
+    }).returning('id');
+    items.push(Number(i.id ?? i));
+  }
+  return { opp, quote, items };
+}
+
+/** What the confirmation page posts: the lock versions it showed. */
+async function confirmForm(opp: number): Promise<Record<string, string>> {
+  const o = await oppRow(opp);
+  const q = await knex()('crm_quotes').where({ opportunity_id: opp, is_active: true }).first();
+  return { lock_version: String(o.lock_version), quote_lock_version: q ? String(q.lock_version) : '0' };
+}
+
+const LICENCE: Line = { code: 'CRM-PRO', unit: 'licence/user/year', quantity: 10 };
+const CONSULTING: Line = { code: 'IMPL-DAY', unit: 'day', quantity: 2 };
+const today = () => new Date().toISOString().slice(0, 10);
+/** A date column as YYYY-MM-DD (PostgreSQL returns a Date at local midnight, SQLite the stored text). */
+const day = (v: unknown) => (v instanceof Date ? `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}` : String(v).slice(0, 10));
+const plusDays = (days: number) => { const d = new Date(`${today()}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + days); return d.toISOString().slice(0, 10); };
+
+describe('the demo (C1–C4 at npm start)', () => {
+  test('Webshop – integration is sold: contracts, a project from the template under CRM with links back, a task for the PM', async () => {
+    const opp = await knex()('crm_opportunities').where({ name: 'Webshop – integration' }).first();
+    expect(Boolean(opp.is_locked)).toBe(true);
+    const contracts = await knex()('crm_contracts').where({ opportunity_id: opp.id }).orderBy('id');
+    expect(contracts.map((c) => c.kind).sort()).toEqual(['one_time', 'time_based']);
+    const run = await knex()('crm_automation_runs').whereNotNull('created_project_id').first();
+    const project = await knex()('projects').where({ id: run.created_project_id }).first();
+    expect(project.parent_id).toBe(host.demo.projects.crm.id);
+    expect(project.name).toBe('webshop.example – Implementation consulting');
+    const admin = await Session.signIn(host.app, 'admin');
+    const page = visibleText((await admin.get(`/projects/${project.identifier}`)).text);
+    expect(page).toContain('CRM contract: Implementation consulting');
+    expect(page).toContain('CRM account: webshop.example');
+    const task = await knex()('tasks').where({ project_id: project.id, subject: 'Plan the kick-off with webshop.example' }).first();
+    expect(task.assignee_id).toBe(host.demo.users.pm.id);
+  });
+});
+
+describe('confirm deal and order service (C1)', () => {
+  test('the confirmation page previews contracts per item, bundle shares and what the automation will make', async () => {
+    const { opp } = await deal([LICENCE, CONSULTING, { bundle: 'STARTER' }, { manual: { name: 'Migration', price: 50_000 } }, { rounding: -5 }], { validFrom: '2027-01-15' });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const detail = await rep1.get(`/crm/opportunities/${opp}`);
+    expect(detail.text).toContain('id="mark-sold"');
+    expect(visibleText(detail.text)).not.toContain('coming with #6');
+    const page = await rep1.get(`/crm/opportunities/${opp}/sell`);
+    expect(page.status).toBe(200);
+    const text = visibleText(page.text);
+    expect(text).toContain('Confirm deal and order service');
+    expect(text).toContain('CRM Professional licence');
+    expect(text).toContain('2027-01-15 – 2028-01-15');
+    expect(text).toMatch(/Project “Acme Manufacturing – Implementation consulting” from the template Implementation \(template\) under CRM/);
+    expect(text).toMatch(/Task “Plan the kick-off with Acme Manufacturing” in the new project, assigned to Paul Manager, due \d{4}-\d{2}-\d{2}/);
+    expect(page.text).toContain('id="confirm-sale"');
+    expect(page.text).not.toMatch(/id="confirm-sale"[^>]*disabled/);
+    // Nothing is created by looking.
+    expect(await count('crm_contracts', { opportunity_id: opp })).toBe(0);
+    const json = (await rep1.get(`/crm/opportunities/${opp}/sell.json`)).body;
+    expect(json.problems).toEqual([]);
+    expect(json.contracts.filter((c: { source_key: string }) => c.source_key.includes(':bundle-item:')).length).toBeGreaterThan(1);
+  });
+
+  test('selling: won status, locked, one contract per item (bundle items with exact shares), the automation in the same transaction', async () => {
+    const { opp, items } = await deal([LICENCE, CONSULTING, { bundle: 'STARTER', discountPercent: 10 }, { manual: { name: 'Migration', price: 50_001 }, discountPercent: 15 }, { rounding: -7 }]);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const projectsBefore = await count('projects');
+    const res = await rep1.post(`/crm/opportunities/${opp}/sell`, { ...(await confirmForm(opp)), renewal_form: '1', renew: [] as unknown as string });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe(`/crm/opportunities/${opp}`);
+    const o = await oppRow(opp);
+    expect(Boolean(o.is_locked)).toBe(true);
+    expect(o.status_id).toBe(await idOf('crm_opportunity_statuses', { name: 'Won' }));
+    expect(o.sold_by_id).toBe(host.demo.users.rep1.id);
+    expect(o.sold_at).toBeTruthy();
+    const contracts = await knex()('crm_contracts').where({ opportunity_id: opp }).orderBy('id');
+    const bySource = new Map(contracts.map((c) => [String(c.source_key), c]));
+    // Licence: time-based from the sale date for the category's 12 months; renewal unticked on the page.
+    const licence = bySource.get(`item:${items[0]}`)!;
+    expect(licence).toMatchObject({ kind: 'time_based', currency: 'EUR', status: 'active' });
+    expect(Number(licence.amount_minor)).toBe(480_000);
+    expect(day(licence.starts_on)).toBe(today());
+    expect(Boolean(licence.renewal)).toBe(false);
+    const consulting = bySource.get(`item:${items[1]}`)!;
+    expect(consulting.kind).toBe('one_time');
+    expect(consulting.ends_on).toBeNull();
+    expect(Number(consulting.amount_minor)).toBe(240_000);
+    // The bundle: one contract per bundle item; the shares add up to the line's net exactly.
+    const bundleRow = await knex()('crm_quote_items').where({ id: items[2] }).first();
+    const bundleNet = Number(bundleRow.unit_price_minor) - Math.round(Number(bundleRow.unit_price_minor) * 0.1);
+    const shares = contracts.filter((c) => String(c.source_key).startsWith(`item:${items[2]}:bundle-item:`));
+    expect(shares.length).toBeGreaterThan(1);
+    expect(shares.reduce((a, c) => a + Number(c.amount_minor), 0)).toBe(bundleNet);
+    // The manual item: one-time, after its discount (50 001 − 15 % = 42 501, rounded half away from zero), before tax.
+    expect(bySource.get(`item:${items[3]}`)).toMatchObject({ kind: 'one_time', category_id: null });
+    expect(Number(bySource.get(`item:${items[3]}`)!.amount_minor)).toBe(42_501);
+    // The rounding item is no contract.
+    expect(bySource.has(`item:${items[4]}`)).toBe(false);
+    // The demo rule (Implementation services): per such contract (consulting, and the bundle's training) one
+    // project from the template under CRM with one task in it.
+    const implementation = await idOf('crm_product_categories', { name: 'Implementation services' });
+    const implementationContracts = contracts.filter((c) => c.category_id === implementation);
+    expect(implementationContracts.length).toBeGreaterThanOrEqual(1);
+    expect(await count('projects')).toBe(projectsBefore + implementationContracts.length);
+    const runs = await knex()('crm_automation_runs').where({ contract_id: consulting.id }).orderBy('id');
+    expect(runs).toHaveLength(2);
+    const project = await knex()('projects').where({ id: runs[0].created_project_id }).first();
+    expect(project).toMatchObject({ name: 'Acme Manufacturing – Implementation consulting', parent_id: host.demo.projects.crm.id });
+    expect(await count('tasks', { project_id: project.id })).toBe(4); // three from the template + the rule's
+    const task = await knex()('tasks').where({ id: runs[1].created_task_id }).first();
+    expect(task).toMatchObject({ project_id: project.id, subject: 'Plan the kick-off with Acme Manufacturing', assignee_id: host.demo.users.pm.id });
+    expect(day(task.due_date)).toBe(plusDays(7));
+    // Journaled on the contract and the opportunity; the page shows the contracts with links to what was made.
+    const contractJournal = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+      .where({ 'j.journalized_type': 'contract', 'j.journalized_id': consulting.id, 'd.field': 'automation' }).select('d.new_value');
+    expect(contractJournal.map((r) => r.new_value).join(' ')).toContain(project.identifier);
+    const page = await rep1.get(`/crm/opportunities/${opp}`);
+    const text = visibleText(page.text);
+    expect(text).toContain('sold · locked');
+    expect(text).toMatch(/Sold on \d{4}-\d{2}-\d{2} by Rick Rep/);
+    expect(page.text).toContain(`href="/projects/${project.identifier}"`);
+    expect(page.text).toContain(`href="/tasks/${task.id}"`);
+    expect(page.text).not.toContain('id="mark-sold"');
+    expect(page.text).not.toContain('id="edit-opportunity"');
+    expect(page.text).not.toContain('id="change-status"');
+    expect(text).toContain('Automation');
+  });
+
+  test('time-based contracts start on the quote’s valid-from when it has one; htmx gets the page with a trigger', async () => {
+    const { opp } = await deal([LICENCE], { validFrom: '2027-01-31' });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const res = await rep1.htmxPost(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+    expect(res.status).toBe(200);
+    expect(res.headers['hx-trigger']).toBe('crm:opportunitySold');
+    expect(visibleText(res.text)).toContain('Sold and locked: 1 contract created.');
+    const c = await knex()('crm_contracts').where({ opportunity_id: opp }).first();
+    expect(day(c.starts_on)).toBe('2027-01-31');
+    expect(day(c.ends_on)).toBe('2028-01-31');
+    expect(Boolean(c.renewal)).toBe(true);
+  });
+
+  test('JSON: the preview and the sale', async () => {
+    const { opp } = await deal([LICENCE]);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const res = await rep1.agent.post(`/crm/opportunities/${opp}/sell`).set('Accept', 'application/json').type('form').send({ ...(await confirmForm(opp)), _csrf: rep1.csrf });
+    expect(res.status).toBe(200);
+    expect(res.body.opportunity.is_locked).toBe(true);
+  });
+});
+
+describe('bad input is refused with reasons on the confirmation page, nothing created', () => {
+  test('no active quote, an empty quote, no account', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const noQuote = await deal([]);
+    await knex()('crm_quotes').where({ id: noQuote.quote }).delete();
+    const page = await rep1.get(`/crm/opportunities/${noQuote.opp}/sell`);
+    expect(page.status).toBe(200);
+    expect(visibleText(page.text)).toContain('There is no active quote');
+    expect(page.text).not.toContain('id="confirm-sale"');
+    const refused = await rep1.post(`/crm/opportunities/${noQuote.opp}/sell`, await confirmForm(noQuote.opp));
+    expect(refused.status).toBe(422);
+    expect(visibleText(refused.text)).toContain('There is no active quote');
+
+    const empty = await deal([{ rounding: 5 }]);
+    const res = await rep1.post(`/crm/opportunities/${empty.opp}/sell`, await confirmForm(empty.opp));
+    expect(res.status).toBe(422);
+    expect(visibleText(res.text)).toMatch(/The active quote T-\d+-\d+ has no items to sell/);
+
+    const noAccount = await deal([LICENCE], { account: null });
+    const res2 = await rep1.post(`/crm/opportunities/${noAccount.opp}/sell`, await confirmForm(noAccount.opp));
+    expect(res2.status).toBe(422);
+    expect(visibleText(res2.text)).toContain('The opportunity has no account');
+    for (const d of [noQuote, empty, noAccount]) {
+      expect(Boolean((await oppRow(d.opp)).is_locked)).toBe(false);
+      expect(await count('crm_contracts', { opportunity_id: d.opp })).toBe(0);
+    }
+  });
+
+  test('fields required in the won status (field rules) are listed; missing lock versions are a 422', async () => {
+    const repRole = await idOf('roles', { name: 'Sales rep' });
+    const won = await idOf('crm_opportunity_statuses', { name: 'Won' });
+    await knex()('crm_field_permissions').insert({ role_id: repRole, status_id: won, field: 'expected_close_on', rule: 'required' });
+    try {
+      const { opp } = await deal([LICENCE], { close: null });
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect(visibleText((await rep1.get(`/crm/opportunities/${opp}/sell`)).text)).toContain('Expected close date is required in status Won.');
+      const res = await rep1.htmxPost(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+      expect(res.status).toBe(422);
+      expect(visibleText(res.text)).toContain('Expected close date is required in status Won.');
+      expect(await count('crm_contracts', { opportunity_id: opp })).toBe(0);
+      const noVersions = await rep1.post(`/crm/opportunities/${opp}/sell`, {});
+      expect(noVersions.status).toBe(422);
+    } finally {
+      await knex()('crm_field_permissions').where({ role_id: repRole, status_id: won }).delete();
+    }
+  });
+
+  test('a stale confirmation page (the quote changed since) is a 409 and sells nothing', async () => {
+    const { opp, quote } = await deal([LICENCE]);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const form = await confirmForm(opp);
+    await knex()('crm_quotes').where({ id: quote }).update({ lock_version: Number(form.quote_lock_version) + 1 });
+    const res = await rep1.post(`/crm/opportunities/${opp}/sell`, form);
+    expect(res.status).toBe(409);
+    expect(visibleText(res.text)).toContain('The active quote changed since the confirmation page was opened');
+    expect(Boolean((await oppRow(opp)).is_locked)).toBe(false);
+    expect(await count('crm_contracts', { opportunity_id: opp })).toBe(0);
+  });
+});
+
+describe('all or nothing (C4)', () => {
+  test('a rule whose template is gone: the sale is refused with the reason, the rule is flagged in settings, nothing is created', async () => {
+    const category = await idOf('crm_product_categories', { name: 'Hardware' });
+    const [t] = await knex()('projects').insert({ identifier: `gone-template-${process.pid}`, name: 'Gone template', is_template: true }).returning('id');
+    const templateId = Number(t.id ?? t);
+    const [r] = await knex()('crm_automation_rules').insert({
+      category_id: category, action: 'project', template_project_id: templateId, parent_project_id: null, name_pattern: 'Hardware for {account.name}',
+      task_subject: '', task_project_id: null, assignee_id: null, due_in_days: null, position: 1, active: true, problem: null, lock_version: 0,
+    }).returning('id');
+    const ruleId = Number(r.id ?? r);
+    await knex()('projects').where({ id: templateId }).delete();
+    try {
+      const { opp } = await deal([LICENCE, { code: 'HW-SCAN', unit: 'piece', quantity: 3 }]);
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const projects = await count('projects');
+      const res = await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+      expect(res.status).toBe(422);
+      expect(visibleText(res.text)).toContain(`Rule #${ruleId}: its project template #${templateId} does not exist any more.`);
+      expect(Boolean((await oppRow(opp)).is_locked)).toBe(false);
+      expect(await count('crm_contracts', { opportunity_id: opp })).toBe(0);
+      expect(await count('projects')).toBe(projects);
+      expect((await knex()('crm_automation_rules').where({ id: ruleId }).first()).problem).toContain('does not exist any more');
+      const admin = await Session.signIn(host.app, 'admin');
+      const settings = visibleText((await admin.get('/crm/settings/automation')).text);
+      expect(settings).toContain(`Cannot run: Rule #${ruleId}: its project template #${templateId} does not exist any more.`);
+    } finally {
+      await knex()('crm_automation_rules').where({ id: ruleId }).delete();
+    }
+  });
+
+  test('the host refuses inside the transaction (a duplicate identifier): contracts, lock and the project made before it roll back', async () => {
+    const [cat] = await knex()('crm_product_categories').insert({ name: `Clash ${process.pid}`, contract_kind: 'one_time', default_duration_months: null, position: 99, active: true }).returning('id');
+    const categoryId = Number(cat.id ?? cat);
+    const [prod] = await knex()('crm_products').insert({ name: 'Clash service', code: `CLASH-${process.pid}`, description: '', active: true, category_id: categoryId }).returning('id');
+    const productId = Number(prod.id ?? prod);
+    const template = host.demo.projects['implementation-template'].id;
+    const rule = (position: number, pattern: string) => ({
+      category_id: categoryId, action: 'project', template_project_id: template, parent_project_id: host.demo.projects.crm.id, name_pattern: pattern,
+      task_subject: '', task_project_id: null, assignee_id: null, due_in_days: null, position, active: true, problem: null, lock_version: 0,
+    });
+    const [r1] = await knex()('crm_automation_rules').insert(rule(1, 'Good {contract.name}')).returning('id');
+    const [r2] = await knex()('crm_automation_rules').insert(rule(2, 'Clash')).returning('id');
+    const clashRule = Number(r2.id ?? r2);
+    const { opp, items } = await deal([]);
+    await knex()('crm_quote_items').insert({ quote_id: (await knex()('crm_quotes').where({ opportunity_id: opp }).first()).id, position: 1, kind: 'product', product_id: productId, bundle_id: null, price_book_id: null, code: 'CLASH', name: 'Clash service', description: '', unit: 'piece', quantity_milli: 1000, unit_price_minor: 1000, discount_kind: null, discount_value: 0, tax_rate_bp: 0 });
+    expect(items).toEqual([]);
+    // The contract will get the next id: occupy the identifier the second rule will ask for.
+    const nextId = host.db.kind === 'postgres'
+      ? Number((await knex().raw('select last_value, is_called from crm_contracts_id_seq')).rows.map((r: { last_value: string; is_called: boolean }) => Number(r.last_value) + (r.is_called ? 1 : 0))[0])
+      : Number((await knex()('sqlite_sequence').where({ name: 'crm_contracts' }).first('seq'))?.seq ?? 0) + 1;
+    await createProject(knex(), { name: 'Squatter', identifier: `clash-${nextId}-${clashRule}`, parentId: null, modules: [] });
+    const projects = await count('projects');
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const res = await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+    expect(res.status).toBe(422);
+    expect(visibleText(res.text)).toContain(`Rule #${clashRule} could not run for “Clash service”: A project with identifier "clash-${nextId}-${clashRule}" already exists.`);
+    expect(await count('projects')).toBe(projects);
+    expect(await count('projects', { name: 'Good Clash service' })).toBe(0);
+    expect(await count('crm_contracts', { opportunity_id: opp })).toBe(0);
+    expect(await count('crm_automation_runs', { rule_id: Number(r1.id ?? r1) })).toBe(0);
+    expect(Boolean((await oppRow(opp)).is_locked)).toBe(false);
+    expect((await knex()('crm_automation_rules').where({ id: clashRule }).first()).problem).toContain('already exists');
+    await knex()('crm_automation_rules').where({ category_id: categoryId }).delete();
+  });
+});
+
+describe('idempotent: double submit, concurrent requests, unlock and sell again (C2, C4)', () => {
+  test('two concurrent sold requests make one set of contracts and one project; the second answers 409', async () => {
+    const { opp } = await deal([LICENCE, CONSULTING]);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const form = await confirmForm(opp);
+    const projects = await count('projects');
+    const [a, b] = await Promise.all([rep1.post(`/crm/opportunities/${opp}/sell`, form), rep1.post(`/crm/opportunities/${opp}/sell`, form)]);
+    expect([a.status, b.status].sort()).toEqual([303, 409]);
+    expect(await count('crm_contracts', { opportunity_id: opp })).toBe(2);
+    expect(await count('projects')).toBe(projects + 1);
+    // A retried request after the sale: 409, nothing created again.
+    const again = await rep1.post(`/crm/opportunities/${opp}/sell`, form);
+    expect(again.status).toBe(409);
+    expect(visibleText(again.text)).toContain('already sold and locked');
+    const fresh = await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+    expect(fresh.status).toBe(409);
+    expect(await count('crm_contracts', { opportunity_id: opp })).toBe(2);
+    expect(await count('projects')).toBe(projects + 1);
+  });
+
+  test('unlock, add an item, sell again: only the new item gets a contract; no second project; removed contracts stay removed', async () => {
+    const { opp, quote, items } = await deal([CONSULTING, LICENCE]);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const director = await Session.signIn(host.app, 'director');
+    expect((await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp))).status).toBe(303);
+    const projects = await count('projects');
+    // rep1 may sell but not unlock (no delete_contracts): the action does not exist for them.
+    expect((await rep1.post(`/crm/opportunities/${opp}/unlock`, { lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(404);
+    expect((await rep1.get(`/crm/opportunities/${opp}`)).text).not.toContain('id="unlock-opportunity"');
+    // While sold, a contract cannot be removed.
+    const licence = await knex()('crm_contracts').where({ source_key: `item:${items[1]}` }).first();
+    const locked = await director.post(`/crm/contracts/${licence.id}/remove`, { confirm: '1' });
+    expect(locked.status).toBe(422);
+    expect(visibleText(locked.text)).toContain('unlock it before removing');
+    // A stale unlock is a 409.
+    expect((await director.post(`/crm/opportunities/${opp}/unlock`, { lock_version: '0' })).status).toBe(409);
+    const page = await director.get(`/crm/opportunities/${opp}`);
+    expect(page.text).toContain('id="unlock-opportunity"');
+    const unlocked = await director.post(`/crm/opportunities/${opp}/unlock`, { lock_version: String((await oppRow(opp)).lock_version) });
+    expect(unlocked.status).toBe(303);
+    expect(Boolean((await oppRow(opp)).is_locked)).toBe(false);
+    expect(await count('crm_contracts', { opportunity_id: opp, status: 'active' })).toBe(2);
+    // Remove the licence contract: without confirmation a 422, then struck through.
+    expect((await director.post(`/crm/contracts/${licence.id}/remove`, {})).status).toBe(422);
+    const confirmPage = await director.get(`/crm/contracts/${licence.id}/remove`);
+    expect(confirmPage.status).toBe(200);
+    expect(confirmPage.text).toContain('name="confirm"');
+    const removed = await director.htmxPost(`/crm/contracts/${licence.id}/remove`, { confirm: '1' });
+    expect(removed.status).toBe(200);
+    expect(removed.text).toContain('<del>');
+    expect((await knex()('crm_contracts').where({ id: licence.id }).first()).status).toBe('cancelled');
+    expect((await director.post(`/crm/contracts/${licence.id}/remove`, { confirm: '1' })).status).toBe(409);
+    // rep1 adds an item through the quote page and sells again.
+    const price = await knex()('crm_product_prices as pp').join('crm_products as p', 'p.id', 'pp.product_id').where({ 'p.code': 'SUP-STD', 'pp.currency': 'EUR' }).first('pp.id', 'pp.price_book_id');
+    const added = await rep1.post(`/crm/quotes/${quote}/items/catalogue`, { price_book_id: String(price.price_book_id), price_id: String(price.id), quantity: '4' });
+    expect([200, 303]).toContain(added.status);
+    const newItem = await knex()('crm_quote_items').where({ quote_id: quote }).orderBy('id', 'desc').first();
+    expect(newItem.name).toBe('Standard support');
+    const preview = (await rep1.get(`/crm/opportunities/${opp}/sell.json`)).body;
+    expect(preview.contracts.filter((c: { existing_contract_id: number | null }) => c.existing_contract_id !== null)).toHaveLength(2);
+    expect(preview.contracts.find((c: { source_key: string }) => c.source_key === `item:${items[0]}`).automation).toEqual([]);
+    const second = await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+    expect(second.status).toBe(303);
+    const contracts = await knex()('crm_contracts').where({ opportunity_id: opp }).orderBy('id');
+    expect(contracts.map((c) => [c.source_key, c.status])).toEqual([[`item:${items[0]}`, 'active'], [`item:${items[1]}`, 'cancelled'], [`item:${newItem.id}`, 'active']]);
+    expect(await count('projects')).toBe(projects);
+    expect(await count('crm_automation_runs', { contract_id: contracts[0].id })).toBe(2);
+  });
+});
+
+describe('a sold opportunity is locked (quotes, items, edits, moves)', () => {
+  test('every change is refused with 422 and a message; nothing changes', async () => {
+    const { opp, quote, items } = await deal([LICENCE]);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp))).status).toBe(303);
+    const before = await oppRow(opp);
+    const q = await knex()('crm_quotes').where({ id: quote }).first();
+    const attempts: [string, Record<string, string>][] = [
+      [`/crm/opportunities/${opp}/quotes`, { name: 'Another' }],
+      [`/crm/quotes/${quote}`, { name: 'Renamed', currency: 'EUR', lock_version: String(q.lock_version) }],
+      [`/crm/quotes/${quote}/items`, { name: 'Extra', quantity: '1', unit_price: '10' }],
+      [`/crm/quotes/${quote}/items/${items[0]}`, { name: 'Changed', quantity: '2', unit_price: '10', lock_version: String(q.lock_version) }],
+      [`/crm/quotes/${quote}/items/${items[0]}/delete`, {}],
+      [`/crm/quotes/${quote}/duplicate`, {}],
+      [`/crm/quotes/${quote}/activate`, {}],
+      [`/crm/opportunities/${opp}`, { name: 'Renamed', status_id: String(before.status_id), amount: '1', currency: 'EUR', lock_version: String(before.lock_version) }],
+      [`/crm/opportunities/${opp}/status`, { status_id: String(await idOf('crm_opportunity_statuses', { name: 'Proposal' })), lock_version: String(before.lock_version) }],
+      [`/crm/opportunities/${opp}/project`, { project_id: String(host.demo.projects.crm.id), lock_version: String(before.lock_version) }],
+    ];
+    for (const [url, form] of attempts) {
+      const res = await rep1.post(url, form);
+      expect([url, res.status]).toEqual([url, 422]);
+      expect(visibleText(res.text)).toMatch(/sold and locked/);
+    }
+    const after = await oppRow(opp);
+    expect(after).toMatchObject({ name: before.name, status_id: before.status_id, project_id: before.project_id, lock_version: before.lock_version });
+    expect(await count('crm_quotes', { opportunity_id: opp })).toBe(1);
+    expect(await count('crm_quote_items', { quote_id: quote })).toBe(1);
+  });
+});
+
+describe('who may sell and unlock', () => {
+  test('sell needs edit rights and add_contracts; unlock needs edit rights and delete_contracts; others get 404', async () => {
+    const { opp } = await deal([LICENCE]);
+    const form = await confirmForm(opp);
+    // rep2 cannot see rep1's Europe opportunity; pm may view but not edit or add contracts.
+    for (const login of ['rep2', 'pm']) {
+      const s = await Session.signIn(host.app, login);
+      expect((await s.get(`/crm/opportunities/${opp}/sell`)).status).toBe(404);
+      expect((await s.post(`/crm/opportunities/${opp}/sell`, form)).status).toBe(404);
+      expect((await s.htmxPost(`/crm/opportunities/${opp}/sell`, form)).status).toBe(404);
+    }
+    const pm = await Session.signIn(host.app, 'pm');
+    expect((await pm.get(`/crm/opportunities/${opp}`)).text).not.toContain('id="mark-sold"');
+    // A role with edit_opportunities but without add_contracts: no action either.
+    const repRole = await idOf('roles', { name: 'Sales rep' });
+    await knex()('role_permissions').where({ role_id: repRole, permission: 'add_contracts' }).delete();
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get(`/crm/opportunities/${opp}`)).text).not.toContain('id="mark-sold"');
+      expect((await rep1.post(`/crm/opportunities/${opp}/sell`, form)).status).toBe(404);
+    } finally {
+      await knex()('role_permissions').insert({ role_id: repRole, permission: 'add_contracts' });
+    }
+    expect(Boolean((await oppRow(opp)).is_locked)).toBe(false);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.post(`/crm/opportunities/${opp}/sell`, form)).status).toBe(303);
+    for (const login of ['rep1', 'rep2', 'pm']) {
+      const s = await Session.signIn(host.app, login);
+      expect((await s.post(`/crm/opportunities/${opp}/unlock`, { lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(404);
+    }
+    expect(Boolean((await oppRow(opp)).is_locked)).toBe(true);
+    // Without the CSRF token: 403, nothing unlocked.
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.agent.post(`/crm/opportunities/${opp}/unlock`).type('form').send({ lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(403);
+    expect(Boolean((await oppRow(opp)).is_locked)).toBe(true);
+  });
+});
