@@ -11,7 +11,7 @@ import { addAttachment, findAttachment, listAttachments, sanitizeFilename, type 
 import { quoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
 import { DOCX_LIMITS, DocxRefused, TemplateError, type TemplateProblem } from '../services/documents/render';
 import { DOCX_TYPE, checkUploadedTemplate, readCapped, type TemplateReport } from '../services/documents/template-upload';
-import { renderDocxOffThread } from '../services/documents/render-pool';
+import { renderQuoteDocumentOffThread } from '../services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, tokenValues } from '../services/documents/token-data';
 import { text, type FormInput } from '../services/form';
 import { requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
@@ -115,8 +115,7 @@ async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Pr
   let bytes: Buffer;
   try {
     const template = await templateBytes(ctx, choice);
-    const data = buildTokenData(await quoteDocumentInput(ctx, quote.id));
-    bytes = await renderDocxOffThread(template, data);
+    bytes = await renderQuoteDocumentOffThread(template, await quoteDocumentInput(ctx, quote.id));
   } catch (err) {
     if (err instanceof TemplateError) {
       state.problems = err.problems;

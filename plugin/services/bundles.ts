@@ -78,13 +78,25 @@ export async function bundlesOf(knex: Knex, priceBookId: number): Promise<Bundle
 }
 
 export async function bundleItems(knex: Knex, bundleId: number): Promise<BundleItem[]> {
-  const rows = await knex('crm_bundle_items as bi').join('crm_products as p', 'p.id', 'bi.product_id').where('bi.bundle_id', bundleId)
-    .orderBy([{ column: 'bi.position' }, { column: 'bi.id' }])
+  return (await bundleItemsOf(knex, [bundleId])).get(bundleId) ?? [];
+}
+
+/** The items of several bundles in one query, by bundle id, each in its order. */
+export async function bundleItemsOf(knex: Knex, bundleIds: number[]): Promise<Map<number, BundleItem[]>> {
+  const out = new Map<number, BundleItem[]>();
+  if (!bundleIds.length) return out;
+  const rows = await knex('crm_bundle_items as bi').join('crm_products as p', 'p.id', 'bi.product_id').whereIn('bi.bundle_id', [...new Set(bundleIds)])
+    .orderBy([{ column: 'bi.bundle_id' }, { column: 'bi.position' }, { column: 'bi.id' }])
     .select('bi.id', 'bi.bundle_id', 'bi.product_id', 'bi.unit_name', 'bi.weight', 'bi.position', 'p.name as product_name', 'p.code as product_code');
-  return rows.map((r) => ({
-    id: Number(r.id), bundle_id: Number(r.bundle_id), product_id: Number(r.product_id), unit_name: String(r.unit_name), weight: Number(r.weight),
-    position: Number(r.position), product_name: String(r.product_name), product_code: String(r.product_code),
-  }));
+  for (const r of rows) {
+    const item: BundleItem = {
+      id: Number(r.id), bundle_id: Number(r.bundle_id), product_id: Number(r.product_id), unit_name: String(r.unit_name), weight: Number(r.weight),
+      position: Number(r.position), product_name: String(r.product_name), product_code: String(r.product_code),
+    };
+    if (!out.has(item.bundle_id)) out.set(item.bundle_id, []);
+    out.get(item.bundle_id)!.push(item);
+  }
+  return out;
 }
 
 /** A bundle whose price book this user may see, with that price book; 404 otherwise. */

@@ -62,7 +62,18 @@ export function divideRounded(numerator: bigint, denominator: bigint): bigint {
   return negative ? -q : q;
 }
 
+/** Below this, `2 × |quantity × price| + 1000` is still an exact double: the plain-number path gives the same result. */
+const EXACT_PRODUCT_LIMIT = (Number.MAX_SAFE_INTEGER - 1000) / 2;
+
 export function lineGross(quantityMilli: number, unitPriceMinor: number): number {
+  const product = quantityMilli * unitPriceMinor;
+  if (Math.abs(product) <= EXACT_PRODUCT_LIMIT) {
+    // The everyday case, without BigInt's allocations (a 2000-line quote is priced on the request's thread).
+    // Integer arithmetic on exact doubles: the remainder makes the division exact (no float rounding).
+    const twice = Math.abs(product) * 2 + 1000;
+    const q = (twice - (twice % 2000)) / 2000;
+    return product < 0 ? -q : q;
+  }
   return Number(divideRounded(BigInt(quantityMilli) * BigInt(unitPriceMinor), 1000n));
 }
 

@@ -4,7 +4,7 @@ import { invalid, notFound, staleRecord } from '../http/errors';
 import type { Opportunity } from '../models/opportunity';
 import { dateText } from './accounts';
 import { convertMinor, rateOn, rateText } from './exchange-rates';
-import { bundleItems, bundleSplit } from './bundles';
+import { bundleItemsOf, bundleSplit } from './bundles';
 import { FieldErrors, text, type FormInput } from './form';
 import { journal, type FieldChange } from './journal';
 import { amountInput, formatMoney, isCurrencyCode, parseAmount } from './money';
@@ -104,10 +104,17 @@ export async function quotesOf(knex: Knex, opportunityId: number): Promise<Quote
 }
 
 export async function itemsOf(knex: Knex, quoteId: number): Promise<QuoteItem[]> {
-  // The rounding item always comes last, whatever its position.
-  const rows = await knex('crm_quote_items').where({ quote_id: quoteId }).orderBy([{ column: 'position' }, { column: 'id' }]);
-  const items = rows.map(normalizeItem);
-  return [...items.filter((i) => i.kind !== 'rounding'), ...items.filter((i) => i.kind === 'rounding')];
+  return (await itemsOfQuotes(knex, [quoteId])).get(quoteId) ?? [];
+}
+
+/** Items of several quotes in one query, by quote id; the rounding item always comes last, whatever its position. */
+async function itemsOfQuotes(knex: Knex, quoteIds: number[]): Promise<Map<number, QuoteItem[]>> {
+  const byQuote = new Map<number, QuoteItem[]>(quoteIds.map((id) => [id, []]));
+  if (!quoteIds.length) return byQuote;
+  const rows = await knex('crm_quote_items').whereIn('quote_id', quoteIds).orderBy([{ column: 'quote_id' }, { column: 'position' }, { column: 'id' }]);
+  for (const item of rows.map(normalizeItem)) byQuote.get(item.quote_id)?.push(item);
+  for (const [id, items] of byQuote) byQuote.set(id, [...items.filter((i) => i.kind !== 'rounding'), ...items.filter((i) => i.kind === 'rounding')]);
+  return byQuote;
 }
 
 /** The quote and its opportunity if this user may see the opportunity; 404 otherwise (never confirming it exists). */
@@ -136,16 +143,16 @@ export async function canEditQuotes(ctx: CrmContext, opp: Opportunity): Promise<
 
 async function pricedItems(knex: Knex, items: QuoteItem[]): Promise<{ items: PricedItem[]; totals: QuoteTotals }> {
   const { lines, totals } = priceQuote(items);
+  const bundleIds = lines.filter((l) => l.kind === 'bundle' && l.bundle_id).map((l) => l.bundle_id as number);
+  const partsOf = await bundleItemsOf(knex, bundleIds);
   const out: PricedItem[] = [];
   for (const line of lines) {
     let split: BundleShare[] = [];
-    if (line.kind === 'bundle' && line.bundle_id) {
-      const parts = await bundleItems(knex, line.bundle_id);
-      if (parts.length) {
-        split = bundleSplit({ price_minor: line.net_minor }, parts).map((p) => ({
-          product_id: p.product_id, product_name: p.product_name, unit_name: p.unit_name, weight: p.weight, share_minor: p.share_minor,
-        }));
-      }
+    const parts = line.kind === 'bundle' && line.bundle_id ? partsOf.get(line.bundle_id) ?? [] : [];
+    if (parts.length) {
+      split = bundleSplit({ price_minor: line.net_minor }, parts).map((p) => ({
+        product_id: p.product_id, product_name: p.product_name, unit_name: p.unit_name, weight: p.weight, share_minor: p.share_minor,
+      }));
     }
     out.push({ ...line, bundle_split: split });
   }
@@ -165,7 +172,8 @@ export async function quoteWithTotals(ctx: CrmContext, quoteId: number): Promise
 /** Totals of several quotes at once (the opportunity page's list). */
 export async function totalsOf(knex: Knex, quotes: Quote[]): Promise<Map<number, QuoteTotals>> {
   const out = new Map<number, QuoteTotals>();
-  for (const q of quotes) out.set(q.id, (await pricedItems(knex, await itemsOf(knex, q.id))).totals);
+  const itemsByQuote = await itemsOfQuotes(knex, quotes.map((q) => q.id));
+  for (const q of quotes) out.set(q.id, (await pricedItems(knex, itemsByQuote.get(q.id) ?? [])).totals);
   return out;
 }
 
@@ -552,8 +560,9 @@ export async function catalogue(knex: Knex, book: PriceBook, currency: string): 
   const out: CatalogueEntry[] = prices.map((r) => ({
     kind: 'product', id: Number(r.id), code: String(r.code), name: String(r.name), description: String(r.description ?? ''), unit: String(r.unit_name), price_minor: Number(r.price_minor),
   }));
+  const partsOf = await bundleItemsOf(knex, bundles.map((b) => Number(b.id)));
   for (const b of bundles) {
-    const parts = await bundleItems(knex, Number(b.id));
+    const parts = partsOf.get(Number(b.id)) ?? [];
     out.push({
       kind: 'bundle', id: Number(b.id), code: String(b.code), name: String(b.name), description: String(b.description ?? ''), unit: 'bundle',
       price_minor: Number(b.price_minor), bundle_items: parts.map((p) => `${p.product_name} (${p.unit_name})`),

@@ -6,7 +6,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import { docxPackage, para } from '../../scripts/docx-package';
 import { applyFilter, lookupPath, parseTag, restrictedParser } from '../../plugin/services/documents/parser';
 import { DocxRefused, TemplateError, checkTemplate, renderDocx, validateDocx } from '../../plugin/services/documents/render';
-import { renderDocxOffThread, stopRenderWorker } from '../../plugin/services/documents/render-pool';
+import { renderQuoteDocumentOffThread, stopRenderWorker } from '../../plugin/services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, cleanText, customFieldSlug, tokenValues, type QuoteDocumentInput } from '../../plugin/services/documents/token-data';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'word-style-template.docx');
@@ -364,20 +364,20 @@ describe('rendering off the main thread (render-pool)', () => {
   test('the worker makes the same document as rendering in process, for one line and for 2000', async () => {
     const many = input({ items: Array.from({ length: 2000 }, (_, i) => ({ ...input().items[i % 2], code: `L${i + 1}` })) });
     for (const data of [input(), many]) {
-      const fromWorker = new PizZip(await renderDocxOffThread(fs.readFileSync(FIXTURE), buildTokenData(data)));
+      const fromWorker = new PizZip(await renderQuoteDocumentOffThread(fs.readFileSync(FIXTURE), data));
       const inProcess = new PizZip(renderDocx(fs.readFileSync(FIXTURE), buildTokenData(data)));
       expect(partText(fromWorker, 'word/document.xml')).toBe(partText(inProcess, 'word/document.xml'));
       expect(partText(fromWorker, 'word/header1.xml')).toBe(partText(inProcess, 'word/header1.xml'));
     }
-    const text = partText(new PizZip(await renderDocxOffThread(fs.readFileSync(FIXTURE), buildTokenData(many))), 'word/document.xml');
+    const text = partText(new PizZip(await renderQuoteDocumentOffThread(fs.readFileSync(FIXTURE), many)), 'word/document.xml');
     expect(text).toContain('\n2000\nSetup & training\n');
   });
 
   test('template errors and refused files come back as the same errors, and the worker keeps serving', async () => {
-    const broken = renderDocxOffThread(template('{#items}{name}', '{quote.total | sum}'), buildTokenData(input()));
+    const broken = renderQuoteDocumentOffThread(template('{#items}{name}', '{quote.total | sum}'), input());
     await expect(broken).rejects.toMatchObject({ name: 'TemplateError', problems: expect.arrayContaining([expect.objectContaining({ tag: 'items', where: 'document body, paragraph 1' })]) });
-    await expect(renderDocxOffThread(Buffer.from('%PDF-1.7\n%%EOF'), {})).rejects.toMatchObject({ name: 'DocxRefused', message: expect.stringMatching(/PDF/) });
-    const again = await Promise.all([1, 2, 3].map(() => renderDocxOffThread(fs.readFileSync(DEFAULT_TEMPLATE), buildTokenData(input()))));
+    await expect(renderQuoteDocumentOffThread(Buffer.from('%PDF-1.7\n%%EOF'), input())).rejects.toMatchObject({ name: 'DocxRefused', message: expect.stringMatching(/PDF/) });
+    const again = await Promise.all([1, 2, 3].map(() => renderQuoteDocumentOffThread(fs.readFileSync(DEFAULT_TEMPLATE), input())));
     for (const doc of again) expect(partText(new PizZip(doc), 'word/document.xml')).toContain('Q-2026-0042');
   });
 });

@@ -32,6 +32,16 @@ describe('line gross = round(quantity_milli × unit_price_minor / 1000)', () => 
     [1234, 5678, 7007], // 7006.652 → 7007
     [1000, 0, 0],
   ])('%i milli × %i minor → %i', (q, p, gross) => expect(lineGross(q, p)).toBe(gross));
+
+  test('the plain-number path agrees with exact BigInt division everywhere, up to the largest quantities and prices', () => {
+    const exact = (q: number, p: number) => Number(divideRounded(BigInt(q) * BigInt(p), 1000n));
+    // A fixed pseudo-random walk (deterministic), plus the edges of the fast path and of the accepted range.
+    let seed = 42;
+    const next = (max: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return Math.floor((seed / 2147483648) * max); };
+    const cases: Array<[number, number]> = [[4_503_599_627_369, 999], [4_503_599_627_370, 1000], [1_000_000_000, 4_503_599], [1_000_000_000, 100_000_000_000], [-7, 500], [999, -1001]];
+    for (let i = 0; i < 20_000; i++) cases.push([next(1_000_000_001), next(i % 2 ? 100_000 : 100_000_000_001)]);
+    for (const [q, p] of cases) expect([q, p, lineGross(q, p)]).toEqual([q, p, exact(q, p)]);
+  });
 });
 
 describe('discounts', () => {

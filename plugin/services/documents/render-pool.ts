@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DocxRefused, TemplateError } from './render';
 import type { FilterOptions } from './parser';
-import type { TokenData } from './token-data';
+import type { QuoteDocumentInput } from './token-data';
 import type { RenderFailure, RenderReply, RenderRequest } from './render-worker';
 
 /**
@@ -70,8 +70,11 @@ function startWorker(): Worker {
   return w;
 }
 
-/** Same contract as renderDocx: the filled document, or TemplateError / DocxRefused — off the main thread. */
-export function renderDocxOffThread(template: Buffer, data: TokenData, filterOptions: FilterOptions = {}): Promise<Buffer> {
+/**
+ * renderDocx(template, buildTokenData(input)) off the main thread: the filled document, or the same
+ * TemplateError / DocxRefused. Both steps are per-line work, so both run on the worker.
+ */
+export function renderQuoteDocumentOffThread(template: Buffer, input: QuoteDocumentInput, filterOptions: FilterOptions = {}): Promise<Buffer> {
   worker ??= startWorker();
   const w = worker;
   const id = nextId++;
@@ -79,7 +82,7 @@ export function renderDocxOffThread(template: Buffer, data: TokenData, filterOpt
     pending.set(id, { resolve, reject });
     // Held while a document is in the making, so a pending answer is never lost to an exiting process.
     w.ref();
-    const request: RenderRequest = { id, template: new Uint8Array(template), data, filterOptions };
+    const request: RenderRequest = { id, template: new Uint8Array(template), input, filterOptions };
     w.postMessage(request);
   });
 }
