@@ -29,6 +29,7 @@ export function createHostApi(deps: {
     createProjectFromTemplate: (input, trx) => createProjectFromTemplate(knex, input, trx),
     createTask: (input, trx) => createTask(knex, input, trx),
     taskById: (id) => repo.taskById(id),
+    tasksByIds: (ids) => repo.tasksByIds(ids),
     // Subject search for task pickers: only projects where the user may view tasks, newest first, bounded.
     searchTasks: async (user, text, limit) => {
       const term = text.trim().toLowerCase().slice(0, 100);

@@ -192,4 +192,10 @@ export class HostRepository {
     const row = await this.knex<TaskRow>('tasks').where({ id }).first();
     return row ? toTask(row) : null;
   }
+
+  async tasksByIds(ids: number[]): Promise<HostTask[]> {
+    const wanted = [...new Set(ids.filter((id) => Number.isSafeInteger(id) && id > 0))];
+    if (!wanted.length) return [];
+    return (await this.knex<TaskRow>('tasks').whereIn('id', wanted)).map(toTask);
+  }
 }

@@ -7,7 +7,7 @@ import type { Request, Response } from 'express';
 import type { Knex } from 'knex';
 
 /** The version of this contract; a manifest's `host` semver range is checked against it at mount time. */
-export const HOST_API_VERSION = '1.0.0';
+export const HOST_API_VERSION = '1.1.0';
 
 export interface HostUser {
   id: number;
@@ -127,6 +127,8 @@ export interface HostApi {
   createProjectFromTemplate(input: NewProjectFromTemplate, trx?: HostTransaction): Promise<HostProject>;
   createTask(input: NewTask, trx?: HostTransaction): Promise<HostTask>;
   taskById(id: number): Promise<HostTask | null>;
+  /** The tasks of these ids that exist, in one call (order not guaranteed): for lists of linked tasks. Since 1.1. */
+  tasksByIds(ids: number[]): Promise<HostTask[]>;
   /**
    * Tasks whose subject contains `text` (case-insensitive), only in projects where `user` may view tasks,
    * newest first, at most `limit`. For pickers ("link an existing task"); a host without search returns [].

@@ -377,14 +377,18 @@ export interface RunView {
   gone: boolean;
 }
 
-/** The runs of these contracts with links to what they made (host lookups per run: for detail pages and panels). */
+/** The runs of these contracts with links to what they made: tasks in one host call, each made project once. */
 export async function runsOf(host: HostApi, contractIds: number[]): Promise<Map<number, RunView[]>> {
   const out = new Map<number, RunView[]>();
   if (!contractIds.length) return out;
   const rows = await host.knex('crm_automation_runs').whereIn('contract_id', contractIds).orderBy('id');
+  const tasks = new Map((await host.tasksByIds(rows.filter((r) => r.created_task_id).map((r) => Number(r.created_task_id)))).map((t) => [t.id, t]));
+  const projects = new Map<number, HostProject | null>();
   for (const r of rows) {
-    const project = r.created_project_id ? await host.projectById(Number(r.created_project_id)) : null;
-    const task = r.created_task_id ? await host.taskById(Number(r.created_task_id)) : null;
+    const projectId = r.created_project_id ? Number(r.created_project_id) : null;
+    if (projectId !== null && !projects.has(projectId)) projects.set(projectId, await host.projectById(projectId));
+    const project = projectId !== null ? projects.get(projectId) ?? null : null;
+    const task = r.created_task_id ? tasks.get(Number(r.created_task_id)) ?? null : null;
     const view: RunView = {
       id: Number(r.id), contract_id: Number(r.contract_id), rule_id: Number(r.rule_id), created_at: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
       project: project ? { name: project.name, identifier: project.identifier, url: host.urls.project(project) } : null,

@@ -181,7 +181,7 @@ export interface OpportunityTaskRow {
   url: string;
 }
 
-/** How many linked tasks the panel shows: the host API fetches tasks one by one (taskById), so this bounds it. */
+/** How many linked tasks the panel shows (the newest). */
 export const OPPORTUNITY_TASK_LIMIT = 50;
 
 /** The linked tasks the user may see (view_tasks in the task's project). */
@@ -190,8 +190,9 @@ export async function opportunityTasks(ctx: CrmContext, opp: Opportunity): Promi
     .limit(OPPORTUNITY_TASK_LIMIT).pluck('task_id')).map(Number);
   const projects = new Map<number, HostProject | null>();
   const rows: OpportunityTaskRow[] = [];
+  const tasks = new Map((await ctx.host.tasksByIds(ids)).map((t) => [t.id, t]));
   for (const id of ids) {
-    const task = await ctx.host.taskById(id);
+    const task = tasks.get(id);
     if (!task) continue;
     if (!projects.has(task.projectId)) {
       const p = await ctx.host.projectById(task.projectId);
@@ -213,8 +214,10 @@ export async function taskProjectOf(ctx: CrmContext, opp: Opportunity): Promise<
 /** Tasks the user may see whose subject contains `term`: the host's search, each result checked again here. */
 export async function searchVisibleTasks(ctx: CrmContext, term: string, limit = 10): Promise<HostTask[]> {
   const out: HostTask[] = [];
-  for (const candidate of await ctx.host.searchTasks(ctx.user, term, limit)) {
-    const task = await ctx.host.taskById(candidate.id);
+  const candidates = await ctx.host.searchTasks(ctx.user, term, limit);
+  const current = new Map((await ctx.host.tasksByIds(candidates.map((c) => c.id))).map((t) => [t.id, t]));
+  for (const candidate of candidates) {
+    const task = current.get(candidate.id);
     const project = task ? await ctx.host.projectById(task.projectId) : null;
     if (task && project && (await ctx.host.can(ctx.user, 'view_tasks', project))) out.push(task);
   }

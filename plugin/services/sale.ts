@@ -8,7 +8,7 @@ import {
   AutomationRefusal, activeRulesFor, describeRun, flagRule, resolveTargets, ruleProblem, runRules,
   type AutomationRule, type ContractFacts, type RuleTargets,
 } from './automation';
-import { bundleItems, bundleSplit } from './bundles';
+import { bundleItemsOf, bundleSplit } from './bundles';
 import { fieldRulesFor, missingRequired } from './field-rules';
 import { list, text, type FormInput } from './form';
 import { journal } from './journal';
@@ -123,8 +123,7 @@ async function activeQuote(db: Knex, opportunityId: number): Promise<Quote | nul
  */
 export async function contractsFor(db: Knex, quote: Quote, startsOn: string): Promise<Omit<PlannedContract, 'existing' | 'automation'>[]> {
   const { lines } = priceQuote(await itemsOf(db, quote.id));
-  const bundles = new Map<number, Awaited<ReturnType<typeof bundleItems>>>();
-  for (const line of lines) if (line.kind === 'bundle' && line.bundle_id && !bundles.has(line.bundle_id)) bundles.set(line.bundle_id, await bundleItems(db, line.bundle_id));
+  const bundles = await bundleItemsOf(db, lines.filter((l) => l.kind === 'bundle' && l.bundle_id).map((l) => l.bundle_id as number));
   const productIds = [...new Set([
     ...lines.map((l) => l.product_id).filter((x): x is number => x !== null),
     ...[...bundles.values()].flat().map((b) => b.product_id),

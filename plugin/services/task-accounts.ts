@@ -156,7 +156,7 @@ export interface AccountTaskRow {
   primary_account: { id: number; name: string } | null;
 }
 
-/** How many task links the tab shows: the host API fetches tasks one by one (taskById), so this bounds it. */
+/** How many task links the tab shows (the newest); the page says how many there are in all. */
 export const TASK_LIST_LIMIT = 50;
 
 /** The account's newest linked tasks the user may see, with their primary account. */
@@ -174,9 +174,9 @@ export async function accountTasks(ctx: CrmContext, account: Account): Promise<{
   const primaryOf = new Map((await primaries).map((r) => [Number(r.task_id), { id: Number(r.id), name: String(r.name) }]));
   const visible = new Map<number, HostProject | null>();
   const rows: AccountTaskRow[] = [];
-  // The host API offers taskById only: one call per link, bounded by TASK_LIST_LIMIT (the newest links).
+  const tasks = new Map((await ctx.host.tasksByIds(taskIds)).map((t) => [t.id, t]));
   for (const link of links) {
-    const task = await ctx.host.taskById(Number(link.task_id));
+    const task = tasks.get(Number(link.task_id));
     if (!task) continue;
     if (!visible.has(task.projectId)) {
       const p = await ctx.host.projectById(task.projectId);

@@ -43,6 +43,7 @@ export function createMinimalHost(knex: Knex, dataDir: string, plugin: PluginMod
     createProjectFromTemplate: async () => { throw new HostRefusal('This host has no templates.'); },
     createTask: async () => { throw new HostRefusal('This host has no tasks.'); },
     taskById: async () => null,
+    tasksByIds: async () => [],
     searchTasks: async () => [],
     users: async () => data.users,
     roles: async () => [],
