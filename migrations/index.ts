@@ -14,6 +14,7 @@ import { opportunities } from './20261123_007_opportunities';
 import { priceBooks } from './20261123_011_price_books';
 import { quotes } from './20261123_014_quotes';
 import { contracts } from './20261123_017_contracts';
+import { dashboards } from './20261123_020_dashboards';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

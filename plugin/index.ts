@@ -29,13 +29,15 @@ import { priceImportRoutes } from './routes/price-import';
 import { priceRoutes } from './routes/prices';
 import { quoteRoutes } from './routes/quotes';
 import { documentRoutes } from './routes/documents';
+import { dashboardRoutes } from './routes/dashboards';
+import { targetRoutes } from './routes/targets';
 import { saleRoutes } from './routes/sale';
 import { contractRoutes } from './routes/contracts';
 import { automationAdminRoutes } from './routes/automation-admin';
 
 /** Every route the plugin answers, each behind its declared permission (see http/guard.ts). */
 export function crmRoutes() {
-  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...attachmentRoutes(CONTACT_ATTACHMENTS), ...attachmentRoutes(PARTNER_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes(), ...priceBookRoutes(), ...productRoutes(), ...attachmentRoutes(PRICE_BOOK_ATTACHMENTS), ...productCategoryRoutes(), ...bundleRoutes(), ...priceImportRoutes(), ...priceRoutes(), ...quoteRoutes(), ...attachmentRoutes(OPPORTUNITY_ATTACHMENTS), ...documentRoutes(), ...exchangeRateRoutes(), ...saleRoutes(), ...contractRoutes(), ...automationAdminRoutes()];
+  return [...overviewRoutes(), ...settingsRoutes(), ...accountRoutes(), ...relationRoutes(), ...taskAccountRoutes(), ...attachmentRoutes(ACCOUNT_ATTACHMENTS), ...attachmentRoutes(CONTACT_ATTACHMENTS), ...attachmentRoutes(PARTNER_ATTACHMENTS), ...crmAdminRoutes(), ...contactRoutes(), ...partnerRoutes(), ...opportunityRoutes(), ...opportunityAdminRoutes(), ...activityRoutes(), ...opportunityActionRoutes(), ...priceBookRoutes(), ...productRoutes(), ...attachmentRoutes(PRICE_BOOK_ATTACHMENTS), ...productCategoryRoutes(), ...bundleRoutes(), ...priceImportRoutes(), ...priceRoutes(), ...quoteRoutes(), ...attachmentRoutes(OPPORTUNITY_ATTACHMENTS), ...documentRoutes(), ...exchangeRateRoutes(), ...saleRoutes(), ...contractRoutes(), ...automationAdminRoutes(), ...dashboardRoutes(), ...targetRoutes()];
 }
 
 /** Builds the plugin's router from the host's services. No global state: two hosts can mount it side by side. */

@@ -11,6 +11,7 @@ import { seedBundlesDemo } from './bundles';
 import { seedQuotesDemo } from './quotes';
 import { seedExchangeRatesDemo } from './exchange-rates';
 import { seedContractsDemo } from './contracts';
+import { seedDashboardsDemo } from './dashboards';
 
 /**
  * The plugin's part of the demo. Each feature adds its records through its own function here, so that
@@ -33,4 +34,5 @@ export async function seedDemo(host: HostApi, demo: DemoDirectory): Promise<void
   await seedQuotesDemo(host, demo);
   await seedExchangeRatesDemo(host, demo);
   await seedContractsDemo(host, demo);
+  await seedDashboardsDemo(host, demo);
 }

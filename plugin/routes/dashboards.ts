@@ -1,0 +1,216 @@
+import type { Request, Response } from 'express';
+import type { CrmContext, CrmRoute } from '../http/guard';
+import { CrmError, invalid, notFound } from '../http/errors';
+import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { readPeriodQuery, todayIso } from '../services/dashboard-config';
+import { computeModule, dashboardEnv } from '../services/dashboard-data';
+import {
+  addModule, applyTemplate, createBaseline, createPage, deleteBaseline, deleteModule, deletePage, deleteTemplate, listTemplates, moveModule,
+  renamePage, requireBaseline, requireModule, requirePage, requireTemplate, saveTemplate, updateModule,
+} from '../services/dashboards';
+import { text, type FormInput } from '../services/form';
+import {
+  customizeUrl, idParam, levelBase, moduleFormPage, modulePage, moduleUrl, overviewPage, projectBase, visibleSections, type PageOptions,
+} from './overview';
+
+/** Customizing overview pages (D1), baselines (D4) and page templates: every change needs manage_crm_page. */
+const MANAGE = 'manage_crm_page';
+const CHANGED = 'crm:overviewChanged';
+const body = (req: Request) => (req.body ?? {}) as FormInput;
+const projectIdOf = (ctx: CrmContext) => ctx.project?.id ?? null;
+const both = (path: string, route: Omit<CrmRoute, 'path'>): CrmRoute[] => [{ ...route, path: `/crm${path}` }, { ...route, path: `/projects/:identifier/crm${path}` }];
+
+interface Done { location: string; notice: string; render: (options: PageOptions) => Promise<PageResponse> }
+
+/**
+ * Runs a change. A 422 or 409 answers with the page it came from (the user's input and the message); afterwards
+ * htmx gets the re-rendered page with an HX-Trigger, a plain form a 303.
+ */
+async function change(ctx: CrmContext, req: Request, res: Response, onError: (options: PageOptions) => Promise<PageResponse>, run: () => Promise<Done>): Promise<void> {
+  let done: Done;
+  try {
+    done = await run();
+  } catch (err) {
+    if (err instanceof CrmError && (err.status === 422 || err.status === 409) && !wantsJson(req)) {
+      return respond(ctx.host, req, res, await onError({ status: err.status, message: err.message, errors: err.fieldErrors, values: body(req) }));
+    }
+    throw err;
+  }
+  // htmx swaps the page in place: the address bar follows to where a plain form would have been redirected.
+  if (isHtmx(req)) res.set('HX-Push-Url', done.location);
+  await respondAfterChange(ctx.host, req, res, done.location, () => done.render({ notice: done.notice, trigger: CHANGED }));
+}
+
+const customizeAgain = (ctx: CrmContext, req: Request, pageId: number | null) => (o: PageOptions) => overviewPage(ctx, req, pageId, { ...o, customize: true });
+
+async function templatesPage(ctx: CrmContext, options: PageOptions = {}): Promise<PageResponse> {
+  const templates = await listTemplates(ctx.host.knex);
+  const projects = await ctx.host.projectsWhere(ctx.user, MANAGE);
+  return {
+    title: 'CRM · Overview templates', view: 'overview/templates', status: options.status, trigger: options.trigger,
+    locals: {
+      templates, projects, message: options.message ?? null, notice: options.notice ?? null, errors: options.errors ?? {}, values: options.values ?? {},
+      sections: await visibleSections(ctx, '/crm'), base: '/crm', current: 'overview', canSettings: await ctx.host.can(ctx.user, 'manage_crm_settings'),
+    },
+    json: { templates: templates.map((t) => ({ id: t.id, name: t.name, modules: t.modules })) },
+  };
+}
+
+/** The project a template is applied to from the templates page: visible to the user, with CRM, and theirs to customize. */
+async function targetProject(ctx: CrmContext, input: FormInput) {
+  const raw = text(input, 'project_id');
+  if (!raw) return null;
+  const id = /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
+  const project = id ? await ctx.host.projectById(id) : null;
+  if (!project || project.isTemplate) throw notFound('Project');
+  const member = ctx.user.admin || (await ctx.host.memberships(ctx.user)).some((m) => m.projectId === project.id);
+  if (!member) throw notFound('Project');
+  if (!(await ctx.host.isModuleEnabled(project, 'crm'))) {
+    throw invalid(`CRM is not enabled in ${project.name}: a template can only be applied to a project with CRM.`, { project_id: 'has no CRM' });
+  }
+  if (!(await ctx.host.can(ctx.user, MANAGE, project))) throw notFound('Project');
+  return project;
+}
+
+export function dashboardRoutes(): CrmRoute[] {
+  return [
+    ...both('/pages', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        await change(ctx, req, res, customizeAgain(ctx, req, null), async () => {
+          const page = await createPage(ctx.host.knex, ctx.user, projectIdOf(ctx), body(req));
+          return { location: customizeUrl(ctx, page.id), notice: `Added the page “${page.name}”.`, render: customizeAgain(ctx, req, page.id) };
+        });
+      },
+    }),
+    ...both('/pages/:pageId', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
+        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
+          const saved = await renamePage(ctx.host.knex, ctx.user, page, body(req));
+          return { location: customizeUrl(ctx, page.id), notice: `Renamed the page to “${saved.name}”.`, render: customizeAgain(ctx, req, page.id) };
+        });
+      },
+    }),
+    ...both('/pages/:pageId/delete', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
+        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
+          await deletePage(ctx.host.knex, ctx.user, page);
+          return { location: levelBase(ctx), notice: `Deleted the page “${page.name}”.`, render: (o) => overviewPage(ctx, req, null, o) };
+        });
+      },
+    }),
+    ...both('/pages/:pageId/modules', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
+        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
+          const m = await addModule(ctx.host.knex, ctx.user, page, body(req));
+          return { location: `${customizeUrl(ctx, page.id)}#module-${m.id}`, notice: `Added “${m.title}”.`, render: customizeAgain(ctx, req, page.id) };
+        });
+      },
+    }),
+    ...both('/pages/:pageId/template', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
+        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
+          const t = await saveTemplate(ctx.host.knex, ctx.user, page, body(req));
+          return { location: customizeUrl(ctx, page.id), notice: `Saved the page as the template “${t.name}”.`, render: customizeAgain(ctx, req, page.id) };
+        });
+      },
+    }),
+    ...both('/templates/apply', {
+      // Applies a template to this overview (the project in the URL, or the global one) as a new page.
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const template = await requireTemplate(ctx.host.knex, Number(text(body(req), 'template_id')));
+        const page = await applyTemplate(ctx.host.knex, ctx.user, template, projectIdOf(ctx));
+        await respondAfterChange(ctx.host, req, res, customizeUrl(ctx, page.id), async () => ({
+          ...(await overviewPage(ctx, req, page.id, { customize: true, notice: `Applied the template “${template.name}” as a new page.` })), trigger: CHANGED,
+        }));
+      },
+    }),
+    {
+      method: 'get', path: '/crm/overview-templates', permission: MANAGE,
+      handler: async (ctx, _req, res) => respond(ctx.host, _req, res, await templatesPage(ctx)),
+    },
+    {
+      method: 'post', path: '/crm/overview-templates/:templateId/apply', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const template = await requireTemplate(ctx.host.knex, idParam(req, 'templateId'));
+        await change(ctx, req, res, (o) => templatesPage(ctx, o), async () => {
+          const project = await targetProject(ctx, body(req));
+          const page = await applyTemplate(ctx.host.knex, ctx.user, template, project?.id ?? null);
+          const url = project ? `${projectBase(project.identifier)}/pages/${page.id}` : `/crm/pages/${page.id}`;
+          return { location: url, notice: `Applied “${template.name}” to ${project ? project.name : 'the global overview'}.`, render: (o) => templatesPage(ctx, o) };
+        });
+      },
+    },
+    {
+      method: 'post', path: '/crm/overview-templates/:templateId/delete', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const template = await requireTemplate(ctx.host.knex, idParam(req, 'templateId'));
+        await deleteTemplate(ctx.host.knex, template);
+        await respondAfterChange(ctx.host, req, res, '/crm/overview-templates', async () => ({ ...(await templatesPage(ctx, { notice: `Deleted the template “${template.name}”.` })), trigger: CHANGED }));
+      },
+    },
+    ...both('/modules/:moduleId', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
+        await change(ctx, req, res, (o) => moduleFormPage(ctx, module.id, o), async () => {
+          const saved = await updateModule(ctx.host.knex, ctx.user, module, body(req));
+          return { location: `${customizeUrl(ctx, page.id)}#module-${module.id}`, notice: `Saved “${saved.title}”.`, render: customizeAgain(ctx, req, page.id) };
+        });
+      },
+    }),
+    ...both('/modules/:moduleId/delete', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
+        await deleteModule(ctx.host.knex, ctx.user, module);
+        await respondAfterChange(ctx.host, req, res, customizeUrl(ctx, page.id), async () => ({
+          ...(await overviewPage(ctx, req, page.id, { customize: true, notice: `Removed “${module.title}”.` })), trigger: CHANGED,
+        }));
+      },
+    }),
+    ...both('/modules/:moduleId/move', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
+        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
+          await moveModule(ctx.host.knex, ctx.user, module, text(body(req), 'direction'));
+          return { location: `${customizeUrl(ctx, page.id)}#module-${module.id}`, notice: `Moved “${module.title}”.`, render: customizeAgain(ctx, req, page.id) };
+        });
+      },
+    }),
+    ...both('/modules/:moduleId/baselines', {
+      // D4: freezes the module's data as it is now (its own period, or the period sent with the form).
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
+        await change(ctx, req, res, (o) => modulePage(ctx, req, module.id, o), async () => {
+          const period = readPeriodQuery(body(req));
+          const data = await computeModule(await dashboardEnv(ctx, levelBase(ctx), todayIso()), module.type, module.config, period);
+          const b = await createBaseline(ctx.host.knex, ctx.user, module, body(req), data);
+          return { location: `${moduleUrl(ctx, module.id)}?baseline=${b.id}`, notice: `Took the baseline “${b.name}”.`, render: (o) => modulePage(ctx, req, module.id, o) };
+        });
+      },
+    }),
+    ...both('/modules/:moduleId/baselines/:baselineId/delete', {
+      method: 'post', permission: MANAGE,
+      async handler(ctx, req, res) {
+        const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
+        const baseline = await requireBaseline(ctx.host.knex, module, idParam(req, 'baselineId'));
+        await deleteBaseline(ctx.host.knex, ctx.user, module, baseline);
+        await respondAfterChange(ctx.host, req, res, moduleUrl(ctx, module.id), async () => ({
+          ...(await modulePage(ctx, req, module.id, { notice: `Deleted the baseline “${baseline.name}”.` })), trigger: CHANGED,
+        }));
+      },
+    }),
+  ];
+}

@@ -1,0 +1,478 @@
+import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+
+let host: TestHost;
+beforeAll(async () => { host = await startTestHost(); });
+afterAll(async () => { await host.close(); });
+
+const knex = () => host.db.knex;
+const statusId = async (name: string) => Number((await knex()('crm_opportunity_statuses').where({ name }).first()).id);
+const projectId = (identifier: string) => host.demo.projects[identifier].id;
+
+async function opportunity(row: { project: string; name: string; status: string; amount: number | null; currency: string; close: string; owner: string }): Promise<number> {
+  const owner = host.demo.users[row.owner].id;
+  const [r] = await knex()('crm_opportunities').insert({
+    project_id: projectId(row.project), name: row.name, status_id: await statusId(row.status), amount_minor: row.amount, currency: row.currency,
+    expected_close_on: row.close, owner_id: owner, author_id: owner,
+  }).returning('id');
+  return Number(r.id ?? r);
+}
+
+let contractSeq = 0;
+async function contract(row: { project: string; owner: string; kind: string; status?: string; amount: number; currency: string; starts: string; ends: string | null; category?: number | null; opportunity?: number | null; name?: string }) {
+  await knex()('crm_contracts').insert({
+    source_key: `test:${++contractSeq}`, opportunity_id: row.opportunity ?? null, project_id: projectId(row.project), owner_id: host.demo.users[row.owner].id,
+    kind: row.kind, name: row.name ?? `Contract ${contractSeq}`, amount_minor: row.amount, currency: row.currency, starts_on: row.starts, ends_on: row.ends,
+    status: row.status ?? 'active', category_id: row.category ?? null, quantity_milli: 1000, code: '', renewal: false, lock_version: 0,
+  });
+}
+
+async function rate(from: string, to: string, rateMicro: number, validOn: string) {
+  await knex()('crm_exchange_rates').insert({ from_currency: from, to_currency: to, rate_micro: rateMicro, valid_on: validOn });
+}
+
+/** The first page of a project's overview (created on first view) and a module of `type` added to it, configured by `config`. */
+async function moduleOn(s: Session, project: string | null, type: string, config: Record<string, string>): Promise<{ base: string; pageId: number; moduleId: number; url: string }> {
+  const base = project ? `/projects/${project}/crm` : '/crm';
+  const overview = await s.get(`${base}.json`);
+  expect(overview.status).toBe(200);
+  const pageId = overview.body.page.id as number;
+  const added = await s.agent.post(`${base}/pages/${pageId}/modules`).set('Accept', 'application/json').set('X-CSRF-Token', s.csrf).send({ type });
+  expect(added.status).toBe(200);
+  const moduleId = (added.body.modules as { id: number }[]).map((m) => m.id).sort((a, b) => b - a)[0];
+  const lock = (added.body.modules as { id: number; lock_version: number }[]).find((m) => m.id === moduleId)!.lock_version;
+  const saved = await s.post(`${base}/modules/${moduleId}`, { lock_version: String(lock), ...config });
+  expect(saved.status).toBe(303);
+  return { base, pageId, moduleId, url: `${base}/modules/${moduleId}` };
+}
+
+const row = (data: { rows: { key: string; label: string; values: Record<string, number | null>; link?: string | null }[] }, label: string) => data.rows.find((r) => r.label === label)!;
+
+describe('overview pages of modules (D1)', () => {
+  test('the global overview has the four seeded pages as tabs, each with modules, and still lists the CRM projects', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const json = (await director.get('/crm.json')).body;
+    expect(json.pages.map((p: { name: string }) => p.name)).toEqual(['Results', 'Statistics & data', 'Pending payments', 'Product details']);
+    expect(json.modules.map((m: { type: string }) => m.type)).toEqual(['funnel', 'revenue', 'team', 'targets']);
+    expect(json.projects.map((p: { identifier: string }) => p.identifier)).toContain('crm-europe');
+    const page = await director.get('/crm');
+    expect(page.status).toBe(200);
+    const text = visibleText(page.text);
+    for (const name of ['Results', 'Statistics & data', 'Pending payments', 'Product details', 'Sales funnel', 'Revenue over time', 'Customize this page']) expect(text).toContain(name);
+    expect(page.text).toContain('<svg class="chart');
+    const stats = await director.get(json.pages[1].url);
+    expect(visibleText(stats.text)).toContain('Top performers');
+    const fragment = await director.htmxGet('/crm');
+    expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+  });
+
+  test('a project with CRM but no page yet gets the default page on its first view', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    expect(await knex()('crm_dashboard_pages').where({ project_id: projectId('crm-asia') }).first()).toBeUndefined();
+    const json = (await director.get('/projects/crm-asia/crm.json')).body;
+    expect(json.pages.map((p: { name: string }) => p.name)).toEqual(['Overview']);
+    expect(json.modules.map((m: { type: string }) => m.type)).toEqual(['funnel', 'forecast', 'won_by_person', 'activities', 'targets']);
+    expect((await knex()('crm_dashboard_pages').where({ project_id: projectId('crm-asia') })).length).toBe(1);
+    await director.get('/projects/crm-asia/crm');
+    expect((await knex()('crm_dashboard_pages').where({ project_id: projectId('crm-asia') })).length).toBe(1);
+  });
+
+  test('customize: add (htmx and plain form), edit, reorder and remove modules; rename, add and delete pages', async () => {
+    const pm = await Session.signIn(host.app, 'pm');
+    const base = '/projects/crm/crm';
+    const pageId = (await pm.get(`${base}.json`)).body.page.id;
+    const customize = await pm.get(`${base}/pages/${pageId}/customize`);
+    expect(customize.status).toBe(200);
+    expect(visibleText(customize.text)).toContain('Add module');
+
+    const added = await pm.htmxPost(`${base}/pages/${pageId}/modules`, { type: 'leaderboard', title: 'Best of <b>2026</b>' });
+    expect(added.status).toBe(200);
+    expect(added.headers['hx-trigger']).toBe('crm:overviewChanged');
+    expect(added.text).toContain('Best of &lt;b&gt;2026&lt;/b&gt;');
+    expect(added.text).not.toContain('<b>2026</b>');
+    const plain = await pm.post(`${base}/pages/${pageId}/modules`, { type: 'contracts' });
+    expect(plain.status).toBe(303);
+    expect(plain.headers.location).toMatch(new RegExp(`^${base}/pages/${pageId}/customize#module-\\d+$`));
+
+    let modules = (await pm.get(`${base}.json`)).body.modules as { id: number; type: string; title: string; lock_version: number }[];
+    expect(modules.slice(-2).map((m) => m.type)).toEqual(['leaderboard', 'contracts']);
+    const [leader, contracts] = modules.slice(-2);
+
+    const moved = await pm.post(`${base}/modules/${contracts.id}/move`, { direction: 'up' });
+    expect(moved.status).toBe(303);
+    modules = (await pm.get(`${base}.json`)).body.modules;
+    expect(modules.slice(-2).map((m) => m.id)).toEqual([contracts.id, leader.id]);
+
+    const form = await pm.get(`${base}/modules/${leader.id}/edit`);
+    expect(form.status).toBe(200);
+    const edited = await pm.post(`${base}/modules/${leader.id}`, { lock_version: String(leader.lock_version), title: 'Top three', period: 'last_days', days: '30', chart: 'table', people: 'all', limit: '3' });
+    expect(edited.status).toBe(303);
+    const stored = await knex()('crm_dashboard_modules').where({ id: leader.id }).first();
+    expect(stored.title).toBe('Top three');
+    expect(JSON.parse(stored.config)).toMatchObject({ period: { kind: 'last_days', days: 30 }, chart: 'table', people: 'all', limit: 3 });
+    const stale = await pm.post(`${base}/modules/${leader.id}`, { lock_version: String(leader.lock_version), title: 'Stale' });
+    expect(stale.status).toBe(409);
+    expect(visibleText(stale.text)).toContain('changed by someone else');
+    expect((await knex()('crm_dashboard_modules').where({ id: leader.id }).first()).title).toBe('Top three');
+
+    const removed = await pm.htmxPost(`${base}/modules/${contracts.id}/delete`);
+    expect(removed.status).toBe(200);
+    expect(await knex()('crm_dashboard_modules').where({ id: contracts.id }).first()).toBeUndefined();
+
+    const page = await knex()('crm_dashboard_pages').where({ id: pageId }).first();
+    expect((await pm.post(`${base}/pages/${pageId}`, { name: 'Pipeline', lock_version: String(page.lock_version) })).status).toBe(303);
+    expect((await pm.get(`${base}.json`)).body.pages[0].name).toBe('Pipeline');
+    const newPage = await pm.post(`${base}/pages`, { name: 'Renewals' });
+    expect(newPage.status).toBe(303);
+    const pages = (await pm.get(`${base}.json`)).body.pages as { id: number; name: string }[];
+    expect(pages.map((p) => p.name)).toEqual(['Pipeline', 'Renewals']);
+    expect((await pm.post(`${base}/pages/${pages[1].id}/delete`)).status).toBe(303);
+    const last = await pm.post(`${base}/pages/${pageId}/delete`);
+    expect(last.status).toBe(422);
+    expect(visibleText(last.text)).toContain('keeps at least one page');
+    const journal = await knex()('crm_journals').where({ journalized_type: 'dashboard_page', journalized_id: pageId });
+    expect(journal.length).toBeGreaterThan(3);
+  });
+
+  test('bad input: unknown module type, end before start, unknown filter field, missing page name (422 naming the field)', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { base, moduleId } = await moduleOn(director, 'crm-americas', 'funnel', { period: 'this_year' });
+    const lock = String((await knex()('crm_dashboard_modules').where({ id: moduleId }).first()).lock_version);
+    const backwards = await director.post(`${base}/modules/${moduleId}`, { lock_version: lock, period: 'custom', from: '2031-12-31', to: '2031-01-01' });
+    expect(backwards.status).toBe(422);
+    expect(backwards.text).toContain('data-field="to"');
+    expect(visibleText(backwards.text)).toContain('The period ends before it starts');
+    const json = await director.agent.post(`${base}/modules/${moduleId}`).set('Accept', 'application/json').set('X-CSRF-Token', director.csrf)
+      .send({ lock_version: lock, filter_nonexistent: '1', filter_owner_id: '<script>' });
+    expect(json.status).toBe(422);
+    expect(Object.keys(json.body.fields).sort()).toEqual(['filter_nonexistent', 'filter_owner_id']);
+    const html = await director.post(`${base}/modules/${moduleId}`, { lock_version: lock, 'filter_x"><script>alert(1)</script>': '1' });
+    expect(html.status).toBe(422);
+    expect(html.text).not.toContain('<script>alert(1)</script>');
+    const pageId = (await director.get(`${base}.json`)).body.page.id;
+    expect((await director.post(`${base}/pages/${pageId}/modules`, { type: 'crystal_ball' })).status).toBe(422);
+    expect((await director.post(`${base}/pages`, { name: '' })).status).toBe(422);
+    const viewer = await director.get(`${base}/modules/${moduleId}?period=custom&from=2031-05-01&to=2031-04-01`);
+    expect(viewer.status).toBe(422);
+    expect(viewer.text).toContain('data-field="to"');
+  });
+
+  test('without manage_crm_page every change answers 404 and changes nothing; modules of other levels are 404 too', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { base, pageId, moduleId } = await moduleOn(director, 'crm-europe', 'won_by_person', { period: 'this_year' });
+    const rep = await Session.signIn(host.app, 'rep1');
+    expect((await rep.get(`${base}/pages/${pageId}/customize`)).status).toBe(404);
+    expect((await rep.get(`${base}/modules/${moduleId}/edit`)).status).toBe(404);
+    expect((await rep.post(`${base}/pages/${pageId}/modules`, { type: 'funnel' })).status).toBe(404);
+    expect((await rep.post(`${base}/modules/${moduleId}/delete`)).status).toBe(404);
+    expect((await rep.post(`${base}/modules/${moduleId}`, { lock_version: '1', title: 'Mine now' })).status).toBe(404);
+    expect((await rep.post(`${base}/pages/${pageId}`, { name: 'Mine', lock_version: '0' })).status).toBe(404);
+    expect(await knex()('crm_dashboard_modules').where({ id: moduleId }).first()).toBeDefined();
+    // The rep may look at it, though, and sees no customize link.
+    const view = await rep.get(`${base}/pages/${pageId}`);
+    expect(view.status).toBe(200);
+    expect(visibleText(view.text)).not.toContain('Customize this page');
+    // A module belongs to its level: not reachable through another project or the global overview.
+    expect((await director.get(`/projects/crm-americas/crm/modules/${moduleId}`)).status).toBe(404);
+    expect((await director.get(`/crm/modules/${moduleId}`)).status).toBe(404);
+    expect((await director.post(`/crm/modules/${moduleId}/delete`)).status).toBe(404);
+    // rep2 is not in Europe at all.
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`${base}/modules/${moduleId}`)).status).toBe(404);
+  });
+});
+
+describe('module numbers (D2, D3): SQL aggregates, currencies, periods, visibility', () => {
+  // Rates used on the reporting date: 1 USD = 0.9 EUR, 1 SEK = 0.1 EUR (the latest before today); JPY has none.
+  beforeAll(async () => {
+    await rate('USD', 'EUR', 900_000, '2026-06-01');
+    await rate('SEK', 'EUR', 100_000, '2026-06-01');
+    const o = (status: string, amount: number | null, currency: string, close: string, owner: string, project = 'crm-europe') =>
+      opportunity({ project, name: `2031 ${status} ${currency} ${owner}`, status, amount, currency, close, owner });
+    await o('Qualification', 100_000, 'EUR', '2031-02-10', 'rep1');
+    await o('Needs analysis', null, 'EUR', '2031-05-01', 'rep1');
+    await o('Proposal', 200_000, 'EUR', '2031-05-20', 'rep1');
+    await o('Proposal', 100_000, 'USD', '2031-08-15', 'rep2');
+    await o('Negotiation', 100_000, 'JPY', '2031-11-30', 'rep1');
+    const won = await o('Won', 50_000, 'USD', '2031-03-01', 'rep1');
+    await o('Won', 1_000_000, 'SEK', '2031-07-01', 'director');
+    await o('Lost', 30_000, 'EUR', '2031-04-01', 'rep1');
+    // Outside the period, and in another project that the Europe page does not include.
+    await o('Proposal', 999_999, 'EUR', '2032-01-01', 'rep1');
+    await o('Proposal', 777_777, 'EUR', '2031-06-01', 'rep2', 'crm-americas');
+    const category = Number((await knex()('crm_product_categories').first('id')).id);
+    await contract({ project: 'crm-europe', owner: 'rep1', kind: 'time_based', amount: 365_000, currency: 'EUR', starts: '2031-01-01', ends: '2031-12-31', category, opportunity: won, name: 'Support 2031' });
+    await contract({ project: 'crm-europe', owner: 'director', kind: 'time_based', amount: 10_000, currency: 'USD', starts: '2031-01-15', ends: '2031-02-13', category });
+    await contract({ project: 'crm-europe', owner: 'rep1', kind: 'time_based', status: 'cancelled', amount: 50_000, currency: 'EUR', starts: '2031-01-01', ends: '2031-12-31', category });
+    await contract({ project: 'crm-europe', owner: 'rep1', kind: 'one_time', amount: 120_000, currency: 'EUR', starts: '2031-03-15', ends: null, category, opportunity: won, name: 'Installation' });
+    await contract({ project: 'crm-europe', owner: 'rep1', kind: 'time_based', amount: 99_000, currency: 'EUR', starts: '2030-01-01', ends: '2030-12-31', category });
+  });
+
+  const custom2031 = { period: 'custom', from: '2031-01-01', to: '2031-12-31', people: 'all' };
+
+  test('the funnel per status: count, amount and weighted amount converted to EUR, saying which rates it used', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { url } = await moduleOn(director, 'crm-europe', 'funnel', custom2031);
+    const data = (await director.get(`${url}.json`)).body;
+    expect(data.currency).toBe('EUR');
+    expect(data.period).toMatchObject({ from: '2031-01-01', to: '2031-12-31' });
+    expect(row(data, 'Qualification').values).toEqual({ count: 1, amount: 100_000, weighted: 10_000 });
+    expect(row(data, 'Needs analysis').values).toEqual({ count: 1, amount: 0, weighted: 0 });
+    expect(row(data, 'Proposal').values).toEqual({ count: 2, amount: 290_000, weighted: 145_000 });
+    expect(row(data, 'Negotiation').values).toEqual({ count: 1, amount: 0, weighted: 0 });
+    expect(row(data, 'Won').values).toEqual({ count: 2, amount: 145_000, weighted: 145_000 });
+    expect(row(data, 'Lost').values).toEqual({ count: 1, amount: 30_000, weighted: 0 });
+    expect(data.totals).toEqual({ count: 8, amount: 565_000, weighted: 300_000 });
+    expect(data.conversion.rates.map((r: { from: string; rate: string }) => `${r.from} ${r.rate}`).sort()).toEqual(['SEK 0.1', 'USD 0.9']);
+    expect(data.conversion.missing).toEqual([{ currency: 'JPY', amount_minor: 100_000 }]);
+    const page = visibleText((await director.get(url)).text);
+    expect(page).toContain('Amounts in EUR, converted at the rates valid on');
+    expect(page).toContain('1 USD = 0.9 EUR');
+    expect(page).toContain('No exchange rate for JPY');
+  });
+
+  test('the funnel title and rows link to the opportunity list with the same filters, whose totals are the module numbers', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { url } = await moduleOn(director, 'crm-europe', 'funnel', custom2031);
+    const data = (await director.get(`${url}.json`)).body;
+    expect(data.link).toBe('/projects/crm-europe/crm/opportunities?close_from=2031-01-01&close_to=2031-12-31');
+    const all = (await director.get(data.link.replace('/opportunities?', '/opportunities.json?'))).body;
+    expect(all.pagination.total).toBe(data.totals.count);
+    for (const r of data.rows as { label: string; link: string; values: { count: number }; currencies: unknown[] }[]) {
+      expect(r.link).toContain('status=');
+      const list = (await director.get(r.link.replace('/opportunities?', '/opportunities.json?'))).body;
+      expect(list.pagination.total).toBe(r.values.count);
+      expect(list.totals).toEqual(r.currencies);
+    }
+  });
+
+  test('a period picker choice changes the numbers for the viewer only; periods cut by expected close date', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { url, moduleId } = await moduleOn(director, 'crm-europe', 'funnel', custom2031);
+    const q1 = (await director.get(`${url}.json?period=custom&from=2031-01-01&to=2031-03-31`)).body;
+    expect(q1.totals).toEqual({ count: 2, amount: 145_000, weighted: 55_000 });
+    const card = await director.agent.get(`${url}?period=custom&from=2031-01-01&to=2031-03-31`).set('HX-Request', 'true').set('HX-Target', `module-${moduleId}`);
+    expect(card.text.trim().startsWith(`<article class="module module-funnel" id="module-${moduleId}"`)).toBe(true);
+    expect(JSON.parse((await knex()('crm_dashboard_modules').where({ id: moduleId }).first()).config).period).toEqual({ kind: 'custom', from: '2031-01-01', to: '2031-12-31' });
+  });
+
+  test('the weighted forecast by expected close quarter, open opportunities only', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { url } = await moduleOn(director, 'crm-europe', 'forecast', custom2031);
+    const data = (await director.get(`${url}.json`)).body;
+    expect(data.rows.map((r: { label: string; values: { weighted: number } }) => [r.label, r.values.weighted])).toEqual([
+      ['2031 Q1', 10_000], ['2031 Q2', 100_000], ['2031 Q3', 45_000], ['2031 Q4', 0],
+    ]);
+    expect(data.rows[1].values.count).toBe(2);
+    expect(data.rows[1].link).toContain('close_from=2031-04-01&close_to=2031-06-30');
+  });
+
+  test('won deals per person, leaderboard and team performance', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const won = (await director.get(`${(await moduleOn(director, 'crm-europe', 'won_by_person', custom2031)).url}.json`)).body;
+    expect(won.rows.map((r: { label: string; values: unknown }) => [r.label, r.values])).toEqual([
+      ['Diane Director', { count: 1, amount: 100_000 }], ['Rick Rep', { count: 1, amount: 45_000 }],
+    ]);
+    const board = (await director.get(`${(await moduleOn(director, 'crm-europe', 'leaderboard', { ...custom2031, limit: '1' })).url}.json`)).body;
+    expect(board.rows.map((r: { label: string }) => r.label)).toEqual(['1. Diane Director']);
+    const team = (await director.get(`${(await moduleOn(director, 'crm-europe', 'team', custom2031)).url}.json`)).body;
+    expect(row(team, 'Rick Rep').values).toMatchObject({ amount: 45_000, won: 1, lost: 1, win_rate: 5000 });
+  });
+
+  test('revenue per month from won deals and contracts; active contracts with monthly value and expiring soon', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const revenue = (await director.get(`${(await moduleOn(director, 'crm-europe', 'revenue', custom2031)).url}.json`)).body;
+    expect(revenue.rows).toHaveLength(12);
+    expect(row(revenue, '2031-01').values).toEqual({ won: 0, contracts: 365_000 + 9_000 });
+    expect(row(revenue, '2031-03').values).toEqual({ won: 45_000, contracts: 120_000 });
+    expect(row(revenue, '2031-07').values).toEqual({ won: 100_000, contracts: 0 });
+    const contracts = (await director.get(`${(await moduleOn(director, 'crm-europe', 'contracts', custom2031)).url}.json`)).body;
+    // 365 000 × 30 / 365 = 30 000 EUR; 10 000 USD × 30 / 30 = 10 000 USD = 9 000 EUR; the cancelled, one-time and 2030 ones do not count.
+    expect(contracts.totals).toEqual({ count: 2, mrr: 39_000, expiring: 1 });
+    expect(contracts.link).toBe('/projects/crm-europe/crm/contracts?status=active&from=2031-01-01&to=2031-12-31');
+    expect(contracts.rows[0].link).toMatch(/^\/projects\/crm-europe\/crm\/contracts\?status=active&category_id=\d+&from=2031-01-01&to=2031-12-31$/);
+    const products = (await director.get(`${(await moduleOn(director, 'crm-europe', 'won_by_product', custom2031)).url}.json`)).body;
+    expect(products.totals).toEqual({ amount: 365_000 + 9_000 + 120_000 });
+  });
+
+  test('sales activities by category, by person and per month', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const opp = await opportunity({ project: 'crm-europe', name: 'Activities 2031', status: 'Proposal', amount: 0, currency: 'EUR', close: '2033-01-01', owner: 'rep1' });
+    const cat = async (name: string) => Number((await knex()('crm_activity_categories').where({ name }).first()).id);
+    const activity = async (category: string, at: string, responsible: string) => knex()('crm_sales_activities').insert({
+      record_type: 'opportunity', record_id: opp, project_id: projectId('crm-europe'), category_id: await cat(category), subject: `${category} ${at}`, notes: '',
+      occurred_at: at, responsible_id: host.demo.users[responsible].id, author_id: host.demo.users[responsible].id, is_personal: false, lock_version: 0,
+    });
+    await activity('Call', '2031-01-05T10:00:00.000Z', 'rep1');
+    await activity('Call', '2031-02-07T10:00:00.000Z', 'rep1');
+    await activity('Meeting', '2031-02-09T10:00:00.000Z', 'rep2');
+    await activity('Call', '2032-02-09T10:00:00.000Z', 'rep2');
+    const byCategory = (await director.get(`${(await moduleOn(director, 'crm-europe', 'activities', { ...custom2031, group: 'category' })).url}.json`)).body;
+    expect(byCategory.rows.filter((r: { values: { count: number } }) => r.values.count > 0).map((r: { label: string; values: { count: number } }) => [r.label, r.values.count])).toEqual([['Call', 2], ['Meeting', 1]]);
+    const byPerson = (await director.get(`${(await moduleOn(director, 'crm-europe', 'activities', { ...custom2031, group: 'person' })).url}.json`)).body;
+    expect(byPerson.rows.map((r: { label: string; values: { count: number } }) => [r.label, r.values.count])).toEqual([['Rick Rep', 2], ['Rita Rep', 1]]);
+    const byMonth = (await director.get(`${(await moduleOn(director, 'crm-europe', 'activities', { ...custom2031, group: 'month', chart: 'line' })).url}.json`)).body;
+    expect(byMonth.rows.slice(0, 3).map((r: { values: { count: number } }) => r.values.count)).toEqual([1, 2, 0]);
+    expect((await director.get(`${(await moduleOn(director, 'crm-europe', 'activities', { ...custom2031, group: 'month', chart: 'line' })).url}`)).text).toContain('<svg class="chart line"');
+  });
+
+  test('visibility: a rep with "own" opportunity visibility sees only their numbers, a partner user only their partner’s', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const funnel = await moduleOn(director, 'crm-europe', 'funnel', custom2031);
+    const contracts = await moduleOn(director, 'crm-europe', 'contracts', custom2031);
+    const role = await knex()('roles').where({ name: 'Sales rep' }).first();
+    await knex()('crm_role_visibility').insert({ role_id: role.id, entity: 'opportunities', level: 'own' }).onConflict(['role_id', 'entity']).merge({ level: 'own' });
+    try {
+      const rep = await Session.signIn(host.app, 'rep1');
+      const data = (await rep.get(`${funnel.url}.json`)).body;
+      // rep2's USD proposal and the director's SEK deal are not rep1's.
+      expect(row(data, 'Proposal').values).toEqual({ count: 1, amount: 200_000, weighted: 100_000 });
+      expect(row(data, 'Won').values).toEqual({ count: 1, amount: 45_000, weighted: 45_000 });
+      expect(data.totals.count).toBe(6);
+      const list = (await rep.get(row(data, 'Proposal').link!.replace('/opportunities?', '/opportunities.json?'))).body;
+      expect(list.pagination.total).toBe(1);
+      const c = (await rep.get(`${contracts.url}.json`)).body;
+      expect(c.totals).toEqual({ count: 1, mrr: 30_000, expiring: 0 });
+    } finally {
+      await knex()('crm_role_visibility').where({ role_id: role.id, entity: 'opportunities' }).delete();
+    }
+    // Partner users see only their partner's opportunities.
+    const partner = await knex()('crm_partners').first('id');
+    const partnerOpp = await opportunity({ project: 'crm-europe', name: 'Via partner 2031', status: 'Qualification', amount: 5_000, currency: 'EUR', close: '2031-09-09', owner: 'rep2' });
+    await knex()('crm_opportunities').where({ id: partnerOpp }).update({ partner_id: partner.id });
+    await knex()('crm_partner_users').insert({ partner_id: partner.id, user_id: host.demo.users.rep1.id });
+    try {
+      const rep = await Session.signIn(host.app, 'rep1');
+      const data = (await rep.get(`${funnel.url}.json`)).body;
+      expect(data.totals).toEqual({ count: 1, amount: 5_000, weighted: 500 });
+    } finally {
+      await knex()('crm_partner_users').where({ partner_id: partner.id, user_id: host.demo.users.rep1.id }).delete();
+      await knex()('crm_opportunities').where({ id: partnerOpp }).delete();
+    }
+  });
+
+  test('"auto" modules show a sales rep their own numbers and a sales director the whole team', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { url } = await moduleOn(director, 'crm-europe', 'won_by_person', { period: 'custom', from: '2031-01-01', to: '2031-12-31', people: 'auto' });
+    const all = (await director.get(`${url}.json`)).body;
+    expect(all.people).toBe('all');
+    expect(all.rows).toHaveLength(2);
+    const rep = await Session.signIn(host.app, 'rep1');
+    const mine = (await rep.get(`${url}.json`)).body;
+    expect(mine.people).toBe('me');
+    expect(mine.rows.map((r: { label: string }) => r.label)).toEqual(['Rick Rep']);
+    expect(mine.link).toContain(`owner=${host.demo.users.rep1.id}`);
+  });
+
+  test('CSV download and table view of a module', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { url } = await moduleOn(director, 'crm-europe', 'funnel', custom2031);
+    const csv = await director.get(`${url}/data.csv`);
+    expect(csv.status).toBe(200);
+    expect(csv.headers['content-type']).toMatch(/^text\/csv/);
+    expect(csv.headers['content-disposition']).toMatch(/^attachment; filename="sales-funnel-2031-01-01-2031-12-31\.csv"$/);
+    const lines = csv.text.trim().split('\r\n');
+    expect(lines[0]).toBe('Label,Opportunities,Amount (EUR),Weighted (EUR)');
+    expect(lines).toContain('Proposal,2,2900.00,1450.00');
+    expect(lines[lines.length - 1]).toBe('Total,8,5650.00,3000.00');
+    const page = await director.get(url);
+    expect(page.text).toMatch(/<table class="list module-data">/);
+    expect(visibleText(page.text)).toContain('Proposal 2 2 900.00 EUR 1 450.00 EUR');
+  });
+
+  test('the global overview page is a bounded number of queries, whatever the number of records', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    await director.get('/crm');
+    const count = async () => {
+      let n = 0;
+      const listener = () => { n += 1; };
+      knex().on('query', listener);
+      try {
+        expect((await director.get('/crm')).status).toBe(200);
+      } finally {
+        knex().removeListener('query', listener);
+      }
+      return n;
+    };
+    const before = await count();
+    for (let i = 0; i < 25; i++) await opportunity({ project: 'crm-asia', name: `Bulk ${i}`, status: i % 2 ? 'Won' : 'Proposal', amount: 1000 + i, currency: i % 3 ? 'EUR' : 'USD', close: '2026-12-01', owner: i % 2 ? 'rep1' : 'rep2' });
+    const after = await count();
+    expect(after).toBe(before);
+    expect(before).toBeLessThan(150);
+  });
+});
+
+describe('baselines (D4)', () => {
+  test('a baseline freezes the module data: later changes to the data do not touch it; several per module; delete', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const period = { period: 'custom', from: '2034-01-01', to: '2034-12-31', people: 'all' };
+    await opportunity({ project: 'crm-europe', name: 'Baseline A', status: 'Proposal', amount: 10_000, currency: 'EUR', close: '2034-03-01', owner: 'rep1' });
+    const { url, moduleId } = await moduleOn(director, 'crm-europe', 'funnel', period);
+    const taken = await director.post(`${url}/baselines`, { name: 'Start <of> year' });
+    expect(taken.status).toBe(303);
+    const first = await knex()('crm_baselines').where({ module_id: moduleId }).first();
+    expect(taken.headers.location).toBe(`${url}?baseline=${first.id}`);
+    const stored = first.data;
+
+    await opportunity({ project: 'crm-europe', name: 'Baseline B', status: 'Proposal', amount: 5_000, currency: 'EUR', close: '2034-04-01', owner: 'rep1' });
+    await knex()('crm_opportunities').where({ name: 'Baseline A' }).update({ amount_minor: 1 });
+    const now = (await director.get(`${url}.json?baseline=${first.id}`)).body;
+    expect(row(now, 'Proposal').values.amount).toBe(5_001);
+    expect(now.baseline.name).toBe('Start <of> year');
+    expect(now.baseline.rows.find((r: { label: string }) => r.label === 'Proposal').values).toEqual({ count: 1, amount: 10_000, weighted: 5_000 });
+    expect((await knex()('crm_baselines').where({ id: first.id }).first()).data).toBe(stored);
+
+    const page = await director.get(`${url}?baseline=${first.id}`);
+    expect(page.text).toContain('Start &lt;of&gt; year');
+    expect(page.text).not.toContain('Start <of> year');
+    expect(page.text).toContain('class="series-0 baseline"');
+    const csv = await director.get(`${url}/data.csv?baseline=${first.id}`);
+    expect(csv.text.split('\r\n')[0]).toContain('Amount (Start <of> year)');
+
+    expect((await director.htmxPost(`${url}/baselines`, { name: 'Second' })).status).toBe(200);
+    expect((await director.get(`${url}.json`)).body.baselines.map((b: { name: string }) => b.name)).toEqual(['Start <of> year', 'Second']);
+    expect((await director.post(`${url}/baselines`, { name: '' })).status).toBe(422);
+    expect((await director.post(`${url}/baselines/${first.id}/delete`)).status).toBe(303);
+    expect((await director.get(`${url}.json`)).body.baselines.map((b: { name: string }) => b.name)).toEqual(['Second']);
+    expect((await director.post(`${url}/baselines/${first.id}/delete`)).status).toBe(404);
+    const rep = await Session.signIn(host.app, 'rep1');
+    expect((await rep.post(`${url}/baselines`, { name: 'Rep' })).status).toBe(404);
+  });
+});
+
+describe('page templates (D1)', () => {
+  test('save a page as template and apply it to another project (new page with the same modules); never to a project without CRM', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const { base, pageId } = await moduleOn(director, 'crm-europe', 'leaderboard', { period: 'this_year', filter_project_id: String(projectId('crm-europe')) });
+    const saved = await director.post(`${base}/pages/${pageId}/template`, { name: 'Regional pipeline' });
+    expect(saved.status).toBe(303);
+    const template = await knex()('crm_dashboard_templates').where({ name: 'Regional pipeline' }).first();
+    const specs = JSON.parse(template.modules) as { type: string; config: { filters: Record<string, unknown> } }[];
+    expect(specs.length).toBe((await knex()('crm_dashboard_modules').where({ page_id: pageId })).length);
+    // Project filters name one project: they are not carried over.
+    expect(specs.every((m) => !('project_id' in m.config.filters))).toBe(true);
+    expect((await director.post(`${base}/pages/${pageId}/template`, { name: 'Regional pipeline' })).status).toBe(422);
+
+    const list = await director.get('/crm/overview-templates');
+    expect(visibleText(list.text)).toContain('Regional pipeline');
+    const applied = await director.post(`/crm/overview-templates/${template.id}/apply`, { project_id: String(projectId('crm-americas')) });
+    expect(applied.status).toBe(303);
+    expect(applied.headers.location).toMatch(/^\/projects\/crm-americas\/crm\/pages\/\d+$/);
+    const americas = (await director.get(`${applied.headers.location}.json`)).body;
+    expect(americas.page.name).toBe('Regional pipeline');
+    expect(americas.modules.map((m: { type: string }) => m.type)).toEqual(specs.map((m) => m.type));
+
+    const viaProject = await director.post('/projects/crm-asia/crm/templates/apply', { template_id: String(template.id) });
+    expect(viaProject.status).toBe(303);
+    expect((await director.get('/projects/crm-asia/crm.json')).body.pages.map((p: { name: string }) => p.name)).toContain('Regional pipeline');
+
+    const admin = await Session.signIn(host.app, 'admin');
+    const refused = await admin.post(`/crm/overview-templates/${template.id}/apply`, { project_id: String(projectId('internal')) });
+    expect(refused.status).toBe(422);
+    expect(visibleText(refused.text)).toContain('CRM is not enabled in Internal tools');
+    expect(await knex()('crm_dashboard_pages').where({ project_id: projectId('internal') }).first()).toBeUndefined();
+    expect((await admin.post('/projects/internal/crm/templates/apply', { template_id: String(template.id) })).status).toBe(404);
+    // A project the user is not in is not found, not refused.
+    const rep = await Session.signIn(host.app, 'rep1');
+    expect((await rep.post(`/crm/overview-templates/${template.id}/apply`, { project_id: String(projectId('crm-americas')) })).status).toBe(404);
+  });
+});
