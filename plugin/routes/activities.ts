@@ -238,7 +238,8 @@ async function dueListHandler(ctx: CrmContext, req: Request, res: Response) {
   const { rows, meta } = await listDue(ctx, d, pageParam(req), Number(settings.page_size));
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   const params = dueParams(d);
-  const title = [d.due ? DUE_TITLES[d.due] : d.on ? `Next contact ${d.on}` : 'Sales activities', d.account === 'none' ? 'no account' : d.account ? rows[0]?.account_name ?? null : null].filter(Boolean).join(' · ');
+  const period = d.from || d.to ? `${d.from ?? '…'} – ${d.to ?? '…'}` : null;
+  const title = [d.due ? DUE_TITLES[d.due] : d.on ? `Next contact ${d.on}` : 'Sales activities', d.account === 'none' ? 'no account' : d.account ? rows[0]?.account_name ?? null : null, period].filter(Boolean).join(' · ');
   const recordLink = (r: Activity) => (r.record_type === 'account' ? `/crm/accounts/${r.record_id}?tab=activities` : `/crm/${RECORD_KINDS[r.record_type].segment}/${r.record_id}`);
   await respond(ctx.host, req, res, {
     title, view: 'activities/index', project: ctx.project, status: error ? 422 : 200,

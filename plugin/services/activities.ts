@@ -317,6 +317,13 @@ export interface DueQuery {
   on: string | null;
   /** An account id, or 'none' for activities without an account. */
   account: number | 'none' | null;
+  /** Occurred on or after / on or before these days (the dashboards' periods link here). */
+  from?: string | null;
+  to?: string | null;
+  category?: number | null;
+  /** The person responsible, or the author when nobody is: whom the dashboards count an activity for. */
+  person?: number | null;
+  project?: number | null;
 }
 
 export function parseDueQuery(query: FormInput): DueQuery {
@@ -328,8 +335,15 @@ export function parseDueQuery(query: FormInput): DueQuery {
   let account: DueQuery['account'] = null;
   if (accountRaw === 'none') account = 'none';
   else if (accountRaw) account = errors.id(query, 'account', 'Account');
+  const from = errors.date(query, 'from', 'From');
+  const to = errors.date(query, 'to', 'To');
+  if (from && to && to < from) errors.add('to', 'To must not be before From');
+  const optionalId = (key: string, label: string) => (text(query, key) ? errors.id(query, key, label) : null);
+  const category = optionalId('category', 'Category');
+  const person = optionalId('person', 'Person');
+  const project = optionalId('project', 'Project');
   if (errors.any) throw invalid('The list was not filtered: fix the fields marked below.', errors.errors);
-  return { due: (due || null) as DueFilter | null, on, account };
+  return { due: (due || null) as DueFilter | null, on, account, from, to, category, person, project };
 }
 
 export function dueParams(d: DueQuery): Record<string, string> {
@@ -337,8 +351,14 @@ export function dueParams(d: DueQuery): Record<string, string> {
   if (d.due) out.due = d.due;
   if (d.on) out.on = d.on;
   if (d.account !== null) out.account = String(d.account);
+  for (const key of ['from', 'to', 'category', 'person', 'project'] as const) {
+    const value = d[key];
+    if (value !== null && value !== undefined) out[key] = String(value);
+  }
   return out;
 }
+
+const nextDay = (day: string): string => new Date(Date.parse(`${day}T00:00:00.000Z`) + 86_400_000).toISOString().slice(0, 10);
 
 /** Today on the server, in UTC: the day "today" and "overdue" count from. */
 export const todayUtc = (now = new Date()): string => now.toISOString().slice(0, 10);
@@ -363,6 +383,11 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
   if (d.on) base.where('sa.next_contact_on', d.on);
   if (d.account === 'none') base.whereNull('sa.account_id');
   else if (d.account !== null) base.where('sa.account_id', d.account);
+  if (d.from) base.where('sa.occurred_at', '>=', `${d.from}T00:00:00.000Z`);
+  if (d.to) base.where('sa.occurred_at', '<', `${nextDay(d.to)}T00:00:00.000Z`);
+  if (d.category) base.where('sa.category_id', d.category);
+  if (d.person) base.whereRaw('coalesce(sa.responsible_id, sa.author_id) = ?', [d.person]);
+  if (d.project) base.where('sa.project_id', d.project);
   const [{ total }] = await base.clone().count({ total: '*' });
   const count = Number(total);
   const pages = Math.max(1, Math.ceil(count / perPage));

@@ -184,8 +184,13 @@ function contractLink(env: DashboardEnv, config: ModuleConfig, period: Period, e
   return `${env.base}/contracts${qs({ account_id: f.account_id, status: extra.status ?? 'active', category_id: extra.category_id ?? f.category_id, from: period.from, to: period.to })}`;
 }
 
-function activityLink(env: DashboardEnv, config: ModuleConfig): string {
-  return `${env.base}/activities${qs({ account: config.filters.account_id })}`;
+/** The activities list with the module's filters and period; `extra` narrows it to one row (a category, a person). */
+function activityLink(env: DashboardEnv, config: ModuleConfig, period: Period, extra: { category?: number; person?: number | null } = {}): string {
+  const f = config.filters;
+  const person = extra.person !== undefined ? extra.person : onlyMine(env, config) ? env.ctx.user.id : null;
+  return `${env.base}/activities${qs({
+    account: f.account_id, project: f.project_id, category: extra.category ?? f.category_id, person, from: period.from, to: period.to,
+  })}`;
 }
 
 // ---- Base queries: the list's scope plus the module's filters ----
@@ -401,20 +406,20 @@ async function revenue(env: DashboardEnv, config: ModuleConfig, period: Period):
 
 async function activities(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<Partial<ModuleData>> {
   const group = config.group ?? 'category';
-  const link = activityLink(env, config);
-  const notes = ['The activities list does not filter by period yet: it shows every visible activity.'];
+  const link = activityLink(env, config, period);
+  const notes: string[] = [];
   const columns: Column[] = [{ key: 'count', label: 'Activities', kind: 'count' }];
   if (group === 'person') {
     const byPerson = await activitiesByPerson(env, config, period);
     const rows = [...byPerson].sort((a, b) => b[1] - a[1] || personLabel(env, a[0]).localeCompare(personLabel(env, b[0])))
-      .map(([id, n]) => ({ key: String(id ?? 'none'), label: personLabel(env, id), values: { count: n }, link }));
+      .map(([id, n]) => ({ key: String(id ?? 'none'), label: personLabel(env, id), values: { count: n }, link: id === null ? link : activityLink(env, config, period, { person: id }) }));
     return { columns, series: ['count'], rows, totals: { count: rows.reduce((a, r) => a + r.values.count, 0) }, link, notes };
   }
   const { q } = await activityQuery(env, config, period);
   if (group === 'category') {
     const rows: Record<string, unknown>[] = await q.join('crm_activity_categories as c', 'c.id', 'sa.category_id').groupBy('c.id', 'c.name', 'c.position')
       .select('c.id', 'c.name', 'c.position').count({ n: '*' }).orderBy('c.position');
-    const out = rows.map((r) => ({ key: String(r.id), label: String(r.name), values: { count: num(r.n) }, link }));
+    const out = rows.map((r) => ({ key: String(r.id), label: String(r.name), values: { count: num(r.n) }, link: activityLink(env, config, period, { category: Number(r.id) }) }));
     return { columns, series: ['count'], rows: out, totals: { count: out.reduce((a, r) => a + r.values.count, 0) }, link, notes };
   }
   const month = monthOfTimestamp(env.knex, 'sa.occurred_at');
@@ -528,13 +533,13 @@ async function targets(env: DashboardEnv, config: ModuleConfig, period: Period):
     const a = actual.get(id) ?? 0;
     return {
       key: String(id), label: personLabel(env, id), values: { target: t, actual: a, progress: t > 0 ? Math.round((a * 10000) / t) : null },
-      link: measure === 'activities' ? activityLink(env, config) : opportunityLink(env, config, period, { status: statuses, owner: id }),
+      link: measure === 'activities' ? activityLink(env, config, period, { person: id }) : opportunityLink(env, config, period, { status: statuses, owner: id }),
     };
   });
   return {
     columns: [{ key: 'target', label: `Target (${MEASURE_LABELS[measure].toLowerCase()})`, kind }, { key: 'actual', label: 'Actual', kind }, { key: 'progress', label: 'Reached', kind: 'percent' }],
     series: ['target', 'actual'], rows, totals: null,
-    link: measure === 'activities' ? activityLink(env, config) : opportunityLink(env, config, period, { status: statuses }), conversion: conv.info(),
+    link: measure === 'activities' ? activityLink(env, config, period) : opportunityLink(env, config, period, { status: statuses }), conversion: conv.info(),
     notes: rows.length ? [] : ['No targets for this period: targets are set under CRM settings → User targets.'],
   };
 }

@@ -310,6 +310,16 @@ describe('module numbers (D2, D3): SQL aggregates, currencies, periods, visibili
     expect(byCategory.rows.filter((r: { values: { count: number } }) => r.values.count > 0).map((r: { label: string; values: { count: number } }) => [r.label, r.values.count])).toEqual([['Call', 2], ['Meeting', 1]]);
     const byPerson = (await director.get(`${(await moduleOn(director, 'crm-europe', 'activities', { ...custom2031, group: 'person' })).url}.json`)).body;
     expect(byPerson.rows.map((r: { label: string; values: { count: number } }) => [r.label, r.values.count])).toEqual([['Rick Rep', 2], ['Rita Rep', 1]]);
+    // Drill-down: each row links to the activities list with the same period and row filter, whose total is the row's number.
+    type ActivityRow = { label: string; values: { count: number }; link: string };
+    for (const r of [...byCategory.rows, ...byPerson.rows].filter((x: ActivityRow) => x.values.count > 0) as ActivityRow[]) {
+      expect(r.link).toContain('from=2031-01-01');
+      const [path, query] = r.link.split('?');
+      const list = await director.get(`${path}.json?${query}`);
+      expect(list.status).toBe(200);
+      expect([r.label, list.body.pagination.total]).toEqual([r.label, r.values.count]);
+    }
+    expect((await director.get('/projects/crm-europe/crm/activities?from=2031-02-01&to=2031-01-01')).status).toBe(422);
     const byMonth = (await director.get(`${(await moduleOn(director, 'crm-europe', 'activities', { ...custom2031, group: 'month', chart: 'line' })).url}.json`)).body;
     expect(byMonth.rows.slice(0, 3).map((r: { values: { count: number } }) => r.values.count)).toEqual([1, 2, 0]);
     expect((await director.get(`${(await moduleOn(director, 'crm-europe', 'activities', { ...custom2031, group: 'month', chart: 'line' })).url}`)).text).toContain('<svg class="chart line"');
