@@ -21,7 +21,8 @@ import { recordScope } from './visibility';
  */
 
 export const CONTRACT_SORTS = ['starts_on', 'ends_on', 'amount_minor', 'name', 'created_at'] as const;
-export const CONTRACT_STATUSES = ['active', 'cancelled', 'expired'] as const;
+/** 'sold': every contract not removed (active or expired), as the dashboards count sold contracts. */
+export const CONTRACT_STATUSES = ['active', 'cancelled', 'expired', 'sold'] as const;
 
 export interface ContractFilters {
   q: string;
@@ -30,8 +31,13 @@ export interface ContractFilters {
   category: number | null;
   kind: 'time_based' | 'one_time' | null;
   project: number | null;
+  /** The sales rep the contract belongs to (its opportunity's owner at sale). */
+  owner: number | null;
   from: string | null;
   to: string | null;
+  /** Contracts in force at some day of this window (started by its end, not ended before its start, not removed). */
+  runningFrom: string | null;
+  runningTo: string | null;
   /** Active time-based contracts whose end falls within this many days from today. */
   expiring: number | null;
   sort: (typeof CONTRACT_SORTS)[number];
@@ -53,6 +59,9 @@ export function parseContractFilters(query: FormInput): ContractFilters {
   const from = errors.date(query, 'from', 'Start from');
   const to = errors.date(query, 'to', 'Start to');
   if (from && to && to < from) errors.add('to', 'Start to is before start from');
+  const runningFrom = errors.date(query, 'running_from', 'Running from');
+  const runningTo = errors.date(query, 'running_to', 'Running to');
+  if (runningFrom && runningTo && runningTo < runningFrom) errors.add('running_to', 'Running to is before running from');
   const expiringRaw = text(query, 'expiring');
   let expiring: number | null = null;
   if (expiringRaw) {
@@ -67,8 +76,8 @@ export function parseContractFilters(query: FormInput): ContractFilters {
   const sort = text(query, 'sort');
   return {
     q: text(query, 'q').slice(0, 100), account: positiveId(text(query, 'account')), status: (status || null) as ContractFilters['status'],
-    category: positiveId(text(query, 'category')), kind: (kind || null) as ContractFilters['kind'], project: positiveId(text(query, 'project')),
-    from, to, expiring,
+    category: positiveId(text(query, 'category')), kind: (kind || null) as ContractFilters['kind'], project: positiveId(text(query, 'project')), owner: positiveId(text(query, 'owner')),
+    from, to, runningFrom, runningTo, expiring,
     sort: (CONTRACT_SORTS as readonly string[]).includes(sort) ? (sort as ContractFilters['sort']) : 'starts_on',
     dir: text(query, 'dir') === 'asc' ? 'asc' : 'desc',
   };
@@ -77,7 +86,9 @@ export function parseContractFilters(query: FormInput): ContractFilters {
 export function contractFilterParams(f: ContractFilters): Record<string, string> {
   const out: Record<string, string> = {};
   if (f.q) out.q = f.q;
-  for (const k of ['account', 'status', 'category', 'kind', 'project', 'from', 'to', 'expiring'] as const) if (f[k] !== null) out[k] = String(f[k]);
+  for (const k of ['account', 'status', 'category', 'kind', 'project', 'owner', 'from', 'to', 'expiring'] as const) if (f[k] !== null) out[k] = String(f[k]);
+  if (f.runningFrom) out.running_from = f.runningFrom;
+  if (f.runningTo) out.running_to = f.runningTo;
   if (f.sort !== 'starts_on') out.sort = f.sort;
   if (f.dir !== 'desc') out.dir = f.dir;
   return out;
@@ -94,11 +105,16 @@ async function filteredQuery(ctx: CrmContext, f: ContractFilters, options: { ign
   if (f.category && !options.ignoreCategory) q.where('c.category_id', f.category);
   if (f.kind) q.where('c.kind', f.kind);
   if (f.project) q.where('c.project_id', f.project);
+  if (f.owner) q.where('c.owner_id', f.owner);
   if (f.from) q.where('c.starts_on', '>=', f.from);
   if (f.to) q.where('c.starts_on', '<=', f.to);
   if (f.status === 'active') q.where('c.status', 'active').where((b) => b.whereNull('c.ends_on').orWhere('c.ends_on', '>=', today));
   if (f.status === 'cancelled') q.where('c.status', 'cancelled');
   if (f.status === 'expired') q.where('c.status', 'active').where('c.ends_on', '<', today);
+  if (f.status === 'sold') q.whereNot('c.status', 'cancelled');
+  if (f.runningFrom || f.runningTo) q.whereNot('c.status', 'cancelled');
+  if (f.runningTo) q.where('c.starts_on', '<=', f.runningTo);
+  if (f.runningFrom) q.where((b) => b.whereNull('c.ends_on').orWhere('c.ends_on', '>=', f.runningFrom!));
   if (f.expiring !== null) q.where('c.kind', 'time_based').where('c.status', 'active').whereBetween('c.ends_on', [today, addDays(today, f.expiring)]);
   return { q };
 }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { applyOpportunityScope } from '../models/opportunity';
 import { visibleActivities } from './activities';
+import { applyContractScope } from '../models/contract';
 import {
   MEASURE_LABELS, addDays, buckets, monthEnd, monthStart, quarterEnd, quarterStart, resolvePeriod,
   type ChartKind, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
@@ -179,9 +180,17 @@ function opportunityLink(env: DashboardEnv, config: ModuleConfig, period: Period
   })}`;
 }
 
-function contractLink(env: DashboardEnv, config: ModuleConfig, period: Period, extra: { category_id?: number | null; status?: string } = {}): string {
+/**
+ * The contracts list with the module's filters: `running` (time-based contracts in force during the period, as
+ * the active-contracts module counts them) or `started` (contracts not removed that started in the period).
+ */
+function contractLink(env: DashboardEnv, config: ModuleConfig, period: Period, window: 'running' | 'started', extra: { category_id?: number | null } = {}): string {
   const f = config.filters;
-  return `${env.base}/contracts${qs({ account_id: f.account_id, status: extra.status ?? 'active', category_id: extra.category_id ?? f.category_id, from: period.from, to: period.to })}`;
+  const owner = onlyMine(env, config) ? env.ctx.user.id : null;
+  const common = { account: f.account_id, project: f.project_id, category: extra.category_id ?? f.category_id, owner };
+  return `${env.base}/contracts${qs(window === 'running'
+    ? { ...common, kind: 'time_based', running_from: period.from, running_to: period.to }
+    : { ...common, status: 'sold', from: period.from, to: period.to })}`;
 }
 
 /** The activities list with the module's filters and period; `extra` narrows it to one row (a category, a person). */
@@ -210,21 +219,11 @@ async function opportunityQuery(env: DashboardEnv, config: ModuleConfig, period:
   return { q };
 }
 
-/**
- * Contracts visible as their opportunities are (S3 with view_contracts): a project where the user sees all, or
- * their own (owner or author), or their team's; partner users only their partners' opportunities' contracts.
- */
+/** Contracts visible as the contracts list shows them (S3 with view_contracts: applyContractScope), with the module's filters. */
 async function contractQuery(env: DashboardEnv, config: ModuleConfig): Promise<{ q: Knex.QueryBuilder }> {
-  const scope = await contractScope(env);
   const q = env.knex('crm_contracts as c');
   const userId = env.ctx.user.id;
-  if (scope.partnerIds) q.whereIn('c.opportunity_id', env.knex('crm_opportunities').select('id').whereIn('partner_id', scope.partnerIds));
-  q.where((b) => {
-    b.whereRaw('1 = 0');
-    if (scope.all.length) b.orWhereIn('c.project_id', scope.all);
-    if (scope.own.length) b.orWhere((o) => o.whereIn('c.project_id', scope.own).andWhere((w) => w.where('c.owner_id', userId).orWhere('c.author_id', userId)));
-    if (scope.team.length) b.orWhere((o) => o.whereIn('c.project_id', scope.team).andWhere((w) => w.whereIn('c.owner_id', scope.teamUserIds).orWhereIn('c.author_id', scope.teamUserIds)));
-  });
+  applyContractScope(q, await contractScope(env));
   const f = config.filters;
   if (f.project_id) q.where('c.project_id', f.project_id);
   if (f.account_id) q.where('c.account_id', f.account_id);
@@ -460,11 +459,11 @@ async function contracts(env: DashboardEnv, config: ModuleConfig, period: Period
   for (const [key, e] of [...byCategory].sort((a, b) => a[1].label.localeCompare(b[1].label))) {
     const mrr = await conv.sum(e.parts);
     totals.count += e.count; totals.mrr += mrr; totals.expiring += e.expiring;
-    out.push({ key, label: e.label, values: { count: e.count, mrr, expiring: e.expiring }, link: contractLink(env, config, period, { category_id: e.id }) });
+    out.push({ key, label: e.label, values: { count: e.count, mrr, expiring: e.expiring }, link: contractLink(env, config, period, 'running', { category_id: e.id }) });
   }
   return {
     columns: [{ key: 'count', label: 'Active contracts', kind: 'count' }, { key: 'mrr', label: 'Monthly recurring value', kind: 'money' }, { key: 'expiring', label: `Ending by ${until}`, kind: 'count' }],
-    series: ['mrr'], rows: out, totals, link: contractLink(env, config, period), conversion: conv.info(),
+    series: ['mrr'], rows: out, totals, link: contractLink(env, config, period, 'running'), conversion: conv.info(),
     notes: ['Monthly recurring value = contract amount × 30 / days the contract runs; open-ended contracts count their amount per month.'],
   };
 }
@@ -484,11 +483,11 @@ async function wonByProduct(env: DashboardEnv, config: ModuleConfig, period: Per
     byProduct.set(key, e);
   }
   const out: DataRow[] = [];
-  for (const [key, e] of byProduct) out.push({ key, label: e.label, values: { deals: e.deals, amount: await conv.sum(e.parts) }, link: contractLink(env, config, period, { status: '' }) });
+  for (const [key, e] of byProduct) out.push({ key, label: e.label, values: { deals: e.deals, amount: await conv.sum(e.parts) }, link: contractLink(env, config, period, 'started') });
   out.sort((a, b) => num(b.values.amount) - num(a.values.amount) || a.label.localeCompare(b.label));
   return {
     columns: [{ key: 'deals', label: 'Won deals', kind: 'count' }, { key: 'amount', label: 'Sold amount', kind: 'money' }],
-    series: ['amount'], rows: out, totals: { amount: out.reduce((a, r) => a + num(r.values.amount), 0) }, link: contractLink(env, config, period, { status: '' }), conversion: conv.info(),
+    series: ['amount'], rows: out, totals: { amount: out.reduce((a, r) => a + num(r.values.amount), 0) }, link: contractLink(env, config, period, 'started'), conversion: conv.info(),
     notes: ['Computed from the contracts made when deals were sold (one per sold item), by contract start date.'],
   };
 }

@@ -288,10 +288,21 @@ describe('module numbers (D2, D3): SQL aggregates, currencies, periods, visibili
     const contracts = (await director.get(`${(await moduleOn(director, 'crm-europe', 'contracts', custom2031)).url}.json`)).body;
     // 365 000 × 30 / 365 = 30 000 EUR; 10 000 USD × 30 / 30 = 10 000 USD = 9 000 EUR; the cancelled, one-time and 2030 ones do not count.
     expect(contracts.totals).toEqual({ count: 2, mrr: 39_000, expiring: 1 });
-    expect(contracts.link).toBe('/projects/crm-europe/crm/contracts?status=active&from=2031-01-01&to=2031-12-31');
-    expect(contracts.rows[0].link).toMatch(/^\/projects\/crm-europe\/crm\/contracts\?status=active&category_id=\d+&from=2031-01-01&to=2031-12-31$/);
+    // Drill-down: the title and each row link to the contracts list with the same window, whose count is the module's.
+    const listTotal = async (link: string) => {
+      const [path, query] = link.split('?');
+      const res = await director.get(`${path}.json?${query}`);
+      expect(res.status).toBe(200);
+      return res.body.pagination.total as number;
+    };
+    expect(contracts.link).toBe('/projects/crm-europe/crm/contracts?kind=time_based&running_from=2031-01-01&running_to=2031-12-31');
+    expect(await listTotal(contracts.link)).toBe(contracts.totals.count);
+    for (const r of contracts.rows) expect(await listTotal(r.link)).toBe(r.values.count);
     const products = (await director.get(`${(await moduleOn(director, 'crm-europe', 'won_by_product', custom2031)).url}.json`)).body;
     expect(products.totals).toEqual({ amount: 365_000 + 9_000 + 120_000 });
+    // Won per product counts contracts not removed that started in the period: the list says the same.
+    expect(await listTotal(products.link)).toBe(3);
+    expect((await director.get('/projects/crm-europe/crm/contracts?running_from=2031-02-01&running_to=2031-01-01')).status).toBe(422);
   });
 
   test('sales activities by category, by person and per month', async () => {
