@@ -1,9 +1,9 @@
+import { visibleSections } from './overview';
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, notFound } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
-import { SECTIONS } from '../sections';
 import { globalContext } from '../services/accounts';
 import { runsOf } from '../services/automation';
 import {
@@ -29,13 +29,6 @@ const body = (req: Request) => (req.body ?? {}) as FormInput;
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/contracts` : '/crm/contracts');
 export const contractUrl = (id: number) => `/crm/contracts/${id}`;
 
-/** The CRM sections this user may open at this level (the list's left-hand navigation). */
-async function sectionsFor(ctx: CrmContext, crmBase: string) {
-  const out = [];
-  for (const s of SECTIONS) if (await ctx.host.can(ctx.user, s.permission, ctx.project)) out.push({ ...s, url: `${crmBase}/${s.id.replace('_', '-')}` });
-  return out;
-}
-
 async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error: CrmError | null = null): Promise<PageResponse> {
   const knex = ctx.host.knex;
   const perPage = Number((await loadSettings(knex)).page_size) || 25;
@@ -51,7 +44,7 @@ async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error
     status: error?.status ?? 200,
     locals: {
       ...result, f, params: contractFilterParams(f), base: base(ctx), project: ctx.project, formatMoney, queryString, kindLabels: CONTRACT_KIND_LABELS,
-      categories, projects, accountName, error, sections: await sectionsFor(ctx, crmBase), crmBase, current: 'contracts',
+      categories, projects, accountName, error, sections: await visibleSections(ctx, crmBase), crmBase, current: 'contracts',
       savedFilters: await savedFilters(knex, FILTER_ENTITY, ctx.user),
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {

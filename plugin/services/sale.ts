@@ -24,22 +24,10 @@ import { loadSettings } from './settings';
  * a stale page, a second concurrent sale, a host that will not make the project — nothing is kept.
  */
 
-export interface PlannedContract {
-  /** 'item:<quote item id>' or 'item:<quote item id>:bundle-item:<bundle item id>' (see the migration). */
-  source_key: string;
+export interface PlannedContract extends Pick<Contract, 'source_key' | 'product_id' | 'category_id' | 'kind' | 'name' | 'code' | 'quantity_milli' | 'amount_minor' | 'currency' | 'starts_on' | 'ends_on'> {
   quote_item_id: number;
-  product_id: number | null;
   product_name: string;
-  category_id: number | null;
   category_name: string | null;
-  kind: ContractKind;
-  name: string;
-  code: string;
-  quantity_milli: number;
-  amount_minor: number;
-  currency: string;
-  starts_on: string;
-  ends_on: string | null;
   duration_months: number | null;
   /** The contract this source already has (sold before, then unlocked): it is kept, not made again. */
   existing: Contract | null;
