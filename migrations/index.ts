@@ -15,6 +15,7 @@ import { priceBooks } from './20261123_011_price_books';
 import { quotes } from './20261123_014_quotes';
 import { contracts } from './20261123_017_contracts';
 import { dashboards } from './20261123_020_dashboards';
+import { benchIndexes } from './20261123_022_bench_indexes';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';
