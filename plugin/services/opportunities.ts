@@ -389,21 +389,33 @@ export async function deleteOpportunity(ctx: CrmContext, opp: Opportunity): Prom
 
 /** Kanban: open statuses as columns with their newest cards (bounded), won and lost folded into counts. */
 export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn = 50) {
-  const all = await statuses(ctx.host.knex, { activeOnly: true });
-  const columns = [];
-  for (const status of all.filter((s) => s.kind === 'open')) {
-    const { q } = await filteredQuery(ctx, { ...f, statuses: [status.id] });
-    const [{ n }] = await q.clone().count({ n: '*' });
-    const cards: OpportunityRow[] = (await q.clone().join('crm_opportunity_statuses as s', 's.id', 'o.status_id').leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
-      .select(rowColumns).orderByRaw('o.expected_close_on asc nulls last, o.id asc').limit(perColumn)).map(toRow);
-    const totals = await currencyTotals(q.clone());
-    columns.push({ status, cards: await hideInvisibleAccounts(ctx, cards), count: Number(n), totals });
+  const knex = ctx.host.knex;
+  const all = await statuses(knex, { activeOnly: true });
+  const open = all.filter((s) => s.kind === 'open');
+  // Each column shows its own status whatever the status filter says; everything else filters as the list does.
+  const { q: base } = await filteredQuery(ctx, f, { ignoreStatuses: true });
+  base.whereIn('o.status_id', all.map((s) => s.id));
+  // Counts and totals of every column in one grouped query …
+  const grouped: { status_id: number | string; currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[] = await base.clone()
+    .join('crm_opportunity_statuses as ts', 'ts.id', 'o.status_id').groupBy('o.status_id', 'o.currency').orderBy('o.currency')
+    .select('o.status_id', 'o.currency').count({ n: '*' }).sum({ amount: 'o.amount_minor' }).sum({ weighted: knex.raw('o.amount_minor * ts.probability') });
+  const totalsOf = new Map<number, CurrencyTotal[]>();
+  for (const r of grouped) {
+    const list = totalsOf.get(Number(r.status_id)) ?? [];
+    list.push({ currency: String(r.currency), count: Number(r.n), amount_minor: Number(r.amount ?? 0), weighted_minor: percentOf(Number(r.weighted ?? 0), 100) });
+    totalsOf.set(Number(r.status_id), list);
   }
-  const folded = [];
-  for (const status of all.filter((s) => s.kind !== 'open')) {
-    const { q } = await filteredQuery(ctx, { ...f, statuses: [status.id] });
-    const [{ n }] = await q.count({ n: '*' });
-    folded.push({ status, count: Number(n) });
-  }
+  const countOf = (id: number) => (totalsOf.get(id) ?? []).reduce((n, t) => n + t.count, 0);
+  // … and the first cards of every open column in one query, numbered per status by close date.
+  const ranked = base.clone().whereIn('o.status_id', open.map((s) => s.id))
+    .select('o.id', knex.raw('row_number() over (partition by o.status_id order by o.expected_close_on asc nulls last, o.id asc) as card_rank'));
+  const cards: OpportunityRow[] = (await knex('crm_opportunities as o').join(ranked.as('k'), 'k.id', 'o.id')
+    .join('crm_opportunity_statuses as s', 's.id', 'o.status_id').leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
+    .where('k.card_rank', '<=', perColumn).select(rowColumns).orderBy('k.card_rank')).map(toRow);
+  const visibleCards = await hideInvisibleAccounts(ctx, cards);
+  const columns = open.map((status) => ({
+    status, cards: visibleCards.filter((c) => c.status_id === status.id), count: countOf(status.id), totals: totalsOf.get(status.id) ?? [],
+  }));
+  const folded = all.filter((s) => s.kind !== 'open').map((status) => ({ status, count: countOf(status.id) }));
   return { columns, folded, statuses: all };
 }

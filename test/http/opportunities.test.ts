@@ -143,6 +143,15 @@ describe('create, edit, move (O1, O3, O7)', () => {
     const board = await director.get('/crm/opportunities/kanban.json');
     expect(board.body.columns.map((c: { status: { name: string } }) => c.status.name)).toEqual(['Qualification', 'Needs analysis', 'Proposal', 'Negotiation']);
     expect(board.body.folded.map((c: { status: { name: string } }) => c.status.name)).toEqual(['Won', 'Lost']);
+    // Every column's count and totals are the list's for that status; its cards are the first by close date.
+    type Column = { status: { id: number }; count: number; totals: unknown[]; cards: { id: number }[] };
+    for (const column of board.body.columns as Column[]) {
+      const list = (await director.get(`/crm/opportunities.json?status=${column.status.id}&sort=expected_close_on&dir=asc`)).body;
+      expect(column.count).toBe(list.pagination.total);
+      expect(column.totals).toEqual(list.totals);
+      expect(column.cards.map((c) => c.id)).toEqual(list.opportunities.slice(0, column.cards.length).map((o: { id: number }) => o.id));
+    }
+    expect((board.body.columns as Column[]).reduce((n, c) => n + c.count, 0)).toBeGreaterThan(3);
     const html = await director.get('/projects/crm-americas/crm/opportunities/kanban');
     expect(html.status).toBe(200);
     expect(visibleText(html.text)).toContain('Globex – data platform');
