@@ -149,7 +149,14 @@ describe('create, edit, move (O1, O3, O7)', () => {
       const list = (await director.get(`/crm/opportunities.json?status=${column.status.id}&sort=expected_close_on&dir=asc`)).body;
       expect(column.count).toBe(list.pagination.total);
       expect(column.totals).toEqual(list.totals);
-      expect(column.cards.map((c) => c.id)).toEqual(list.opportunities.slice(0, column.cards.length).map((o: { id: number }) => o.id));
+      // The cards: this status's first (at most 50) by close date, undated last, then by id.
+      const rows = await host.db.knex('crm_opportunities').whereIn('id', column.cards.map((c) => c.id)).select('id', 'status_id', 'expected_close_on');
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      expect(column.cards.every((c) => Number(byId.get(c.id)?.status_id) === column.status.id)).toBe(true);
+      expect(column.cards.length).toBe(Math.min(column.count, 50));
+      const key = (id: number) => { const d = byId.get(id)?.expected_close_on; return `${d ? new Date(d).toISOString().slice(0, 10) : '9999-99-99'} ${String(id).padStart(10, '0')}`; };
+      const keys = column.cards.map((c) => key(c.id));
+      expect(keys).toEqual([...keys].sort());
     }
     expect((board.body.columns as Column[]).reduce((n, c) => n + c.count, 0)).toBeGreaterThan(3);
     const html = await director.get('/projects/crm-americas/crm/opportunities/kanban');
