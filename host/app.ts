@@ -58,6 +58,10 @@ async function sessionSecretFor(knex: Knex, given?: string): Promise<string> {
   return (await knex('host_settings').where({ name: 'session_secret' }).first()).value as string;
 }
 
+/** Sessions last this long after their last renewal (8 hours of inactivity signs a user out). */
+const SESSION_HOURS = 8;
+const RENEW_AFTER_MS = 10 * 60 * 1000;
+
 export async function createHostApp(options: HostOptions): Promise<HostApp> {
   const { knex, plugins } = options;
   for (const plugin of plugins) {
@@ -101,15 +105,24 @@ export async function createHostApp(options: HostOptions): Promise<HostApp> {
   app.use(express.json({ limit: '1mb' }));
 
   const store = new ConnectSessionKnexStore({ knex, tableName: 'sessions', createTable: false, cleanupInterval: 0 });
+  // express-session "touches" an unchanged session on every request (an UPDATE per page view); renewal below
+  // moves the expiry instead, at most every RENEW_AFTER_MS.
+  store.touch = async (_sid, _session, callback) => callback?.();
   app.use(session({
     name: 'pm.sid',
     secret: await sessionSecretFor(knex, options.sessionSecret),
     store,
     resave: false,
     saveUninitialized: false,
-    rolling: true,
-    cookie: { httpOnly: true, sameSite: 'lax', secure: options.secureCookies ?? false, maxAge: 8 * 60 * 60 * 1000 },
+    cookie: { httpOnly: true, sameSite: 'lax', secure: options.secureCookies ?? false, maxAge: SESSION_HOURS * 60 * 60 * 1000 },
   }));
+  // A sliding expiry without a session write on every request: the session is renewed (stored again, cookie
+  // re-sent) when a request comes more than RENEW_AFTER_MS after the last renewal.
+  app.use((req, _res, next) => {
+    const s = req.session as (typeof req.session & { renewedAt?: number }) | undefined;
+    if (s && s.cookie && (s as { passport?: unknown }).passport && Date.now() - (s.renewedAt ?? 0) > RENEW_AFTER_MS) s.renewedAt = Date.now();
+    next();
+  });
 
   // One Passport per app: several hosts in one process (the tests) must not share strategies.
   const passport = new Passport();

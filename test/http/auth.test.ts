@@ -23,6 +23,22 @@ describe('sign in and out', () => {
     expect(sessions.some((row) => String(row.sess).includes(`"user":${host.demo.users.director.id}`))).toBe(true);
   });
 
+  test('a session is renewed now and then, not written on every request', async () => {
+    const s = await Session.signIn(host.app, 'pm');
+    const writes: string[] = [];
+    const record = (q: { sql: string }) => { if (/^(update|insert)/i.test(q.sql) && /sessions/.test(q.sql)) writes.push(q.sql); };
+    host.db.knex.on('query', record);
+    try {
+      for (let i = 0; i < 5; i++) expect((await s.get('/projects')).status).toBe(200);
+    } finally {
+      host.db.knex.removeListener('query', record);
+    }
+    // Signing in renewed it already (Session.signIn loads a page after the login); five more pages write nothing.
+    expect(writes).toEqual([]);
+    const row = await host.db.knex('sessions').select('sess').whereRaw('sess like ?', [`%"user":${host.demo.users.pm.id}%`]).first();
+    expect(String(row.sess)).toContain('"renewedAt":');
+  });
+
   test('signing out ends the session: the next page asks to sign in again', async () => {
     const s = await Session.signIn(host.app, 'rep1');
     expect((await s.get('/')).status).toBe(200);
