@@ -291,8 +291,12 @@ export async function deleteActivity(ctx: CrmContext, record: ActivityRecord, ac
  * partner is visible under the request's scope (project pages: that project and its included subprojects),
  * and the personal rule holds. Wrapped in an object: a knex builder is thenable.
  */
-export async function visibleActivities(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder }> {
+export async function visibleActivities(ctx: CrmContext, options: { periodScan?: boolean } = {}): Promise<{ q: Knex.QueryBuilder }> {
   const knex = ctx.host.knex;
+  // For counts over a period (the dashboards), `+record_id` keeps SQLite from looking up every visible record's
+  // activities one by one (155,000 index seeks for an admin): it reads the period from the covering index of
+  // migration 023 and tests each row against the visible ids, gathered once. 1.2 s → 0.3 s at 500,000 activities.
+  const recordId = (options.periodScan ? knex.raw('+sa.record_id') : 'sa.record_id') as string;
   const opportunities = knex('crm_opportunities as o').select('o.id');
   applyOpportunityScope(opportunities, await recordScope(ctx, 'opportunities', 'view_opportunities'));
   const accounts = knex('crm_accounts as a').select('a.id');
@@ -301,9 +305,9 @@ export async function visibleActivities(ctx: CrmContext): Promise<{ q: Knex.Quer
   applyPartnerScope(partners, await recordScope(ctx, 'partners', 'view_partners'));
   const q = knex('crm_sales_activities as sa');
   q.where((b) => b
-    .where((w) => w.where('sa.record_type', 'opportunity').whereIn('sa.record_id', opportunities))
-    .orWhere((w) => w.where('sa.record_type', 'account').whereIn('sa.record_id', accounts))
-    .orWhere((w) => w.where('sa.record_type', 'partner').whereIn('sa.record_id', partners)));
+    .where((w) => w.where('sa.record_type', 'opportunity').whereIn(recordId, opportunities))
+    .orWhere((w) => w.where('sa.record_type', 'account').whereIn(recordId, accounts))
+    .orWhere((w) => w.where('sa.record_type', 'partner').whereIn(recordId, partners)));
   applyPersonalRule(q, ctx.user.id);
   return { q };
 }

@@ -235,7 +235,7 @@ async function contractQuery(env: DashboardEnv, config: ModuleConfig): Promise<{
 
 /** Visible activities (`sa`) in the period, by the person responsible (or, without one, its author). */
 async function activityQuery(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<{ q: Knex.QueryBuilder }> {
-  const { q } = await visibleActivities(env.ctx);
+  const { q } = await visibleActivities(env.ctx, { periodScan: true });
   const f = config.filters;
   if (f.project_id) q.where('sa.project_id', f.project_id);
   if (f.account_id) q.where('sa.account_id', f.account_id);
