@@ -1,3 +1,4 @@
+import { SLICE_LINES, yieldToEventLoop } from './event-loop';
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
@@ -143,6 +144,7 @@ export async function canEditQuotes(ctx: CrmContext, opp: Opportunity): Promise<
 
 async function pricedItems(knex: Knex, items: QuoteItem[]): Promise<{ items: PricedItem[]; totals: QuoteTotals }> {
   const { lines, totals } = priceQuote(items);
+  if (lines.length > SLICE_LINES) await yieldToEventLoop();
   const bundleIds = lines.filter((l) => l.kind === 'bundle' && l.bundle_id).map((l) => l.bundle_id as number);
   const partsOf = await bundleItemsOf(knex, bundleIds);
   const out: PricedItem[] = [];
@@ -165,7 +167,10 @@ async function pricedItems(knex: Knex, items: QuoteItem[]): Promise<{ items: Pri
  */
 export async function quoteWithTotals(ctx: CrmContext, quoteId: number): Promise<QuoteWithTotals> {
   const { quote, opportunity } = await requireVisibleQuote(ctx, quoteId);
-  const { items, totals } = await pricedItems(ctx.host.knex, await itemsOf(ctx.host.knex, quote.id));
+  const lines = await itemsOf(ctx.host.knex, quote.id);
+  if (lines.length > SLICE_LINES) await yieldToEventLoop();
+  const { items, totals } = await pricedItems(ctx.host.knex, lines);
+  if (items.length > SLICE_LINES) await yieldToEventLoop();
   return { quote, opportunity, items, totals };
 }
 
