@@ -79,24 +79,28 @@ type AnyQuery = QueryBuilder<Model, unknown> | Knex.QueryBuilder;
  * creator); on global pages also when it is flagged global or linked to no project and created by the user
  * (admins: any unlinked one). Partner users see only accounts assigned to their partners.
  */
-export function applyAccountScope(query: AnyQuery, scope: RecordScope): void {
+export function applyAccountScope(query: AnyQuery, scope: RecordScope, shape: 'lookup' | 'list' = 'lookup'): void {
   const q = query as Knex.QueryBuilder;
   const userId = scope.user.id;
   q.whereNull('a.deleted_at');
   q.where((b) => b.where('a.is_private', false).orWhere('a.author_id', userId));
   if (scope.partnerIds) q.whereIn('a.partner_id', scope.partnerIds);
-  // "Linked to one of these projects" as an uncorrelated IN: the databases build the id list once (from the
-  // (project_id, account_id) index) instead of probing every project for every account — 8× faster at 100,000.
-  const linkedTo = (ids: number[]) => (sub: Knex.QueryBuilder) => sub.select('ap.account_id').from('crm_account_projects as ap').whereIn('ap.project_id', ids);
+  // "Linked to one of these projects". For a whole list (`shape` 'list') as an uncorrelated IN: the database
+  // builds the id list once from the (project_id, account_id) index instead of probing every project for every
+  // account (8× faster at 100,000 accounts). For a few known accounts ('lookup', the default) as a correlated
+  // EXISTS: a handful of index probes rather than the list of every linked account.
   const anyLink = (sub: Knex.QueryBuilder) => sub.select(1).from('crm_account_projects as ap').whereRaw('ap.account_id = a.id');
+  const linked = (w: Knex.QueryBuilder, ids: number[]) => (shape === 'list'
+    ? w.whereIn('a.id', (sub) => sub.select('ap.account_id').from('crm_account_projects as ap').whereIn('ap.project_id', ids))
+    : w.whereExists((sub) => anyLink(sub).whereIn('ap.project_id', ids)));
   q.where((b) => {
     b.whereRaw('1 = 0');
-    if (scope.all.length) b.orWhereIn('a.id', linkedTo(scope.all));
+    if (scope.all.length) b.orWhere((o) => linked(o, scope.all));
     if (scope.own.length) {
-      b.orWhere((o) => o.whereIn('a.id', linkedTo(scope.own)).andWhere((w) => w.where('a.account_manager_id', userId).orWhere('a.author_id', userId)));
+      b.orWhere((o) => linked(o, scope.own).andWhere((w) => w.where('a.account_manager_id', userId).orWhere('a.author_id', userId)));
     }
     if (scope.team.length) {
-      b.orWhere((o) => o.whereIn('a.id', linkedTo(scope.team))
+      b.orWhere((o) => linked(o, scope.team)
         .andWhere((w) => w.whereIn('a.account_manager_id', scope.teamUserIds).orWhereIn('a.author_id', scope.teamUserIds)));
     }
     if (scope.global) {

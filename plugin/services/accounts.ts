@@ -108,7 +108,7 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
   const scope = await recordScope(ctx, 'accounts', 'view_accounts');
   const knex = ctx.host.knex;
   const base = knex('crm_accounts as a');
-  applyAccountScope(base, scope);
+  applyAccountScope(base, scope, 'list');
   applyFilters(base, filters, ctx.user.id);
   const [{ total }] = await base.clone().count({ total: '*' });
   const count = Number(total);

@@ -300,7 +300,7 @@ export async function visibleActivities(ctx: CrmContext, options: { periodScan?:
   const opportunities = knex('crm_opportunities as o').select('o.id');
   applyOpportunityScope(opportunities, await recordScope(ctx, 'opportunities', 'view_opportunities'));
   const accounts = knex('crm_accounts as a').select('a.id');
-  applyAccountScope(accounts, await recordScope(ctx, 'accounts', 'view_accounts'));
+  applyAccountScope(accounts, await recordScope(ctx, 'accounts', 'view_accounts'), 'list');
   const partners = knex('crm_partners as p').select('p.id');
   applyPartnerScope(partners, await recordScope(ctx, 'partners', 'view_partners'));
   const q = knex('crm_sales_activities as sa');
