@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: for each scale, generates (or reuses) the data set in a child process, then, in another
- * child, starts the reference host with the CRM plugin in-process on it (server and autocannon share that
- * process), signs in through the real login form, and measures each section with autocannon.
+ * child, starts the reference host with the CRM plugin in-process on it, signs in through the real login form,
+ * and measures each section with autocannon, run in a process of its own (bench/load.ts) so that the server's
+ * process holds the server alone.
  * Results print as one Markdown table and are written to `bench/results/<db>-<date>.json`.
  *
  * Plugging in a further section: write `async (ctx: BenchContext) => BenchRow[]` and add it to SECTIONS in
@@ -13,7 +14,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import autocannon from 'autocannon';
 import type { Knex } from 'knex';
 import { createHostApp, type HostApp } from '../host/app';
 import { isPostgres } from '../host/db';
@@ -22,6 +22,7 @@ import type { HostUser } from '../plugin/host';
 import { PLUGIN_ROOT } from '../plugin/paths';
 import { openBenchDatabase, type BenchDatabase } from './database';
 import { BENCH_LOGINS, BENCH_PASSWORD, type GenerateResult } from './generate';
+import type { LoadRequest, LoadResult } from './load';
 import { SECTIONS } from './sections';
 
 /** One line of the printed table and of the JSON. Times in milliseconds. */
@@ -129,21 +130,20 @@ export function percentiles(values: number[]): { p50: number; p95: number; p99: 
   return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
 }
 
-/** Loads one URL for a fixed time; latency percentiles from every response (autocannon's own list has no p95). */
+/**
+ * Loads one URL for a fixed time with autocannon in a child process (bench/load.ts), so this process's memory is
+ * the server's alone; latency percentiles from every response (autocannon's own list has no p95).
+ */
 async function measure(baseUrl: string, urlPath: string, user: SignedInUser, connections: number, duration: number, headers: Record<string, string> = {}): Promise<Measurement> {
-  const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
-  const instance = autocannon({ url: baseUrl + urlPath, connections, duration, timeout: 120, headers: { cookie: user.cookie, ...headers } });
-  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
-    latencies.push(responseTime);
-    statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
+  const child = fork(path.join(__dirname, 'load.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const result = await new Promise<LoadResult>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as LoadResult));
+    child.once('exit', (code) => reject(new Error(`the load generator exited with ${code} before answering`)));
+    const request: LoadRequest = { url: baseUrl + urlPath, connections, duration, headers: { cookie: user.cookie, ...headers } };
+    child.send(request);
   });
-  const result = await instance;
-  const { p50, p95, p99 } = percentiles(latencies);
-  return {
-    rps: result.requests.total / result.duration, p50, p95, p99, requests: result.requests.total,
-    failures: result.non2xx + result.errors + result.timeouts, statuses,
-  };
+  const { p50, p95, p99 } = percentiles(result.latencies);
+  return { rps: result.requests / result.duration, p50, p95, p99, requests: result.requests, failures: result.failures, statuses: result.statuses };
 }
 
 /** Signs in through the login form (GET for the CSRF token, POST, keep the session cookie), once per user and run. */
@@ -179,7 +179,7 @@ export async function signIn(baseUrl: string, host: HostApp, login: string, pass
 }
 
 /**
- * Peak memory of this process (the server and the load generator share it), sampled every 25 ms: resident
+ * Peak memory of this process (the server; the load generator runs in its own), sampled every 25 ms: resident
  * set size, and the V8 heap in use (what the app holds; RSS also counts heap V8 has not collected yet).
  */
 class MemorySampler {
@@ -274,6 +274,8 @@ async function runScale(scale: number, options: Options, log: (line: string) => 
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   memory.start();
   const rows: BenchRow[] = [];
+  // The peak so far after each section: the documents section also renders in this process for comparison.
+  const sectionPeaks: string[] = [];
   try {
     const users = {
       admin: await signIn(baseUrl, host, BENCH_LOGINS.admin, BENCH_PASSWORD),
@@ -289,6 +291,7 @@ async function runScale(scale: number, options: Options, log: (line: string) => 
       if (options.only && !name.includes(options.only)) continue;
       log(`[${label}] ${name}`);
       rows.push(...(await section(ctx)));
+      sectionPeaks.push(`${name} ${Math.round(memory.peakRss / 1024 / 1024)} MB`);
     }
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -297,7 +300,7 @@ async function runScale(scale: number, options: Options, log: (line: string) => 
   const peak = memory.stop();
   const peakRssMb = peak.rssMb;
   const goal = scale === 1 ? (peakRssMb <= 300 ? ' (goal ≤ 300 MB: met)' : ' (goal ≤ 300 MB: MISSED)') : '';
-  rows.push({ section: 'memory', name: 'peak RSS of the process (server + load generator)', note: `${peakRssMb} MB${goal}; V8 heap in use at most ${peak.heapUsedMb} MB`, extra: peak });
+  rows.push({ section: 'memory', name: 'peak RSS of the server process', note: `${peakRssMb} MB${goal}; V8 heap in use at most ${peak.heapUsedMb} MB; peak after each section: ${sectionPeaks.join(', ')}`, extra: { ...peak, sectionPeaks } });
   await db.close();
   return { result: { scale, label, database: db.where, generation: db.generation, reused: db.reused, peakRssMb, rows }, machine };
 }
