@@ -6,7 +6,7 @@ import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAcco
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
-import type { PageMeta } from './pagination';
+import { cappedCount, type PageMeta } from './pagination';
 import { recordScope } from './visibility';
 
 export const ACCOUNT_SORTS = ['name', 'city', 'customer_number', 'created_at', 'updated_at'] as const;
@@ -110,8 +110,7 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
   const base = knex('crm_accounts as a');
   applyAccountScope(base, scope, 'list');
   applyFilters(base, filters, ctx.user.id);
-  const [{ total }] = await base.clone().count({ total: '*' });
-  const count = Number(total);
+  const { total: count, capped } = await cappedCount(knex, base);
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
   const rows = await base.clone()
@@ -123,7 +122,7 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
     .limit(perPage).offset((current - 1) * perPage);
   return {
     rows: rows.map((r) => ({ ...r, is_key_account: Boolean(r.is_key_account), is_supplier: Boolean(r.is_supplier), is_global: Boolean(r.is_global), is_private: Boolean(r.is_private), service_expires_on: dateText(r.service_expires_on) })),
-    meta: { page: current, pages, total: count, per_page: perPage },
+    meta: { page: current, pages, total: count, per_page: perPage, ...(capped ? { capped } : {}) },
   };
 }
 

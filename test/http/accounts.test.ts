@@ -353,3 +353,25 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
     expect(relations).toContain('Acme Service Center');
   });
 });
+
+describe('a long account list', () => {
+  test('is counted up to 10 000 rows: beyond, the page says "10000+" and the pages stop there', async () => {
+    const knex = host.db.knex;
+    const type = await knex('crm_account_types').where({ name: 'Company' }).first('id');
+    const project = host.demo.projects['crm-asia'].id;
+    const admin = host.demo.users.admin.id;
+    for (let start = 0; start < 10_050; start += 450) {
+      const batch = Array.from({ length: Math.min(450, 10_050 - start) }, (_, i) => ({ account_type_id: type.id, name: `Bulk ${String(start + i).padStart(5, '0')}`, author_id: admin }));
+      const ids = (await knex('crm_accounts').insert(batch).returning('id')).map((r: { id: number } | number) => Number(typeof r === 'object' ? r.id : r));
+      await knex('crm_account_projects').insert(ids.map((id) => ({ account_id: id, project_id: project })));
+    }
+    const director = await Session.signIn(host.app, 'director');
+    const page = await director.get('/projects/crm-asia/crm/accounts');
+    expect(visibleText(page.text)).toContain('10000+ accounts');
+    const json = await director.get('/projects/crm-asia/crm/accounts.json?page=999');
+    expect(json.body.pagination).toEqual({ page: 400, pages: 400, total: 10_000, per_page: 25, capped: true });
+    const narrowed = await director.get('/projects/crm-asia/crm/accounts.json?q=bulk%20100');
+    expect(narrowed.body.pagination).toMatchObject({ total: 50, pages: 2 });
+    expect(narrowed.body.pagination.capped).toBeUndefined();
+  });
+});
