@@ -7,6 +7,7 @@
  * `scale` multiplies the CRM row counts (1 = the full set of issue #8, 0.01 = 1/100); the host part
  * (10 projects with 2 subprojects each, 50 users) is the same at every scale, so routes compare like for like.
  */
+import { demoRolePermissions } from '../host/seed';
 import type { Knex } from 'knex';
 import type { PluginModule } from '../plugin/host';
 import { isPostgres } from '../host/db';
@@ -18,7 +19,7 @@ import {
 } from './rng';
 
 /** Bumped whenever the generated data changes shape: it is part of the cache key of generated databases. */
-export const GENERATOR_VERSION = 2;
+export const GENERATOR_VERSION = 3;
 
 /** Every bench user signs in with this password (the users are made for measuring, never for a real install). */
 export const BENCH_PASSWORD = 'bench-password';
@@ -114,19 +115,6 @@ async function bulk(w: Writer, table: string, total: number, make: (i: number) =
   w.log(`  ${table.padEnd(28)} ${String(total).padStart(8)} rows  ${(ms / 1000).toFixed(1).padStart(6)} s  ${String(stat.rowsPerSec).padStart(8)} rows/s`);
 }
 
-/** Which permissions each bench role gets, by the shape of the permission names (as the demo seed does). */
-function rolePermissions(registry: PermissionRegistry): Record<string, string[]> {
-  const all = registry.all();
-  const plugin = all.filter((p) => p.source !== 'host');
-  const tasks = ['view_tasks', 'add_tasks', 'edit_tasks'];
-  return {
-    Manager: [...all.filter((p) => p.scope === 'project').map((p) => p.name), 'add_projects'],
-    'Sales director': [...tasks, ...plugin.map((p) => p.name)],
-    'Sales rep': [...tasks, ...plugin.filter((p) => p.scope === 'project' && !p.name.startsWith('delete_') && p.name !== 'manage_crm_page').map((p) => p.name)],
-    'Project manager': [...tasks, 'manage_project', ...plugin.filter((p) => p.name.startsWith('view_') || p.name === 'manage_crm_page').map((p) => p.name)],
-  };
-}
-
 const idOf = (row: unknown): number => Number((row as { id?: number }).id ?? row);
 
 interface HostShape {
@@ -150,7 +138,7 @@ async function seedHost(w: Writer, plugins: PluginModule[]): Promise<HostShape> 
   await knex.transaction(async (trx) => {
     const roleIds: Record<string, number> = {};
     let position = 0;
-    for (const [name, perms] of Object.entries(rolePermissions(registry))) {
+    for (const [name, perms] of Object.entries(demoRolePermissions(registry))) {
       const [role] = await trx('roles').insert({ name, position: position++ }).returning('id');
       roleIds[name] = idOf(role);
       await trx('role_permissions').insert(perms.map((permission) => ({ role_id: roleIds[name], permission })));

@@ -17,7 +17,7 @@ export const DEMO_USERS = [
  * Which permissions each demo role gets. Plugin permissions are picked by the shape of their names, so a
  * permission a plugin adds later lands in a sensible role without editing this file.
  */
-function demoRolePermissions(registry: PermissionRegistry): Record<string, string[]> {
+export function demoRolePermissions(registry: PermissionRegistry): Record<string, string[]> {
   const all = registry.all();
   const plugin = all.filter((p) => p.source !== 'host');
   const tasks = ['view_tasks', 'add_tasks', 'edit_tasks'];
