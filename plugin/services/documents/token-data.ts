@@ -1,4 +1,6 @@
 import { amountInput, formatMoney } from '../money';
+import type { LineAmounts } from '../quote-pricing';
+import type { QuoteItem } from '../quotes';
 
 /**
  * The one place a quote becomes the data a Word template is filled with (SPEC Q8/Q9, issue #5 point 9).
@@ -30,25 +32,10 @@ export interface DocumentContact {
   phone?: string;
 }
 
-export interface DocumentItem {
-  code: string;
-  name: string;
-  description: string;
-  unit: string;
-  /** Thousandths of a unit (1.5 days → 1500). */
-  quantity_milli: number;
-  unit_price_minor: number;
-  /** quantity × unit price. */
-  gross_minor: number;
-  discount_minor: number;
+/** One priced line as a document shows it: the quote item's text and amounts (quote-pricing.ts's LineAmounts). */
+export interface DocumentItem extends Pick<QuoteItem, 'code' | 'name' | 'description' | 'unit' | 'quantity_milli' | 'unit_price_minor' | 'tax_rate_bp'>, LineAmounts {
   /** The discount as typed when it was a percentage, in hundredths (12.5 % → 1250); null for an amount or none. */
   discount_percent_bp: number | null;
-  /** gross − discount. */
-  net_minor: number;
-  tax_rate_bp: number;
-  tax_minor: number;
-  /** net + tax. */
-  total_minor: number;
 }
 
 export interface DocumentCustomField {
