@@ -204,16 +204,16 @@ function activityLink(env: DashboardEnv, config: ModuleConfig, period: Period, e
 
 // ---- Base queries: the list's scope plus the module's filters ----
 
+/** The module's filters on the columns of the same name of table `alias` (each base query names the ones it has). */
+function applyModuleFilters(q: Knex.QueryBuilder, alias: string, config: ModuleConfig, fields: string[]): void {
+  for (const field of fields) if (config.filters[field]) q.where(`${alias}.${field}`, config.filters[field]);
+}
+
 /** Visible opportunities (`o`, statuses `s`) with the module's filters, expected close in the period. */
 async function opportunityQuery(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<{ q: Knex.QueryBuilder }> {
   const q = env.knex('crm_opportunities as o').join('crm_opportunity_statuses as s', 's.id', 'o.status_id');
   applyOpportunityScope(q, await opportunityScope(env));
-  const f = config.filters;
-  if (f.project_id) q.where('o.project_id', f.project_id);
-  if (f.owner_id) q.where('o.owner_id', f.owner_id);
-  if (f.account_id) q.where('o.account_id', f.account_id);
-  if (f.currency) q.where('o.currency', f.currency);
-  if (f.status_id) q.where('o.status_id', f.status_id);
+  applyModuleFilters(q, 'o', config, ['project_id', 'owner_id', 'account_id', 'currency', 'status_id']);
   if (onlyMine(env, config)) q.where('o.owner_id', env.ctx.user.id);
   q.where('o.expected_close_on', '>=', period.from).where('o.expected_close_on', '<=', period.to);
   return { q };
@@ -224,11 +224,7 @@ async function contractQuery(env: DashboardEnv, config: ModuleConfig): Promise<{
   const q = env.knex('crm_contracts as c');
   const userId = env.ctx.user.id;
   applyContractScope(q, await contractScope(env));
-  const f = config.filters;
-  if (f.project_id) q.where('c.project_id', f.project_id);
-  if (f.account_id) q.where('c.account_id', f.account_id);
-  if (f.category_id) q.where('c.category_id', f.category_id);
-  if (f.currency) q.where('c.currency', f.currency);
+  applyModuleFilters(q, 'c', config, ['project_id', 'account_id', 'category_id', 'currency']);
   if (onlyMine(env, config)) q.where('c.owner_id', userId);
   return { q };
 }
@@ -236,10 +232,7 @@ async function contractQuery(env: DashboardEnv, config: ModuleConfig): Promise<{
 /** Visible activities (`sa`) in the period, by the person responsible (or, without one, its author). */
 async function activityQuery(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<{ q: Knex.QueryBuilder }> {
   const { q } = await visibleActivities(env.ctx, { periodScan: true });
-  const f = config.filters;
-  if (f.project_id) q.where('sa.project_id', f.project_id);
-  if (f.account_id) q.where('sa.account_id', f.account_id);
-  if (f.category_id) q.where('sa.category_id', f.category_id);
+  applyModuleFilters(q, 'sa', config, ['project_id', 'account_id', 'category_id']);
   if (onlyMine(env, config)) q.whereRaw('coalesce(sa.responsible_id, sa.author_id) = ?', [env.ctx.user.id]);
   q.where('sa.occurred_at', '>=', `${period.from}T00:00:00.000Z`).where('sa.occurred_at', '<', `${addDays(period.to, 1)}T00:00:00.000Z`);
   return { q };
