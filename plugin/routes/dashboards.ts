@@ -6,7 +6,7 @@ import { readPeriodQuery, todayIso } from '../services/dashboard-config';
 import { computeModule, dashboardEnv } from '../services/dashboard-data';
 import {
   addModule, applyTemplate, createBaseline, createPage, deleteBaseline, deleteModule, deletePage, deleteTemplate, listTemplates, moveModule,
-  renamePage, requireBaseline, requireModule, requirePage, requireTemplate, saveTemplate, updateModule,
+  renamePage, requireBaseline, requireModule, requirePage, requireTemplate, saveTemplate, updateModule, type DashboardPage,
 } from '../services/dashboards';
 import { text, type FormInput } from '../services/form';
 import {
@@ -72,6 +72,20 @@ async function targetProject(ctx: CrmContext, input: FormInput) {
   return project;
 }
 
+/**
+ * A change to one page of this level's overview (`:pageId`; 404 for a page of another level): load it, apply
+ * `act`, answer as `change` does with the customize view of that page.
+ */
+function pageAction(path: string, act: (ctx: CrmContext, req: Request, page: DashboardPage) => Promise<Done>): CrmRoute[] {
+  return both(path, {
+    method: 'post', permission: MANAGE,
+    async handler(ctx, req, res) {
+      const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
+      await change(ctx, req, res, customizeAgain(ctx, req, page.id), () => act(ctx, req, page));
+    },
+  });
+}
+
 export function dashboardRoutes(): CrmRoute[] {
   return [
     ...both('/pages', {
@@ -83,45 +97,21 @@ export function dashboardRoutes(): CrmRoute[] {
         });
       },
     }),
-    ...both('/pages/:pageId', {
-      method: 'post', permission: MANAGE,
-      async handler(ctx, req, res) {
-        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
-        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
-          const saved = await renamePage(ctx.host.knex, ctx.user, page, body(req));
-          return { location: customizeUrl(ctx, page.id), notice: `Renamed the page to “${saved.name}”.`, render: customizeAgain(ctx, req, page.id) };
-        });
-      },
+    ...pageAction('/pages/:pageId', async (ctx, req, page) => {
+      const saved = await renamePage(ctx.host.knex, ctx.user, page, body(req));
+      return { location: customizeUrl(ctx, page.id), notice: `Renamed the page to “${saved.name}”.`, render: customizeAgain(ctx, req, page.id) };
     }),
-    ...both('/pages/:pageId/delete', {
-      method: 'post', permission: MANAGE,
-      async handler(ctx, req, res) {
-        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
-        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
-          await deletePage(ctx.host.knex, ctx.user, page);
-          return { location: levelBase(ctx), notice: `Deleted the page “${page.name}”.`, render: (o) => overviewPage(ctx, req, null, o) };
-        });
-      },
+    ...pageAction('/pages/:pageId/delete', async (ctx, req, page) => {
+      await deletePage(ctx.host.knex, ctx.user, page);
+      return { location: levelBase(ctx), notice: `Deleted the page “${page.name}”.`, render: (o) => overviewPage(ctx, req, null, o) };
     }),
-    ...both('/pages/:pageId/modules', {
-      method: 'post', permission: MANAGE,
-      async handler(ctx, req, res) {
-        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
-        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
-          const m = await addModule(ctx.host.knex, ctx.user, page, body(req));
-          return { location: `${customizeUrl(ctx, page.id)}#module-${m.id}`, notice: `Added “${m.title}”.`, render: customizeAgain(ctx, req, page.id) };
-        });
-      },
+    ...pageAction('/pages/:pageId/modules', async (ctx, req, page) => {
+      const m = await addModule(ctx.host.knex, ctx.user, page, body(req));
+      return { location: `${customizeUrl(ctx, page.id)}#module-${m.id}`, notice: `Added “${m.title}”.`, render: customizeAgain(ctx, req, page.id) };
     }),
-    ...both('/pages/:pageId/template', {
-      method: 'post', permission: MANAGE,
-      async handler(ctx, req, res) {
-        const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
-        await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
-          const t = await saveTemplate(ctx.host.knex, ctx.user, page, body(req));
-          return { location: customizeUrl(ctx, page.id), notice: `Saved the page as the template “${t.name}”.`, render: customizeAgain(ctx, req, page.id) };
-        });
-      },
+    ...pageAction('/pages/:pageId/template', async (ctx, req, page) => {
+      const t = await saveTemplate(ctx.host.knex, ctx.user, page, body(req));
+      return { location: customizeUrl(ctx, page.id), notice: `Saved the page as the template “${t.name}”.`, render: customizeAgain(ctx, req, page.id) };
     }),
     ...both('/templates/apply', {
       // Applies a template to this overview (the project in the URL, or the global one) as a new page.
