@@ -88,3 +88,17 @@ export function visibleText(html: string): string {
   return html.replace(/<script[\s\S]*?<\/script>/g, '').replace(/<[^>]+>/g, ' ')
     .replace(/&(amp|lt|gt|quot|#34|#39);/g, (_m, name: string) => entities[name]).replace(/\s+/g, ' ').trim();
 }
+
+/**
+ * A page reached from a sidebar: `sidebarHtml` links to it, and it answers as a full page in the host's layout
+ * and as the htmx fragment (the page body alone).
+ */
+export async function expectLinkedPage(s: Session, sidebarHtml: string, url: string): Promise<void> {
+  expect(sidebarHtml).toContain(`href="${url}"`);
+  const page = await s.get(url);
+  expect(page.status).toBe(200);
+  expect(page.text).toContain('<html');
+  const fragment = await s.htmxGet(url);
+  expect(fragment.status).toBe(200);
+  expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+}

@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, expectLinkedPage, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -19,15 +19,7 @@ describe('lookup lists (S4)', () => {
     const settings = await director.get('/crm/settings');
     const pages = ['account-types', 'industries', 'account-groups', 'contact-types', 'relation-types', 'internal-relation-categories']
       .map((k) => `/crm/settings/lists/${k}`).concat(['/crm/settings/custom-fields', '/crm/settings/visibility', '/crm/settings/supervisors']);
-    for (const url of pages) {
-      expect(settings.text).toContain(`href="${url}"`);
-      const page = await director.get(url);
-      expect(page.status).toBe(200);
-      expect(page.text).toContain('<html');
-      const fragment = await director.htmxGet(url);
-      expect(fragment.status).toBe(200);
-      expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
-    }
+    for (const url of pages) await expectLinkedPage(director, settings.text, url);
     const json = await director.get('/crm/settings/lists/relation-types.json');
     expect(json.body.items.map((i: { name: string; extra: { inverse_name: string } }) => [i.name, i.extra.inverse_name]))
       .toContainEqual(['Subsidiary of', 'Parent company of']);

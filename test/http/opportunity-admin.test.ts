@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, expectLinkedPage, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -19,13 +19,7 @@ describe('settings pages', () => {
     const director = await Session.signIn(host.app, 'director');
     const settings = await director.get('/crm/settings');
     for (const url of [STATUSES, RULES, '/crm/settings/lists/activity-categories']) {
-      expect(settings.text).toContain(`href="${url}"`);
-      const page = await director.get(url);
-      expect(page.status).toBe(200);
-      expect(page.text).toContain('<html');
-      const fragment = await director.htmxGet(url);
-      expect(fragment.status).toBe(200);
-      expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+      await expectLinkedPage(director, settings.text, url);
       expect((await director.get(`${url}.json`)).status).toBe(200);
     }
     const json = (await director.get(`${STATUSES}.json`)).body;
