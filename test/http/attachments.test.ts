@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { downloadBytes, multipart, uploadFile, type UploadOptions } from '../helpers/files';
 import * as journalService from '../../plugin/services/journal';
 
 let host: TestHost;
@@ -20,42 +21,9 @@ async function newAccount(name: string, project = 'crm-europe'): Promise<number>
   return id;
 }
 
-/**
- * A multipart body written by hand, so the filename arrives exactly as a hostile client would send it
- * (the form-data library would already strip directories from it).
- */
-function multipart(filename: string, content: Buffer, contentType = 'application/octet-stream'): { body: Buffer; type: string } {
-  const boundary = `----crmtest${crypto.randomBytes(8).toString('hex')}`;
-  const head = `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n` +
-    `--${boundary}\r\nContent-Disposition: form-data; name="file"; ${filenameParam(filename)}\r\nContent-Type: ${contentType}\r\n\r\n`;
-  return { body: Buffer.concat([Buffer.from(head, 'utf8'), content, Buffer.from(`\r\n--${boundary}--\r\n`)]), type: `multipart/form-data; boundary=${boundary}` };
-}
-
-/** Control characters cannot travel raw in a header: those names go as RFC 5987 `filename*`, as clients may send them. */
-function filenameParam(name: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f]/.test(name)) return `filename*=utf-8''${encodeURIComponent(name)}`;
-  return `filename="${name.replace(/"/g, '%22')}"`;
-}
-
-/** What the no-JS upload form sends: multipart, the token in the action's query string. */
-function upload(s: Session, id: number, filename: string, content: Buffer | string, opts: { csrf?: 'query' | 'header' | 'none'; json?: boolean; contentType?: string } = {}) {
-  const { body, type } = multipart(filename, Buffer.isBuffer(content) ? content : Buffer.from(content), opts.contentType);
-  const csrf = opts.csrf ?? 'query';
-  let req = s.agent.post(`/crm/accounts/${id}/attachments${csrf === 'query' ? `?_csrf=${encodeURIComponent(s.csrf)}` : ''}`).set('Content-Type', type);
-  if (csrf === 'header') req = req.set('X-CSRF-Token', s.csrf);
-  if (opts.json) req = req.set('Accept', 'application/json');
-  return req.send(body);
-}
-
-/** Binary body as a Buffer. */
-function download(s: Session, url: string) {
-  return s.agent.get(url).buffer(true).parse((res, done) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => done(null, Buffer.concat(chunks)));
-  });
-}
+/** What the no-JS upload form sends to an account: multipart, the token in the action's query string. */
+const upload = (s: Session, id: number, filename: string, content: Buffer | string, opts: UploadOptions = {}) => uploadFile(s, `/crm/accounts/${id}/attachments`, filename, content, opts);
+const download = downloadBytes;
 
 function storedFiles(): string[] {
   const root = path.join(host.db.dataDir, 'attachments');

@@ -6,6 +6,7 @@ import { docxPackage, para } from '../../scripts/docx-package';
 import { addAttachment } from '../../plugin/services/attachments';
 import { newStorageKey, storageFor } from '../../plugin/services/storage';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { downloadBytes, uploadFile } from '../helpers/files';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -43,26 +44,8 @@ async function newQuotedOpportunity(accountName = 'Docs Customer'): Promise<{ op
   return { oppId, quoteId, number };
 }
 
-function multipart(filename: string, content: Buffer): { body: Buffer; type: string } {
-  const boundary = `----doctest${crypto.randomBytes(8).toString('hex')}`;
-  const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
-  return { body: Buffer.concat([Buffer.from(head), content, Buffer.from(`\r\n--${boundary}--\r\n`)]), type: `multipart/form-data; boundary=${boundary}` };
-}
-
-function upload(s: Session, url: string, filename: string, content: Buffer, json = false) {
-  const { body, type } = multipart(filename, content);
-  let req = s.agent.post(`${url}?_csrf=${encodeURIComponent(s.csrf)}`).set('Content-Type', type);
-  if (json) req = req.set('Accept', 'application/json');
-  return req.send(body);
-}
-
-function download(s: Session, url: string) {
-  return s.agent.get(url).buffer(true).parse((res, done) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => done(null, Buffer.concat(chunks)));
-  });
-}
+const upload = (s: Session, url: string, filename: string, content: Buffer, json = false) => uploadFile(s, url, filename, content, { json });
+const download = downloadBytes;
 
 const docText = (buf: Buffer, part = 'word/document.xml') => new PizZip(buf).file(part)!.asText()
   .replace(/<\/w:p>/g, '\n').replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&');

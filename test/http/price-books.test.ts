@@ -1,5 +1,6 @@
 import { docxPackage, para } from '../../scripts/docx-package';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { uploadFile } from '../helpers/files';
 import type { CrmContext } from '../../plugin/http/guard';
 import { priceBooksForProject } from '../../plugin/services/price-books';
 
@@ -226,12 +227,9 @@ describe('price books (Q1)', () => {
   test('files on a price book: a manager uploads a quote template with versions; a rep downloads but cannot upload', async () => {
     const director = await Session.signIn(host.app, 'director');
     const id = await bookId('Standard 2026');
-    const boundary = '----crmtest';
-    const body = (content: Buffer) => Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="Quote template.docx"\r\n` +
-      `Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\r\n\r\n`), content, Buffer.from(`\r\n--${boundary}--\r\n`)]);
     const template = (greeting: string) => docxPackage({ body: para(`${greeting} {account.name}`) });
-    const upload = (s: Session, content: Buffer) => s.agent.post(`/crm/price-books/${id}/attachments?_csrf=${encodeURIComponent(s.csrf)}`)
-      .set('Content-Type', `multipart/form-data; boundary=${boundary}`).send(body(content));
+    const upload = (s: Session, content: Buffer) => uploadFile(s, `/crm/price-books/${id}/attachments`, 'Quote template.docx', content,
+      { contentType: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document' });
     const first = await upload(director, template('Dear'));
     expect(first.status).toBe(303);
     expect(first.headers.location).toBe(`/crm/price-books/${id}#files`);
