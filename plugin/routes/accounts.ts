@@ -9,7 +9,7 @@ import {
   setFavorite, updateAccount,
 } from '../services/accounts';
 import { activeFields, customValuesOf, fieldKey } from '../services/custom-fields';
-import { text, type FormInput } from '../services/form';
+import { text, type FormInput, lockVersionOf } from '../services/form';
 import { journal } from '../services/journal';
 import { pageParam } from '../services/pagination';
 import { deleteFilter, queryString, saveFilter, savedFilters } from '../services/saved-filters';
@@ -202,8 +202,7 @@ export function accountRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, account, async () => {
-          const lockVersion = Number(text(formInput(req), 'lock_version'));
-          if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(formInput(req));
           const input = await readAccountInput(ctx, formInput(req), account);
           const saved = await updateAccount(ctx, account, input, lockVersion);
           await respondAfterChange(ctx.host, req, res, accountUrl(saved.id), async () => ({ ...(await accountDetailPage(ctx, req, saved, 'Account saved.')), trigger: 'crm:accountSaved' }));

@@ -1,13 +1,13 @@
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
-import { CrmError, invalid } from '../http/errors';
+import { CrmError } from '../http/errors';
 import { isHtmx, respond, wantsJson, type PageResponse } from '../http/respond';
 import {
   ACTIVITY_RECORD_TYPES, activityCategories, canChangeActivity, createActivity, deleteActivity, dueParams, listActivities, listDue,
   parseDueQuery, readActivityInput, RECORD_KINDS, requireActivity, requireActivityRecord, requireVisibleActivity, todo, updateActivity,
   type Activity, type ActivityRecord, type ActivityRecordType, type DueQuery,
 } from '../services/activities';
-import { text, type FormInput } from '../services/form';
+import { text, type FormInput, lockVersionOf } from '../services/form';
 import { calendarEntry } from '../services/ics';
 import { pageParam } from '../services/pagination';
 import { loadSettings } from '../services/settings';
@@ -149,8 +149,7 @@ function recordRoutes(type: ActivityRecordType): CrmRoute[] {
         const activity = await requireActivity(ctx, record, numberParam(req, 'activityId'));
         const input = body(req);
         await orRerender(req, async () => {
-          const lockVersion = Number(text(input, 'lock_version'));
-          if (!text(input, 'lock_version') || !Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(input);
           const data = await readActivityInput(ctx, input, activity);
           const saved = await updateActivity(ctx, record, activity, data, lockVersion);
           await afterChange(ctx, req, res, record, { status: 200, body: { activity: activityJson(saved) } },

@@ -6,7 +6,7 @@ import {
   bundleFormValues, bundleItems, bundleJson, bundleSplit, bundlesOf, createBundle, deleteBundle, freeCopyCode, moveBundle, priceBookCurrencies,
   priceBookItemChoices, readBundleInput, requireManageableBundle, requireVisibleBundle, updateBundle, type Bundle,
 } from '../services/bundles';
-import { text, type FormInput } from '../services/form';
+import { text, type FormInput, lockVersionOf } from '../services/form';
 import { formatMoney } from '../services/money';
 import { canManagePriceBooks, requireManageablePriceBook, requireVisiblePriceBook, scopePriceBooks, type PriceBook } from '../services/price-books';
 import type { PriceBookPart } from './price-book-extensions';
@@ -140,8 +140,7 @@ export function bundleRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { bundle, priceBook } = await requireManageableBundle(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, { priceBook, bundle, values: formInput(req) }, async () => {
-          const lockVersion = Number(text(formInput(req), 'lock_version'));
-          if (!text(formInput(req), 'lock_version') || !Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(formInput(req));
           const input = await readBundleInput(ctx.host.knex, formInput(req));
           const saved = await updateBundle(ctx, bundle, input, lockVersion);
           await respondAfterChange(ctx.host, req, res, bundleUrl(saved.id), async () => ({ ...(await bundleDetailPage(ctx, saved, priceBook, 'Bundle saved.')), trigger: 'crm:bundleSaved' }));
@@ -166,8 +165,7 @@ export function bundleRoutes(): CrmRoute[] {
         const { bundle, priceBook } = await requireManageableBundle(ctx, idParam(req));
         const body = formInput(req);
         try {
-          const lockVersion = Number(text(body, 'lock_version'));
-          if (!text(body, 'lock_version') || !Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(body);
           const moved = await moveBundle(ctx, bundle, Number(text(body, 'price_book_id')), lockVersion);
           const target = await requireVisiblePriceBook(ctx, moved.price_book_id);
           await respondAfterChange(ctx.host, req, res, bundleUrl(moved.id), async () => ({ ...(await bundleDetailPage(ctx, moved, target, `Moved to ${target.name}.`)), trigger: 'crm:bundleSaved' }));

@@ -10,7 +10,7 @@ import {
   createContactTask, deleteContact, listContacts, parseContactFilters, readContactInput, requireEditableContact, requireVisibleContact,
   taskProject, unlinkContactFromAccount, updateContact, linkContactToAccount,
 } from '../services/contacts';
-import { text, type FormInput } from '../services/form';
+import { text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
 import { attachmentListLocals, CONTACT_ATTACHMENTS } from './attachments';
@@ -205,8 +205,7 @@ export function contactRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const contact = await requireEditableContact(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, contact, async () => {
-          const lockVersion = Number(text(formInput(req), 'lock_version'));
-          if (!text(formInput(req), 'lock_version') || !Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(formInput(req));
           const input = await readContactInput(ctx, formInput(req), contact);
           const saved = await updateContact(ctx, contact, input, lockVersion);
           await respondAfterChange(ctx.host, req, res, contactUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Contact saved.')), trigger: 'crm:contactSaved' }));

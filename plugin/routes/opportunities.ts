@@ -8,7 +8,7 @@ import { findVisibleAccount, globalContext } from '../services/accounts';
 import { findVisibleContact } from '../services/contacts';
 import { findVisiblePartner } from '../services/partners';
 import { fieldRulesFor, type FieldRules } from '../services/field-rules';
-import { text, type FormInput } from '../services/form';
+import { text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
 import { amountInput, formatMoney } from '../services/money';
@@ -315,8 +315,7 @@ export function opportunityRoutes(): CrmRoute[] {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
         const project = (await ctx.host.projectById(opp.project_id))!;
         await rerenderForm(ctx, req, res, project, opp, async () => {
-          const lockVersion = Number(text(body(req), 'lock_version'));
-          if (!Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(body(req));
           const { data } = await readOpportunityInput(ctx, body(req), opp, project);
           const saved = await updateOpportunity(ctx, opp, data, lockVersion);
           await respondAfterChange(ctx.host, req, res, opportunityUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Opportunity saved.')), trigger: 'crm:opportunitySaved' }));

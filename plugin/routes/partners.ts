@@ -6,7 +6,7 @@ import type { Account } from '../models/account';
 import type { Partner } from '../models/partner';
 import { findVisibleAccount, globalContext, requireEditableAccount } from '../services/accounts';
 import { listOpportunities, parseOpportunityFilters } from '../services/opportunities';
-import { text, type FormInput } from '../services/form';
+import { text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
 import { partnerRecord } from '../services/activities';
@@ -187,8 +187,7 @@ export function partnerRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const partner = await requireEditablePartner(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, partner, async () => {
-          const lockVersion = Number(text(formInput(req), 'lock_version'));
-          if (!text(formInput(req), 'lock_version') || !Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(formInput(req));
           const data = await readPartnerInput(ctx, formInput(req));
           const saved = await updatePartner(ctx, partner, data, lockVersion);
           await respondAfterChange(ctx.host, req, res, partnerUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Partner saved.')), trigger: 'crm:partnerSaved' }));
@@ -237,8 +236,7 @@ export function partnerRoutes(): CrmRoute[] {
         const partner = rawPartner ? await findVisiblePartner(ctx, /^\d{1,10}$/.test(rawPartner) ? Number(rawPartner) : 0) : null;
         if (rawPartner && !partner) throw notFound('Partner');
         try {
-          const lockVersion = Number(text(body, 'lock_version'));
-          if (!text(body, 'lock_version') || !Number.isInteger(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lockVersion = lockVersionOf(body);
           await assignAccountToPartner(ctx, account, partner, lockVersion);
         } catch (err) {
           if (err instanceof CrmError && (err.status === 409 || err.status === 422)) return assignResponse(ctx, req, res, account, { message: err.message, error: true, status: err.status });

@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
-import { list, text, type FormInput } from '../services/form';
+import { list, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { amountInput, formatMoney } from '../services/money';
 import { pageParam } from '../services/pagination';
@@ -11,7 +11,7 @@ import {
   findVisiblePriceBook, listPriceBooks, parsePriceBookFilters, priceBooksForProject, pricesOfBook, readPriceBookInput, requireManageablePriceBook,
   requireVisiblePriceBook, scopePriceBooks, unassignProject, updatePriceBook, type PriceBook, type PriceRow,
 } from '../services/price-books';
-import { addPrice, findPrice, productChoices, readPriceInput, removePrice, requireManageableProduct, updatePrice, type PriceInput } from '../services/products';
+import { addPrice, findPrice, productChoices, readOldPrice, readPriceInput, removePrice, requireManageableProduct, updatePrice } from '../services/products';
 import { queryString } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 import { attachmentListLocals, PRICE_BOOK_ATTACHMENTS } from './attachments';
@@ -162,25 +162,11 @@ async function formOrRerender(ctx: CrmContext, req: Request, res: Response, book
   }
 }
 
-const lockOf = (input: FormInput): number => {
-  const n = Number(text(input, 'lock_version'));
-  if (!text(input, 'lock_version') || !Number.isInteger(n) || n < 0) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
-  return n;
-};
-
 /** After a change that makes a new price book: plain forms go there (303), htmx gets its page and the new URL. */
 async function showNew(ctx: CrmContext, req: Request, res: Response, book: PriceBook, notice: string): Promise<void> {
   if (wantsJson(req)) return void res.status(201).json({ price_book: priceBookJson(book) });
   if (isHtmx(req)) res.set('HX-Push-Url', priceBookUrl(book.id));
   await respondAfterChange(ctx.host, req, res, priceBookUrl(book.id), async () => ({ ...(await priceBookPage(ctx, req, book, notice)), status: 201, trigger: 'crm:priceBookSaved' }));
-}
-
-function oldPrice(input: FormInput): PriceInput | null {
-  const unit = text(input, 'old_unit_name');
-  const minor = text(input, 'old_price_minor');
-  const currency = text(input, 'old_currency');
-  if (!unit || !/^\d{1,16}$/.test(minor) || !currency) return null;
-  return { unit_name: unit, price_minor: Number(minor), currency };
 }
 
 /** The price named in the URL, of a price book and product this user manages (404 otherwise). */
@@ -228,7 +214,7 @@ export function priceBookRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const book = await requireManageablePriceBook(ctx, numeric(req));
         await formOrRerender(ctx, req, res, book, async () => {
-          const lock = lockOf(body(req));
+          const lock = lockVersionOf(body(req));
           const saved = await updatePriceBook(ctx, book, readPriceBookInput(body(req)), lock);
           await respondAfterChange(ctx.host, req, res, priceBookUrl(saved.id), async () => ({ ...(await priceBookPage(ctx, req, saved, 'Price book saved.')), trigger: 'crm:priceBookSaved' }));
         });
@@ -240,7 +226,7 @@ export function priceBookRoutes(): CrmRoute[] {
         const book = await requireManageablePriceBook(ctx, numeric(req));
         try {
           if (text(body(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'Tick the box to confirm' });
-          await deletePriceBook(ctx, book, text(body(req), 'lock_version') ? lockOf(body(req)) : null);
+          await deletePriceBook(ctx, book, text(body(req), 'lock_version') ? lockVersionOf(body(req)) : null);
         } catch (err) {
           if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
             return respond(ctx.host, req, res, await priceBookPage(ctx, req, book, null, { target: 'delete', values: body(req), errors: err.fieldErrors, message: err.message, status: err.status }));
@@ -303,7 +289,7 @@ export function priceBookRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { book, price, product } = await manageablePrice(ctx, req);
         await pageChange(ctx, req, res, book, `price-${price.id}`, async () => {
-          const saved = await updatePrice(ctx, book, product, price, readPriceInput(body(req)), oldPrice(body(req)));
+          const saved = await updatePrice(ctx, book, product, price, readPriceInput(body(req)), readOldPrice(body(req)));
           return `Saved ${product.name}: ${saved.unit_name} ${formatMoney(saved.price_minor, saved.currency)}.`;
         });
       },

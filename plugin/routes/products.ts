@@ -2,15 +2,15 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
-import { text, type FormInput } from '../services/form';
+import { text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { amountInput, formatMoney } from '../services/money';
 import { pageParam } from '../services/pagination';
 import { canManagePriceBooks, findVisiblePriceBook, listPriceBooks, requireManageablePriceBook } from '../services/price-books';
 import {
   addPrice, copyProduct, createProduct, deleteProduct, findPrice, listCategories, listProducts, parseProductFilters, pricesOfProduct,
-  readPriceInput, readProductInput, removePrice, requireManageableProduct, requireVisibleProduct, updatePrice, updateProduct,
-  type PriceInput, type Product,
+  readOldPrice, readPriceInput, readProductInput, removePrice, requireManageableProduct, requireVisibleProduct, updatePrice, updateProduct,
+  type Product,
 } from '../services/products';
 import { queryString } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
@@ -124,14 +124,6 @@ async function showNew(ctx: CrmContext, req: Request, res: Response, product: Pr
   await respondAfterChange(ctx.host, req, res, productUrl(product.id), async () => ({ ...(await productPage(ctx, req, product, notice)), status: 201, trigger: 'crm:productSaved' }));
 }
 
-function oldPrice(input: FormInput): PriceInput | null {
-  const unit = text(input, 'old_unit_name');
-  const minor = text(input, 'old_price_minor');
-  const currency = text(input, 'old_currency');
-  if (!unit || !/^\d{1,16}$/.test(minor) || !currency) return null;
-  return { unit_name: unit, price_minor: Number(minor), currency };
-}
-
 /** A price of this product, with its price book (which the manager must reach). */
 async function priceOf(ctx: CrmContext, product: Product, priceId: number) {
   const row = Number.isInteger(priceId) && priceId > 0 ? await ctx.host.knex('crm_product_prices').where({ id: priceId, product_id: product.id }).first('price_book_id') : null;
@@ -171,9 +163,7 @@ export function productRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const product = await requireManageableProduct(ctx, numeric(req));
         await rerenderOn((err) => formPage(ctx, product, body(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
-          const raw = text(body(req), 'lock_version');
-          const lock = Number(raw);
-          if (!raw || !Number.isInteger(lock) || lock < 0) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+          const lock = lockVersionOf(body(req));
           const saved = await updateProduct(ctx, product, await readProductInput(ctx, body(req), product), lock);
           await respondAfterChange(ctx.host, req, res, productUrl(saved.id), async () => ({ ...(await productPage(ctx, req, saved, 'Product saved.')), trigger: 'crm:productSaved' }));
         });
@@ -229,7 +219,7 @@ export function productRoutes(): CrmRoute[] {
         const product = await requireManageableProduct(ctx, numeric(req));
         const { book, price } = await priceOf(ctx, product, numeric(req, 'priceId'));
         await pageChange(ctx, req, res, product, `price-${price.id}`, async () => {
-          const saved = await updatePrice(ctx, book, product, price, readPriceInput(body(req)), oldPrice(body(req)));
+          const saved = await updatePrice(ctx, book, product, price, readPriceInput(body(req)), readOldPrice(body(req)));
           return `Saved in ${book.name}: ${saved.unit_name} ${formatMoney(saved.price_minor, saved.currency)}.`;
         });
       },

@@ -1,3 +1,5 @@
+import { invalid } from '../http/errors';
+
 /** Reading HTML form input (everything arrives as strings or arrays of strings) into typed values. */
 export type FormInput = Record<string, unknown>;
 
@@ -74,4 +76,14 @@ export function isIsoDate(value: string): boolean {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
   const d = new Date(`${value}T00:00:00Z`);
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === value;
+}
+
+/**
+ * The `lock_version` a form carries (optimistic locking): a whole number from 0. Without one the page is old or
+ * the form was not ours — 422 asking to reload, before anything is read or written.
+ */
+export function lockVersionOf(input: FormInput, key = 'lock_version'): number {
+  const raw = text(input, key);
+  if (!/^\d{1,9}$/.test(raw)) throw invalid('The form is missing its lock version; reload the page.', { [key]: 'missing' });
+  return Number(raw);
 }

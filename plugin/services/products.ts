@@ -349,6 +349,15 @@ export interface PriceInput {
 }
 
 /** A unit's price: unit name 1–60 characters, an ISO currency code, a non-negative amount in that currency's decimals. */
+/** The price as the edit form showed it (hidden fields), so a change of unit or currency replaces that row; null if absent. */
+export function readOldPrice(input: FormInput): PriceInput | null {
+  const unit = text(input, 'old_unit_name');
+  const minor = text(input, 'old_price_minor');
+  const currency = text(input, 'old_currency');
+  if (!unit || !/^\d{1,16}$/.test(minor) || !currency) return null;
+  return { unit_name: unit, price_minor: Number(minor), currency };
+}
+
 export function readPriceInput(input: FormInput): PriceInput {
   const errors = new FieldErrors();
   const unit = errors.text(input, 'unit_name', 'Unit', { max: 60, required: true });
