@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
-import { CrmError, invalid, notFound } from '../http/errors';
+import { CrmError, notFound } from '../http/errors';
 import type { Opportunity, OpportunityStatus } from '../models/opportunity';
 import { toContract, type Contract, type ContractKind } from '../models/contract';
 import { findVisibleAccount } from './accounts';
@@ -10,7 +10,7 @@ import {
 } from './automation';
 import { bundleItemsOf, bundleSplit } from './bundles';
 import { fieldRulesFor, missingRequired } from './field-rules';
-import { list, text, type FormInput } from './form';
+import { list, lockVersionOf, text, type FormInput } from './form';
 import { journal } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity, statuses } from './opportunities';
 import { priceQuote } from './quote-pricing';
@@ -217,7 +217,6 @@ export interface SaleResult {
   runs: number;
 }
 
-const lockVersionOf = (input: FormInput, key: string) => (/^\d{1,9}$/.test(text(input, key)) ? Number(text(input, key)) : NaN);
 
 /**
  * Sells: `lock_version` (the opportunity) and `quote_lock_version` (the active quote) are those the confirmation
@@ -226,9 +225,8 @@ const lockVersionOf = (input: FormInput, key: string) => (/^\d{1,9}$/.test(text(
  */
 export async function sell(ctx: CrmContext, opp: Opportunity, input: FormInput): Promise<SaleResult> {
   if (opp.is_locked) throw new CrmError(409, 'This opportunity is already sold and locked: nothing was created again.');
-  const lockVersion = lockVersionOf(input, 'lock_version');
+  const lockVersion = lockVersionOf(input);
   const quoteLockVersion = lockVersionOf(input, 'quote_lock_version');
-  if (Number.isNaN(lockVersion) || Number.isNaN(quoteLockVersion)) throw invalid('The confirmation is missing its lock versions; reload the page.', { lock_version: 'missing' });
   const plan = await planSale(ctx, opp);
   for (const [ruleId, problem] of plan.ruleProblems) await flagRule(ctx.host.knex, ruleId, problem);
   if (plan.problems.length) throw new SaleRefused('The deal was not confirmed: fix what is listed below.', plan.problems);
@@ -300,8 +298,7 @@ export async function sell(ctx: CrmContext, opp: Opportunity, input: FormInput):
 /** C2: reopens a sold opportunity for new items and quotes. Its contracts stay until removed one by one. */
 export async function unlock(ctx: CrmContext, opp: Opportunity, input: FormInput): Promise<void> {
   if (!opp.is_locked) throw new CrmError(409, 'This opportunity is not locked (any more).');
-  const lockVersion = lockVersionOf(input, 'lock_version');
-  if (Number.isNaN(lockVersion)) throw invalid('The form is missing its lock version; reload the page.', { lock_version: 'missing' });
+  const lockVersion = lockVersionOf(input);
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_opportunities').where({ id: opp.id, lock_version: lockVersion, is_locked: true }).whereNull('deleted_at')
       .update({ is_locked: false, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
