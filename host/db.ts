@@ -19,7 +19,8 @@ export function createDatabase(options: { databaseUrl?: string; dataDir: string 
     useNullAsDefault: true,
     pool: {
       // SQLite enforces foreign keys only when asked, per connection; WAL lets readers run beside a writer.
-      afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+      afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
+        reusePreparedStatements(conn);
         conn.pragma('foreign_keys = ON');
         conn.pragma('journal_mode = WAL');
         conn.pragma('busy_timeout = 5000');
@@ -32,6 +33,34 @@ export function createDatabase(options: { databaseUrl?: string; dataDir: string 
       },
     },
   });
+}
+
+interface SqliteConnection {
+  pragma(sql: string): unknown;
+  prepare(sql: string): unknown;
+}
+
+/** How many distinct statements a connection keeps compiled: every query shape of the plugin fits many times over. */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * knex compiles (prepares) every statement afresh; SQLite's compile of a list query costs about as much as
+ * running it on a small database. The queries of a page are the same few shapes with other bindings, so each
+ * connection keeps its compiled statements by SQL text, least recently used first out. Reuse is safe here:
+ * knex runs a statement to the end (`all`/`run`) before the next starts, and SQLite recompiles a kept statement
+ * by itself when the schema changes.
+ */
+function reusePreparedStatements(conn: SqliteConnection): void {
+  const prepare = conn.prepare.bind(conn);
+  const kept = new Map<string, unknown>();
+  conn.prepare = (sql: string) => {
+    let statement = kept.get(sql);
+    if (statement) kept.delete(sql);
+    else statement = prepare(sql);
+    kept.set(sql, statement);
+    if (kept.size > STATEMENT_CACHE_SIZE) kept.delete(kept.keys().next().value as string);
+    return statement;
+  };
 }
 
 export function isPostgres(knex: Knex): boolean {

@@ -43,8 +43,7 @@ export function createHostApi(deps: {
     },
     users: () => repo.activeUsers(),
     roles: async () => (await knex('roles').orderBy('position').select('id', 'name')).map((r) => ({ id: Number(r.id), name: String(r.name) })),
-    memberships: async (user) => (await knex('members').where({ user_id: user.id }).select('project_id', 'role_id'))
-      .map((m) => ({ projectId: Number(m.project_id), roleId: Number(m.role_id) })),
+    memberships: (user) => repo.memberships(user),
     userById: async (id) => {
       const record = await repo.userRecord(id);
       return record ? { id: record.id, login: record.login, name: record.name, email: record.email, admin: record.admin } : null;

@@ -65,7 +65,13 @@ export class HostRepository {
   }
 
   async activeUsers(): Promise<HostUser[]> {
-    return (await this.knex<UserRow>('users').where({ status: 'active' }).orderBy('name')).map(toUser);
+    return (await remembered('active-users', async () => (await this.knex<UserRow>('users').where({ status: 'active' }).orderBy('name')).map(toUser))).slice();
+  }
+
+  /** The user's memberships (project and role), once per reading request. */
+  async memberships(user: HostUser): Promise<{ projectId: number; roleId: number }[]> {
+    return (await remembered(`memberships:${user.id}`, async () => (await this.knex('members').where({ user_id: user.id }).select('project_id', 'role_id'))
+      .map((m) => ({ projectId: Number(m.project_id), roleId: Number(m.role_id) })))).slice();
   }
 
   async projectById(id: number): Promise<HostProject | null> {
@@ -175,8 +181,10 @@ export class HostRepository {
     return q;
   }
 
+  /** Once per reading request and permission: lists, scopes and menus of one page ask the same question. */
   async projectsWhere(user: HostUser, permission: string): Promise<HostProject[]> {
-    return (await this.projectsWhereQuery(user, permission).select('projects.*').orderBy('projects.name')).map(toProject);
+    return (await remembered(`projects-where:${user.id}:${permission}`, async () =>
+      (await this.projectsWhereQuery(user, permission).select('projects.*').orderBy('projects.name')).map(toProject))).slice();
   }
 
   /** Projects the user is a member of (all projects for admins), templates included for admins only. */
