@@ -17,6 +17,7 @@ import { contracts } from './20261123_017_contracts';
 import { dashboards } from './20261123_020_dashboards';
 import { benchIndexes } from './20261123_022_bench_indexes';
 import { activityPeriodIndex } from './20261123_023_activity_period_index';
+import { tableVersions } from './20261123_024_table_versions';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

@@ -7,6 +7,7 @@ import {
   MEASURE_LABELS, addDays, buckets, monthEnd, monthStart, quarterEnd, quarterStart, resolvePeriod,
   type ChartKind, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
 } from './dashboard-config';
+import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { convertMinor, rateOn, rateText, type RateOn } from './exchange-rates';
 import { percentOf } from './money';
 import { loadSettings } from './settings';
@@ -543,8 +544,42 @@ const COMPUTE: Record<ModuleType, (env: DashboardEnv, config: ModuleConfig, peri
   won_by_product: wonByProduct,
 };
 
-/** One module's numbers for the period it is configured with, or the viewer's period from the picker. */
+// ---- Cached results ----
+
+/** Every table a module reads (directly or through a visibility rule): a write to any of them recomputes. */
+const MODULE_TABLES: readonly VersionedTable[] = [
+  'crm_accounts', 'crm_account_projects', 'crm_opportunities', 'crm_opportunity_statuses', 'crm_sales_activities', 'crm_activity_categories',
+  'crm_contracts', 'crm_quotes', 'crm_quote_items', 'crm_products', 'crm_exchange_rates', 'crm_settings', 'crm_user_types', 'crm_user_targets',
+  'crm_user_supervisors', 'crm_role_visibility', 'crm_partner_users', 'crm_partners',
+];
+/** Host users' names reach the rows without a table version: a minute bounds how long a renamed user shows. */
+const MODULE_CACHE_MS = 60_000;
+const moduleCache = (knex: Knex) => cacheFor<ModuleData>(knex, 'dashboard-modules', 1000, MODULE_CACHE_MS);
+
+/**
+ * What the numbers of a module depend on besides its own settings: the data (table versions), what this viewer
+ * may see (the scopes every module type applies), the level, the day and the reporting currency.
+ */
+const viewerKey = (env: DashboardEnv) => memo(env, 'viewer-key', async () => {
+  const versions = await versionKey(env.knex, MODULE_TABLES);
+  const scopes = await Promise.all([
+    opportunityScope(env), contractScope(env),
+    recordScope(env.ctx, 'accounts', 'view_accounts'), recordScope(env.ctx, 'partners', 'view_partners'),
+  ]);
+  return JSON.stringify([versions, env.base, env.today, env.reporting, env.userType, scopes.map(scopeKey)]);
+});
+
+/**
+ * One module's numbers for the period it is configured with, or the viewer's period from the picker. A year of
+ * 50,000 opportunities and 250,000 activities takes hundreds of milliseconds to aggregate; the result is
+ * reused until the data or the viewer's reach changes. The returned object is shared: do not change it.
+ */
 export async function computeModule(env: DashboardEnv, type: ModuleType, config: ModuleConfig, periodOverride: PeriodConfig | null = null): Promise<ModuleData> {
+  const key = JSON.stringify([await viewerKey(env), type, config, periodOverride]);
+  return moduleCache(env.knex).get(key, () => computeModuleNow(env, type, config, periodOverride));
+}
+
+async function computeModuleNow(env: DashboardEnv, type: ModuleType, config: ModuleConfig, periodOverride: PeriodConfig | null): Promise<ModuleData> {
   const period = resolvePeriod(periodOverride ?? config.period, env.today);
   const part = await COMPUTE[type](env, config, period);
   const conversion = part.conversion ?? null;

@@ -414,11 +414,48 @@ describe('module numbers (D2, D3): SQL aggregates, currencies, periods, visibili
       }
       return n;
     };
+    // Each count follows a write, so every module is computed afresh (not taken from the result cache).
+    await opportunity({ project: 'crm-asia', name: 'Bulk first', status: 'Won', amount: 999, currency: 'EUR', close: '2026-12-01', owner: 'rep1' });
     const before = await count();
     for (let i = 0; i < 25; i++) await opportunity({ project: 'crm-asia', name: `Bulk ${i}`, status: i % 2 ? 'Won' : 'Proposal', amount: 1000 + i, currency: i % 3 ? 'EUR' : 'USD', close: '2026-12-01', owner: i % 2 ? 'rep1' : 'rep2' });
     const after = await count();
     expect(after).toBe(before);
     expect(before).toBeLessThan(150);
+    // Unchanged data: the modules come from the cache; no query reads the records they aggregate.
+    const sql: string[] = [];
+    const listener = (q: { sql: string }) => sql.push(q.sql);
+    knex().on('query', listener);
+    try {
+      expect((await director.get('/crm')).status).toBe(200);
+    } finally {
+      knex().removeListener('query', listener);
+    }
+    expect(sql.length).toBeLessThan(before);
+    expect(sql.filter((q) => /crm_opportunities|crm_sales_activities|crm_contracts/.test(q))).toEqual([]);
+  });
+
+  test('cached module numbers follow every change of the data and of what the viewer may see', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const funnelTotals = async () => {
+      const json = (await director.get('/crm.json')).body;
+      return JSON.stringify(json.modules.find((m: { type: string }) => m.type === 'funnel').totals);
+    };
+    const first = await funnelTotals();
+    expect(await funnelTotals()).toBe(first);
+    await opportunity({ project: 'crm-asia', name: 'Cache probe', status: 'Proposal', amount: 77_700, currency: 'EUR', close: '2026-11-20', owner: 'rep1' });
+    const afterWrite = await funnelTotals();
+    expect(afterWrite).not.toBe(first);
+    // The host's memberships are not CRM tables: the viewer's scope is part of the cache key instead.
+    const membership = { user_id: host.demo.users.director.id, project_id: projectId('crm-asia') };
+    const saved = await knex()('members').where(membership);
+    expect(saved.length).toBeGreaterThan(0);
+    await knex()('members').where(membership).delete();
+    try {
+      expect(await funnelTotals()).not.toBe(afterWrite);
+    } finally {
+      await knex()('members').insert(saved);
+    }
+    expect(await funnelTotals()).toBe(afterWrite);
   });
 });
 
