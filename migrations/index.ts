@@ -18,6 +18,8 @@ import { dashboards } from './20261123_020_dashboards';
 import { benchIndexes } from './20261123_022_bench_indexes';
 import { activityPeriodIndex } from './20261123_023_activity_period_index';
 import { tableVersions } from './20261123_024_table_versions';
+import { accountSearch } from './20261123_025_account_search';
+import { accountListIndex } from './20261123_026_account_list_index';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

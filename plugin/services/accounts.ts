@@ -2,11 +2,14 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { CrmError, forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
+import { ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_search';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
+import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
+import { todayIso } from './dashboard-config';
 import { recordScope } from './visibility';
 
 export const ACCOUNT_SORTS = ['name', 'city', 'customer_number', 'created_at', 'updated_at'] as const;
@@ -63,6 +66,14 @@ export function likePattern(term: string): string {
   return `%${term.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+/**
+ * The term as one FTS5 string: inside double quotes every character is literal except `"`, written twice, so
+ * no input (`OR`, `NEAR`, `*`, `^`, `:`, parentheses) can turn into FTS5 query syntax.
+ */
+export function ftsPhrase(term: string): string {
+  return `"${term.replace(/"/g, '""')}"`;
+}
+
 export interface AccountRow {
   id: number;
   name: string;
@@ -84,6 +95,16 @@ export interface AccountRow {
 function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number): void {
   if (f.q) {
     const pattern = likePattern(f.q);
+    // SQLite: the trigram index (migration 025) narrows to accounts holding the term in one of the five columns,
+    // and the LIKE below still decides: trigrams fold every letter's case (SQLite's lower() and LIKE only ASCII's;
+    // the index even maps the Kelvin sign to "k"), and it gets the term lowercased as the LIKE pattern is, so it
+    // may offer more rows than LIKE keeps, never fewer, and the result stays exactly today's
+    // substring match. Under 3 characters (or with a NUL, which FTS5 cannot parse) there is no trigram to look
+    // up: LIKE alone. PostgreSQL: its GIN trigram indexes serve these same LIKE conditions.
+    const term = f.q.toLowerCase();
+    if (q.client.config.client !== 'pg' && [...term].length >= 3 && !term.includes('\0')) {
+      q.whereRaw(`a.id in (select rowid from ${ACCOUNT_SEARCH_TABLE} where ${ACCOUNT_SEARCH_TABLE} match ?)`, [ftsPhrase(term)]);
+    }
     q.where((b) => {
       for (const col of ['a.name', 'a.organization', 'a.email', 'a.city', 'a.customer_number']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
     });
@@ -103,25 +124,52 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number): 
   }
 }
 
-/** A page of the accounts this user may see, filtered and sorted in SQL; the count runs the same query. */
+/** Every table an account list reads: a write to any of them forgets its cached counts and page starts. */
+const ACCOUNT_LIST_TABLES: readonly VersionedTable[] = ['crm_accounts', 'crm_account_projects', 'crm_account_group_members', 'crm_favorite_accounts'];
+const LIST_CACHE_MS = 10 * 60_000;
+const listCounts = (knex: Knex) => cacheFor<{ total: number; capped: boolean }>(knex, 'account-list-counts', 2000, LIST_CACHE_MS);
+const pageStarts = (knex: Knex) => cacheFor<{ name: string; id: number }>(knex, 'account-list-page-starts', 5000, LIST_CACHE_MS);
+
+/**
+ * A page of the accounts this user may see, filtered and sorted in SQL. Two things keep a list of 100,000
+ * accounts as quick as one of 1,000:
+ * - the count (of at most COUNT_CAP rows) is kept per viewer, filters and table versions, so it runs again
+ *   only after a write;
+ * - sorted by name, a page starts where the last reading of the list saw it start (keyset: `(name, id) >=`),
+ *   instead of skipping `offset` rows; each page also notes where the next one starts, so paging forward never
+ *   skips. Without a noted start (the first visit to a deep page, another sort) it falls back to the offset.
+ */
 export async function listAccounts(ctx: CrmContext, filters: AccountFilters, page: number, perPage: number): Promise<{ rows: AccountRow[]; meta: PageMeta }> {
-  const scope = await recordScope(ctx, 'accounts', 'view_accounts');
   const knex = ctx.host.knex;
+  // Versions first, then the data: a write in between makes the cached entries look older, never newer.
+  const versions = await versionKey(knex, ACCOUNT_LIST_TABLES);
+  const scope = await recordScope(ctx, 'accounts', 'view_accounts');
   const base = knex('crm_accounts as a');
-  applyAccountScope(base, scope, 'list');
+  applyAccountScope(base, scope);
   applyFilters(base, filters, ctx.user.id);
-  const { total: count, capped } = await cappedCount(knex, base);
+  const { sort, dir, ...narrowing } = filters;
+  const listKey = JSON.stringify([versions, scopeKey(scope), narrowing, filters.expiring_days === null ? null : todayIso()]);
+  const { total: count, capped } = await listCounts(knex).get(listKey, () => cappedCount(knex, base));
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
-  const rows = await base.clone()
+  const pageKey = (n: number) => JSON.stringify([listKey, sort, dir, perPage, n]);
+  const start = sort === 'name' ? await pageStarts(knex).peek(pageKey(current)) : undefined;
+  const q = base.clone()
     .join('crm_account_types as t', 't.id', 'a.account_type_id')
     .leftJoin('crm_industries as i', 'i.id', 'a.industry_id')
     .select('a.id', 'a.name', 'a.organization', 'a.email', 'a.city', 'a.country', 'a.customer_number', 'a.is_key_account', 'a.is_supplier',
       'a.is_global', 'a.is_private', 'a.account_manager_id', 'a.service_expires_on', 't.name as type_name', 'i.name as industry_name')
-    .orderBy([{ column: `a.${filters.sort}`, order: filters.dir }, { column: 'a.id', order: filters.dir }])
-    .limit(perPage).offset((current - 1) * perPage);
+    .orderBy([{ column: `a.${sort}`, order: dir }, { column: 'a.id', order: dir }])
+    .limit(perPage + 1);
+  if (start) q.whereRaw(`(a.name, a.id) ${dir === 'asc' ? '>=' : '<='} (?, ?)`, [start.name, start.id]);
+  else q.offset((current - 1) * perPage);
+  const found: AccountRow[] = await q;
+  if (sort === 'name') {
+    if (!start && found.length) pageStarts(knex).put(pageKey(current), { name: found[0].name, id: Number(found[0].id) });
+    if (found.length > perPage) pageStarts(knex).put(pageKey(current + 1), { name: found[perPage].name, id: Number(found[perPage].id) });
+  }
   return {
-    rows: rows.map((r) => ({ ...r, is_key_account: Boolean(r.is_key_account), is_supplier: Boolean(r.is_supplier), is_global: Boolean(r.is_global), is_private: Boolean(r.is_private), service_expires_on: dateText(r.service_expires_on) })),
+    rows: found.slice(0, perPage).map((r) => ({ ...r, is_key_account: Boolean(r.is_key_account), is_supplier: Boolean(r.is_supplier), is_global: Boolean(r.is_global), is_private: Boolean(r.is_private), service_expires_on: dateText(r.service_expires_on) })),
     meta: { page: current, pages, total: count, per_page: perPage, ...(capped ? { capped } : {}) },
   };
 }

@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { accountSearch } from '../../migrations/20261123_025_account_search';
 
 let host: TestHost;
 let companyType: number;
@@ -228,6 +229,46 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     }
   });
 
+  test('paging by name starts each page where the list was last seen to start it, and forgets that on every write', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    await knex('crm_settings').insert({ name: 'page_size', value: '3', lock_version: 0 }).onConflict('name').merge();
+    const walk = async (dir: 'asc' | 'desc' = 'asc') => {
+      const names: string[] = [];
+      const first = (await director.get(`/crm/accounts.json?dir=${dir}`)).body;
+      for (let page = 1; page <= first.pagination.pages; page++) {
+        const body = (await director.get(`/crm/accounts.json?dir=${dir}&page=${page}`)).body;
+        names.push(...body.accounts.map((a: { name: string }) => a.name));
+      }
+      return { names, total: first.pagination.total as number };
+    };
+    const ordered = (names: string[]) => [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    try {
+      const byOffset = await walk();
+      expect(byOffset.names).toHaveLength(byOffset.total);
+      expect(byOffset.names).toEqual(ordered(byOffset.names));
+      expect(new Set(byOffset.names).size).toBe(byOffset.names.length);
+      // The second walk starts every page from what the first one saw; the pages must be the same.
+      expect((await walk()).names).toEqual(byOffset.names);
+      expect((await walk('desc')).names).toEqual([...byOffset.names].reverse());
+
+      const moved = byOffset.names[0];
+      await knex('crm_accounts').where({ name: moved }).update({ name: 'zzz moved to the end' });
+      const afterRename = await walk();
+      expect(afterRename.names).toEqual([...byOffset.names.slice(1), 'zzz moved to the end']);
+
+      const type = await knex('crm_account_types').where({ name: 'Company' }).first('id');
+      const [row] = await knex('crm_accounts').insert({ account_type_id: type.id, name: 'AAA new at the front', author_id: host.demo.users.admin.id }).returning('id');
+      await knex('crm_account_projects').insert({ account_id: Number(row.id ?? row), project_id: host.demo.projects['crm-europe'].id });
+      const afterInsert = await walk();
+      expect(afterInsert.total).toBe(byOffset.total + 1);
+      expect(afterInsert.names).toEqual(['AAA new at the front', ...afterRename.names]);
+      await knex('crm_accounts').where({ name: 'zzz moved to the end' }).update({ name: moved });
+    } finally {
+      await knex('crm_settings').where({ name: 'page_size' }).delete();
+    }
+  });
+
   test('saved filters: mine, shared with everyone, and only the owner deletes', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const saved = await rep1.post('/crm/accounts/filters', { filter_name: 'My key accounts', key_account: '1', is_shared: '1' });
@@ -373,5 +414,134 @@ describe('a long account list', () => {
     const narrowed = await director.get('/projects/crm-asia/crm/accounts.json?q=bulk%20100');
     expect(narrowed.body.pagination).toMatchObject({ total: 50, pages: 2 });
     expect(narrowed.body.pagination.capped).toBeUndefined();
+  });
+});
+
+describe('text search on name, organization, email, city and customer number', () => {
+  // Values no demo account (nor the long list's "Bulk 00000" rows) shares, so every expected list is exact.
+  const searchable = {
+    name: 'Zephyrquill Trading', organization: 'Quillmark Holdings', email: 'orders@vantablue.example', city: 'Trondheimsfjord', customer_number: 'CN-48213-XQ',
+  };
+  const symbols = '100% under_score "quoted" *star* OR NEAR(caret^) col:umn';
+  // What a wildcard `%` or `_` (or FTS syntax) would wrongly match.
+  const decoy = 'Decoy 1007 under-score quoted star';
+  const search = async (s: Session, term: string) => listedNames((await s.get(`/crm/accounts?q=${encodeURIComponent(term)}`)).text);
+  // SQLite's trigram index itself (the list re-checks every candidate, so a stale index shows only as a miss).
+  const indexed = async (term: string): Promise<number[]> => (await host.db.knex.raw('select rowid as id from crm_accounts_search where crm_accounts_search match ?', [`"${term}"`]))
+    .map((r: { id: number }) => Number(r.id));
+  let director: Session;
+
+  async function create(fields: Record<string, string>): Promise<number> {
+    const res = await director.post('/projects/crm-asia/crm/accounts', companyForm(fields));
+    expect(res.status).toBe(303);
+    return Number(/\/crm\/accounts\/(\d+)$/.exec(res.headers.location)![1]);
+  }
+
+  async function edit(id: number, fields: Record<string, string>) {
+    const lock = (await host.db.knex('crm_accounts').where({ id }).first()).lock_version;
+    return director.post(`/crm/accounts/${id}`, companyForm({ lock_version: String(lock), ...fields }));
+  }
+
+  beforeAll(async () => {
+    director = await Session.signIn(host.app, 'director');
+    await create(searchable);
+    await create({ name: symbols, city: 'Bergen' });
+    await create({ name: decoy, city: 'Bergen' });
+    await create({ name: 'Ärgerlich Oy', city: 'Turku' });
+    await create({ name: 'Smørrebrød ApS', city: 'Odense' });
+  });
+
+  test('finds a substring from the middle of any of the five columns, whatever its case', async () => {
+    expect(await search(director, 'yrqui')).toEqual([searchable.name]);
+    expect(await search(director, 'YRQUI')).toEqual([searchable.name]);
+    expect(await search(director, 'mark hold')).toEqual([searchable.name]);
+    expect(await search(director, 'ntablu')).toEqual([searchable.name]);
+    expect(await search(director, 'ondheimsF')).toEqual([searchable.name]);
+    expect(await search(director, '-4821')).toEqual([searchable.name]);
+    expect(await search(director, 'yrquix')).toEqual([]);
+  });
+
+  test('one or two characters still search every column', async () => {
+    expect(await search(director, 'xQ')).toEqual([searchable.name]);
+    const z = await search(director, 'z');
+    expect(z).toContain(searchable.name);
+    expect(z).not.toContain(decoy);
+    expect(await search(director, '"')).toEqual([symbols]);
+  });
+
+  test('% _ " * and FTS keywords are plain characters, and no term can inject FTS syntax', async () => {
+    expect(await search(director, '100%')).toEqual([symbols]);
+    expect(await search(director, 'under_score')).toEqual([symbols]);
+    expect(await search(director, '"quoted"')).toEqual([symbols]);
+    expect(await search(director, '*star*')).toEqual([symbols]);
+    expect(await search(director, 'OR NEAR(')).toEqual([symbols]);
+    expect(await search(director, 'NEAR')).toEqual([symbols]);
+    expect(await search(director, 'caret^) col:umn')).toEqual([symbols]);
+    // Each of these, read as FTS5 syntax, would find Zephyrquill or the decoy.
+    for (const injection of ['zephyrquill OR decoy', 'zephyr*', 'NEAR(zephyrquill trading)', 'name:zephyrquill', '"zephyrquill" OR "decoy"', 'zephyrquill"']) {
+      const res = await director.get(`/crm/accounts?q=${encodeURIComponent(injection)}`);
+      expect(res.status).toBe(200);
+      expect(listedNames(res.text)).toEqual([]);
+    }
+    // FTS5 cannot parse a NUL inside a phrase: such a term skips the index. (PostgreSQL refuses a NUL in any
+    // text parameter, with or without these indexes: a separate matter for the query-string parsing.)
+    if (host.db.kind === 'sqlite') {
+      const nul = await director.get('/crm/accounts?q=zephyr%00quill');
+      expect(nul.status).toBe(200);
+      expect(listedNames(nul.text)).toEqual([]);
+    }
+  });
+
+  test('letters outside ASCII match as the database’s LOWER and LIKE decide, as before the index', async () => {
+    expect(await search(director, 'rgerlich o')).toEqual(['Ärgerlich Oy']);
+    expect(await search(director, 'SMØRREBRØD')).toEqual(['Smørrebrød ApS']);
+    expect(await search(director, 'ørre')).toEqual(['Smørrebrød ApS']);
+    // The term is lowercased in full, the column by the database: SQLite's lower() folds ASCII letters only, so
+    // there "Ä" never equals the typed "ä" (the trigram index folds every letter: the LIKE check keeps this as it was).
+    expect(await search(director, 'ärger')).toEqual(host.db.kind === 'sqlite' ? [] : ['Ärgerlich Oy']);
+  });
+
+  test('after a rename the new name is found and the old one is not', async () => {
+    const id = await create({ name: 'Oldenwick Brothers', city: 'Stavanger' });
+    expect(await search(director, 'denwick')).toEqual(['Oldenwick Brothers']);
+    expect((await edit(id, { name: 'Newharrow Brothers', city: 'Stavanger' })).status).toBe(303);
+    expect(await search(director, 'wharro')).toEqual(['Newharrow Brothers']);
+    expect(await search(director, 'denwick')).toEqual([]);
+    // A change to other columns leaves the index as it was; one to a searched column replaces the entry.
+    expect((await edit(id, { name: 'Newharrow Brothers', city: 'Stavanger', phone: '+47 5100 0000' })).status).toBe(303);
+    expect((await edit(id, { name: 'Newharrow Brothers', city: 'Haugesund' })).status).toBe(303);
+    expect(await search(director, 'augesun')).toEqual(['Newharrow Brothers']);
+    expect(await search(director, 'tavange')).toEqual([]);
+    if (host.db.kind === 'sqlite') {
+      expect(await indexed('wharro')).toEqual([id]);
+      expect(await indexed('denwick')).toEqual([]);
+      expect(await indexed('tavange')).toEqual([]);
+    }
+  });
+
+  test('a deleted account is not found', async () => {
+    const id = await create({ name: 'Gonebyfield Partners', city: 'Tromsø' });
+    expect(await search(director, 'nebyfiel')).toEqual(['Gonebyfield Partners']);
+    expect((await director.post(`/crm/accounts/${id}/delete`, { confirm: '1' })).status).toBe(303);
+    expect(await search(director, 'nebyfiel')).toEqual([]);
+    // Removed for good (a purge, or a script), it leaves the index too.
+    await host.db.knex('crm_accounts').where({ id }).delete();
+    if (host.db.kind === 'sqlite') expect(await indexed('nebyfiel')).toEqual([]);
+  });
+
+  test('the migration indexes the accounts already there, and its rollback removes what it made', async () => {
+    const knex = host.db.knex;
+    const made = async (): Promise<string[]> => (host.db.kind === 'sqlite'
+      ? (await knex.raw("select name from sqlite_master where name like 'crm_accounts_search%' and type in ('table', 'trigger') order by name")).map((r: { name: string }) => r.name)
+      : (await knex.raw("select indexname from pg_indexes where tablename = 'crm_accounts' and indexname like '%trgm%' order by indexname")).rows.map((r: { indexname: string }) => r.indexname));
+    const before = await made();
+    expect(before.length).toBeGreaterThanOrEqual(5);
+    await accountSearch.down(knex);
+    expect(await made()).toEqual([]);
+    await accountSearch.up(knex);
+    expect(await made()).toEqual(before);
+    expect(await search(director, 'yrqui')).toEqual([searchable.name]);
+    expect(await search(director, 'denwick')).toEqual([]);
+    expect(await search(director, 'lobex corp')).toEqual(['Globex Corporation']);
   });
 });
