@@ -11,6 +11,7 @@ import { amountInput } from './money';
 import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from './opportunities';
 import type { PageMeta } from './pagination';
 import { saleRights } from './sale';
+import { listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope } from './visibility';
 
 /**
@@ -143,28 +144,35 @@ export interface ContractTypeCount {
   count: number;
 }
 
+/** What the list's count, type tabs and totals read: they are recomputed after a write to any of these. */
+const CONTRACT_LIST_TABLES: readonly VersionedTable[] = ['crm_contracts', 'crm_product_categories', 'crm_opportunities'];
+
 export async function listContracts(ctx: CrmContext, f: ContractFilters, page: number, perPage: number) {
-  const { q: base } = await filteredQuery(ctx, f);
-  const [{ total }] = await base.clone().count({ total: '*' });
-  const count = Number(total);
-  const pages = Math.max(1, Math.ceil(count / perPage));
+  const scope = await recordScope(ctx, 'opportunities', 'view_contracts');
+  const { sort, dir, ...narrowing } = f;
+  const numbers = await listNumbers(ctx.host.knex, 'contract-list-numbers', CONTRACT_LIST_TABLES, [scopeKey(scope), narrowing, todayText()], async () => {
+    const { q: base } = await filteredQuery(ctx, f);
+    const [{ total }] = await base.clone().count({ total: '*' });
+    // The contract types (product categories) with their counts under the other filters, for the type tabs.
+    const { q: typeBase } = await filteredQuery(ctx, f, { ignoreCategory: true });
+    const typeRows: { category_id: unknown; name: unknown; n: unknown }[] = await typeBase.leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
+      .groupBy('c.category_id', 'cat.name').select('c.category_id', 'cat.name').count({ n: '*' }).orderBy('cat.name');
+    const totals: { currency: string; n: unknown; amount: unknown }[] = await base.clone().groupBy('c.currency').orderBy('c.currency').select('c.currency').count({ n: '*' }).sum({ amount: 'c.amount_minor' });
+    return {
+      count: Number(total),
+      types: typeRows.map((r): ContractTypeCount => ({ category_id: r.category_id === null ? null : Number(r.category_id), name: r.name ? String(r.name) : 'Without category', count: Number(r.n) })),
+      totals: totals.map((t) => ({ currency: String(t.currency), count: Number(t.n), amount_minor: Number(t.amount ?? 0) })),
+    };
+  });
+  const pages = Math.max(1, Math.ceil(numbers.count / perPage));
   const current = Math.min(page, pages);
-  const order = f.dir === 'desc' ? 'desc' : 'asc';
-  const raw = await base.clone().leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id').leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id')
-    .select(LIST_COLUMNS).orderByRaw(`c.${f.sort} ${order} ${f.sort === 'ends_on' ? (order === 'desc' ? 'nulls last' : 'nulls first') : ''}, c.id ${order}`)
+  const order = dir === 'desc' ? 'desc' : 'asc';
+  const { q: base } = await filteredQuery(ctx, f);
+  const raw = await base.leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id').leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id')
+    .select(LIST_COLUMNS).orderByRaw(`c.${sort} ${order} ${sort === 'ends_on' ? (order === 'desc' ? 'nulls last' : 'nulls first') : ''}, c.id ${order}`)
     .limit(perPage).offset((current - 1) * perPage);
   const rows = await rowsOf(ctx, raw);
-  // The contract types (product categories) with their counts under the other filters, for the type tabs.
-  const { q: typeBase } = await filteredQuery(ctx, f, { ignoreCategory: true });
-  const typeRows: { category_id: unknown; name: unknown; n: unknown }[] = await typeBase.leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
-    .groupBy('c.category_id', 'cat.name').select('c.category_id', 'cat.name').count({ n: '*' }).orderBy('cat.name');
-  const types: ContractTypeCount[] = typeRows.map((r) => ({ category_id: r.category_id === null ? null : Number(r.category_id), name: r.name ? String(r.name) : 'Without category', count: Number(r.n) }));
-  const totals: { currency: string; n: unknown; amount: unknown }[] = await base.clone().groupBy('c.currency').orderBy('c.currency').select('c.currency').count({ n: '*' }).sum({ amount: 'c.amount_minor' });
-  return {
-    rows, types,
-    totals: totals.map((t) => ({ currency: String(t.currency), count: Number(t.n), amount_minor: Number(t.amount ?? 0) })),
-    meta: { page: current, pages, total: count, per_page: perPage } as PageMeta,
-  };
+  return { rows, types: numbers.types, totals: numbers.totals, meta: { page: current, pages, total: numbers.count, per_page: perPage } as PageMeta };
 }
 
 /** The contract if this user may see it (from any page), else null. */

@@ -12,6 +12,7 @@ import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
 import { loadSettings } from './settings';
+import { listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope } from './visibility';
 
 export const OPPORTUNITY_SORTS = ['name', 'expected_close_on', 'amount_minor', 'created_at', 'updated_at'] as const;
@@ -159,28 +160,35 @@ async function hideInvisibleAccounts(ctx: CrmContext, rows: OpportunityRow[]): P
   return rows.map((r) => (r.account_id !== null && !names.has(r.account_id) ? { ...r, account_name: null } : r));
 }
 
+/** What the list's count, totals and status tags read: they are recomputed after a write to any of these. */
+const OPPORTUNITY_LIST_TABLES: readonly VersionedTable[] = ['crm_opportunities', 'crm_opportunity_statuses'];
+
 /**
  * A page of visible opportunities, the totals of the whole filtered set per currency (sum and weighted by
  * the status probability), and the count per status for the coloured filter tags — all aggregated in SQL.
  */
 export async function listOpportunities(ctx: CrmContext, f: OpportunityFilters, page: number, perPage: number) {
-  const { q: base } = await filteredQuery(ctx, f);
-  const [{ total }] = await base.clone().count({ total: '*' });
-  const count = Number(total);
-  const pages = Math.max(1, Math.ceil(count / perPage));
+  const knex = ctx.host.knex;
+  const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
+  const { sort, dir, ...narrowing } = f;
+  const numbers = await listNumbers(knex, 'opportunity-list-numbers', OPPORTUNITY_LIST_TABLES, [scopeKey(scope), narrowing], async () => {
+    const { q: base } = await filteredQuery(ctx, f);
+    const [{ total }] = await base.clone().count({ total: '*' });
+    const { q: tagBase } = await filteredQuery(ctx, f, { ignoreStatuses: true });
+    const tagRows: { status_id: number; n: number | string }[] = await tagBase.groupBy('o.status_id').select('o.status_id').count({ n: '*' });
+    return { count: Number(total), totals: await currencyTotals(base.clone()), tagCounts: new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)])) };
+  });
+  const pages = Math.max(1, Math.ceil(numbers.count / perPage));
   const current = Math.min(page, pages);
-  const rows: OpportunityRow[] = (await base.clone()
+  const { q: base } = await filteredQuery(ctx, f);
+  const rows: OpportunityRow[] = (await base
     .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
     .leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
     .select(rowColumns)
-    .orderByRaw(`o.${f.sort} ${f.dir === 'desc' ? 'desc' : 'asc'} ${f.sort === 'expected_close_on' || f.sort === 'amount_minor' ? (f.dir === 'desc' ? 'nulls last' : 'nulls first') : ''}, o.id ${f.dir}`)
+    .orderByRaw(`o.${sort} ${dir === 'desc' ? 'desc' : 'asc'} ${sort === 'expected_close_on' || sort === 'amount_minor' ? (dir === 'desc' ? 'nulls last' : 'nulls first') : ''}, o.id ${dir}`)
     .limit(perPage).offset((current - 1) * perPage)).map(toRow);
   const visibleRows = await hideInvisibleAccounts(ctx, rows);
-  const totals = await currencyTotals(base.clone());
-  const { q: tagBase } = await filteredQuery(ctx, f, { ignoreStatuses: true });
-  const tagRows: { status_id: number; n: number | string }[] = await tagBase.groupBy('o.status_id').select('o.status_id').count({ n: '*' });
-  const tagCounts = new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)]));
-  return { rows: visibleRows, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta, totals, tagCounts };
+  return { rows: visibleRows, meta: { page: current, pages, total: numbers.count, per_page: perPage } as PageMeta, totals: numbers.totals, tagCounts: numbers.tagCounts };
 }
 
 export async function currencyTotals(q: Knex.QueryBuilder): Promise<CurrencyTotal[]> {
@@ -395,10 +403,12 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
   // Each column shows its own status whatever the status filter says; everything else filters as the list does.
   const { q: base } = await filteredQuery(ctx, f, { ignoreStatuses: true });
   base.whereIn('o.status_id', all.map((s) => s.id));
-  // Counts and totals of every column in one grouped query …
-  const grouped: { status_id: number | string; currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[] = await base.clone()
+  const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
+  const narrowing = [scopeKey(scope), { ...f, statuses: null }];
+  // Counts and totals of every column in one grouped query (kept until the next write) …
+  const grouped = await listNumbers(knex, 'kanban-numbers', OPPORTUNITY_LIST_TABLES, narrowing, async (): Promise<{ status_id: number | string; currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[]> => base.clone()
     .join('crm_opportunity_statuses as ts', 'ts.id', 'o.status_id').groupBy('o.status_id', 'o.currency').orderBy('o.currency')
-    .select('o.status_id', 'o.currency').count({ n: '*' }).sum({ amount: 'o.amount_minor' }).sum({ weighted: knex.raw('o.amount_minor * ts.probability') });
+    .select('o.status_id', 'o.currency').count({ n: '*' }).sum({ amount: 'o.amount_minor' }).sum({ weighted: knex.raw('o.amount_minor * ts.probability') }));
   const totalsOf = new Map<number, CurrencyTotal[]>();
   for (const r of grouped) {
     const list = totalsOf.get(Number(r.status_id)) ?? [];
@@ -409,9 +419,10 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
   // … and the first cards of every open column in one query, numbered per status by close date.
   const ranked = base.clone().whereIn('o.status_id', open.map((s) => s.id))
     .select('o.id', knex.raw('row_number() over (partition by o.status_id order by o.expected_close_on asc nulls last, o.id asc) as card_rank'));
-  const cards: OpportunityRow[] = (await knex('crm_opportunities as o').join(ranked.as('k'), 'k.id', 'o.id')
-    .join('crm_opportunity_statuses as s', 's.id', 'o.status_id').leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
-    .where('k.card_rank', '<=', perColumn).select(rowColumns).orderBy('k.card_rank')).map(toRow);
+  const cards = await listNumbers(knex, 'kanban-cards', [...OPPORTUNITY_LIST_TABLES, 'crm_accounts'], [...narrowing, perColumn], async () =>
+    (await knex('crm_opportunities as o').join(ranked.as('k'), 'k.id', 'o.id')
+      .join('crm_opportunity_statuses as s', 's.id', 'o.status_id').leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
+      .where('k.card_rank', '<=', perColumn).select(rowColumns).orderBy('k.card_rank')).map(toRow));
   const visibleCards = await hideInvisibleAccounts(ctx, cards);
   const columns = open.map((status) => ({
     status, cards: visibleCards.filter((c) => c.status_id === status.id), count: countOf(status.id), totals: totalsOf.get(status.id) ?? [],
