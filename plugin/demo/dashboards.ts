@@ -1,5 +1,6 @@
 import type { DemoDirectory, HostApi } from '../host';
 import { ensurePages } from '../services/dashboards';
+import { todayUtc } from '../services/dates';
 
 /**
  * Overview demo (D1, D5): the global overview's four pages and the CRM project's default page, user types
@@ -12,7 +13,7 @@ export async function seedDashboardsDemo(host: HostApi, demo: DemoDirectory): Pr
   if (demo.projects.crm) await ensurePages(knex, demo.projects.crm.id, director?.id ?? null);
   const types = [[director, 'sales_director'], [rep1, 'sales_rep'], [rep2, 'sales_rep']] as const;
   for (const [user, type] of types) if (user) await knex('crm_user_types').insert({ user_id: user.id, type }).onConflict('user_id').merge({ type });
-  const today = new Date().toISOString().slice(0, 10);
+  const today = todayUtc();
   const month = Number(today.slice(5, 7));
   const quarter = `${today.slice(0, 4)}-${String(Math.floor((month - 1) / 3) * 3 + 1).padStart(2, '0')}-01`;
   const year = `${today.slice(0, 4)}-01-01`;

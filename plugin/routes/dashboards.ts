@@ -2,7 +2,8 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
-import { readPeriodQuery, todayIso } from '../services/dashboard-config';
+import { readPeriodQuery } from '../services/dashboard-config';
+import { todayUtc } from '../services/dates';
 import { computeModule, dashboardEnv } from '../services/dashboard-data';
 import {
   addModule, applyTemplate, createBaseline, createPage, deleteBaseline, deleteModule, deletePage, deleteTemplate, listTemplates, moveModule,
@@ -185,7 +186,7 @@ export function dashboardRoutes(): CrmRoute[] {
         const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, (o) => modulePage(ctx, req, module.id, o), async () => {
           const period = readPeriodQuery(body(req));
-          const data = await computeModule(await dashboardEnv(ctx, levelBase(ctx), todayIso()), module.type, module.config, period);
+          const data = await computeModule(await dashboardEnv(ctx, levelBase(ctx), todayUtc()), module.type, module.config, period);
           const b = await createBaseline(ctx.host.knex, ctx.user, module, body(req), data);
           return { location: `${moduleUrl(ctx, module.id)}?baseline=${b.id}`, notice: `Took the baseline “${b.name}”.`, render: (o) => modulePage(ctx, req, module.id, o) };
         });

@@ -7,8 +7,9 @@ import { loadProjectSettings, setIncludeSubprojects } from '../services/settings
 import { paginate, pageParam } from '../services/pagination';
 import {
   CHARTS_FOR, CHART_LABELS, FILTERS_FOR, FILTER_LABELS, MEASURE_LABELS, MODULE_DESCRIPTIONS, MODULE_LABELS, MODULE_TYPES, PEOPLE, PEOPLE_LABELS,
-  PERIOD_KINDS, PERIOD_LABELS, readPeriodQuery, todayIso, type PeriodConfig,
+  PERIOD_KINDS, PERIOD_LABELS, readPeriodQuery, type PeriodConfig,
 } from '../services/dashboard-config';
+import { todayUtc } from '../services/dates';
 import { computeModule, dashboardEnv, type DashboardEnv, type ModuleData } from '../services/dashboard-data';
 import { formatValue, moduleCsv, renderChart } from '../services/dashboard-charts';
 import {
@@ -105,7 +106,7 @@ export async function overviewPage(ctx: CrmContext, req: Request, pageId: number
   const canManage = await ctx.host.can(ctx.user, 'manage_crm_page', ctx.project);
   if (options.customize && !canManage) throw notFound();
   const choice = options.customize ? { period: null, baselineId: null } : viewerChoice(req);
-  const env = await dashboardEnv(ctx, base, todayIso());
+  const env = await dashboardEnv(ctx, base, todayUtc());
   const modules = await modulesOf(knex, page.id);
   const baselines = await baselinesOf(knex, modules.map((m) => m.id));
   const views: ModuleView[] = [];
@@ -154,7 +155,7 @@ export async function modulePage(ctx: CrmContext, req: Request, moduleId: number
   const knex = ctx.host.knex;
   const { module, page } = await requireModule(knex, projectIdOf(ctx), moduleId);
   const base = levelBase(ctx);
-  const env = await dashboardEnv(ctx, base, todayIso());
+  const env = await dashboardEnv(ctx, base, todayUtc());
   const baselines = (await baselinesOf(knex, [module.id])).get(module.id) ?? [];
   const view = await moduleView(ctx, env, module, baselines, options.status === 422 ? { period: null, baselineId: null } : viewerChoice(req));
   const canManage = await ctx.host.can(ctx.user, 'manage_crm_page', ctx.project);
@@ -263,7 +264,7 @@ export function overviewRoutes(): CrmRoute[] {
       method: 'get', permission: ANY_VIEW,
       async handler(ctx, req, res) {
         const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
-        const env = await dashboardEnv(ctx, levelBase(ctx), todayIso());
+        const env = await dashboardEnv(ctx, levelBase(ctx), todayUtc());
         const baselines = (await baselinesOf(ctx.host.knex, [module.id])).get(module.id) ?? [];
         const view = await moduleView(ctx, env, module, baselines, viewerChoice(req));
         const name = module.title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'module';

@@ -9,7 +9,7 @@ import { FieldErrors, flag, list, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
 import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
-import { todayIso } from './dashboard-config';
+import { addDays, todayUtc } from './dates';
 import { recordScope } from './visibility';
 
 export const ACCOUNT_SORTS = ['name', 'city', 'customer_number', 'created_at', 'updated_at'] as const;
@@ -118,9 +118,8 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number): 
   if (f.suppliers) q.where('a.is_supplier', true);
   if (f.favorites) q.whereExists((s) => s.select(1).from('crm_favorite_accounts as fav').whereRaw('fav.account_id = a.id').where('fav.user_id', userId));
   if (f.expiring_days !== null) {
-    const today = new Date().toISOString().slice(0, 10);
-    const until = new Date(Date.now() + f.expiring_days * 86_400_000).toISOString().slice(0, 10);
-    q.whereBetween('a.service_expires_on', [today, until]);
+    const today = todayUtc();
+    q.whereBetween('a.service_expires_on', [today, addDays(today, f.expiring_days)]);
   }
 }
 
@@ -148,7 +147,7 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
   applyAccountScope(base, scope);
   applyFilters(base, filters, ctx.user.id);
   const { sort, dir, ...narrowing } = filters;
-  const listKey = JSON.stringify([versions, scopeKey(scope), narrowing, filters.expiring_days === null ? null : todayIso()]);
+  const listKey = JSON.stringify([versions, scopeKey(scope), narrowing, filters.expiring_days === null ? null : todayUtc()]);
   const { total: count, capped } = await listCounts(knex).get(listKey, () => cappedCount(knex, base));
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);

@@ -5,6 +5,7 @@ import { applyAccountScope, type Account } from '../models/account';
 import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
 import { applyPartnerScope, type Partner } from '../models/partner';
 import { canEditAccount, dateText, requireVisibleAccount } from './accounts';
+import { todayUtc } from './dates';
 import { FieldErrors, flag, isIsoDate, text, type FormInput } from './form';
 import { journal } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity } from './opportunities';
@@ -364,8 +365,6 @@ export function dueParams(d: DueQuery): Record<string, string> {
 
 const nextDay = (day: string): string => new Date(Date.parse(`${day}T00:00:00.000Z`) + 86_400_000).toISOString().slice(0, 10);
 
-/** Today on the server, in UTC: the day "today" and "overdue" count from. */
-export const todayUtc = (now = new Date()): string => now.toISOString().slice(0, 10);
 
 function applyDue(q: Knex.QueryBuilder, due: DueFilter | null, today: string): void {
   if (due === 'today') q.where('sa.next_contact_on', today);

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
 import { HostRefusal, type HostApi, type HostProject, type HostUser } from '../host';
+import { addDays } from './dates';
 import { FieldErrors, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 
@@ -274,11 +275,6 @@ const tokenValues = (c: ContractFacts): Record<string, string> => ({
   'contract.code': c.code, 'contract.starts_on': c.starts_on, 'contract.ends_on': c.ends_on ?? '', 'quote.number': c.quote_number,
 });
 
-export function addDays(date: string, days: number): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + days);
-  return d.toISOString().slice(0, 10);
-}
 
 /** What a rule will make for a contract, in words, for the confirmation page. */
 export function describeRun(rule: AutomationRule, contract: ContractFacts, targets: RuleTargets, saleDate: string): string {

@@ -11,6 +11,7 @@ import { amountInput } from './money';
 import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from './opportunities';
 import type { PageMeta } from './pagination';
 import { saleRights } from './sale';
+import { addDays, todayUtc } from './dates';
 import { listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope } from './visibility';
 
@@ -46,13 +47,6 @@ export interface ContractFilters {
 }
 
 const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
-const todayText = () => new Date().toISOString().slice(0, 10);
-
-function addDays(date: string, days: number): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + days);
-  return d.toISOString().slice(0, 10);
-}
 
 /** Filters from a query string; malformed dates or day counts are a 422 rather than silently ignored. */
 export function parseContractFilters(query: FormInput): ContractFilters {
@@ -100,7 +94,7 @@ async function filteredQuery(ctx: CrmContext, f: ContractFilters, options: { ign
   const scope = await recordScope(ctx, 'opportunities', 'view_contracts');
   const q = ctx.host.knex('crm_contracts as c');
   applyContractScope(q, scope);
-  const today = todayText();
+  const today = todayUtc();
   if (f.q) q.whereRaw(`lower(c.name) like ? escape '\\'`, [likePattern(f.q)]);
   if (f.account) q.where('c.account_id', f.account);
   if (f.category && !options.ignoreCategory) q.where('c.category_id', f.category);
@@ -134,7 +128,7 @@ const LIST_COLUMNS = ['c.*', 'cat.name as category_name', 'o.name as opportunity
 async function rowsOf(ctx: CrmContext, rows: Record<string, unknown>[]): Promise<ContractRow[]> {
   const contracts = rows.map((r) => ({ ...toContract(r), category_name: (r.category_name as string | null) ?? null, opportunity_name: (r.opportunity_name as string | null) ?? null }));
   const names = await visibleAccountNames(ctx, contracts.map((c) => c.account_id).filter((id): id is number => id !== null));
-  const today = todayText();
+  const today = todayUtc();
   return contracts.map((c) => ({ ...c, account_name: c.account_id !== null ? names.get(c.account_id) ?? null : null, expired: c.status === 'active' && c.ends_on !== null && c.ends_on < today }));
 }
 
@@ -150,7 +144,7 @@ const CONTRACT_LIST_TABLES: readonly VersionedTable[] = ['crm_contracts', 'crm_p
 export async function listContracts(ctx: CrmContext, f: ContractFilters, page: number, perPage: number) {
   const scope = await recordScope(ctx, 'opportunities', 'view_contracts');
   const { sort, dir, ...narrowing } = f;
-  const numbers = await listNumbers(ctx.host.knex, 'contract-list-numbers', CONTRACT_LIST_TABLES, [scopeKey(scope), narrowing, todayText()], async () => {
+  const numbers = await listNumbers(ctx.host.knex, 'contract-list-numbers', CONTRACT_LIST_TABLES, [scopeKey(scope), narrowing, todayUtc()], async () => {
     const { q: base } = await filteredQuery(ctx, f);
     const [{ total }] = await base.clone().count({ total: '*' });
     // The contract types (product categories) with their counts under the other filters, for the type tabs.

@@ -1,4 +1,5 @@
 import { invalid } from '../http/errors';
+import { addDays, daysBetween } from './dates';
 import { FieldErrors, isIsoDate, text, type FormInput } from './form';
 import { isCurrencyCode } from './money';
 
@@ -143,14 +144,6 @@ export const ymd = (y: number, m: number, d: number): string => {
   return `${date.getUTCFullYear()}-${pad(date.getUTCMonth() + 1)}-${pad(date.getUTCDate())}`;
 };
 const parts = (iso: string) => iso.split('-').map(Number) as [number, number, number];
-export function addDays(iso: string, days: number): string {
-  const [y, m, d] = parts(iso);
-  return ymd(y, m, d + days);
-}
-export function daysBetween(from: string, to: string): number {
-  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
-}
-export const todayIso = (now = new Date()): string => now.toISOString().slice(0, 10);
 
 export function quarterStart(iso: string): string {
   const [y, m] = parts(iso);

@@ -4,10 +4,11 @@ import { applyOpportunityScope } from '../models/opportunity';
 import { visibleActivities } from './activities';
 import { applyContractScope } from '../models/contract';
 import {
-  MEASURE_LABELS, addDays, buckets, monthEnd, monthStart, quarterEnd, quarterStart, resolvePeriod,
+  MEASURE_LABELS, buckets, monthEnd, monthStart, quarterEnd, quarterStart, resolvePeriod,
   type ChartKind, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
 } from './dashboard-config';
 import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
+import { addDays } from './dates';
 import { convertMinor, rateOn, rateText, type RateOn } from './exchange-rates';
 import { percentOf } from './money';
 import { loadSettings } from './settings';

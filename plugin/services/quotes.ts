@@ -15,6 +15,7 @@ import {
   MAX_LINE_MINOR, lineGross, parsePercent, parseQuantity, priceQuote, quantityText, percentText,
   type DiscountKind, type LineAmounts, type QuoteItemKind, type QuoteTotals,
 } from './quote-pricing';
+import { todayUtc } from './dates';
 import { isUniqueViolation } from './relations';
 import { loadSettings } from './settings';
 
@@ -353,7 +354,7 @@ async function convertItems(trx: Knex.Transaction, quote: Quote, to: string): Pr
     throw invalid(`The currency was not changed. ${message}.`, { currency: message });
   }
   const needsRate = items.some((i) => i.kind === 'manual' || i.kind === 'rounding' || (i.discount_kind === 'amount' && i.discount_value !== 0));
-  const today = new Date().toISOString().slice(0, 10);
+  const today = todayUtc();
   const rate = needsRate ? await rateOn(trx, from, to, today) : null;
   if (needsRate && !rate) {
     const message = `No exchange rate from ${from} to ${to} on or before ${today}`;

@@ -9,6 +9,7 @@ import {
   type AutomationRule, type ContractFacts, type RuleTargets,
 } from './automation';
 import { bundleItemsOf, bundleSplit } from './bundles';
+import { todayUtc } from './dates';
 import { fieldRulesFor, missingRequired } from './field-rules';
 import { list, lockVersionOf, text, type FormInput } from './form';
 import { journal } from './journal';
@@ -50,7 +51,6 @@ export interface SalePlan {
   accountName: string;
 }
 
-export const today = (): string => new Date().toISOString().slice(0, 10);
 
 /** `date` + `months` calendar months, the day clamped to the target month's last day (31 Jan + 1 → 28/29 Feb). */
 export function addMonths(date: string, months: number): string {
@@ -162,7 +162,7 @@ const factsOf = (c: Pick<PlannedContract, 'name' | 'product_name' | 'code' | 'st
  * Everything the confirmation page shows — the contracts, which of them exist already, what the automation will
  * make — and every reason the sale cannot happen now. Reads only; host lookups happen here, before any transaction.
  */
-export async function planSale(ctx: CrmContext, opp: Opportunity, saleDate = today()): Promise<SalePlan> {
+export async function planSale(ctx: CrmContext, opp: Opportunity, saleDate = todayUtc()): Promise<SalePlan> {
   const knex = ctx.host.knex;
   const problems: string[] = [];
   if (opp.is_locked) problems.push('This opportunity is already sold and locked.');
