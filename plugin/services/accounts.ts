@@ -8,7 +8,7 @@ import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef }
 import { FieldErrors, flag, list, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
-import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
+import { LIST_CACHE_MS, cacheFor, listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { addDays, todayUtc } from './dates';
 import { recordScope } from './visibility';
 
@@ -125,8 +125,6 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number): 
 
 /** Every table an account list reads: a write to any of them forgets its cached counts and page starts. */
 const ACCOUNT_LIST_TABLES: readonly VersionedTable[] = ['crm_accounts', 'crm_account_projects', 'crm_account_group_members', 'crm_favorite_accounts'];
-const LIST_CACHE_MS = 10 * 60_000;
-const listCounts = (knex: Knex) => cacheFor<{ total: number; capped: boolean }>(knex, 'account-list-counts', 2000, LIST_CACHE_MS);
 const pageStarts = (knex: Knex) => cacheFor<{ name: string; id: number }>(knex, 'account-list-page-starts', 5000, LIST_CACHE_MS);
 
 /**
@@ -140,18 +138,16 @@ const pageStarts = (knex: Knex) => cacheFor<{ name: string; id: number }>(knex, 
  */
 export async function listAccounts(ctx: CrmContext, filters: AccountFilters, page: number, perPage: number): Promise<{ rows: AccountRow[]; meta: PageMeta }> {
   const knex = ctx.host.knex;
-  // Versions first, then the data: a write in between makes the cached entries look older, never newer.
-  const versions = await versionKey(knex, ACCOUNT_LIST_TABLES);
   const scope = await recordScope(ctx, 'accounts', 'view_accounts');
+  const { sort, dir, ...narrowing } = filters;
+  const key = await listKey(knex, ACCOUNT_LIST_TABLES, [scopeKey(scope), narrowing, filters.expiring_days === null ? null : todayUtc()]);
   const base = knex('crm_accounts as a');
   applyAccountScope(base, scope);
   applyFilters(base, filters, ctx.user.id);
-  const { sort, dir, ...narrowing } = filters;
-  const listKey = JSON.stringify([versions, scopeKey(scope), narrowing, filters.expiring_days === null ? null : todayUtc()]);
-  const { total: count, capped } = await listCounts(knex).get(listKey, () => cappedCount(knex, base));
+  const { total: count, capped } = await listNumbers(knex, 'account-list-counts', key, () => cappedCount(knex, base));
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
-  const pageKey = (n: number) => JSON.stringify([listKey, sort, dir, perPage, n]);
+  const pageKey = (n: number) => JSON.stringify([key, sort, dir, perPage, n]);
   const start = sort === 'name' ? await pageStarts(knex).peek(pageKey(current)) : undefined;
   const q = base.clone()
     .join('crm_account_types as t', 't.id', 'a.account_type_id')

@@ -12,8 +12,8 @@ import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from 
 import type { PageMeta } from './pagination';
 import { saleRights } from './sale';
 import { addDays, todayUtc } from './dates';
-import { listNumbers, scopeKey, type VersionedTable } from './data-version';
-import { recordScope } from './visibility';
+import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
+import { recordScope, type RecordScope } from './visibility';
 
 /**
  * Contracts (SPEC C3): what sold items became. Seen where their opportunity is (view_contracts in its project,
@@ -89,10 +89,9 @@ export function contractFilterParams(f: ContractFilters): Record<string, string>
   return out;
 }
 
-/** The visible contracts plus the filters as one query on `crm_contracts c` (wrapped: a builder is thenable). */
-async function filteredQuery(ctx: CrmContext, f: ContractFilters, options: { ignoreCategory?: boolean } = {}): Promise<{ q: Knex.QueryBuilder }> {
-  const scope = await recordScope(ctx, 'opportunities', 'view_contracts');
-  const q = ctx.host.knex('crm_contracts as c');
+/** The contracts visible under `scope`, plus the filters, as one query on `crm_contracts c`. */
+function filteredQuery(knex: Knex, scope: RecordScope, f: ContractFilters, options: { ignoreCategory?: boolean } = {}): Knex.QueryBuilder {
+  const q = knex('crm_contracts as c');
   applyContractScope(q, scope);
   const today = todayUtc();
   if (f.q) q.whereRaw(`lower(c.name) like ? escape '\\'`, [likePattern(f.q)]);
@@ -111,7 +110,7 @@ async function filteredQuery(ctx: CrmContext, f: ContractFilters, options: { ign
   if (f.runningTo) q.where('c.starts_on', '<=', f.runningTo);
   if (f.runningFrom) q.where((b) => b.whereNull('c.ends_on').orWhere('c.ends_on', '>=', f.runningFrom!));
   if (f.expiring !== null) q.where('c.kind', 'time_based').where('c.status', 'active').whereBetween('c.ends_on', [today, addDays(today, f.expiring)]);
-  return { q };
+  return q;
 }
 
 export interface ContractRow extends Contract {
@@ -142,14 +141,15 @@ export interface ContractTypeCount {
 const CONTRACT_LIST_TABLES: readonly VersionedTable[] = ['crm_contracts', 'crm_product_categories', 'crm_opportunities'];
 
 export async function listContracts(ctx: CrmContext, f: ContractFilters, page: number, perPage: number) {
+  const knex = ctx.host.knex;
   const scope = await recordScope(ctx, 'opportunities', 'view_contracts');
   const { sort, dir, ...narrowing } = f;
-  const numbers = await listNumbers(ctx.host.knex, 'contract-list-numbers', CONTRACT_LIST_TABLES, [scopeKey(scope), narrowing, todayUtc()], async () => {
-    const { q: base } = await filteredQuery(ctx, f);
+  const base = filteredQuery(knex, scope, f);
+  const key = await listKey(knex, CONTRACT_LIST_TABLES, [scopeKey(scope), narrowing, todayUtc()]);
+  const numbers = await listNumbers(knex, 'contract-list-numbers', key, async () => {
     const [{ total }] = await base.clone().count({ total: '*' });
     // The contract types (product categories) with their counts under the other filters, for the type tabs.
-    const { q: typeBase } = await filteredQuery(ctx, f, { ignoreCategory: true });
-    const typeRows: { category_id: unknown; name: unknown; n: unknown }[] = await typeBase.leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
+    const typeRows: { category_id: unknown; name: unknown; n: unknown }[] = await filteredQuery(knex, scope, f, { ignoreCategory: true }).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
       .groupBy('c.category_id', 'cat.name').select('c.category_id', 'cat.name').count({ n: '*' }).orderBy('cat.name');
     const totals: { currency: string; n: unknown; amount: unknown }[] = await base.clone().groupBy('c.currency').orderBy('c.currency').select('c.currency').count({ n: '*' }).sum({ amount: 'c.amount_minor' });
     return {
@@ -161,8 +161,7 @@ export async function listContracts(ctx: CrmContext, f: ContractFilters, page: n
   const pages = Math.max(1, Math.ceil(numbers.count / perPage));
   const current = Math.min(page, pages);
   const order = dir === 'desc' ? 'desc' : 'asc';
-  const { q: base } = await filteredQuery(ctx, f);
-  const raw = await base.leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id').leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id')
+  const raw = await base.clone().leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id').leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id')
     .select(LIST_COLUMNS).orderByRaw(`c.${sort} ${order} ${sort === 'ends_on' ? (order === 'desc' ? 'nulls last' : 'nulls first') : ''}, c.id ${order}`)
     .limit(perPage).offset((current - 1) * perPage);
   const rows = await rowsOf(ctx, raw);

@@ -34,48 +34,55 @@ export class ResultCache<T> {
   constructor(private readonly maxEntries: number, private readonly ttlMs: number) {}
 
   get(key: string, make: () => Promise<T>): Promise<T> {
-    const now = Date.now();
-    const hit = this.entries.get(key);
-    if (hit && hit.expires > now) {
+    const hit = this.live(key);
+    if (hit) {
       // Map order is insertion order: re-inserting makes this the most recently used entry.
-      this.entries.delete(key);
-      this.entries.set(key, hit);
+      this.store(key, hit);
       return hit.value;
     }
     const value = make();
-    this.entries.set(key, { value, expires: now + this.ttlMs });
+    this.store(key, { value, expires: Date.now() + this.ttlMs });
     value.catch(() => { if (this.entries.get(key)?.value === value) this.entries.delete(key); });
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
     return value;
   }
 
   /** A value stored earlier (by `put`, or a finished `get`), without computing one. */
-  async peek(key: string): Promise<T | undefined> {
-    const hit = this.entries.get(key);
-    return hit && hit.expires > Date.now() ? hit.value : undefined;
+  peek(key: string): Promise<T> | undefined {
+    return this.live(key)?.value;
   }
 
   put(key: string, value: T): void {
-    this.entries.delete(key);
-    this.entries.set(key, { value: Promise.resolve(value), expires: Date.now() + this.ttlMs });
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.store(key, { value: Promise.resolve(value), expires: Date.now() + this.ttlMs });
   }
 
-  get size(): number {
-    return this.entries.size;
+  private live(key: string): Entry<T> | undefined {
+    const entry = this.entries.get(key);
+    return entry && entry.expires > Date.now() ? entry : undefined;
+  }
+
+  private store(key: string, entry: Entry<T>): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
   }
 }
 
 /** How long a list's cached numbers live without a write: the key changes on every write anyway. */
-const LIST_CACHE_MS = 10 * 60_000;
+export const LIST_CACHE_MS = 10 * 60_000;
 
 /**
- * The numbers a list shows beside its page (count, totals, counts per tag), computed once per version of the
- * tables they read and per `parts` (the viewer's scope, the filters): a list of 50,000 records re-aggregates
- * only after a write. `compute` must read nothing but `tables` and what `parts` names.
+ * The cache key of a list's numbers: the versions of the tables they read (read now, so before the data), then
+ * `parts` (the viewer's scope, the filters). `tables` must name every table the numbers read.
  */
-export async function listNumbers<T>(knex: Knex, name: string, tables: readonly VersionedTable[], parts: unknown[], compute: () => Promise<T>): Promise<T> {
-  const key = JSON.stringify([await versionKey(knex, tables), ...parts]);
+export async function listKey(knex: Knex, tables: readonly VersionedTable[], parts: unknown[]): Promise<string> {
+  return JSON.stringify([await versionKey(knex, tables), ...parts]);
+}
+
+/**
+ * The numbers a list shows beside its page (count, totals, counts per tag), computed once per `key` (from
+ * `listKey`): a list of 50,000 records re-aggregates only after a write.
+ */
+export function listNumbers<T>(knex: Knex, name: string, key: string, compute: () => Promise<T>): Promise<T> {
   return cacheFor<T>(knex, name, 2000, LIST_CACHE_MS).get(key, compute);
 }
 

@@ -12,8 +12,8 @@ import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
 import { loadSettings } from './settings';
-import { listNumbers, scopeKey, type VersionedTable } from './data-version';
-import { recordScope } from './visibility';
+import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
+import { recordScope, type RecordScope } from './visibility';
 
 export const OPPORTUNITY_SORTS = ['name', 'expected_close_on', 'amount_minor', 'created_at', 'updated_at'] as const;
 
@@ -92,13 +92,8 @@ export function opportunityFilterParams(f: OpportunityFilters, currencyDigits: (
   return out;
 }
 
-/**
- * The scope of visible opportunities for this request plus the filters, as one query on `crm_opportunities o`.
- * Wrapped in an object: a knex builder is thenable, so returning it bare from an async function would run it.
- */
-async function filteredQuery(ctx: CrmContext, f: OpportunityFilters, options: { ignoreStatuses?: boolean } = {}): Promise<{ q: Knex.QueryBuilder }> {
-  const knex = ctx.host.knex;
-  const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
+/** The opportunities visible under `scope`, plus the filters, as one query on `crm_opportunities o`. */
+function filteredQuery(knex: Knex, scope: RecordScope, f: OpportunityFilters, options: { ignoreStatuses?: boolean } = {}): Knex.QueryBuilder {
   const q = knex('crm_opportunities as o');
   applyOpportunityScope(q, scope);
   if (f.q) q.whereRaw(`lower(o.name) like ? escape '\\'`, [likePattern(f.q)]);
@@ -112,7 +107,7 @@ async function filteredQuery(ctx: CrmContext, f: OpportunityFilters, options: { 
   if (f.currency) q.where('o.currency', f.currency);
   if (f.amount_min !== null) q.where('o.amount_minor', '>=', f.amount_min);
   if (f.amount_max !== null) q.where('o.amount_minor', '<=', f.amount_max);
-  return { q };
+  return q;
 }
 
 export interface OpportunityRow {
@@ -171,17 +166,17 @@ export async function listOpportunities(ctx: CrmContext, f: OpportunityFilters, 
   const knex = ctx.host.knex;
   const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
   const { sort, dir, ...narrowing } = f;
-  const numbers = await listNumbers(knex, 'opportunity-list-numbers', OPPORTUNITY_LIST_TABLES, [scopeKey(scope), narrowing], async () => {
-    const { q: base } = await filteredQuery(ctx, f);
+  const base = filteredQuery(knex, scope, f);
+  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), narrowing]);
+  const numbers = await listNumbers(knex, 'opportunity-list-numbers', key, async () => {
     const [{ total }] = await base.clone().count({ total: '*' });
-    const { q: tagBase } = await filteredQuery(ctx, f, { ignoreStatuses: true });
-    const tagRows: { status_id: number; n: number | string }[] = await tagBase.groupBy('o.status_id').select('o.status_id').count({ n: '*' });
+    const tagRows: { status_id: number; n: number | string }[] = await filteredQuery(knex, scope, f, { ignoreStatuses: true })
+      .groupBy('o.status_id').select('o.status_id').count({ n: '*' });
     return { count: Number(total), totals: await currencyTotals(base.clone()), tagCounts: new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)])) };
   });
   const pages = Math.max(1, Math.ceil(numbers.count / perPage));
   const current = Math.min(page, pages);
-  const { q: base } = await filteredQuery(ctx, f);
-  const rows: OpportunityRow[] = (await base
+  const rows: OpportunityRow[] = (await base.clone()
     .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
     .leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
     .select(rowColumns)
@@ -401,12 +396,12 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
   const all = await statuses(knex, { activeOnly: true });
   const open = all.filter((s) => s.kind === 'open');
   // Each column shows its own status whatever the status filter says; everything else filters as the list does.
-  const { q: base } = await filteredQuery(ctx, f, { ignoreStatuses: true });
-  base.whereIn('o.status_id', all.map((s) => s.id));
   const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
-  const narrowing = [scopeKey(scope), { ...f, statuses: null }];
+  const base = filteredQuery(knex, scope, f, { ignoreStatuses: true }).whereIn('o.status_id', all.map((s) => s.id));
+  // The cards show account names: a write to accounts renews them too.
+  const key = await listKey(knex, [...OPPORTUNITY_LIST_TABLES, 'crm_accounts'], [scopeKey(scope), { ...f, statuses: null }, perColumn]);
   // Counts and totals of every column in one grouped query (kept until the next write) …
-  const grouped = await listNumbers(knex, 'kanban-numbers', OPPORTUNITY_LIST_TABLES, narrowing, async (): Promise<{ status_id: number | string; currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[]> => base.clone()
+  const grouped = await listNumbers(knex, 'kanban-numbers', key, async (): Promise<{ status_id: number | string; currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[]> => base.clone()
     .join('crm_opportunity_statuses as ts', 'ts.id', 'o.status_id').groupBy('o.status_id', 'o.currency').orderBy('o.currency')
     .select('o.status_id', 'o.currency').count({ n: '*' }).sum({ amount: 'o.amount_minor' }).sum({ weighted: knex.raw('o.amount_minor * ts.probability') }));
   const totalsOf = new Map<number, CurrencyTotal[]>();
@@ -419,7 +414,7 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
   // … and the first cards of every open column in one query, numbered per status by close date.
   const ranked = base.clone().whereIn('o.status_id', open.map((s) => s.id))
     .select('o.id', knex.raw('row_number() over (partition by o.status_id order by o.expected_close_on asc nulls last, o.id asc) as card_rank'));
-  const cards = await listNumbers(knex, 'kanban-cards', [...OPPORTUNITY_LIST_TABLES, 'crm_accounts'], [...narrowing, perColumn], async () =>
+  const cards = await listNumbers(knex, 'kanban-cards', key, async () =>
     (await knex('crm_opportunities as o').join(ranked.as('k'), 'k.id', 'o.id')
       .join('crm_opportunity_statuses as s', 's.id', 'o.status_id').leftJoin('crm_accounts as a', 'a.id', 'o.account_id')
       .where('k.card_rank', '<=', perColumn).select(rowColumns).orderBy('k.card_rank')).map(toRow));
