@@ -136,6 +136,31 @@ describe('contract lists (C3)', () => {
     expect(await knex()('crm_saved_filters').where({ id: filter.id }).first()).toBeUndefined();
     expect((await rep1.post('/crm/contracts/filters', { filter_name: '' })).status).toBe(422);
   });
+  test('the count, type tabs and totals are kept between views, and follow every write and the viewer’s reach', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const numbers = async () => {
+      const body = (await director.get('/crm/contracts.json')).body;
+      return { total: body.pagination.total as number, types: JSON.stringify(body.types), totals: JSON.stringify(body.totals) };
+    };
+    const before = await numbers();
+    expect(await numbers()).toEqual(before);
+    const { opp } = await soldDeal({ project: 'crm-europe', owner: 'rep1', account: 'Acme Manufacturing', contracts: [{ name: 'Cache probe licence', category: 'Software licences', amount: 4_321 }] });
+    const afterInsert = await numbers();
+    expect(afterInsert.total).toBe(before.total + 1);
+    expect(afterInsert.types).not.toBe(before.types);
+    expect(afterInsert.totals).not.toBe(before.totals);
+    const membership = { user_id: host.demo.users.director.id, project_id: host.demo.projects['crm-europe'].id };
+    const saved = await knex()('members').where(membership);
+    await knex()('members').where(membership).delete();
+    try {
+      expect((await numbers()).total).toBeLessThan(afterInsert.total);
+    } finally {
+      await knex()('members').insert(saved);
+      await knex()('crm_contracts').where({ opportunity_id: opp }).delete();
+      await knex()('crm_opportunities').where({ id: opp }).delete();
+    }
+    expect(await numbers()).toEqual(before);
+  });
 });
 
 describe('contract detail, account tab and upsell (C3)', () => {

@@ -45,6 +45,52 @@ describe('opportunity list (O2)', () => {
     expect(badAmount.status).toBe(422);
     expect(badAmount.body.fields.amount_min).toBe('Amount from has at most 2 decimals in EUR');
   });
+
+  test('the list numbers and kanban columns are kept between views, and follow every write and the viewer’s reach', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const proposal = await statusId('Proposal');
+    const numbers = async () => {
+      const list = (await director.get('/crm/opportunities.json')).body;
+      const board = (await director.get('/crm/opportunities/kanban.json')).body;
+      const column = board.columns.find((c: { status: { id: number } }) => c.status.id === proposal);
+      const page = visibleText((await director.get('/crm/opportunities/kanban')).text);
+      return { total: list.pagination.total as number, totals: JSON.stringify(list.totals), proposals: column.count as number, firstCard: column.cards[0]?.name as string, page };
+    };
+    const before = await numbers();
+    expect(await numbers()).toEqual(before);
+    const [row] = await knex('crm_opportunities').insert({
+      project_id: host.demo.projects['crm-europe'].id, name: 'Cache probe', status_id: proposal, amount_minor: 1_234, currency: 'EUR',
+      expected_close_on: '2000-01-01', owner_id: host.demo.users.rep1.id, author_id: host.demo.users.rep1.id, account_id: (await knex('crm_accounts').where({ name: 'Acme Manufacturing' }).first()).id,
+    }).returning('id');
+    const id = Number(row.id ?? row);
+    const afterInsert = await numbers();
+    expect(afterInsert.total).toBe(before.total + 1);
+    expect(afterInsert.totals).not.toBe(before.totals);
+    expect(afterInsert.proposals).toBe(before.proposals + 1);
+    // The earliest close date: the probe is the column's first card, shown with its account's name.
+    expect(afterInsert.firstCard).toBe('Cache probe');
+    expect(afterInsert.page).toContain('Cache probe Acme Manufacturing');
+    await knex('crm_accounts').where({ name: 'Acme Manufacturing' }).update({ name: 'Acme Renamed' });
+    try {
+      expect((await numbers()).page).toContain('Cache probe Acme Renamed');
+    } finally {
+      await knex('crm_accounts').where({ name: 'Acme Renamed' }).update({ name: 'Acme Manufacturing' });
+    }
+    // Leaving the project takes its opportunities out of the director's numbers at once.
+    const membership = { user_id: host.demo.users.director.id, project_id: host.demo.projects['crm-europe'].id };
+    const saved = await knex('members').where(membership);
+    await knex('members').where(membership).delete();
+    try {
+      const outside = await numbers();
+      expect(outside.total).toBeLessThan(afterInsert.total);
+      expect(outside.page).not.toContain('Cache probe');
+    } finally {
+      await knex('members').insert(saved);
+      await knex('crm_opportunities').where({ id }).delete();
+    }
+    expect(await numbers()).toEqual(before);
+  });
 });
 
 describe('create, edit, move (O1, O3, O7)', () => {
