@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import {
   accountFormOptions, canEditAccount, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
@@ -18,10 +19,6 @@ import { ACCOUNT_TABS, findTab } from './account-tabs';
 
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/accounts` : '/crm/accounts');
 const accountUrl = (id: number) => `/crm/accounts/${id}`;
-const idParam = (req: Request) => {
-  const raw = String(req.params.id ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
 
 function accountJson(a: Account) {
   return {
@@ -106,9 +103,6 @@ export async function accountDetailPage(ctx: CrmContext, req: Request, account: 
   };
 }
 
-function formInput(req: Request): FormInput {
-  return (req.body ?? {}) as FormInput;
-}
 
 /** Runs a form save; a 422 or 409 re-renders the form with the user's input and the messages. */
 async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, account: Account | null, save: () => Promise<void>): Promise<void> {
@@ -116,7 +110,7 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, acco
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, req, account, formInput(req), err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, req, account, formBody(req), err.fieldErrors, err.message, err.status));
     }
     throw err;
   }
@@ -130,9 +124,9 @@ const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
 };
 const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   await saveOrRerender(ctx, req, res, null, async () => {
-    const input = await readAccountInput(ctx, formInput(req), null);
+    const input = await readAccountInput(ctx, formBody(req), null);
     let project = ctx.project;
-    const projectId = text(formInput(req), 'project_id');
+    const projectId = text(formBody(req), 'project_id');
     if (!project && projectId) {
       project = (await ctx.host.projectsWhere(ctx.user, 'add_accounts')).find((p) => String(p.id) === projectId) ?? null;
       if (!project) throw invalid('The account was not saved: fix the fields marked below.', { project_id: 'Choose a project where you may add accounts' });
@@ -155,7 +149,7 @@ export function accountRoutes(): CrmRoute[] {
     {
       method: 'post', path: '/crm/accounts/filters', permission: 'view_accounts',
       async handler(ctx, req, res) {
-        const body = formInput(req);
+        const body = formBody(req);
         const params = filterParams(parseAccountFilters(body));
         await saveFilter(ctx.host.knex, 'accounts', ctx.user, text(body, 'filter_name'), text(body, 'is_shared') === '1', params);
         const back = text(body, 'back') === 'project' && text(body, 'project') ? `/projects/${encodeURIComponent(text(body, 'project'))}/crm/accounts` : '/crm/accounts';
@@ -202,8 +196,8 @@ export function accountRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, account, async () => {
-          const lockVersion = lockVersionOf(formInput(req));
-          const input = await readAccountInput(ctx, formInput(req), account);
+          const lockVersion = lockVersionOf(formBody(req));
+          const input = await readAccountInput(ctx, formBody(req), account);
           const saved = await updateAccount(ctx, account, input, lockVersion);
           await respondAfterChange(ctx.host, req, res, accountUrl(saved.id), async () => ({ ...(await accountDetailPage(ctx, req, saved, 'Account saved.')), trigger: 'crm:accountSaved' }));
         });
@@ -213,7 +207,7 @@ export function accountRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/accounts/:id/delete', permission: 'delete_accounts',
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
-        if (text(formInput(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
+        if (text(formBody(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
         await deleteAccount(ctx, account);
         if (req.get('HX-Request')) return void res.set('HX-Redirect', '/crm/accounts').status(204).end();
         if (req.accepts(['html', 'json']) === 'json') return void res.json({ deleted: account.id });
@@ -225,7 +219,7 @@ export function accountRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/accounts/:id/favorite', permission: 'view_accounts',
       async handler(ctx, req, res) {
         const account = await requireVisibleAccount(ctx, idParam(req));
-        await setFavorite(ctx.host.knex, ctx.user.id, account.id, text(formInput(req), 'favorite') === '1');
+        await setFavorite(ctx.host.knex, ctx.user.id, account.id, text(formBody(req), 'favorite') === '1');
         await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account)), trigger: 'crm:accountSaved' }));
       },
     },
@@ -233,7 +227,7 @@ export function accountRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/accounts/:id/projects', permission: 'edit_accounts',
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
-        const projectId = Number(text(formInput(req), 'project_id'));
+        const projectId = Number(text(formBody(req), 'project_id'));
         const project = (await ctx.host.projectsWhere(ctx.user, 'add_accounts')).find((p) => p.id === projectId);
         if (!project) throw notFound('Project');
         await ctx.host.knex.transaction(async (trx) => {
@@ -247,7 +241,7 @@ export function accountRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/accounts/:id/groups', permission: 'edit_accounts',
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
-        const groupId = Number(text(formInput(req), 'group_id'));
+        const groupId = Number(text(formBody(req), 'group_id'));
         const group = await ctx.host.knex('crm_account_groups').where({ id: Number.isInteger(groupId) ? groupId : 0, active: true }).first();
         if (!group) throw invalid('Choose a group from the list.', { group_id: 'Choose a group from the list' });
         await ctx.host.knex.transaction(async (trx) => {

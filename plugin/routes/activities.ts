@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError } from '../http/errors';
 import { isHtmx, respond, wantsJson, type PageResponse } from '../http/respond';
+import { formBody } from '../http/params';
 import {
   ACTIVITY_RECORD_TYPES, activityCategories, canChangeActivity, createActivity, deleteActivity, dueParams, listActivities, listDue,
   parseDueQuery, readActivityInput, RECORD_KINDS, requireActivity, requireActivityRecord, requireVisibleActivity, todo, updateActivity,
@@ -16,7 +17,6 @@ import { loadSettings } from '../services/settings';
 export const PANEL_PAGE_SIZE = 10;
 const SAVED = 'crm:activitySaved';
 
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 const numberParam = (req: Request, name: string) => (/^\d{1,10}$/.test(String(req.params[name] ?? '')) ? Number(req.params[name]) : 0);
 
 export function activityJson(a: Activity) {
@@ -120,7 +120,7 @@ function recordRoutes(type: ActivityRecordType): CrmRoute[] {
       method: 'post', path: base, permission: kind.edit,
       async handler(ctx, req, res) {
         const record = await load(ctx, req);
-        const input = body(req);
+        const input = formBody(req);
         const variant = variantOf(input);
         await orRerender(req, async () => {
           const activity = await createActivity(ctx, record, await readActivityInput(ctx, input));
@@ -147,7 +147,7 @@ function recordRoutes(type: ActivityRecordType): CrmRoute[] {
       async handler(ctx, req, res) {
         const record = await load(ctx, req);
         const activity = await requireActivity(ctx, record, numberParam(req, 'activityId'));
-        const input = body(req);
+        const input = formBody(req);
         await orRerender(req, async () => {
           const lockVersion = lockVersionOf(input);
           const data = await readActivityInput(ctx, input, activity);
@@ -169,7 +169,7 @@ function recordRoutes(type: ActivityRecordType): CrmRoute[] {
       async handler(ctx, req, res) {
         const record = await load(ctx, req);
         const activity = await requireActivity(ctx, record, numberParam(req, 'activityId'));
-        const raw = text(body(req), 'lock_version');
+        const raw = text(formBody(req), 'lock_version');
         await deleteActivity(ctx, record, activity, raw && Number.isInteger(Number(raw)) ? Number(raw) : null);
         await afterChange(ctx, req, res, record, { status: 200, body: { deleted: activity.id } },
           async () => recordPage(ctx, req, record, { listMessage: 'Activity deleted.', trigger: SAVED }));

@@ -2,10 +2,10 @@ import type { Request, Response } from 'express';
 import type { CrmContext } from '../http/guard';
 import { CrmError } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { formBody } from '../http/params';
 import type { FormInput } from '../services/form';
 
 /** What the CRM settings pages share: reading the request, the names of users, and one save-or-rerender flow. */
-export const body = (req: Request) => (req.body ?? {}) as FormInput;
 
 export async function userNames(ctx: CrmContext): Promise<Map<number, string>> {
   return new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
@@ -32,7 +32,7 @@ export async function changeOrRerender(
     done = await change();
   } catch (err) {
     if (err instanceof CrmError && err.status === 422) {
-      return respond(ctx.host, req, res, await page({ target, values: body(req), errors: err.fieldErrors, message: err.message, status: 422 }, null));
+      return respond(ctx.host, req, res, await page({ target, values: formBody(req), errors: err.fieldErrors, message: err.message, status: 422 }, null));
     }
     throw err;
   }

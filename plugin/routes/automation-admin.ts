@@ -1,19 +1,18 @@
-import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { respond, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import {
   AUTOMATION_JOURNAL, RULE_ACTIONS, RULE_TOKENS, createRule, deleteRule, listRules, readRuleInput, requireRule, setRuleActive, updateRule,
 } from '../services/automation';
 import { flag, text } from '../services/form';
 import { recentChanges } from '../services/lookups';
 import { listCategories } from '../services/products';
-import { body, changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, userNames, type Failure } from './admin-forms';
 
 /** C4 in the CRM settings: automation rules per product category (manage_crm_settings). */
 const PERMISSION = 'manage_crm_settings';
 const BASE = '/crm/settings/automation';
 
-const idParam = (req: Request) => (/^\d{1,10}$/.test(String(req.params.id ?? '')) ? Number(req.params.id) : 0);
 
 async function page(ctx: CrmContext, failure: Failure | null = null, notice: string | null = null): Promise<PageResponse> {
   const knex = ctx.host.knex;
@@ -48,7 +47,7 @@ export function automationAdminRoutes(): CrmRoute[] {
       method: 'post', path: BASE, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'new', (f, n) => page(ctx, f, n), async () => {
-          const rule = await createRule(ctx.host.knex, ctx.user, await readRuleInput(ctx, body(req)));
+          const rule = await createRule(ctx.host.knex, ctx.user, await readRuleInput(ctx, formBody(req)));
           return done(`Rule #${rule.id} added.`);
         });
       },
@@ -58,7 +57,7 @@ export function automationAdminRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const rule = await requireRule(ctx.host.knex, idParam(req));
         await changeOrRerender(ctx, req, res, String(rule.id), (f, n) => page(ctx, f, n), async () => {
-          await updateRule(ctx.host.knex, ctx.user, rule, await readRuleInput(ctx, body(req)), Number(text(body(req), 'lock_version') || 'x'));
+          await updateRule(ctx.host.knex, ctx.user, rule, await readRuleInput(ctx, formBody(req)), Number(text(formBody(req), 'lock_version') || 'x'));
           return done(`Rule #${rule.id} saved.`);
         });
       },
@@ -67,7 +66,7 @@ export function automationAdminRoutes(): CrmRoute[] {
       method: 'post', path: `${BASE}/:id/active`, permission: PERMISSION,
       async handler(ctx, req, res) {
         const rule = await requireRule(ctx.host.knex, idParam(req));
-        const active = flag(body(req), 'active');
+        const active = flag(formBody(req), 'active');
         await changeOrRerender(ctx, req, res, String(rule.id), (f, n) => page(ctx, f, n), async () => {
           await setRuleActive(ctx.host.knex, ctx.user, rule, active);
           return done(active ? `Rule #${rule.id} activated.` : `Rule #${rule.id} deactivated: sales no longer run it.`);

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid } from '../http/errors';
 import { respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import {
   bundleFormValues, bundleItems, bundleJson, bundleSplit, bundlesOf, createBundle, deleteBundle, freeCopyCode, moveBundle, priceBookCurrencies,
   priceBookItemChoices, readBundleInput, requireManageableBundle, requireVisibleBundle, updateBundle, type Bundle,
@@ -16,11 +17,6 @@ const MANAGE = 'manage_price_books';
 
 const bundleUrl = (id: number) => `/crm/bundles/${id}`;
 export const priceBookUrl = (id: number) => `/crm/price-books/${id}`;
-const idParam = (req: Request) => {
-  const raw = String(req.params.id ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
-const formInput = (req: Request): FormInput => (req.body ?? {}) as FormInput;
 
 /** Price books a bundle may move to: every other price book the user manages. */
 async function moveTargets(ctx: CrmContext, bundle: Bundle): Promise<Array<{ id: number; name: string }>> {
@@ -70,7 +66,7 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, stat
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, { ...state, values: formInput(req) }, err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, { ...state, values: formBody(req) }, err.fieldErrors, err.message, err.status));
     }
     throw err;
   }
@@ -112,8 +108,8 @@ export function bundleRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/price-books/:id/bundles', permission: MANAGE,
       async handler(ctx, req, res) {
         const priceBook = await requireManageablePriceBook(ctx, idParam(req));
-        await saveOrRerender(ctx, req, res, { priceBook, bundle: null, values: formInput(req) }, async () => {
-          const input = await readBundleInput(ctx.host.knex, formInput(req));
+        await saveOrRerender(ctx, req, res, { priceBook, bundle: null, values: formBody(req) }, async () => {
+          const input = await readBundleInput(ctx.host.knex, formBody(req));
           const bundle = await createBundle(ctx, priceBook, input);
           if (wantsJson(req)) return void res.status(201).json({ bundle: bundleJson(bundle, await bundleItems(ctx.host.knex, bundle.id)) });
           if (req.get('HX-Request')) res.set('HX-Push-Url', bundleUrl(bundle.id));
@@ -139,9 +135,9 @@ export function bundleRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/bundles/:id', permission: MANAGE,
       async handler(ctx, req, res) {
         const { bundle, priceBook } = await requireManageableBundle(ctx, idParam(req));
-        await saveOrRerender(ctx, req, res, { priceBook, bundle, values: formInput(req) }, async () => {
-          const lockVersion = lockVersionOf(formInput(req));
-          const input = await readBundleInput(ctx.host.knex, formInput(req));
+        await saveOrRerender(ctx, req, res, { priceBook, bundle, values: formBody(req) }, async () => {
+          const lockVersion = lockVersionOf(formBody(req));
+          const input = await readBundleInput(ctx.host.knex, formBody(req));
           const saved = await updateBundle(ctx, bundle, input, lockVersion);
           await respondAfterChange(ctx.host, req, res, bundleUrl(saved.id), async () => ({ ...(await bundleDetailPage(ctx, saved, priceBook, 'Bundle saved.')), trigger: 'crm:bundleSaved' }));
         });
@@ -163,7 +159,7 @@ export function bundleRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/bundles/:id/move', permission: MANAGE,
       async handler(ctx, req, res) {
         const { bundle, priceBook } = await requireManageableBundle(ctx, idParam(req));
-        const body = formInput(req);
+        const body = formBody(req);
         try {
           const lockVersion = lockVersionOf(body);
           const moved = await moveBundle(ctx, bundle, Number(text(body, 'price_book_id')), lockVersion);
@@ -181,7 +177,7 @@ export function bundleRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/bundles/:id/delete', permission: MANAGE,
       async handler(ctx, req, res) {
         const { bundle, priceBook } = await requireManageableBundle(ctx, idParam(req));
-        if (text(formInput(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
+        if (text(formBody(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
         await deleteBundle(ctx, bundle);
         if (req.get('HX-Request')) return void res.set('HX-Redirect', priceBookUrl(priceBook.id)).status(204).end();
         if (wantsJson(req)) return void res.json({ deleted: bundle.id });

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, renderView, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import { contactName, type PersonalContact } from '../models/contact';
 import { canEditAccount, findVisibleAccount, linkedProjectIds, requireEditableAccount } from '../services/accounts';
@@ -23,11 +24,6 @@ const SLUG = 'personal-contacts';
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/${SLUG}` : `/crm/${SLUG}`);
 export const contactUrl = (id: number) => `/crm/${SLUG}/${id}`;
 const accountPeopleUrl = (id: number) => `/crm/accounts/${id}?tab=people`;
-const idParam = (req: Request, name = 'id') => {
-  const raw = String(req.params[name] ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
-const formInput = (req: Request): FormInput => (req.body ?? {}) as FormInput;
 
 export const CONTACT_TABS = [{ id: 'data', label: 'Data' }, { id: 'history', label: 'History' }, { id: 'files', label: 'Files' }] as const;
 
@@ -108,7 +104,7 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, cont
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, contact, formInput(req), err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, contact, formBody(req), err.fieldErrors, err.message, err.status));
     }
     throw err;
   }
@@ -135,9 +131,9 @@ const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
 
 const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   await saveOrRerender(ctx, req, res, null, async () => {
-    const input = await readContactInput(ctx, formInput(req), null);
+    const input = await readContactInput(ctx, formBody(req), null);
     let project = ctx.project;
-    const projectId = text(formInput(req), 'project_id');
+    const projectId = text(formBody(req), 'project_id');
     if (!project && projectId) {
       project = (await ctx.host.projectsWhere(ctx.user, 'add_personal_contacts')).find((p) => String(p.id) === projectId) ?? null;
       if (!project) throw invalid('The contact was not saved: fix the fields marked below.', { project_id: 'Choose a project where you may add contacts' });
@@ -174,7 +170,7 @@ async function peopleChange(ctx: CrmContext, req: Request, res: Response, change
     const message = await change(account);
     await peopleResponse(ctx, req, res, account, { message });
   } catch (err) {
-    if (err instanceof CrmError && err.status === 422) return peopleResponse(ctx, req, res, account, { message: err.message, errors: err.fieldErrors, values: formInput(req), status: 422 });
+    if (err instanceof CrmError && err.status === 422) return peopleResponse(ctx, req, res, account, { message: err.message, errors: err.fieldErrors, values: formBody(req), status: 422 });
     throw err;
   }
 }
@@ -205,8 +201,8 @@ export function contactRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const contact = await requireEditableContact(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, contact, async () => {
-          const lockVersion = lockVersionOf(formInput(req));
-          const input = await readContactInput(ctx, formInput(req), contact);
+          const lockVersion = lockVersionOf(formBody(req));
+          const input = await readContactInput(ctx, formBody(req), contact);
           const saved = await updateContact(ctx, contact, input, lockVersion);
           await respondAfterChange(ctx.host, req, res, contactUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Contact saved.')), trigger: 'crm:contactSaved' }));
         });
@@ -216,7 +212,7 @@ export function contactRoutes(): CrmRoute[] {
       method: 'post', path: `/crm/${SLUG}/:id/delete`, permission: 'delete_personal_contacts',
       async handler(ctx, req, res) {
         const contact = await requireEditableContact(ctx, idParam(req), 'delete');
-        if (text(formInput(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
+        if (text(formBody(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
         await deleteContact(ctx, contact);
         if (req.get('HX-Request')) return void res.set('HX-Redirect', `/crm/${SLUG}`).status(204).end();
         if (req.accepts(['html', 'json']) === 'json') return void res.json({ deleted: contact.id });
@@ -229,7 +225,7 @@ export function contactRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const contact = await requireVisibleContact(ctx, idParam(req));
         try {
-          const task = await createContactTask(ctx, contact, formInput(req));
+          const task = await createContactTask(ctx, contact, formBody(req));
           if (wantsJson(req)) return void res.status(201).json({ task: { id: task.id, subject: task.subject, project_id: task.projectId, url: ctx.host.urls.task(task) } });
           await respondAfterChange(ctx.host, req, res, contactUrl(contact.id), async () => ({ ...(await detailPage(ctx, req, contact, `Task #${task.id} created: ${task.subject}`)), trigger: 'crm:contactSaved' }));
         } catch (err) {
@@ -242,7 +238,7 @@ export function contactRoutes(): CrmRoute[] {
       // A9: link an existing contact to an account (People tab), by id or name.
       method: 'post', path: '/crm/accounts/:id/contacts', permission: 'edit_accounts',
       async handler(ctx, req, res) {
-        await peopleChange(ctx, req, res, async (account) => `${contactName(await linkContactToAccount(ctx, account, formInput(req)))} linked.`);
+        await peopleChange(ctx, req, res, async (account) => `${contactName(await linkContactToAccount(ctx, account, formBody(req)))} linked.`);
       },
     },
     {

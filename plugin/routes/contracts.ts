@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, notFound } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
 import { globalContext } from '../services/accounts';
 import { runsOf } from '../services/automation';
@@ -24,8 +25,6 @@ import { detailPage, opportunityUrl } from './opportunities';
 
 /** C3 over HTTP: the contract lists (global and per project), saved filters, detail, removal and upsell. */
 const FILTER_ENTITY = 'contracts';
-const idParam = (req: Request) => (/^\d{1,10}$/.test(String(req.params.id ?? '')) ? Number(req.params.id) : 0);
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/contracts` : '/crm/contracts');
 export const contractUrl = (id: number) => `/crm/contracts/${id}`;
 
@@ -105,8 +104,8 @@ export function contractRoutes(): CrmRoute[] {
     {
       method: 'post', path: '/crm/contracts/filters', permission: 'view_contracts',
       async handler(ctx, req, res) {
-        const params = contractFilterParams(parseContractFilters(body(req)));
-        await saveFilter(ctx.host.knex, FILTER_ENTITY, ctx.user, text(body(req), 'filter_name'), text(body(req), 'is_shared') === '1', params);
+        const params = contractFilterParams(parseContractFilters(formBody(req)));
+        await saveFilter(ctx.host.knex, FILTER_ENTITY, ctx.user, text(formBody(req), 'filter_name'), text(formBody(req), 'is_shared') === '1', params);
         res.redirect(303, `/crm/contracts${queryString(params)}`);
       },
     },
@@ -138,7 +137,7 @@ export function contractRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { contract, opportunity } = await requireRemovableContract(ctx, idParam(req));
         try {
-          await removeContract(ctx, contract, opportunity, body(req));
+          await removeContract(ctx, contract, opportunity, formBody(req));
         } catch (err) {
           if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
             return respond(ctx.host, req, res, {
@@ -148,7 +147,7 @@ export function contractRoutes(): CrmRoute[] {
           }
           throw err;
         }
-        const back = text(body(req), 'back') === 'contract' ? contractUrl(contract.id) : opportunityUrl(opportunity.id);
+        const back = text(formBody(req), 'back') === 'contract' ? contractUrl(contract.id) : opportunityUrl(opportunity.id);
         await respondAfterChange(ctx.host, req, res, back, async () => {
           const fresh = await findVisibleOpportunity(ctx, opportunity.id);
           if (!fresh) throw notFound('Opportunity');
@@ -171,12 +170,12 @@ export function contractRoutes(): CrmRoute[] {
         const project = contract.status === 'active' ? await upsellProject(ctx, contract) : null;
         if (!project) throw notFound('Contract');
         // The account comes from the contract, not the form: the upsell is for the same customer.
-        const input = { ...body(req), account_id: contract.account_id ? String(contract.account_id) : '' };
+        const input = { ...formBody(req), account_id: contract.account_id ? String(contract.account_id) : '' };
         let oppId: number;
         try {
           oppId = (await createUpsell(ctx, contract, project, input)).id;
         } catch (err) {
-          if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await upsellPage(ctx, contract, body(req), err));
+          if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await upsellPage(ctx, contract, formBody(req), err));
           throw err;
         }
         if (req.get('HX-Request')) return void res.set('HX-Redirect', opportunityUrl(oppId)).status(201).end();

@@ -2,7 +2,8 @@ import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
-import { body, changeOrRerender, userNames, type Failure } from './admin-forms';
+import { formBody } from '../http/params';
+import { changeOrRerender, userNames, type Failure } from './admin-forms';
 import { FIELD_FORMATS } from '../services/custom-fields';
 import { flag, text, type FormInput } from '../services/form';
 import {
@@ -58,8 +59,8 @@ function lookupRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const kind = kindOf(req);
         await changeOrRerender(ctx, req, res, 'new', (f, n) => lookupPage(ctx, kind, f, n), async () => {
-          await createLookup(ctx.host.knex, ctx.user, kind, body(req));
-          return { location: listUrl(kind), notice: `Added “${text(body(req), 'name')}”.`, trigger: 'crm:settingsListChanged' };
+          await createLookup(ctx.host.knex, ctx.user, kind, formBody(req));
+          return { location: listUrl(kind), notice: `Added “${text(formBody(req), 'name')}”.`, trigger: 'crm:settingsListChanged' };
         });
       },
     },
@@ -69,8 +70,8 @@ function lookupRoutes(): CrmRoute[] {
         const kind = kindOf(req);
         const id = idParam(req);
         await changeOrRerender(ctx, req, res, String(id), (f, n) => lookupPage(ctx, kind, f, n), async () => {
-          await updateLookup(ctx.host.knex, ctx.user, kind, id, body(req));
-          return { location: listUrl(kind), notice: `Saved “${text(body(req), 'name')}”.`, trigger: 'crm:settingsListChanged' };
+          await updateLookup(ctx.host.knex, ctx.user, kind, id, formBody(req));
+          return { location: listUrl(kind), notice: `Saved “${text(formBody(req), 'name')}”.`, trigger: 'crm:settingsListChanged' };
         });
       },
     },
@@ -79,7 +80,7 @@ function lookupRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const kind = kindOf(req);
         const id = idParam(req);
-        const active = flag(body(req), 'active');
+        const active = flag(formBody(req), 'active');
         await changeOrRerender(ctx, req, res, String(id), (f, n) => lookupPage(ctx, kind, f, n), async () => {
           await setLookupActive(ctx.host.knex, ctx.user, kind, id, active);
           return { location: listUrl(kind), notice: active ? 'Activated.' : 'Deactivated: it is no longer offered in forms; records that use it keep it.', trigger: 'crm:settingsListChanged' };
@@ -91,7 +92,7 @@ function lookupRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const kind = kindOf(req);
         const id = idParam(req);
-        const direction = text(body(req), 'direction');
+        const direction = text(formBody(req), 'direction');
         await changeOrRerender(ctx, req, res, String(id), (f, n) => lookupPage(ctx, kind, f, n), async () => {
           if (direction !== 'up' && direction !== 'down') throw invalid('Move up or down.', { direction: 'must be up or down' });
           await moveLookup(ctx.host.knex, ctx.user, kind, id, direction);
@@ -157,8 +158,8 @@ function customFieldRoutes(): CrmRoute[] {
       method: 'post', path: list, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'new', (f, n) => customFieldsPage(ctx, f, n), async () => {
-          await createCustomField(ctx.host.knex, ctx.user, body(req));
-          return { location: list, notice: `Added the custom field “${text(body(req), 'name')}”.`, trigger: 'crm:customFieldsChanged' };
+          await createCustomField(ctx.host.knex, ctx.user, formBody(req));
+          return { location: list, notice: `Added the custom field “${text(formBody(req), 'name')}”.`, trigger: 'crm:customFieldsChanged' };
         });
       },
     },
@@ -172,20 +173,20 @@ function customFieldRoutes(): CrmRoute[] {
         const id = idParam(req);
         await requireCustomField(ctx.host.knex, id);
         try {
-          await updateCustomField(ctx.host.knex, ctx.user, id, body(req));
+          await updateCustomField(ctx.host.knex, ctx.user, id, formBody(req));
         } catch (err) {
           if (!(err instanceof CrmError) || err.status !== 422) throw err;
-          return respond(ctx.host, req, res, await customFieldEditPage(ctx, id, { target: String(id), values: body(req), errors: err.fieldErrors, message: err.message, status: 422 }));
+          return respond(ctx.host, req, res, await customFieldEditPage(ctx, id, { target: String(id), values: formBody(req), errors: err.fieldErrors, message: err.message, status: 422 }));
         }
         await respondAfterChange(ctx.host, req, res, list, async () => ({
-          ...(await customFieldsPage(ctx, null, `Saved the custom field “${text(body(req), 'name')}”.`)), trigger: 'crm:customFieldsChanged',
+          ...(await customFieldsPage(ctx, null, `Saved the custom field “${text(formBody(req), 'name')}”.`)), trigger: 'crm:customFieldsChanged',
         }));
       },
     },
     {
       method: 'post', path: `${list}/:id/active`, permission: PERMISSION,
       async handler(ctx, req, res) {
-        const active = flag(body(req), 'active');
+        const active = flag(formBody(req), 'active');
         await setCustomFieldActive(ctx.host.knex, ctx.user, idParam(req), active);
         await respondAfterChange(ctx.host, req, res, list, async () => ({
           ...(await customFieldsPage(ctx, null, active ? 'Custom field enabled.' : 'Custom field disabled: forms no longer show it; stored values are kept.')),
@@ -239,7 +240,7 @@ function visibilityRoutes(): CrmRoute[] {
       method: 'post', path: `${BASE}/visibility`, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'matrix', (f, n) => visibilityPage(ctx, f, n), async () => {
-          await saveMatrix(ctx.host.knex, ctx.user, await ctx.host.roles(), body(req));
+          await saveMatrix(ctx.host.knex, ctx.user, await ctx.host.roles(), formBody(req));
           return { location: `${BASE}/visibility`, notice: 'Visibility saved.', trigger: 'crm:visibilitySaved' };
         });
       },
@@ -249,7 +250,7 @@ function visibilityRoutes(): CrmRoute[] {
       method: 'post', path: `${BASE}/supervisors`, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'supervisors', (f, n) => supervisorsPage(ctx, f, n), async () => {
-          await saveSupervisors(ctx.host.knex, ctx.user, await ctx.host.users(), body(req));
+          await saveSupervisors(ctx.host.knex, ctx.user, await ctx.host.users(), formBody(req));
           return { location: `${BASE}/supervisors`, notice: 'Supervisors saved.', trigger: 'crm:supervisorsSaved' };
         });
       },

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import { readPeriodQuery } from '../services/dashboard-config';
 import { todayUtc } from '../services/dates';
 import { computeModule, dashboardEnv } from '../services/dashboard-data';
@@ -11,13 +12,12 @@ import {
 } from '../services/dashboards';
 import { text, type FormInput } from '../services/form';
 import {
-  customizeUrl, idParam, levelBase, moduleFormPage, modulePage, moduleUrl, overviewPage, projectBase, visibleSections, type PageOptions,
+  customizeUrl, levelBase, moduleFormPage, modulePage, moduleUrl, overviewPage, projectBase, visibleSections, type PageOptions,
 } from './overview';
 
 /** Customizing overview pages (D1), baselines (D4) and page templates: every change needs manage_crm_page. */
 const MANAGE = 'manage_crm_page';
 const CHANGED = 'crm:overviewChanged';
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 const projectIdOf = (ctx: CrmContext) => ctx.project?.id ?? null;
 const both = (path: string, route: Omit<CrmRoute, 'path'>): CrmRoute[] => [{ ...route, path: `/crm${path}` }, { ...route, path: `/projects/:identifier/crm${path}` }];
 
@@ -33,7 +33,7 @@ async function change(ctx: CrmContext, req: Request, res: Response, onError: (op
     done = await run();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409) && !wantsJson(req)) {
-      return respond(ctx.host, req, res, await onError({ status: err.status, message: err.message, errors: err.fieldErrors, values: body(req) }));
+      return respond(ctx.host, req, res, await onError({ status: err.status, message: err.message, errors: err.fieldErrors, values: formBody(req) }));
     }
     throw err;
   }
@@ -93,13 +93,13 @@ export function dashboardRoutes(): CrmRoute[] {
       method: 'post', permission: MANAGE,
       async handler(ctx, req, res) {
         await change(ctx, req, res, customizeAgain(ctx, req, null), async () => {
-          const page = await createPage(ctx.host.knex, ctx.user, projectIdOf(ctx), body(req));
+          const page = await createPage(ctx.host.knex, ctx.user, projectIdOf(ctx), formBody(req));
           return { location: customizeUrl(ctx, page.id), notice: `Added the page “${page.name}”.`, render: customizeAgain(ctx, req, page.id) };
         });
       },
     }),
     ...pageAction('/pages/:pageId', async (ctx, req, page) => {
-      const saved = await renamePage(ctx.host.knex, ctx.user, page, body(req));
+      const saved = await renamePage(ctx.host.knex, ctx.user, page, formBody(req));
       return { location: customizeUrl(ctx, page.id), notice: `Renamed the page to “${saved.name}”.`, render: customizeAgain(ctx, req, page.id) };
     }),
     ...pageAction('/pages/:pageId/delete', async (ctx, req, page) => {
@@ -107,18 +107,18 @@ export function dashboardRoutes(): CrmRoute[] {
       return { location: levelBase(ctx), notice: `Deleted the page “${page.name}”.`, render: (o) => overviewPage(ctx, req, null, o) };
     }),
     ...pageAction('/pages/:pageId/modules', async (ctx, req, page) => {
-      const m = await addModule(ctx.host.knex, ctx.user, page, body(req));
+      const m = await addModule(ctx.host.knex, ctx.user, page, formBody(req));
       return { location: `${customizeUrl(ctx, page.id)}#module-${m.id}`, notice: `Added “${m.title}”.`, render: customizeAgain(ctx, req, page.id) };
     }),
     ...pageAction('/pages/:pageId/template', async (ctx, req, page) => {
-      const t = await saveTemplate(ctx.host.knex, ctx.user, page, body(req));
+      const t = await saveTemplate(ctx.host.knex, ctx.user, page, formBody(req));
       return { location: customizeUrl(ctx, page.id), notice: `Saved the page as the template “${t.name}”.`, render: customizeAgain(ctx, req, page.id) };
     }),
     ...both('/templates/apply', {
       // Applies a template to this overview (the project in the URL, or the global one) as a new page.
       method: 'post', permission: MANAGE,
       async handler(ctx, req, res) {
-        const template = await requireTemplate(ctx.host.knex, Number(text(body(req), 'template_id')));
+        const template = await requireTemplate(ctx.host.knex, Number(text(formBody(req), 'template_id')));
         const page = await applyTemplate(ctx.host.knex, ctx.user, template, projectIdOf(ctx));
         await respondAfterChange(ctx.host, req, res, customizeUrl(ctx, page.id), async () => ({
           ...(await overviewPage(ctx, req, page.id, { customize: true, notice: `Applied the template “${template.name}” as a new page.` })), trigger: CHANGED,
@@ -134,7 +134,7 @@ export function dashboardRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const template = await requireTemplate(ctx.host.knex, idParam(req, 'templateId'));
         await change(ctx, req, res, (o) => templatesPage(ctx, o), async () => {
-          const project = await targetProject(ctx, body(req));
+          const project = await targetProject(ctx, formBody(req));
           const page = await applyTemplate(ctx.host.knex, ctx.user, template, project?.id ?? null);
           const url = project ? `${projectBase(project.identifier)}/pages/${page.id}` : `/crm/pages/${page.id}`;
           return { location: url, notice: `Applied “${template.name}” to ${project ? project.name : 'the global overview'}.`, render: (o) => templatesPage(ctx, o) };
@@ -154,7 +154,7 @@ export function dashboardRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, (o) => moduleFormPage(ctx, module.id, o), async () => {
-          const saved = await updateModule(ctx.host.knex, ctx.user, module, body(req));
+          const saved = await updateModule(ctx.host.knex, ctx.user, module, formBody(req));
           return { location: `${customizeUrl(ctx, page.id)}#module-${module.id}`, notice: `Saved “${saved.title}”.`, render: customizeAgain(ctx, req, page.id) };
         });
       },
@@ -174,7 +174,7 @@ export function dashboardRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
-          await moveModule(ctx.host.knex, ctx.user, module, text(body(req), 'direction'));
+          await moveModule(ctx.host.knex, ctx.user, module, text(formBody(req), 'direction'));
           return { location: `${customizeUrl(ctx, page.id)}#module-${module.id}`, notice: `Moved “${module.title}”.`, render: customizeAgain(ctx, req, page.id) };
         });
       },
@@ -185,9 +185,9 @@ export function dashboardRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, (o) => modulePage(ctx, req, module.id, o), async () => {
-          const period = readPeriodQuery(body(req));
+          const period = readPeriodQuery(formBody(req));
           const data = await computeModule(await dashboardEnv(ctx, levelBase(ctx), todayUtc()), module.type, module.config, period);
-          const b = await createBaseline(ctx.host.knex, ctx.user, module, body(req), data);
+          const b = await createBaseline(ctx.host.knex, ctx.user, module, formBody(req), data);
           return { location: `${moduleUrl(ctx, module.id)}?baseline=${b.id}`, notice: `Took the baseline “${b.name}”.`, render: (o) => modulePage(ctx, req, module.id, o) };
         });
       },

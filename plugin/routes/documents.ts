@@ -5,6 +5,7 @@ import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { respond, wantsJson, isHtmx, type PageResponse } from '../http/respond';
+import { idParam } from '../http/params';
 import type { Opportunity } from '../models/opportunity';
 import { TEMPLATES_DIR } from '../paths';
 import { addAttachment, findAttachment, listAttachments, sanitizeFilename, type Attachment } from '../services/attachments';
@@ -29,10 +30,6 @@ import { OPPORTUNITY_ATTACHMENTS, attachmentJson, attachmentsUrl } from './attac
 
 export const DEFAULT_TEMPLATE = path.join(TEMPLATES_DIR, 'quote-default.docx');
 
-const idParam = (req: Request, name = 'id'): number => {
-  const raw = String(req.params[name] ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
 
 export interface TemplateChoice {
   id: string;

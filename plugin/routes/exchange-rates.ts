@@ -1,19 +1,15 @@
-import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { respond, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import { EXCHANGE_RATE_JOURNAL, createRate, deleteRate, listRates, rateText } from '../services/exchange-rates';
 import { recentChanges } from '../services/lookups';
 import { pageParam } from '../services/pagination';
-import { body, changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, userNames, type Failure } from './admin-forms';
 
 /** Exchange rates (Q7) in the CRM settings: date-stamped rates per currency pair, added and deleted (never edited). */
 const PERMISSION = 'manage_crm_settings';
 const BASE = '/crm/settings/exchange-rates';
 
-const idParam = (req: Request) => {
-  const raw = String(req.params.id ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
 
 async function page(ctx: CrmContext, pageNo: number, failure: Failure | null = null, notice: string | null = null): Promise<PageResponse> {
   const { items, meta } = await listRates(ctx.host.knex, pageNo);
@@ -35,7 +31,7 @@ export function exchangeRateRoutes(): CrmRoute[] {
       method: 'post', path: BASE, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'new', (f, n) => page(ctx, 1, f, n), async () => {
-          const r = await createRate(ctx.host.knex, ctx.user, body(req));
+          const r = await createRate(ctx.host.knex, ctx.user, formBody(req));
           return done(`Added 1 ${r.from_currency} = ${rateText(r.rate_micro)} ${r.to_currency} from ${r.valid_on}.`);
         });
       },

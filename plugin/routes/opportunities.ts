@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import type { HostProject } from '../host';
 import { FIELD_LABELS, RULED_FIELDS, type Opportunity } from '../models/opportunity';
 import { findVisibleAccount, globalContext } from '../services/accounts';
@@ -24,8 +25,6 @@ import { OPPORTUNITY_SIDEBAR, OPPORTUNITY_PANELS } from './opportunity-extension
 
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/opportunities` : '/crm/opportunities');
 export const opportunityUrl = (id: number) => `/crm/opportunities/${id}`;
-const idParam = (req: Request) => (/^\d{1,10}$/.test(String(req.params.id ?? '')) ? Number(req.params.id) : 0);
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 
 export function opportunityJson(o: Opportunity) {
   return {
@@ -190,7 +189,7 @@ async function rerenderForm(ctx: CrmContext, req: Request, res: Response, projec
   try {
     await save();
   } catch (err) {
-    if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await formPage(ctx, project, opp, body(req), err));
+    if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await formPage(ctx, project, opp, formBody(req), err));
     throw err;
   }
 }
@@ -212,11 +211,11 @@ const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
 };
 const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   await rerenderForm(ctx, req, res, ctx.project, null, async () => {
-    const project = await targetProject(ctx, body(req));
-    const { data } = await readOpportunityInput(ctx, body(req), null, project);
+    const project = await targetProject(ctx, formBody(req));
+    const { data } = await readOpportunityInput(ctx, formBody(req), null, project);
     const opp = await createOpportunity(ctx, project, data);
     // "Save and new" opens a fresh form prefilled like this one (O4 copy and new).
-    const next = text(body(req), 'and_new') === '1' ? `${base(ctx)}/new?account_id=${opp.account_id ?? ''}&partner_id=${opp.partner_id ?? ''}` : opportunityUrl(opp.id);
+    const next = text(formBody(req), 'and_new') === '1' ? `${base(ctx)}/new?account_id=${opp.account_id ?? ''}&partner_id=${opp.partner_id ?? ''}` : opportunityUrl(opp.id);
     // htmx would follow a 303 inside its request and swap the next page into the form; it navigates on HX-Redirect.
     if (req.get('HX-Request')) return void res.set('HX-Redirect', next).status(201).end();
     if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: opportunityJson(opp) });
@@ -237,7 +236,7 @@ export function opportunityRoutes(): CrmRoute[] {
     {
       method: 'post', path: '/crm/opportunities/filters', permission: 'view_opportunities',
       async handler(ctx, req, res) {
-        const input = body(req);
+        const input = formBody(req);
         const params = opportunityFilterParams(parseOpportunityFilters(input));
         await saveFilter(ctx.host.knex, 'opportunities', ctx.user, text(input, 'filter_name'), text(input, 'is_shared') === '1', paramsForStorage(params));
         res.redirect(303, `/crm/opportunities${qs(params)}`);
@@ -272,7 +271,7 @@ export function opportunityRoutes(): CrmRoute[] {
         const shared = new Set((await savedFilters(ctx.host.knex, 'opportunities', ctx.user)).filter((f) => f.is_shared).map((f) => f.id));
         const rows: { role_id: number; entity: string; saved_filter_id: number }[] = [];
         for (const role of roles) {
-          const raw = text(body(req), `role_${role.id}`);
+          const raw = text(formBody(req), `role_${role.id}`);
           if (!raw) continue;
           if (!shared.has(Number(raw))) throw invalid(`Choose a shared filter for ${role.name}.`, { [`role_${role.id}`]: 'Choose a shared filter' });
           rows.push({ role_id: role.id, entity: 'opportunities', saved_filter_id: Number(raw) });
@@ -315,8 +314,8 @@ export function opportunityRoutes(): CrmRoute[] {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
         const project = (await ctx.host.projectById(opp.project_id))!;
         await rerenderForm(ctx, req, res, project, opp, async () => {
-          const lockVersion = lockVersionOf(body(req));
-          const { data } = await readOpportunityInput(ctx, body(req), opp, project);
+          const lockVersion = lockVersionOf(formBody(req));
+          const { data } = await readOpportunityInput(ctx, formBody(req), opp, project);
           const saved = await updateOpportunity(ctx, opp, data, lockVersion);
           await respondAfterChange(ctx.host, req, res, opportunityUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Opportunity saved.')), trigger: 'crm:opportunitySaved' }));
         });
@@ -327,13 +326,13 @@ export function opportunityRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/opportunities/:id/status', permission: 'edit_opportunities',
       async handler(ctx, req, res) {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
-        const lockVersion = Number(text(body(req), 'lock_version'));
+        const lockVersion = Number(text(formBody(req), 'lock_version'));
         if (!Number.isInteger(lockVersion)) throw invalid('The move is missing its lock version; reload the board.', { lock_version: 'missing' });
-        const saved = await moveOpportunity(ctx, opp, Number(text(body(req), 'status_id')), lockVersion);
-        const back = text(body(req), 'back');
-        const location = back === 'kanban' ? `${text(body(req), 'board') || '/crm/opportunities'}/kanban` : opportunityUrl(saved.id);
+        const saved = await moveOpportunity(ctx, opp, Number(text(formBody(req), 'status_id')), lockVersion);
+        const back = text(formBody(req), 'back');
+        const location = back === 'kanban' ? `${text(formBody(req), 'board') || '/crm/opportunities'}/kanban` : opportunityUrl(saved.id);
         if (back === 'kanban' && req.get('HX-Request')) {
-          const project = text(body(req), 'board').startsWith('/projects/') ? await ctx.host.projectByIdentifier(decodeURIComponent(text(body(req), 'board').split('/')[2] ?? '')) : null;
+          const project = text(formBody(req), 'board').startsWith('/projects/') ? await ctx.host.projectByIdentifier(decodeURIComponent(text(formBody(req), 'board').split('/')[2] ?? '')) : null;
           const boardCtx = project ? { ...ctx, project } : globalContext(ctx);
           return respond(ctx.host, req, res, { ...(await kanbanPage(boardCtx, parseOpportunityFilters({}))), trigger: 'crm:opportunitySaved' });
         }
@@ -344,7 +343,7 @@ export function opportunityRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/opportunities/:id/project', permission: 'edit_opportunities',
       async handler(ctx, req, res) {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
-        const saved = await moveToProject(ctx, opp, Number(text(body(req), 'project_id')), Number(text(body(req), 'lock_version')));
+        const saved = await moveToProject(ctx, opp, Number(text(formBody(req), 'project_id')), Number(text(formBody(req), 'lock_version')));
         await respondAfterChange(ctx.host, req, res, opportunityUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Moved to another project.')), trigger: 'crm:opportunitySaved' }));
       },
     },
@@ -352,7 +351,7 @@ export function opportunityRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/opportunities/:id/delete', permission: 'delete_opportunities',
       async handler(ctx, req, res) {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
-        if (text(body(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
+        if (text(formBody(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
         await deleteOpportunity(ctx, opp);
         if (req.get('HX-Request')) return void res.set('HX-Redirect', '/crm/opportunities').status(204).end();
         if (req.accepts(['html', 'json']) === 'json') return void res.json({ deleted: opp.id });

@@ -2,7 +2,8 @@ import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { invalid, notFound } from '../http/errors';
 import { respond, type PageResponse } from '../http/respond';
-import { body, changeOrRerender, userNames, type Failure } from './admin-forms';
+import { formBody, idParam } from '../http/params';
+import { changeOrRerender, userNames, type Failure } from './admin-forms';
 import { FIELD_LABELS, RULED_FIELDS } from '../models/opportunity';
 import { FIELD_RULES } from '../services/field-rules';
 import { flag, text, type FormInput } from '../services/form';
@@ -20,10 +21,6 @@ const PERMISSION = 'manage_crm_settings';
 const STATUSES = '/crm/settings/statuses';
 const FIELD_RULES_URL = '/crm/settings/field-rules';
 
-const idParam = (req: Request) => {
-  const raw = String(req.params.id ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
 
 // ---- opportunity statuses (S4) -----------------------------------------------------------------------------
 
@@ -60,22 +57,22 @@ function statusRoutes(): CrmRoute[] {
       method: 'post', path: STATUSES, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'new', (f, n) => statusesPage(ctx, f, n), async () => {
-          await createStatus(ctx.host.knex, ctx.user, body(req));
-          return { location: STATUSES, notice: `Added the status “${text(body(req), 'name')}”.`, trigger: STATUS_TRIGGER };
+          await createStatus(ctx.host.knex, ctx.user, formBody(req));
+          return { location: STATUSES, notice: `Added the status “${text(formBody(req), 'name')}”.`, trigger: STATUS_TRIGGER };
         });
       },
     },
     rowAction('', async (ctx, req, id) => {
-      await updateStatus(ctx.host.knex, ctx.user, id, body(req));
-      return `Saved the status “${text(body(req), 'name')}”.`;
+      await updateStatus(ctx.host.knex, ctx.user, id, formBody(req));
+      return `Saved the status “${text(formBody(req), 'name')}”.`;
     }),
     rowAction('/active', async (ctx, req, id) => {
-      const active = flag(body(req), 'active');
+      const active = flag(formBody(req), 'active');
       await setStatusActive(ctx.host.knex, ctx.user, id, active);
       return active ? 'Status activated.' : 'Status deactivated: new opportunities and the kanban no longer offer it; opportunities in it keep it.';
     }),
     rowAction('/move', async (ctx, req, id) => {
-      const direction = text(body(req), 'direction');
+      const direction = text(formBody(req), 'direction');
       if (direction !== 'up' && direction !== 'down') throw invalid('Move up or down.', { direction: 'must be up or down' });
       await moveStatus(ctx.host.knex, ctx.user, id, direction);
       return 'Order saved.';
@@ -121,9 +118,9 @@ function fieldRuleRoutes(): CrmRoute[] {
     {
       method: 'post', path: FIELD_RULES_URL, permission: PERMISSION,
       async handler(ctx, req, res) {
-        const roleParam = text(body(req), 'role_id');
+        const roleParam = text(formBody(req), 'role_id');
         await changeOrRerender(ctx, req, res, 'matrix', (f, n) => fieldRulesPage(ctx, roleParam, f, n), async () => {
-          const role = await saveRoleRules(ctx.host.knex, ctx.user, await ctx.host.roles(), body(req));
+          const role = await saveRoleRules(ctx.host.knex, ctx.user, await ctx.host.roles(), formBody(req));
           return { location: `${FIELD_RULES_URL}?role_id=${role.id}`, notice: `Field rules for ${role.name} saved.`, trigger: 'crm:fieldRulesSaved' };
         });
       },

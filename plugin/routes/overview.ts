@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import { ANY_VIEW, type CrmContext, type CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { idParam } from '../http/params';
 import { SECTIONS, type CrmSection } from '../sections';
 import { loadProjectSettings, setIncludeSubprojects } from '../services/settings';
 import { paginate, pageParam } from '../services/pagination';
@@ -35,8 +36,6 @@ const projectIdOf = (ctx: CrmContext) => ctx.project?.id ?? null;
 export const pageUrl = (ctx: CrmContext, pageId: number) => `${levelBase(ctx)}/pages/${pageId}`;
 export const customizeUrl = (ctx: CrmContext, pageId: number) => `${pageUrl(ctx, pageId)}/customize`;
 export const moduleUrl = (ctx: CrmContext, moduleId: number) => `${levelBase(ctx)}/modules/${moduleId}`;
-
-export const idParam = (req: Request, name: string) => (/^\d{1,10}$/.test(String(req.params[name] ?? '')) ? Number(req.params[name]) : 0);
 
 export interface ModuleView {
   module: DashboardModule;

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, renderView, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import type { Partner } from '../models/partner';
 import { findVisibleAccount, globalContext, requireEditableAccount } from '../services/accounts';
@@ -23,11 +24,6 @@ import { loadSettings } from '../services/settings';
 
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/partners` : '/crm/partners');
 export const partnerUrl = (id: number) => `/crm/partners/${id}`;
-const idParam = (req: Request) => {
-  const raw = String(req.params.id ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
-const formInput = (req: Request): FormInput => (req.body ?? {}) as FormInput;
 
 export const PARTNER_TABS = [
   { id: 'overview', label: 'Overview' }, { id: 'activities', label: 'Sales activities' }, { id: 'history', label: 'History' }, { id: 'files', label: 'Files' },
@@ -118,7 +114,7 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, part
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, partner, formInput(req), err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, partner, formBody(req), err.fieldErrors, err.message, err.status));
     }
     throw err;
   }
@@ -128,9 +124,9 @@ const listHandler = async (ctx: CrmContext, req: Request, res: Response) => resp
 const newHandler = async (ctx: CrmContext, req: Request, res: Response) => respond(ctx.host, req, res, await formPage(ctx, null, { manager_id: String(ctx.user.id) }));
 const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   await saveOrRerender(ctx, req, res, null, async () => {
-    const data = await readPartnerInput(ctx, formInput(req));
+    const data = await readPartnerInput(ctx, formBody(req));
     let project = ctx.project;
-    const projectId = text(formInput(req), 'project_id');
+    const projectId = text(formBody(req), 'project_id');
     if (!project && projectId) {
       project = (await ctx.host.projectsWhere(ctx.user, 'add_partners')).find((p) => String(p.id) === projectId) ?? null;
       if (!project) throw invalid('The partner was not saved: fix the fields marked below.', { project_id: 'Choose a project where you may add partners' });
@@ -187,8 +183,8 @@ export function partnerRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const partner = await requireEditablePartner(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, partner, async () => {
-          const lockVersion = lockVersionOf(formInput(req));
-          const data = await readPartnerInput(ctx, formInput(req));
+          const lockVersion = lockVersionOf(formBody(req));
+          const data = await readPartnerInput(ctx, formBody(req));
           const saved = await updatePartner(ctx, partner, data, lockVersion);
           await respondAfterChange(ctx.host, req, res, partnerUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Partner saved.')), trigger: 'crm:partnerSaved' }));
         });
@@ -198,7 +194,7 @@ export function partnerRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/partners/:id/delete', permission: 'delete_partners',
       async handler(ctx, req, res) {
         const partner = await requireEditablePartner(ctx, idParam(req), 'delete_partners');
-        if (text(formInput(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
+        if (text(formBody(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
         await deletePartner(ctx, partner);
         if (req.get('HX-Request')) return void res.set('HX-Redirect', '/crm/partners').status(204).end();
         if (req.accepts(['html', 'json']) === 'json') return void res.json({ deleted: partner.id });
@@ -210,7 +206,7 @@ export function partnerRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/partners/:id/users', permission: 'manage_crm_settings',
       async handler(ctx, req, res) {
         const partner = await requireVisiblePartner(ctx, idParam(req));
-        const body = formInput(req);
+        const body = formBody(req);
         const linked = text(body, 'linked') !== '0';
         try {
           const name = await setPartnerUser(ctx, partner, Number(text(body, 'user_id')), linked);
@@ -231,7 +227,7 @@ export function partnerRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/accounts/:id/partner', permission: 'edit_accounts',
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
-        const body = formInput(req);
+        const body = formBody(req);
         const rawPartner = text(body, 'partner_id');
         const partner = rawPartner ? await findVisiblePartner(ctx, /^\d{1,10}$/.test(rawPartner) ? Number(rawPartner) : 0) : null;
         if (rawPartner && !partner) throw notFound('Partner');

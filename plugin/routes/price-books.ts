@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { formBody } from '../http/params';
 import { list, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { amountInput, formatMoney } from '../services/money';
@@ -27,7 +28,6 @@ const MANAGE = 'manage_price_books';
 const LIST = '/crm/price-books';
 export const priceBookUrl = (id: number) => `${LIST}/${id}`;
 
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 const numeric = (req: Request, name = 'id') => {
   const raw = String(req.params[name] ?? '').replace(/\.json$/, '');
   return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
@@ -143,7 +143,7 @@ async function pageChange(ctx: CrmContext, req: Request, res: Response, book: Pr
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
       const fresh = (await findVisiblePriceBook(ctx, book.id)) ?? book;
-      return respond(ctx.host, req, res, await priceBookPage(ctx, req, fresh, null, { target, values: body(req), errors: err.fieldErrors, message: err.message, status: err.status }));
+      return respond(ctx.host, req, res, await priceBookPage(ctx, req, fresh, null, { target, values: formBody(req), errors: err.fieldErrors, message: err.message, status: err.status }));
     }
     throw err;
   }
@@ -156,7 +156,7 @@ async function formOrRerender(ctx: CrmContext, req: Request, res: Response, book
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, book, body(req), err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, book, formBody(req), err.fieldErrors, err.message, err.status));
     }
     throw err;
   }
@@ -190,8 +190,8 @@ export function priceBookRoutes(): CrmRoute[] {
       method: 'post', path: LIST, permission: MANAGE,
       async handler(ctx, req, res) {
         await formOrRerender(ctx, req, res, null, async () => {
-          const data = readPriceBookInput(body(req));
-          const ids = list(body(req), 'project_ids').map(Number);
+          const data = readPriceBookInput(formBody(req));
+          const ids = list(formBody(req), 'project_ids').map(Number);
           if (ids.some((n) => !Number.isInteger(n) || n <= 0)) throw invalid('The price book was not saved: fix the fields marked below.', { project_ids: 'Choose projects from the list' });
           const book = await createPriceBook(ctx, data, ids);
           await showNew(ctx, req, res, book, 'Price book created.');
@@ -214,8 +214,8 @@ export function priceBookRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const book = await requireManageablePriceBook(ctx, numeric(req));
         await formOrRerender(ctx, req, res, book, async () => {
-          const lock = lockVersionOf(body(req));
-          const saved = await updatePriceBook(ctx, book, readPriceBookInput(body(req)), lock);
+          const lock = lockVersionOf(formBody(req));
+          const saved = await updatePriceBook(ctx, book, readPriceBookInput(formBody(req)), lock);
           await respondAfterChange(ctx.host, req, res, priceBookUrl(saved.id), async () => ({ ...(await priceBookPage(ctx, req, saved, 'Price book saved.')), trigger: 'crm:priceBookSaved' }));
         });
       },
@@ -225,11 +225,11 @@ export function priceBookRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const book = await requireManageablePriceBook(ctx, numeric(req));
         try {
-          if (text(body(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'Tick the box to confirm' });
-          await deletePriceBook(ctx, book, text(body(req), 'lock_version') ? lockVersionOf(body(req)) : null);
+          if (text(formBody(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'Tick the box to confirm' });
+          await deletePriceBook(ctx, book, text(formBody(req), 'lock_version') ? lockVersionOf(formBody(req)) : null);
         } catch (err) {
           if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-            return respond(ctx.host, req, res, await priceBookPage(ctx, req, book, null, { target: 'delete', values: body(req), errors: err.fieldErrors, message: err.message, status: err.status }));
+            return respond(ctx.host, req, res, await priceBookPage(ctx, req, book, null, { target: 'delete', values: formBody(req), errors: err.fieldErrors, message: err.message, status: err.status }));
           }
           throw err;
         }
@@ -251,7 +251,7 @@ export function priceBookRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const book = await requireManageablePriceBook(ctx, numeric(req));
         await pageChange(ctx, req, res, book, 'project', async () => {
-          const project = await assignProject(ctx, book, Number(text(body(req), 'project_id')) || 0);
+          const project = await assignProject(ctx, book, Number(text(formBody(req), 'project_id')) || 0);
           return `Assigned to ${project.name}.`;
         });
       },
@@ -271,7 +271,7 @@ export function priceBookRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const book = await requireManageablePriceBook(ctx, numeric(req));
         await pageChange(ctx, req, res, book, 'new-price', async () => {
-          const productId = Number(text(body(req), 'product_id'));
+          const productId = Number(text(formBody(req), 'product_id'));
           let product;
           try {
             product = await requireManageableProduct(ctx, Number.isInteger(productId) ? productId : 0);
@@ -279,7 +279,7 @@ export function priceBookRoutes(): CrmRoute[] {
             if (err instanceof CrmError && err.status === 404) throw invalid('The price was not saved: fix the fields marked below.', { product_id: 'Choose a product from the list' });
             throw err;
           }
-          const price = await addPrice(ctx, book, product, readPriceInput(body(req)));
+          const price = await addPrice(ctx, book, product, readPriceInput(formBody(req)));
           return `Added ${product.name}: ${price.unit_name} ${formatMoney(price.price_minor, price.currency)}.`;
         });
       },
@@ -289,7 +289,7 @@ export function priceBookRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { book, price, product } = await manageablePrice(ctx, req);
         await pageChange(ctx, req, res, book, `price-${price.id}`, async () => {
-          const saved = await updatePrice(ctx, book, product, price, readPriceInput(body(req)), readOldPrice(body(req)));
+          const saved = await updatePrice(ctx, book, product, price, readPriceInput(formBody(req)), readOldPrice(formBody(req)));
           return `Saved ${product.name}: ${saved.unit_name} ${formatMoney(saved.price_minor, saved.currency)}.`;
         });
       },

@@ -4,6 +4,7 @@ import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid } from '../http/errors';
 import { isHtmx, respond, wantsJson, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import { sanitizeFilename } from '../services/attachments';
 import { flag, text, type FormInput } from '../services/form';
 import { amountInput, formatMoney } from '../services/money';
@@ -18,10 +19,6 @@ const MANAGE = 'manage_price_books';
 const MB = 1024 * 1024;
 const priceBookUrl = (id: number) => `/crm/price-books/${id}`;
 const importUrl = (id: number) => `${priceBookUrl(id)}/import`;
-const idParam = (req: Request) => {
-  const raw = String(req.params.id ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
 const tokenParam = (req: Request) => String(req.params.token ?? '');
 
 const tooLarge = () => new CrmError(413, `The file is larger than ${MAX_IMPORT_BYTES / MB} MB. Nothing was uploaded; split the file and import the parts.`, { file: `must be at most ${MAX_IMPORT_BYTES / MB} MB` });
@@ -193,7 +190,7 @@ export function priceImportRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const priceBook = await requireManageablePriceBook(ctx, idParam(req));
         const { meta, data } = await loadPendingImport(ctx, priceBook, tokenParam(req));
-        const skip = flag((req.body ?? {}) as FormInput, 'skip_errors');
+        const skip = flag(formBody(req), 'skip_errors');
         try {
           const result = await runImport(ctx, priceBook, data, meta.filename, skip);
           await discardPendingImport(ctx.host.dataDir, meta.token);

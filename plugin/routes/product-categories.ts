@@ -1,22 +1,18 @@
-import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { invalid } from '../http/errors';
 import { respond, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import { flag, text } from '../services/form';
 import { recentChanges } from '../services/lookups';
 import {
   CATEGORY_JOURNAL, CONTRACT_KINDS, createCategory, deleteCategory, listCategories, moveCategory, setCategoryActive, updateCategory,
 } from '../services/products';
-import { body, changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, userNames, type Failure } from './admin-forms';
 
 /** Product categories (Q2) in the CRM settings: each names the contract kind a sold item becomes. */
 const PERMISSION = 'manage_crm_settings';
 const BASE = '/crm/settings/product-categories';
 
-const idParam = (req: Request) => {
-  const raw = String(req.params.id ?? '');
-  return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
-};
 
 async function page(ctx: CrmContext, failure: Failure | null = null, notice: string | null = null): Promise<PageResponse> {
   const items = await listCategories(ctx.host.knex);
@@ -37,7 +33,7 @@ export function productCategoryRoutes(): CrmRoute[] {
       method: 'post', path: BASE, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'new', (f, n) => page(ctx, f, n), async () => {
-          const c = await createCategory(ctx.host.knex, ctx.user, body(req));
+          const c = await createCategory(ctx.host.knex, ctx.user, formBody(req));
           return done(`Added “${c.name}”.`);
         });
       },
@@ -47,8 +43,8 @@ export function productCategoryRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const id = idParam(req);
         await changeOrRerender(ctx, req, res, String(id), (f, n) => page(ctx, f, n), async () => {
-          await updateCategory(ctx.host.knex, ctx.user, id, body(req));
-          return done(`Saved “${text(body(req), 'name')}”.`);
+          await updateCategory(ctx.host.knex, ctx.user, id, formBody(req));
+          return done(`Saved “${text(formBody(req), 'name')}”.`);
         });
       },
     },
@@ -56,7 +52,7 @@ export function productCategoryRoutes(): CrmRoute[] {
       method: 'post', path: `${BASE}/:id/active`, permission: PERMISSION,
       async handler(ctx, req, res) {
         const id = idParam(req);
-        const active = flag(body(req), 'active');
+        const active = flag(formBody(req), 'active');
         await changeOrRerender(ctx, req, res, String(id), (f, n) => page(ctx, f, n), async () => {
           await setCategoryActive(ctx.host.knex, ctx.user, id, active);
           return done(active ? 'Activated.' : 'Deactivated: new products cannot use it; products that have it keep it.');
@@ -67,7 +63,7 @@ export function productCategoryRoutes(): CrmRoute[] {
       method: 'post', path: `${BASE}/:id/move`, permission: PERMISSION,
       async handler(ctx, req, res) {
         const id = idParam(req);
-        const direction = text(body(req), 'direction');
+        const direction = text(formBody(req), 'direction');
         await changeOrRerender(ctx, req, res, String(id), (f, n) => page(ctx, f, n), async () => {
           if (direction !== 'up' && direction !== 'down') throw invalid('Move up or down.', { direction: 'must be up or down' });
           await moveCategory(ctx.host.knex, ctx.user, id, direction);

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { formBody } from '../http/params';
 import { text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { amountInput, formatMoney } from '../services/money';
@@ -22,7 +23,6 @@ const MANAGE = 'manage_price_books';
 const LIST = '/crm/products';
 const productUrl = (id: number) => `${LIST}/${id}`;
 
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 const numeric = (req: Request, name = 'id') => {
   const raw = String(req.params[name] ?? '').replace(/\.json$/, '');
   return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
@@ -101,7 +101,7 @@ async function pageChange(ctx: CrmContext, req: Request, res: Response, product:
     notice = await change();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await productPage(ctx, req, product, null, { target, values: body(req), errors: err.fieldErrors, message: err.message, status: err.status }));
+      return respond(ctx.host, req, res, await productPage(ctx, req, product, null, { target, values: formBody(req), errors: err.fieldErrors, message: err.message, status: err.status }));
     }
     throw err;
   }
@@ -141,8 +141,8 @@ export function productRoutes(): CrmRoute[] {
     {
       method: 'post', path: LIST, permission: MANAGE,
       async handler(ctx, req, res) {
-        await rerenderOn((err) => formPage(ctx, null, body(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
-          const product = await createProduct(ctx, await readProductInput(ctx, body(req), null));
+        await rerenderOn((err) => formPage(ctx, null, formBody(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
+          const product = await createProduct(ctx, await readProductInput(ctx, formBody(req), null));
           await showNew(ctx, req, res, product, 'Product created.');
         });
       },
@@ -162,9 +162,9 @@ export function productRoutes(): CrmRoute[] {
       method: 'post', path: `${LIST}/:id`, permission: MANAGE,
       async handler(ctx, req, res) {
         const product = await requireManageableProduct(ctx, numeric(req));
-        await rerenderOn((err) => formPage(ctx, product, body(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
-          const lock = lockVersionOf(body(req));
-          const saved = await updateProduct(ctx, product, await readProductInput(ctx, body(req), product), lock);
+        await rerenderOn((err) => formPage(ctx, product, formBody(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
+          const lock = lockVersionOf(formBody(req));
+          const saved = await updateProduct(ctx, product, await readProductInput(ctx, formBody(req), product), lock);
           await respondAfterChange(ctx.host, req, res, productUrl(saved.id), async () => ({ ...(await productPage(ctx, req, saved, 'Product saved.')), trigger: 'crm:productSaved' }));
         });
       },
@@ -173,9 +173,9 @@ export function productRoutes(): CrmRoute[] {
       method: 'post', path: `${LIST}/:id/delete`, permission: MANAGE,
       async handler(ctx, req, res) {
         const product = await requireManageableProduct(ctx, numeric(req));
-        if (text(body(req), 'confirm') !== '1') {
+        if (text(formBody(req), 'confirm') !== '1') {
           const err = invalid('Confirm the deletion.', { confirm: 'Tick the box to confirm' });
-          return respond(ctx.host, req, res, await productPage(ctx, req, product, null, { target: 'delete', values: body(req), errors: err.fieldErrors, message: err.message, status: 422 }));
+          return respond(ctx.host, req, res, await productPage(ctx, req, product, null, { target: 'delete', values: formBody(req), errors: err.fieldErrors, message: err.message, status: 422 }));
         }
         await deleteProduct(ctx, product);
         if (isHtmx(req)) return void res.set('HX-Redirect', LIST).status(204).end();
@@ -194,8 +194,8 @@ export function productRoutes(): CrmRoute[] {
       method: 'post', path: `${LIST}/:id/copy`, permission: MANAGE,
       async handler(ctx, req, res) {
         const product = await requireManageableProduct(ctx, numeric(req));
-        await rerenderOn((err) => copyPage(ctx, product, body(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
-          const copy = await copyProduct(ctx, product, body(req));
+        await rerenderOn((err) => copyPage(ctx, product, formBody(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
+          const copy = await copyProduct(ctx, product, formBody(req));
           await showNew(ctx, req, res, copy, `Copied from ${product.code} with its prices.`);
         });
       },
@@ -205,10 +205,10 @@ export function productRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const product = await requireManageableProduct(ctx, numeric(req));
         await pageChange(ctx, req, res, product, 'new-price', async () => {
-          const bookId = Number(text(body(req), 'price_book_id'));
+          const bookId = Number(text(formBody(req), 'price_book_id'));
           const book = Number.isInteger(bookId) && bookId > 0 ? await findVisiblePriceBook(ctx, bookId) : null;
           if (!book) throw invalid('The price was not saved: fix the fields marked below.', { price_book_id: 'Choose a price book from the list' });
-          const price = await addPrice(ctx, book, product, readPriceInput(body(req)));
+          const price = await addPrice(ctx, book, product, readPriceInput(formBody(req)));
           return `Added to ${book.name}: ${price.unit_name} ${formatMoney(price.price_minor, price.currency)}.`;
         });
       },
@@ -219,7 +219,7 @@ export function productRoutes(): CrmRoute[] {
         const product = await requireManageableProduct(ctx, numeric(req));
         const { book, price } = await priceOf(ctx, product, numeric(req, 'priceId'));
         await pageChange(ctx, req, res, product, `price-${price.id}`, async () => {
-          const saved = await updatePrice(ctx, book, product, price, readPriceInput(body(req)), readOldPrice(body(req)));
+          const saved = await updatePrice(ctx, book, product, price, readPriceInput(formBody(req)), readOldPrice(formBody(req)));
           return `Saved in ${book.name}: ${saved.unit_name} ${formatMoney(saved.price_minor, saved.currency)}.`;
         });
       },

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError } from '../http/errors';
 import { isHtmx, renderView, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
+import { formBody } from '../http/params';
 import type { Opportunity } from '../models/opportunity';
 import { text, type FormInput } from '../services/form';
 import { amountInput, formatMoney } from '../services/money';
@@ -24,7 +25,6 @@ import type { OpportunityPart } from './opportunity-extensions';
  */
 
 const SAVED = 'crm:quoteSaved';
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 const numberParam = (req: Request, name: string) => (/^\d{1,10}$/.test(String(req.params[name] ?? '')) ? Number(req.params[name]) : 0);
 const lockVersionOf = (input: FormInput) => (text(input, 'lock_version') === '' ? NaN : Number(text(input, 'lock_version')));
 
@@ -78,7 +78,7 @@ async function onOpportunity(ctx: CrmContext, req: Request, res: Response, oppId
     done = await change();
   } catch (err) {
     if (!(err instanceof CrmError) || (err.status !== 422 && err.status !== 409) || wantsJson(req)) throw err;
-    const withState = withForm(ctx, { form, values: body(req), errors: err.fieldErrors, message: err.message });
+    const withState = withForm(ctx, { form, values: formBody(req), errors: err.fieldErrors, message: err.message });
     const opp = await requireVisibleOpportunity(ctx, id);
     // Only the "New quote" form shows its own message; other refusals go to the top of the page.
     const showsOwn = form === 'new-quote' && (await canEditQuotes(ctx, opp));
@@ -128,8 +128,8 @@ async function onQuote(ctx: CrmContext, req: Request, res: Response, form: strin
     message = await change(quote, opportunity);
   } catch (err) {
     if (!(err instanceof CrmError) || (err.status !== 422 && err.status !== 409) || wantsJson(req)) throw err;
-    const withState = withForm(ctx, { form, values: body(req), errors: err.fieldErrors, message: err.message });
-    const catalogueBook = form === 'catalogue' ? Number(text(body(req), 'price_book_id')) || null : undefined;
+    const withState = withForm(ctx, { form, values: formBody(req), errors: err.fieldErrors, message: err.message });
+    const catalogueBook = form === 'catalogue' ? Number(text(formBody(req), 'price_book_id')) || null : undefined;
     return respond(ctx.host, req, res, await quotePage(withState, await quoteWithTotals(ctx, id), { status: err.status, catalogueBook }));
   }
   if (wantsJson(req)) {
@@ -212,7 +212,7 @@ export function quoteRoutes(): CrmRoute[] {
         const oppId = numberParam(req, 'id');
         const opp = await requireEditableOpportunity(ctx, oppId);
         await onOpportunity(ctx, req, res, async () => opp.id, 'new-quote', async () => {
-          const quote = await createQuote(ctx, opp, readQuoteInput(body(req), { currency: opp.currency }));
+          const quote = await createQuote(ctx, opp, readQuoteInput(formBody(req), { currency: opp.currency }));
           if (wantsJson(req)) res.status(201);
           return { message: `Quote ${quote.number} created.`, json: { quote: quoteJson(quote) } };
         });
@@ -267,8 +267,8 @@ export function quoteRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/quotes/:id', permission: 'edit_opportunities',
       async handler(ctx, req, res) {
         const { quote, opportunity } = await requireEditableQuote(ctx, numberParam(req, 'id'));
-        await rerender(ctx, req, res, async (err) => quoteFormPage(quote, opportunity, body(req), err), async () => {
-          const saved = await updateQuote(ctx, opportunity, quote, readQuoteInput(body(req), { currency: quote.currency }), lockVersionOf(body(req)));
+        await rerender(ctx, req, res, async (err) => quoteFormPage(quote, opportunity, formBody(req), err), async () => {
+          const saved = await updateQuote(ctx, opportunity, quote, readQuoteInput(formBody(req), { currency: quote.currency }), lockVersionOf(formBody(req)));
           if (wantsJson(req)) return void res.json({ quote: quoteJson(saved) });
           await respondAfterChange(ctx.host, req, res, opportunityUrl(opportunity.id), () => opportunityPage(ctx, req, opportunity.id, `Quote ${saved.number} saved.`));
         });
@@ -286,9 +286,9 @@ export function quoteRoutes(): CrmRoute[] {
       await deleteQuote(ctx, opp, quote);
       return { message: `Quote ${quote.number} deleted.`, json: { deleted: quote.id } };
     }),
-    onItems('/items', 'manual', async (ctx, req, quote, opp) => `${(await addManualItem(ctx, opp, quote, body(req))).name} added.`),
-    onItems('/items/catalogue', 'catalogue', async (ctx, req, quote, opp) => `${(await addFromPriceBook(ctx, opp, quote, body(req))).name} added.`),
-    onItems('/rounding', 'rounding', async (ctx, req, quote, opp) => ((await setRounding(ctx, opp, quote, body(req))) ? 'Rounding saved.' : 'Rounding removed.')),
+    onItems('/items', 'manual', async (ctx, req, quote, opp) => `${(await addManualItem(ctx, opp, quote, formBody(req))).name} added.`),
+    onItems('/items/catalogue', 'catalogue', async (ctx, req, quote, opp) => `${(await addFromPriceBook(ctx, opp, quote, formBody(req))).name} added.`),
+    onItems('/rounding', 'rounding', async (ctx, req, quote, opp) => ((await setRounding(ctx, opp, quote, formBody(req))) ? 'Rounding saved.' : 'Rounding removed.')),
     onItems('/items/:itemId/delete', 'item', async (ctx, req, quote, opp) => {
       const item = await requireItem(ctx.host.knex, quote, numberParam(req, 'itemId'));
       await removeItem(ctx, opp, quote, item);
@@ -296,7 +296,7 @@ export function quoteRoutes(): CrmRoute[] {
     }),
     onItems('/items/:itemId/move', 'item', async (ctx, req, quote, opp) => {
       const item = await requireItem(ctx.host.knex, quote, numberParam(req, 'itemId'));
-      await moveItem(ctx, opp, quote, item, text(body(req), 'direction') === 'up' ? 'up' : 'down');
+      await moveItem(ctx, opp, quote, item, text(formBody(req), 'direction') === 'up' ? 'up' : 'down');
       return `${item.name} moved.`;
     }),
     {
@@ -314,8 +314,8 @@ export function quoteRoutes(): CrmRoute[] {
         const itemId = numberParam(req, 'itemId');
         const { quote, opportunity } = await requireEditableQuote(ctx, id);
         const item = await requireItem(ctx.host.knex, quote, itemId);
-        await rerender(ctx, req, res, (err) => itemFormPage(ctx, id, itemId, body(req), err), async () => {
-          await updateItem(ctx, opportunity, quote, item, body(req), lockVersionOf(body(req)));
+        await rerender(ctx, req, res, (err) => itemFormPage(ctx, id, itemId, formBody(req), err), async () => {
+          await updateItem(ctx, opportunity, quote, item, formBody(req), lockVersionOf(formBody(req)));
           if (wantsJson(req)) return void res.json((await quotePage(ctx, await quoteWithTotals(ctx, id))).json);
           await respondAfterChange(ctx.host, req, res, quoteUrl(id), async () => ({ ...(await quotePage(ctx, await quoteWithTotals(ctx, id), { message: `${item.name} saved.` })), trigger: SAVED }));
         });

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError } from '../http/errors';
 import { isHtmx, respond, wantsJson, type PageResponse } from '../http/respond';
+import { formBody } from '../http/params';
 import type { Account } from '../models/account';
 import { requireEditableAccount, requireVisibleAccount } from '../services/accounts';
 import { text, type FormInput } from '../services/form';
@@ -16,7 +17,6 @@ const numberParam = (req: Request, name: string) => {
   const raw = String(req.params[name] ?? '');
   return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
 };
-const formInput = (req: Request): FormInput => (req.body ?? {}) as FormInput;
 
 /**
  * After a change, htmx gets the account page body on `tab`, rendered by the account detail route itself (one
@@ -101,16 +101,16 @@ export function relationRoutes(): CrmRoute[] {
         const account = await requireEditableAccount(ctx, numberParam(req, 'id'));
         await changeOrRerender(ctx, req, res, async () => {
           try {
-            const link = await linkAccounts(ctx, account, formInput(req));
+            const link = await linkAccounts(ctx, account, formBody(req));
             await afterChange(ctx, req, res, account, 'relations', 'crm:accountsLinked', { link }, 201);
           } catch (err) {
             if (err instanceof AmbiguousAccount) {
-              return respond(ctx.host, req, res, await linkFormPage(ctx, account, formInput(req), { related_account: 'Several accounts match: pick one' },
+              return respond(ctx.host, req, res, await linkFormPage(ctx, account, formBody(req), { related_account: 'Several accounts match: pick one' },
                 'The accounts were not linked: several accounts match that name.', 422, err.candidates));
             }
             throw err;
           }
-        }, async (err) => linkFormPage(ctx, account, formInput(req), err.fieldErrors, err.message, err.status));
+        }, async (err) => linkFormPage(ctx, account, formBody(req), err.fieldErrors, err.message, err.status));
       },
     },
     {
@@ -126,9 +126,9 @@ export function relationRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, numberParam(req, 'id'));
         await changeOrRerender(ctx, req, res, async () => {
-          const id = await addInternalRelation(ctx, account, await readInternalRelation(ctx, formInput(req)));
+          const id = await addInternalRelation(ctx, account, await readInternalRelation(ctx, formBody(req)));
           await afterChange(ctx, req, res, account, 'relations', 'crm:internalRelationSaved', { internal_relation: { id } }, 201);
-        }, async (err) => internalFormPage(ctx, account, null, formInput(req), err.fieldErrors, err.message, err.status));
+        }, async (err) => internalFormPage(ctx, account, null, formBody(req), err.fieldErrors, err.message, err.status));
       },
     },
     {
@@ -150,9 +150,9 @@ export function relationRoutes(): CrmRoute[] {
         const relationId = numberParam(req, 'relationId');
         await findInternalRelation(ctx, account, relationId);
         await changeOrRerender(ctx, req, res, async () => {
-          await updateInternalRelation(ctx, account, relationId, await readInternalRelation(ctx, formInput(req)));
+          await updateInternalRelation(ctx, account, relationId, await readInternalRelation(ctx, formBody(req)));
           await afterChange(ctx, req, res, account, 'relations', 'crm:internalRelationSaved', { internal_relation: { id: relationId } });
-        }, async (err) => internalFormPage(ctx, account, relationId, formInput(req), err.fieldErrors, err.message, err.status));
+        }, async (err) => internalFormPage(ctx, account, relationId, formBody(req), err.fieldErrors, err.message, err.status));
       },
     },
     {

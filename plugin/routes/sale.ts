@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import type { Opportunity } from '../models/opportunity';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
 import { runsOf } from '../services/automation';
@@ -18,8 +19,6 @@ import { OPPORTUNITY_PANELS, OPPORTUNITY_SIDEBAR } from './opportunity-extension
  * C1/C2 over HTTP: the confirmation page ("confirm deal and order service") with its preview, the sale itself,
  * and unlocking. The opportunity page gets the sidebar actions and a Contracts panel (below).
  */
-const idParam = (req: Request) => (/^\d{1,10}$/.test(String(req.params.id ?? '')) ? Number(req.params.id) : 0);
-const body = (req: Request) => (req.body ?? {}) as FormInput;
 
 export const sellUrl = (id: number) => `/crm/opportunities/${id}/sell`;
 
@@ -74,10 +73,10 @@ export function saleRoutes(): CrmRoute[] {
         const opp = await requireSellable(ctx, idParam(req));
         let result: Awaited<ReturnType<typeof sell>>;
         try {
-          result = await sell(ctx, opp, body(req));
+          result = await sell(ctx, opp, formBody(req));
         } catch (err) {
           if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-            return respond(ctx.host, req, res, await confirmPage(ctx, await requireVisibleOpportunity(ctx, opp.id), err, body(req)));
+            return respond(ctx.host, req, res, await confirmPage(ctx, await requireVisibleOpportunity(ctx, opp.id), err, formBody(req)));
           }
           throw err;
         }
@@ -89,7 +88,7 @@ export function saleRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/opportunities/:id/unlock', permission: 'delete_contracts',
       async handler(ctx, req, res) {
         const opp = await requireUnlockable(ctx, idParam(req));
-        await unlock(ctx, opp, body(req));
+        await unlock(ctx, opp, formBody(req));
         await afterChange(ctx, req, res, opp.id, 'Unlocked: quotes and items may change again. The contracts stay until you remove them.');
       },
     },

@@ -1,20 +1,19 @@
-import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import type { PageResponse } from '../http/respond';
 import { respond } from '../http/respond';
+import { formBody, idParam } from '../http/params';
 import { MEASURE_LABELS, TARGET_MEASURES } from '../services/dashboard-config';
 import { recentChanges } from '../services/lookups';
 import { loadSettings } from '../services/settings';
 import {
   PERIOD_KINDS, TARGET_JOURNAL, USER_TYPES, USER_TYPE_LABELS, deleteTarget, listTargets, periodLabel, saveTarget, setUserType, targetText, userTypes,
 } from '../services/targets';
-import { body, changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, userNames, type Failure } from './admin-forms';
 
 /** User targets and user types (D5), a settings page behind the global permission manage_user_targets (S2). */
 const PERMISSION = 'manage_user_targets';
 const BASE = '/crm/settings/targets';
 
-const idParam = (req: Request) => (/^\d{1,10}$/.test(String(req.params.id ?? '')) ? Number(req.params.id) : 0);
 
 async function page(ctx: CrmContext, failure: Failure | null = null, notice: string | null = null): Promise<PageResponse> {
   const knex = ctx.host.knex;
@@ -46,7 +45,7 @@ export function targetRoutes(): CrmRoute[] {
       method: 'post', path: BASE, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'new', (f, n) => page(ctx, f, n), async () => {
-          const t = await saveTarget(ctx.host, ctx.user, body(req));
+          const t = await saveTarget(ctx.host, ctx.user, formBody(req));
           return done(`Saved the target ${MEASURE_LABELS[t.measure].toLowerCase()} ${periodLabel(t.period_kind, t.period_start)}: ${targetText(t)}.`);
         });
       },
@@ -55,7 +54,7 @@ export function targetRoutes(): CrmRoute[] {
       method: 'post', path: `${BASE}/types`, permission: PERMISSION,
       async handler(ctx, req, res) {
         await changeOrRerender(ctx, req, res, 'types', (f, n) => page(ctx, f, n), async () => {
-          const r = await setUserType(ctx.host, ctx.user, body(req));
+          const r = await setUserType(ctx.host, ctx.user, formBody(req));
           return done(r.type ? `Saved the user type: ${USER_TYPE_LABELS[r.type]}.` : 'Cleared the user type.');
         });
       },

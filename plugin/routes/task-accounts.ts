@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { respond, type PageResponse } from '../http/respond';
+import { formBody } from '../http/params';
 import type { Account } from '../models/account';
 import { requireEditableAccount } from '../services/accounts';
 import { text, type FormInput } from '../services/form';
@@ -11,7 +12,6 @@ const numberParam = (req: Request, name: string) => {
   const raw = String(req.params[name] ?? '');
   return /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
 };
-const formInput = (req: Request): FormInput => (req.body ?? {}) as FormInput;
 
 /** The "New task" page of an account: create a host task in one of its projects, or link an existing one. */
 async function taskFormPage(ctx: CrmContext, account: Account, values: FormInput, errors: Record<string, string> = {}, message: string | null = null, status = 200): Promise<PageResponse> {
@@ -41,9 +41,9 @@ export function taskAccountRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, numberParam(req, 'id'));
         await changeOrRerender(ctx, req, res, async () => {
-          const task = await createAccountTask(ctx, account, await readNewTask(ctx, account, formInput(req)));
+          const task = await createAccountTask(ctx, account, await readNewTask(ctx, account, formBody(req)));
           await afterChange(ctx, req, res, account, 'projects', 'crm:taskLinked', { task: { ...task, url: ctx.host.urls.task(task) }, primary: true }, 201);
-        }, async (err) => taskFormPage(ctx, account, formInput(req), err.fieldErrors, err.message, err.status));
+        }, async (err) => taskFormPage(ctx, account, formBody(req), err.fieldErrors, err.message, err.status));
       },
     },
     {
@@ -51,9 +51,9 @@ export function taskAccountRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, numberParam(req, 'id'));
         await changeOrRerender(ctx, req, res, async () => {
-          const { task, primary } = await linkExistingTask(ctx, account, text(formInput(req), 'task_id'));
+          const { task, primary } = await linkExistingTask(ctx, account, text(formBody(req), 'task_id'));
           await afterChange(ctx, req, res, account, 'projects', 'crm:taskLinked', { task: { ...task, url: ctx.host.urls.task(task) }, primary }, 201);
-        }, async (err) => taskFormPage(ctx, account, formInput(req), err.fieldErrors, err.message, err.status));
+        }, async (err) => taskFormPage(ctx, account, formBody(req), err.fieldErrors, err.message, err.status));
       },
     },
     {
