@@ -13,9 +13,10 @@ import { activeFields, customValuesOf, fieldKey } from '../services/custom-field
 import { text, type FormInput, lockVersionOf } from '../services/form';
 import { journal } from '../services/journal';
 import { pageParam } from '../services/pagination';
-import { deleteFilter, queryString, saveFilter, savedFilters } from '../services/saved-filters';
+import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 import { ACCOUNT_TABS, findTab } from './account-tabs';
+import { savedFilterRoutes } from './saved-filter-routes';
 
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/accounts` : '/crm/accounts');
 const accountUrl = (id: number) => `/crm/accounts/${id}`;
@@ -146,23 +147,14 @@ export function accountRoutes(): CrmRoute[] {
     { method: 'get', path: '/projects/:identifier/crm/accounts/new', permission: 'add_accounts', handler: newHandler },
     { method: 'post', path: '/crm/accounts', permission: 'add_accounts', handler: createHandler },
     { method: 'post', path: '/projects/:identifier/crm/accounts', permission: 'add_accounts', handler: createHandler },
-    {
-      method: 'post', path: '/crm/accounts/filters', permission: 'view_accounts',
-      async handler(ctx, req, res) {
-        const body = formBody(req);
-        const params = filterParams(parseAccountFilters(body));
-        await saveFilter(ctx.host.knex, 'accounts', ctx.user, text(body, 'filter_name'), text(body, 'is_shared') === '1', params);
-        const back = text(body, 'back') === 'project' && text(body, 'project') ? `/projects/${encodeURIComponent(text(body, 'project'))}/crm/accounts` : '/crm/accounts';
-        res.redirect(303, `${back}${queryString(params)}`);
+    ...savedFilterRoutes({
+      entity: 'accounts', list: '/crm/accounts', permission: 'view_accounts',
+      read: (input) => {
+        const params = filterParams(parseAccountFilters(input));
+        const project = text(input, 'back') === 'project' ? text(input, 'project') : '';
+        return { stored: params, back: `${project ? `/projects/${encodeURIComponent(project)}/crm/accounts` : '/crm/accounts'}${queryString(params)}` };
       },
-    },
-    {
-      method: 'post', path: '/crm/accounts/filters/:id/delete', permission: 'view_accounts',
-      async handler(ctx, req, res) {
-        await deleteFilter(ctx.host.knex, 'accounts', ctx.user, idParam(req));
-        res.redirect(303, '/crm/accounts');
-      },
-    },
+    }),
     {
       method: 'get', path: '/crm/accounts/deleted', permission: 'view_accounts',
       async handler(ctx, req, res) {

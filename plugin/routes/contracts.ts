@@ -19,9 +19,10 @@ import { findVisibleOpportunity } from '../services/opportunities';
 import { pageParam } from '../services/pagination';
 import { quantityText } from '../services/quote-pricing';
 import { saleRights } from '../services/sale';
-import { deleteFilter, queryString, saveFilter, savedFilters } from '../services/saved-filters';
+import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 import { detailPage, opportunityUrl } from './opportunities';
+import { savedFilterRoutes } from './saved-filter-routes';
 
 /** C3 over HTTP: the contract lists (global and per project), saved filters, detail, removal and upsell. */
 const FILTER_ENTITY = 'contracts';
@@ -101,21 +102,13 @@ export function contractRoutes(): CrmRoute[] {
   return [
     { method: 'get', path: '/crm/contracts', permission: 'view_contracts', handler: listHandler },
     { method: 'get', path: '/projects/:identifier/crm/contracts', permission: 'view_contracts', handler: listHandler },
-    {
-      method: 'post', path: '/crm/contracts/filters', permission: 'view_contracts',
-      async handler(ctx, req, res) {
-        const params = contractFilterParams(parseContractFilters(formBody(req)));
-        await saveFilter(ctx.host.knex, FILTER_ENTITY, ctx.user, text(formBody(req), 'filter_name'), text(formBody(req), 'is_shared') === '1', params);
-        res.redirect(303, `/crm/contracts${queryString(params)}`);
+    ...savedFilterRoutes({
+      entity: FILTER_ENTITY, list: '/crm/contracts', permission: 'view_contracts',
+      read: (input) => {
+        const params = contractFilterParams(parseContractFilters(input));
+        return { stored: params, back: `/crm/contracts${queryString(params)}` };
       },
-    },
-    {
-      method: 'post', path: '/crm/contracts/filters/:id/delete', permission: 'view_contracts',
-      async handler(ctx, req, res) {
-        await deleteFilter(ctx.host.knex, FILTER_ENTITY, ctx.user, idParam(req));
-        res.redirect(303, '/crm/contracts');
-      },
-    },
+    }),
     {
       method: 'get', path: '/crm/contracts/:id', permission: 'view_contracts',
       async handler(ctx, req, res) {

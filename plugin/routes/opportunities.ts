@@ -19,9 +19,10 @@ import {
   statuses, updateOpportunity, type OpportunityFilters,
 } from '../services/opportunities';
 import { pageParam } from '../services/pagination';
-import { deleteFilter, queryString, saveFilter, savedFilters } from '../services/saved-filters';
+import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 import { OPPORTUNITY_SIDEBAR, OPPORTUNITY_PANELS } from './opportunity-extensions';
+import { savedFilterRoutes } from './saved-filter-routes';
 
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/opportunities` : '/crm/opportunities');
 export const opportunityUrl = (id: number) => `/crm/opportunities/${id}`;
@@ -233,15 +234,13 @@ export function opportunityRoutes(): CrmRoute[] {
     ...both('/kanban', 'view_opportunities', 'get', kanbanHandler),
     ...both('/new', 'add_opportunities', 'get', newHandler),
     ...both('', 'add_opportunities', 'post', createHandler),
-    {
-      method: 'post', path: '/crm/opportunities/filters', permission: 'view_opportunities',
-      async handler(ctx, req, res) {
-        const input = formBody(req);
+    ...savedFilterRoutes({
+      entity: 'opportunities', list: '/crm/opportunities', permission: 'view_opportunities', afterDelete: '/crm/opportunities/filters',
+      read: (input) => {
         const params = opportunityFilterParams(parseOpportunityFilters(input));
-        await saveFilter(ctx.host.knex, 'opportunities', ctx.user, text(input, 'filter_name'), text(input, 'is_shared') === '1', paramsForStorage(params));
-        res.redirect(303, `/crm/opportunities${qs(params)}`);
+        return { stored: paramsForStorage(params), back: `/crm/opportunities${qs(params)}` };
       },
-    },
+    }),
     {
       method: 'get', path: '/crm/opportunities/filters', permission: 'view_opportunities',
       async handler(ctx, req, res) {
@@ -254,13 +253,6 @@ export function opportunityRoutes(): CrmRoute[] {
           locals: { filters, roles, defaults: new Map(defaults.map((d) => [Number(d.role_id), Number(d.saved_filter_id)])), canManageDefaults, queryString, current: 'filters', base: '/crm/opportunities', project: null },
           json: { filters },
         });
-      },
-    },
-    {
-      method: 'post', path: '/crm/opportunities/filters/:id/delete', permission: 'view_opportunities',
-      async handler(ctx, req, res) {
-        await deleteFilter(ctx.host.knex, 'opportunities', ctx.user, idParam(req));
-        res.redirect(303, '/crm/opportunities/filters');
       },
     },
     {
