@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { HostApi, HostProject, HostUser } from '../host';
 import { requirePermissionName } from '../manifest';
+import { withReadMemo } from '../services/read-memo';
 import { loadProjectSettings } from '../services/settings';
 import { CrmError, notFound } from './errors';
 import { wantsJson } from './respond';
@@ -108,7 +109,7 @@ export function buildRouter(host: HostApi, routes: CrmRoute[]): Router {
     (Array.isArray(route.permission) ? route.permission : [route.permission]).forEach(requirePermissionName);
     // The .json form first: otherwise `/crm/accounts/:id` would take "5.json" as the id.
     const paths = route.method === 'get' ? [`${route.path}.json`, route.path] : [route.path];
-    router[route.method](paths, async (req, res, next) => {
+    router[route.method](paths, (req, res, next) => withReadMemo(req.method, async () => {
       try {
         const ctx = await authorize(host, route, req);
         await route.handler(ctx, req, res);
@@ -116,7 +117,7 @@ export function buildRouter(host: HostApi, routes: CrmRoute[]): Router {
         if (err instanceof CrmError) return sendError(host, req, res, err);
         next(err);
       }
-    });
+    }));
   }
   return router;
 }

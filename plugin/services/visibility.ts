@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import type { HostUser } from '../host';
+import { readOnce } from './read-memo';
 
 /** S3: per role and record kind, whose records a user sees. Supervisors get view on their team, never edit. */
 export type VisibilityLevel = 'all' | 'own' | 'subordinates';
@@ -25,9 +26,11 @@ export interface RecordScope {
   forEdit: boolean;
 }
 
-export async function roleLevels(knex: Knex, entity: VisibilityEntity): Promise<Map<number, VisibilityLevel>> {
-  const rows = await knex('crm_role_visibility').where({ entity }).select('role_id', 'level');
-  return new Map(rows.map((r) => [Number(r.role_id), r.level as VisibilityLevel]));
+export function roleLevels(knex: Knex, entity: VisibilityEntity): Promise<Map<number, VisibilityLevel>> {
+  return readOnce(`role-levels:${entity}`, async () => {
+    const rows = await knex('crm_role_visibility').where({ entity }).select('role_id', 'level');
+    return new Map(rows.map((r) => [Number(r.role_id), r.level as VisibilityLevel]));
+  });
 }
 
 /** The user and, transitively, everyone whose supervisor chain leads to them (one recursive query). */
@@ -41,9 +44,11 @@ export async function teamOf(knex: Knex, userId: number): Promise<number[]> {
   return [userId, ...rows.map((r) => Number(r.user_id)).filter((id) => id !== userId)];
 }
 
-export async function partnerIdsOf(knex: Knex, userId: number): Promise<number[] | null> {
-  const ids = (await knex('crm_partner_users').where({ user_id: userId }).pluck('partner_id')).map(Number);
-  return ids.length ? ids : null;
+export function partnerIdsOf(knex: Knex, userId: number): Promise<number[] | null> {
+  return readOnce(`partner-ids:${userId}`, async () => {
+    const ids = (await knex('crm_partner_users').where({ user_id: userId }).pluck('partner_id')).map(Number);
+    return ids.length ? ids : null;
+  });
 }
 
 /**
