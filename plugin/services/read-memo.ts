@@ -3,7 +3,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 /**
  * Answers loaded once per reading request: one page resolves the viewer's scope for several kinds of records
  * (a dashboard for four), and each resolution reads the same partner links and role visibility levels.
- * Requests that write, and code outside a request, read afresh every time.
+ * Requests that write, and code outside a request, read afresh every time. The reference host memoizes its own
+ * reads the same way (host/repository.ts); the plugin keeps its own because it sees the host only through the
+ * host API and must work on hosts that memoize nothing.
  */
 const memo = new AsyncLocalStorage<Map<string, Promise<unknown>>>();
 
