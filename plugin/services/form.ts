@@ -3,10 +3,20 @@ import { invalid } from '../http/errors';
 /** Reading HTML form input (everything arrives as strings or arrays of strings) into typed values. */
 export type FormInput = Record<string, unknown>;
 
+/**
+ * A NUL is never part of what someone typed, and PostgreSQL refuses it in any text parameter (a 500 on one
+ * database, a stored invisible character on the other): it is dropped wherever form text is read.
+ */
+const NUL = /\u0000/g;
+
+function typed(value: string): string {
+  return value.replace(NUL, '').trim();
+}
+
 export function text(input: FormInput, key: string): string {
   const v = input[key];
   const last = Array.isArray(v) ? v[v.length - 1] : v;
-  return typeof last === 'string' ? last.trim() : typeof last === 'number' ? String(last) : '';
+  return typeof last === 'string' ? typed(last) : typeof last === 'number' ? String(last) : '';
 }
 
 /** A checkbox (with or without its hidden "0" twin), or a JSON boolean. */
@@ -19,7 +29,7 @@ export function flag(input: FormInput, key: string): boolean {
 
 export function list(input: FormInput, key: string): string[] {
   const v = input[key];
-  return (Array.isArray(v) ? v : v === undefined || v === null || v === '' ? [] : [v]).map((x) => String(x).trim()).filter(Boolean);
+  return (Array.isArray(v) ? v : v === undefined || v === null || v === '' ? [] : [v]).map((x) => typed(String(x))).filter(Boolean);
 }
 
 /** Collects field errors as a form is read, so every problem is reported at once. */
