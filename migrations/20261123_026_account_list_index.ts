@@ -8,19 +8,20 @@ import type { CrmMigration } from './index';
  * SQLite. It replaces the (deleted_at, name) index, whose columns it starts with.
  */
 const COLUMNS = ['deleted_at', 'name', 'id', 'is_private', 'author_id', 'is_global', 'account_manager_id'];
+export const ACCOUNT_NAME_INDEX = 'crm_accounts_name_scope_index';
 
 export const accountListIndex: CrmMigration = {
   name: '20261123_026_account_list_index',
   async up(knex: Knex) {
     await knex.schema.alterTable('crm_accounts', (t) => {
-      t.index(COLUMNS, 'crm_accounts_name_scope_index');
+      t.index(COLUMNS, ACCOUNT_NAME_INDEX);
       t.dropIndex(['deleted_at', 'name']);
     });
   },
   async down(knex: Knex) {
     await knex.schema.alterTable('crm_accounts', (t) => {
       t.index(['deleted_at', 'name']);
-      t.dropIndex(COLUMNS, 'crm_accounts_name_scope_index');
+      t.dropIndex(COLUMNS, ACCOUNT_NAME_INDEX);
     });
   },
 };

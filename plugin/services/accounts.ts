@@ -3,12 +3,13 @@ import type { CrmContext } from '../http/guard';
 import { CrmError, forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
 import { ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_search';
+import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
-import { LIST_CACHE_MS, cacheFor, listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
+import { LIST_CACHE_MS, cacheFor, listNumbers, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays, todayUtc } from './dates';
 import { recordScope } from './visibility';
 
@@ -92,7 +93,8 @@ export interface AccountRow {
   service_expires_on: string | null;
 }
 
-function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number): void {
+/** `searchIndex`: whether a search term may narrow through the trigram index first (see below). */
+function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number, searchIndex = true): void {
   if (f.q) {
     const pattern = likePattern(f.q);
     // SQLite: the trigram index (migration 025) narrows to accounts holding the term in one of the five columns,
@@ -102,7 +104,7 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number): 
     // substring match. Under 3 characters (or with a NUL, which FTS5 cannot parse) there is no trigram to look
     // up: LIKE alone. PostgreSQL: its GIN trigram indexes serve these same LIKE conditions.
     const term = f.q.toLowerCase();
-    if (q.client.config.client !== 'pg' && [...term].length >= 3 && !term.includes('\0')) {
+    if (searchIndex && q.client.config.client !== 'pg' && [...term].length >= 3 && !term.includes('\0')) {
       q.whereRaw(`a.id in (select rowid from ${ACCOUNT_SEARCH_TABLE} where ${ACCOUNT_SEARCH_TABLE} match ?)`, [ftsPhrase(term)]);
     }
     q.where((b) => {
@@ -128,28 +130,36 @@ const ACCOUNT_LIST_TABLES: readonly VersionedTable[] = ['crm_accounts', 'crm_acc
 const pageStarts = (knex: Knex) => cacheFor<{ name: string; id: number }>(knex, 'account-list-page-starts', 5000, LIST_CACHE_MS);
 
 /**
- * A page of the accounts this user may see, filtered and sorted in SQL. Two things keep a list of 100,000
+ * A page of the accounts this user may see, filtered and sorted in SQL. Three things keep a list of 100,000
  * accounts as quick as one of 1,000:
  * - the count (of at most COUNT_CAP rows) is kept per viewer, filters and table versions, so it runs again
  *   only after a write;
  * - sorted by name, a page starts where the last reading of the list saw it start (keyset: `(name, id) >=`),
  *   instead of skipping `offset` rows; each page also notes where the next one starts, so paging forward never
- *   skips. Without a noted start (the first visit to a deep page, another sort) it falls back to the offset.
+ *   skips. Without a noted start (the first visit to a deep page, another sort) it falls back to the offset;
+ * - a filtered list sorted by name is read the cheapest way (see `nameOrderWalk`).
  */
 export async function listAccounts(ctx: CrmContext, filters: AccountFilters, page: number, perPage: number): Promise<{ rows: AccountRow[]; meta: PageMeta }> {
   const knex = ctx.host.knex;
   const scope = await recordScope(ctx, 'accounts', 'view_accounts');
   const { sort, dir, ...narrowing } = filters;
-  const key = await listKey(knex, ACCOUNT_LIST_TABLES, [scopeKey(scope), narrowing, filters.expiring_days === null ? null : todayUtc()]);
-  const base = knex('crm_accounts as a');
-  applyAccountScope(base, scope);
-  applyFilters(base, filters, ctx.user.id);
+  const versions = await versionKey(knex, ACCOUNT_LIST_TABLES);
+  const filterKey = JSON.stringify([versions, narrowing, filters.expiring_days === null ? null : todayUtc()]);
+  const key = JSON.stringify([filterKey, scopeKey(scope)]);
+  const matching = (from: string | Knex.Raw, searchIndex = true) => {
+    const q = knex(from);
+    applyAccountScope(q, scope);
+    applyFilters(q, filters, ctx.user.id, searchIndex);
+    return q;
+  };
+  const base = matching('crm_accounts as a');
   const { total: count, capped } = await listNumbers(knex, 'account-list-counts', key, () => cappedCount(knex, base));
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
+  const walk = sort === 'name' ? await nameOrderWalk(knex, { filters, versions, filterKey, count, perPage }) : null;
   const pageKey = (n: number) => JSON.stringify([key, sort, dir, perPage, n]);
   const start = sort === 'name' ? await pageStarts(knex).peek(pageKey(current)) : undefined;
-  const q = base.clone()
+  const q = (walk ? matching(knex.raw(`crm_accounts as a indexed by ${ACCOUNT_NAME_INDEX}`), walk.searchIndex) : base.clone())
     .join('crm_account_types as t', 't.id', 'a.account_type_id')
     .leftJoin('crm_industries as i', 'i.id', 'a.industry_id')
     .select('a.id', 'a.name', 'a.organization', 'a.email', 'a.city', 'a.country', 'a.customer_number', 'a.is_key_account', 'a.is_supplier',
@@ -167,6 +177,35 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
     rows: found.slice(0, perPage).map((r) => ({ ...r, is_key_account: Boolean(r.is_key_account), is_supplier: Boolean(r.is_supplier), is_global: Boolean(r.is_global), is_private: Boolean(r.is_private), service_expires_on: dateText(r.service_expires_on) })),
     meta: { page: current, pages, total: count, per_page: perPage, ...(capped ? { capped } : {}) },
   };
+}
+
+/**
+ * Whether a filtered page sorted by name is read by walking the name index (stopping once the page is full), or
+ * by fetching every account the filters' own index offers and sorting them (null). Walking visits about
+ * `all × perPage / matches` index entries; fetching visits every account the filter's index or the search index
+ * offers (all the accounts of an industry, all that hold a word), table row and scope check each. SQLite's
+ * planner, which cannot tell that the page stops early, always fetches: 56 ms for an industry of 8,000 accounts
+ * out of 100,000, where the walk takes under 1 ms. So the list decides from counts it keeps anyway (per table
+ * versions, like the list's own): the walk when it visits at most four times as many entries as fetching would.
+ * A walk tests a search term with the trigram index's ids (read once, `offered` of them) when it passes more
+ * entries than that: cheaper than reading each passed account's row for LIKE (a rep's search, 28 → 4 ms).
+ * PostgreSQL's planner weighs the early stop itself.
+ */
+async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versions: string; filterKey: string; count: number; perPage: number }): Promise<{ searchIndex: boolean } | null> {
+  const { filters, versions, filterKey, count, perPage } = list;
+  const narrowed = Boolean(filters.q) || [filters.type, filters.industry, filters.manager, filters.group, filters.expiring_days].some((v) => v !== null)
+    || filters.key_account || filters.customers || filters.suppliers;
+  // A user's favorites are few: fetched and sorted. (Also keeps the count below free of whose favorites.)
+  if (!narrowed || filters.favorites || knex.client.config.client === 'pg') return null;
+  // The highest id stands for the number of accounts: O(1), and never fewer.
+  const all = await listNumbers(knex, 'account-list-size', versions, async () => Number((await knex('crm_accounts').max({ n: 'id' }).first())?.n ?? 0));
+  const offered = await listNumbers(knex, 'account-list-filter-counts', filterKey, async () => {
+    const q = knex('crm_accounts as a').whereNull('a.deleted_at');
+    applyFilters(q, filters, 0); // no favorites filter here (see above)
+    return (await cappedCount(knex, q)).total;
+  });
+  const walked = (all * perPage) / Math.max(count, 1);
+  return walked <= 4 * offered ? { searchIndex: walked > offered } : null;
 }
 
 export function dateText(v: unknown): string | null {

@@ -269,6 +269,41 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     }
   });
 
+  test('a filtered list has the same pages whether it walks the name order or fetches the matches and sorts them', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const software = (await knex('crm_industries').where({ name: 'Software' }).first()).id;
+    const filters = ['q=o', 'q=a', 'customers=1', `industry=${software}`, 'q=e&customers=1', 'q=zzzz-nothing'];
+    const pageSize = async (n: number) => knex('crm_settings').insert({ name: 'page_size', value: String(n), lock_version: 0 }).onConflict('name').merge();
+    const pagesOf = async (filter: string) => {
+      const names: string[] = [];
+      const first = (await director.get(`/crm/accounts.json?${filter}`)).body;
+      for (let page = 1; page <= first.pagination.pages; page++) {
+        names.push(...(await director.get(`/crm/accounts.json?${filter}&page=${page}`)).body.accounts.map((a: { name: string }) => a.name));
+      }
+      return names;
+    };
+    const statements: string[] = [];
+    const record = (q: { sql: string }) => statements.push(q.sql);
+    try {
+      // One page of 500 holds every match: fetched and sorted. Pages of 2 are few among many: walked (on SQLite).
+      await pageSize(500);
+      const whole = new Map<string, string[]>();
+      for (const f of filters) whole.set(f, await pagesOf(f));
+      expect(whole.get('q=o')!.length).toBeGreaterThan(3);
+      expect(whole.get('q=zzzz-nothing')).toEqual([]);
+      await pageSize(2);
+      knex.on('query', record);
+      for (const f of filters) expect(await pagesOf(f)).toEqual(whole.get(f));
+    } finally {
+      knex.removeListener('query', record);
+      await knex('crm_settings').where({ name: 'page_size' }).delete();
+    }
+    const walked = statements.filter((sql) => /indexed by/i.test(sql));
+    if (host.db.kind === 'sqlite') expect(walked.length).toBeGreaterThan(0);
+    else expect(walked).toEqual([]);
+  });
+
   test('saved filters: mine, shared with everyone, and only the owner deletes', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const saved = await rep1.post('/crm/accounts/filters', { filter_name: 'My key accounts', key_account: '1', is_shared: '1' });
