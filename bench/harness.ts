@@ -245,12 +245,21 @@ function prepareInChild(scale: number, options: Options): Promise<void> {
 function runScaleInChild(scale: number, argv: string[]): Promise<{ result: ScaleResult; machine: MachineInfo }> {
   return new Promise((resolve, reject) => {
     const args = argv.filter((a, i) => a !== '--scale' && argv[i - 1] !== '--scale').concat(['--run-scale', '--scale', String(scale)]);
-    const child = fork(process.argv[1], args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(process.argv[1], args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...serverNodeFlags()] });
     let answer: { result: ScaleResult; machine: MachineInfo } | null = null;
     child.on('message', (m) => { answer = m as { result: ScaleResult; machine: MachineInfo }; });
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 && answer ? resolve(answer) : reject(new Error(`The run at scale ${scale} failed (exit ${code})`))));
   });
+}
+
+/**
+ * The Node flags `npm start` runs the server with (package.json, `config.serverNodeFlags`): the measured server
+ * runs as the deployed one does. They bound how far V8 lets garbage pile up before collecting it.
+ */
+function serverNodeFlags(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(PLUGIN_ROOT, 'package.json'), 'utf8')) as { config?: { serverNodeFlags?: string } };
+  return (pkg.config?.serverNodeFlags ?? '').split(/\s+/).filter(Boolean);
 }
 
 interface ScaleResult {
