@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { CrmMigration } from './index';
+import { isPg } from './dialect';
 
 /**
  * The tables whose contents the plugin caches results of (dashboard modules, list counts): every write to one
@@ -15,8 +16,6 @@ export const VERSIONED_TABLES = [
   'crm_personal_contacts', 'crm_partners', 'crm_account_contacts', 'crm_product_categories', 'crm_account_types', 'crm_industries',
   'crm_account_groups',
 ] as const;
-
-const isPg = (knex: Knex) => knex.client.config.client === 'pg';
 
 export const tableVersions: CrmMigration = {
   name: '20261123_024_table_versions',

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { CrmMigration } from './index';
+import { isPg } from './dialect';
 
 /**
  * The account list's text search (`lower(col) like '%term%'` over five columns) read every account: ~60 ms on
@@ -46,7 +47,6 @@ const SQLITE_DOWN = [
   `drop table if exists ${ACCOUNT_SEARCH_TABLE}`,
 ];
 
-const isPg = (knex: Knex) => knex.client.config.client === 'pg';
 const pgIndex = (col: string) => `crm_accounts_${col}_trgm_index`;
 
 /** True when gin_trgm_ops can be named unqualified: pg_trgm is installed and on the search path. */

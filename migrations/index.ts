@@ -20,6 +20,7 @@ import { activityPeriodIndex } from './20261123_023_activity_period_index';
 import { tableVersions } from './20261123_024_table_versions';
 import { accountSearch } from './20261123_025_account_search';
 import { accountListIndex } from './20261123_026_account_list_index';
+import { accountFilterIndex } from './20261124_027_account_filter_index';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

@@ -1,6 +1,8 @@
 import request from 'supertest';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 import { accountSearch } from '../../migrations/20261123_025_account_search';
+import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
+import { accountFilterIndex, LIVE_NAME_INDEX } from '../../migrations/20261124_027_account_filter_index';
 
 let host: TestHost;
 let companyType: number;
@@ -302,6 +304,31 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     const walked = statements.filter((sql) => /indexed by/i.test(sql));
     if (host.db.kind === 'sqlite') expect(walked.length).toBeGreaterThan(0);
     else expect(walked).toEqual([]);
+  });
+
+  test('the name index carries the filter columns after migration 027, and its rollback gives back 026’s index', async () => {
+    const knex = host.db.knex;
+    const columns = async (): Promise<string[]> => (host.db.kind === 'sqlite'
+      ? (await knex.raw(`pragma index_info('${ACCOUNT_NAME_INDEX}')`)).map((r: { name: string }) => r.name)
+      : /\(([^)]*)\)/.exec((await knex.raw('select indexdef from pg_indexes where indexname = ?', [ACCOUNT_NAME_INDEX])).rows[0].indexdef)![1].split(', '));
+    const scope = ['deleted_at', 'name', 'id', 'is_private', 'author_id', 'is_global', 'account_manager_id'];
+    const director = await Session.signIn(host.app, 'director');
+    const listed = async () => listedNames((await director.get('/crm/accounts?customers=1')).text);
+    const before = await listed();
+    // PostgreSQL also gets a partial index of the live accounts by name, to walk in name order.
+    const liveIndex = async (): Promise<string[]> => (host.db.kind === 'sqlite' ? [] : (await knex.raw(
+      'select indexdef from pg_indexes where indexname = ?', [LIVE_NAME_INDEX])).rows.map((r: { indexdef: string }) => r.indexdef.replace(/^.* USING btree /, '')));
+    const live = host.db.kind === 'sqlite' ? [] : ['(name, id) WHERE (deleted_at IS NULL)'];
+    expect(await columns()).toEqual([...scope, 'industry_id', 'account_type_id', 'is_key_account', 'is_supplier', 'customer_number']);
+    expect(await liveIndex()).toEqual(live);
+    await accountFilterIndex.down(knex);
+    expect(await columns()).toEqual(scope);
+    expect(await liveIndex()).toEqual([]);
+    await accountFilterIndex.up(knex);
+    expect(await columns()).toEqual([...scope, 'industry_id', 'account_type_id', 'is_key_account', 'is_supplier', 'customer_number']);
+    expect(await liveIndex()).toEqual(live);
+    expect(before.length).toBeGreaterThan(0);
+    expect(await listed()).toEqual(before);
   });
 
   test('saved filters: mine, shared with everyone, and only the owner deletes', async () => {
