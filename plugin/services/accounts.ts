@@ -146,20 +146,21 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
   const versions = await versionKey(knex, ACCOUNT_LIST_TABLES);
   const filterKey = JSON.stringify([versions, narrowing, filters.expiring_days === null ? null : todayUtc()]);
   const key = JSON.stringify([filterKey, scopeKey(scope)]);
-  const matching = (from: string | Knex.Raw, searchIndex = true) => {
+  // The count reads every match (the scope as one list of linked accounts); a page stops after 25 rows (the
+  // scope probed per account): see applyAccountScope.
+  const matching = (from: string | Knex.Raw, shape: 'list' | 'lookup', searchIndex = true) => {
     const q = knex(from);
-    applyAccountScope(q, scope);
+    applyAccountScope(q, scope, shape);
     applyFilters(q, filters, ctx.user.id, searchIndex);
     return q;
   };
-  const base = matching('crm_accounts as a');
-  const { total: count, capped } = await listNumbers(knex, 'account-list-counts', key, () => cappedCount(knex, base));
+  const { total: count, capped } = await listNumbers(knex, 'account-list-counts', key, () => cappedCount(knex, matching('crm_accounts as a', 'list')));
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
   const walk = sort === 'name' ? await nameOrderWalk(knex, { filters, versions, filterKey, count, perPage }) : null;
   const pageKey = (n: number) => JSON.stringify([key, sort, dir, perPage, n]);
   const start = sort === 'name' ? await pageStarts(knex).peek(pageKey(current)) : undefined;
-  const q = (walk ? matching(knex.raw(`crm_accounts as a indexed by ${ACCOUNT_NAME_INDEX}`), walk.searchIndex) : base.clone())
+  const q = (walk ? matching(knex.raw(`crm_accounts as a indexed by ${ACCOUNT_NAME_INDEX}`), 'lookup', walk.searchIndex) : matching('crm_accounts as a', 'lookup'))
     .join('crm_account_types as t', 't.id', 'a.account_type_id')
     .leftJoin('crm_industries as i', 'i.id', 'a.industry_id')
     .select('a.id', 'a.name', 'a.organization', 'a.email', 'a.city', 'a.country', 'a.customer_number', 'a.is_key_account', 'a.is_supplier',
