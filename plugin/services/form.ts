@@ -7,10 +7,8 @@ export type FormInput = Record<string, unknown>;
  * A NUL is never part of what someone typed, and PostgreSQL refuses it in any text parameter (a 500 on one
  * database, a stored invisible character on the other): it is dropped wherever form text is read.
  */
-const NUL = /\u0000/g;
-
 function typed(value: string): string {
-  return value.replace(NUL, '').trim();
+  return value.replaceAll('\0', '').trim();
 }
 
 export function text(input: FormInput, key: string): string {
