@@ -1,4 +1,5 @@
 import type { DemoDirectory, HostApi } from '../host';
+import { addDays, todayUtc } from '../services/dates';
 
 /**
  * O5: sales activities on the demo pipeline and accounts, dated from the day the demo is seeded so the to-do
@@ -9,7 +10,7 @@ export async function seedActivitiesDemo(host: HostApi, demo: DemoDirectory): Pr
   const category = async (name: string) => Number((await knex('crm_activity_categories').where({ name }).first()).id);
   const opportunity = async (name: string) => knex('crm_opportunities').where({ name }).first('id', 'account_id', 'project_id');
   const account = async (name: string) => knex('crm_accounts').where({ name }).first('id');
-  const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+  const day = (offset: number) => addDays(todayUtc(), offset);
   const at = (offset: number, hour: number) => new Date(`${day(offset)}T${String(hour).padStart(2, '0')}:00:00Z`).toISOString();
   const { rep1, rep2, director } = demo.users;
   const onOpportunity = [

@@ -5,7 +5,7 @@ import { applyAccountScope, type Account } from '../models/account';
 import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
 import { applyPartnerScope, type Partner } from '../models/partner';
 import { canEditAccount, dateText, requireVisibleAccount } from './accounts';
-import { todayUtc } from './dates';
+import { addDays, todayUtc } from './dates';
 import { FieldErrors, flag, isIsoDate, text, type FormInput } from './form';
 import { journal } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity } from './opportunities';
@@ -363,9 +363,6 @@ export function dueParams(d: DueQuery): Record<string, string> {
   return out;
 }
 
-const nextDay = (day: string): string => new Date(Date.parse(`${day}T00:00:00.000Z`) + 86_400_000).toISOString().slice(0, 10);
-
-
 function applyDue(q: Knex.QueryBuilder, due: DueFilter | null, today: string): void {
   if (due === 'today') q.where('sa.next_contact_on', today);
   else if (due === 'overdue') q.where('sa.next_contact_on', '<', today);
@@ -387,7 +384,7 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
   if (d.account === 'none') base.whereNull('sa.account_id');
   else if (d.account !== null) base.where('sa.account_id', d.account);
   if (d.from) base.where('sa.occurred_at', '>=', `${d.from}T00:00:00.000Z`);
-  if (d.to) base.where('sa.occurred_at', '<', `${nextDay(d.to)}T00:00:00.000Z`);
+  if (d.to) base.where('sa.occurred_at', '<', `${addDays(d.to, 1)}T00:00:00.000Z`);
   if (d.category) base.where('sa.category_id', d.category);
   if (d.person) base.whereRaw('coalesce(sa.responsible_id, sa.author_id) = ?', [d.person]);
   if (d.project) base.where('sa.project_id', d.project);

@@ -6,6 +6,7 @@ import { allFields, customValuesOf } from '../custom-fields';
 import { quoteWithTotals, quotesOf, type Quote } from '../quotes';
 import { loadSettings } from '../settings';
 import { customFieldSlug, type DocumentCustomField, type QuoteDocumentInput } from './token-data';
+import { todayUtc } from '../dates';
 
 /**
  * Gathers what a quote document shows, for this user: the quote with its priced lines and totals
@@ -22,7 +23,7 @@ export async function quoteDocumentInput(ctx: CrmContext, quoteId: number, today
   const owner = opportunity.owner_id ? await ctx.host.userById(opportunity.owner_id) : null;
   const status = await knex('crm_opportunity_statuses').where({ id: opportunity.status_id }).first('name');
   return {
-    today: today.toISOString().slice(0, 10),
+    today: todayUtc(today),
     quote: {
       number: quote.number, name: quote.name, currency: quote.currency, brand: quote.brand, product_version: quote.product_version,
       created_on: quote.created_at, valid_from: quote.valid_from, valid_to: quote.valid_to,
