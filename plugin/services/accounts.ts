@@ -101,10 +101,10 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number, s
     // and the LIKE below still decides: trigrams fold every letter's case (SQLite's lower() and LIKE only ASCII's;
     // the index even maps the Kelvin sign to "k"), and it gets the term lowercased as the LIKE pattern is, so it
     // may offer more rows than LIKE keeps, never fewer, and the result stays exactly today's
-    // substring match. Under 3 characters (or with a NUL, which FTS5 cannot parse) there is no trigram to look
-    // up: LIKE alone. PostgreSQL: its GIN trigram indexes serve these same LIKE conditions.
+    // substring match. Under 3 characters there is no trigram to look up: LIKE alone. (Form text never holds a
+    // NUL, which FTS5 cannot parse: see form.ts.) PostgreSQL: its GIN trigram indexes serve these same LIKE conditions.
     const term = f.q.toLowerCase();
-    if (searchIndex && q.client.config.client !== 'pg' && [...term].length >= 3 && !term.includes('\0')) {
+    if (searchIndex && q.client.config.client !== 'pg' && [...term].length >= 3) {
       q.whereRaw(`a.id in (select rowid from ${ACCOUNT_SEARCH_TABLE} where ${ACCOUNT_SEARCH_TABLE} match ?)`, [ftsPhrase(term)]);
     }
     q.where((b) => {

@@ -275,7 +275,6 @@ const tokenValues = (c: ContractFacts): Record<string, string> => ({
   'contract.code': c.code, 'contract.starts_on': c.starts_on, 'contract.ends_on': c.ends_on ?? '', 'quote.number': c.quote_number,
 });
 
-
 /** What a rule will make for a contract, in words, for the confirmation page. */
 export function describeRun(rule: AutomationRule, contract: ContractFacts, targets: RuleTargets, saleDate: string): string {
   const values = tokenValues(contract);

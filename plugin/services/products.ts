@@ -348,7 +348,6 @@ export interface PriceInput {
   currency: string;
 }
 
-/** A unit's price: unit name 1–60 characters, an ISO currency code, a non-negative amount in that currency's decimals. */
 /** The price as the edit form showed it (hidden fields), so a change of unit or currency replaces that row; null if absent. */
 export function readOldPrice(input: FormInput): PriceInput | null {
   const unit = text(input, 'old_unit_name');
@@ -358,6 +357,7 @@ export function readOldPrice(input: FormInput): PriceInput | null {
   return { unit_name: unit, price_minor: Number(minor), currency };
 }
 
+/** A unit's price: unit name 1–60 characters, an ISO currency code, a non-negative amount in that currency's decimals. */
 export function readPriceInput(input: FormInput): PriceInput {
   const errors = new FieldErrors();
   const unit = errors.text(input, 'unit_name', 'Unit', { max: 60, required: true });

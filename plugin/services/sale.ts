@@ -51,7 +51,6 @@ export interface SalePlan {
   accountName: string;
 }
 
-
 /** `date` + `months` calendar months, the day clamped to the target month's last day (31 Jan + 1 → 28/29 Feb). */
 export function addMonths(date: string, months: number): string {
   const [y, m, d] = date.split('-').map(Number);
@@ -216,7 +215,6 @@ export interface SaleResult {
   kept: number;
   runs: number;
 }
-
 
 /**
  * Sells: `lock_version` (the opportunity) and `quote_lock_version` (the active quote) are those the confirmation
