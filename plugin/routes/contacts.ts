@@ -40,7 +40,7 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
   const settings = await loadSettings(ctx.host.knex);
   const { rows, meta } = await listContacts(ctx, filters, pageParam(req), Number(settings.page_size));
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
-  const options = await contactFormOptions(ctx);
+  const options = await contactFormOptions(ctx, filters.partner);
   return {
     title: ctx.project ? `${ctx.project.name} · Personal contacts` : 'Personal contacts',
     view: 'contacts/index',
@@ -57,7 +57,7 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
 }
 
 async function formPage(ctx: CrmContext, contact: PersonalContact | null, values: FormInput, errors: Record<string, string> = {}, message: string | null = null, status = 200): Promise<PageResponse> {
-  const options = await contactFormOptions(ctx);
+  const options = await contactFormOptions(ctx, text(values, 'partner_id'));
   const projects = contact || ctx.project ? [] : await ctx.host.projectsWhere(ctx.user, 'add_personal_contacts');
   const accountId = Number(text(values, 'account_id'));
   const account = !contact && accountId ? await findVisibleAccount(ctx, accountId) : null;

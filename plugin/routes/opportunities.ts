@@ -5,9 +5,9 @@ import { respond, respondAfterChange, type PageResponse } from '../http/respond'
 import { formBody, idParam } from '../http/params';
 import type { HostProject } from '../host';
 import { FIELD_LABELS, RULED_FIELDS, type Opportunity } from '../models/opportunity';
-import { findVisibleAccount, globalContext } from '../services/accounts';
+import { findVisibleAccount, globalContext, visibleAccountNames } from '../services/accounts';
 import { findVisibleContact } from '../services/contacts';
-import { findVisiblePartner } from '../services/partners';
+import { findVisiblePartner, partnerPicker } from '../services/partners';
 import { fieldRulesFor, type FieldRules } from '../services/field-rules';
 import { text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
@@ -57,19 +57,18 @@ async function filtersFor(ctx: CrmContext, req: Request): Promise<OpportunityFil
   return parseOpportunityFilters(query);
 }
 
-async function listOptions(ctx: CrmContext) {
+async function listOptions(ctx: CrmContext, f: OpportunityFilters) {
   const knex = ctx.host.knex;
   const [allStatuses, users, projects] = await Promise.all([
     statuses(knex), ctx.host.users(), (await globalContext(ctx).scopeProjects('view_opportunities')),
   ]);
-  const partners = await knex('crm_partners').whereNull('deleted_at').orderBy('name').limit(500).select('id', 'name');
-  return { statuses: allStatuses, users: users.map((u) => ({ id: u.id, name: u.name })), projects, partners };
+  return { statuses: allStatuses, users: users.map((u) => ({ id: u.id, name: u.name })), projects, partners: await partnerPicker(ctx, f.partner) };
 }
 
 async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null): Promise<PageResponse> {
   const settings = await loadSettings(ctx.host.knex);
   const result = await listOpportunities(ctx, f, pageParam(req), Number(settings.page_size));
-  const options = await listOptions(ctx);
+  const options = await listOptions(ctx, f);
   const users = new Map(options.users.map((u) => [u.id, u.name]));
   const params = opportunityFilterParams(f);
   return {
@@ -124,23 +123,26 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
   };
 }
 
-async function formOptions(ctx: CrmContext) {
+async function formOptions(ctx: CrmContext, partnerId: string) {
   const knex = ctx.host.knex;
   const settings = await loadSettings(knex);
   return {
     statuses: await statuses(knex, { activeOnly: true }),
     users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
-    partners: await knex('crm_partners').whereNull('deleted_at').orderBy('name').limit(500).select('id', 'name'),
+    partners: await partnerPicker(ctx, partnerId),
     defaultCurrency: String(settings.default_currency),
   };
 }
 
 async function formPage(ctx: CrmContext, project: HostProject | null, opp: Opportunity | null, values: FormInput, error: CrmError | null = null): Promise<PageResponse> {
-  const options = await formOptions(ctx);
+  const options = await formOptions(ctx, text(values, 'partner_id'));
   const statusId = Number(text(values, 'status_id')) || opp?.status_id || options.statuses.find((s) => s.is_default)?.id || options.statuses[0]?.id;
   const rules: FieldRules = project ? await fieldRulesFor(ctx, project.id, statusId) : new Map();
   const projects = project ? [] : await ctx.host.projectsWhere(ctx.user, 'add_opportunities');
-  const accountName = values.account_id ? (await ctx.host.knex('crm_accounts').where({ id: Number(values.account_id) || 0 }).first('name'))?.name ?? '' : '';
+  // Named only when this user may see the account: the id may be one typed into the form, or someone else's choice.
+  const typedAccount = text(values, 'account_id');
+  const accountId = /^\d{1,9}$/.test(typedAccount) ? Number(typedAccount) : 0;
+  const accountName = accountId ? (await visibleAccountNames(ctx, [accountId])).get(accountId) ?? '' : '';
   const action = opp ? opportunityUrl(opp.id) : project ? `/projects/${encodeURIComponent(project.identifier)}/crm/opportunities` : '/crm/opportunities';
   return {
     title: opp ? `Edit ${opp.name}` : 'New opportunity',

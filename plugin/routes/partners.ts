@@ -16,7 +16,7 @@ import { attachmentListLocals, PARTNER_ATTACHMENTS } from './attachments';
 import { pageParam } from '../services/pagination';
 import {
   assignAccountToPartner, canEditPartner, consultantsOf, createPartner, deletePartner, findVisiblePartner, listPartners, managedAccounts,
-  parsePartnerFilters, partnerFilterParams, partnerOptions, partnerUsers, readPartnerInput, requireEditablePartner, requireVisiblePartner,
+  parsePartnerFilters, partnerFilterParams, partnerPicker, partnerUsers, readPartnerInput, requireEditablePartner, requireVisiblePartner,
   setPartnerUser, updatePartner,
 } from '../services/partners';
 import { queryString } from '../services/saved-filters';
@@ -145,10 +145,10 @@ const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
 async function assignResponse(ctx: CrmContext, req: Request, res: Response, account: Account, outcome: { message?: string; error?: boolean; status?: number } = {}): Promise<void> {
   const status = outcome.status ?? 200;
   const current = account.partner_id ? await findVisiblePartner(ctx, account.partner_id) : null;
-  const locals = { account, current, partners: await partnerOptions(ctx), assignMessage: outcome.message ?? null, assignError: Boolean(outcome.error) };
+  const locals = { account, current, partners: await partnerPicker(ctx, account.partner_id), assignMessage: outcome.message ?? null, assignError: Boolean(outcome.error) };
   res.vary('HX-Request');
   if (wantsJson(req)) {
-    return void res.status(status).json(status >= 400 ? { error: outcome.message } : { account_id: account.id, partner: current ? { id: current.id, name: current.name } : null, lock_version: account.lock_version, partners: locals.partners });
+    return void res.status(status).json(status >= 400 ? { error: outcome.message } : { account_id: account.id, partner: current ? { id: current.id, name: current.name } : null, lock_version: account.lock_version, partners: locals.partners.options ?? [] });
   }
   if (isHtmx(req) && req.get('HX-Target') === 'account-partner') {
     if (req.method === 'POST' && status < 400) res.set('HX-Trigger', 'crm:accountSaved');

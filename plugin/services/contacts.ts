@@ -8,7 +8,7 @@ import { canEditAccount, findVisibleAccount, globalContext, likePattern } from '
 import { FieldErrors, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import type { PageMeta } from './pagination';
-import { findVisiblePartner, partnerOptions } from './partners';
+import { findVisiblePartner, partnerPicker, type PartnerPicker } from './partners';
 import { recordScope, type RecordScope } from './visibility';
 
 export const CONTACT_SORTS = ['last_name', 'first_name', 'city', 'created_at', 'updated_at'] as const;
@@ -139,14 +139,15 @@ export async function requireEditableContact(ctx: CrmContext, id: number, kind: 
 
 export interface ContactFormOptions {
   types: ContactType[];
-  partners: { id: number; name: string }[];
+  partners: PartnerPicker;
   users: { id: number; name: string }[];
 }
 
-export async function contactFormOptions(ctx: CrmContext): Promise<ContactFormOptions> {
+/** `partnerId`: the partner the form or filter holds, kept in its picker even when this user cannot see it. */
+export async function contactFormOptions(ctx: CrmContext, partnerId: number | string | null): Promise<ContactFormOptions> {
   return {
     types: await ContactType.query(ctx.host.knex).where({ active: true }).orderBy('position'),
-    partners: await partnerOptions(ctx),
+    partners: await partnerPicker(ctx, partnerId),
     users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
   };
 }

@@ -6,11 +6,13 @@ import {
   FIELD_LABELS, Opportunity, OpportunityStatus, OPPORTUNITY_FIELDS, RULED_FIELDS, applyOpportunityScope, type OpportunityField,
 } from '../models/opportunity';
 import { dateText, findVisibleAccount, globalContext, likePattern, visibleAccountNames } from './accounts';
+import { findVisibleContact } from './contacts';
 import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
 import { FieldErrors, isIsoDate, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
+import { findVisiblePartner } from './partners';
 import { loadSettings } from './settings';
 import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
@@ -286,11 +288,13 @@ export async function readOpportunityInput(
   const accountId = pick('account_id', () => errors.id(input, 'account_id', 'Account')) as number | null;
   if (accountId && !locked('account_id') && !(await findVisibleAccount(ctx, accountId))) errors.add('account_id', 'Choose an account you can see');
   const contactId = pick('contact_id', () => errors.id(input, 'contact_id', 'Contact')) as number | null;
-  if (contactId && !locked('contact_id') && !(await knex('crm_personal_contacts').where({ id: contactId }).whereNull('deleted_at').first())) errors.add('contact_id', 'Choose a contact from the list');
+  // A contact or partner kept as it was passes even when this user cannot see it; one newly chosen must be visible.
+  const kept = (f: 'contact_id' | 'partner_id', id: number) => locked(f) || (existing !== null && existing[f] === id);
+  if (contactId && !kept('contact_id', contactId) && !(await findVisibleContact(ctx, contactId))) errors.add('contact_id', 'Choose a contact you can see');
   const ownerId = pick('owner_id', () => errors.id(input, 'owner_id', 'Owner')) as number | null;
   if (ownerId && !locked('owner_id') && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');
   const partnerId = pick('partner_id', () => errors.id(input, 'partner_id', 'Partner')) as number | null;
-  if (partnerId && !locked('partner_id') && !(await knex('crm_partners').where({ id: partnerId }).whereNull('deleted_at').first())) errors.add('partner_id', 'Choose a partner from the list');
+  if (partnerId && !kept('partner_id', partnerId) && !(await findVisiblePartner(ctx, partnerId))) errors.add('partner_id', 'Choose a partner you can see');
   const closeRaw = text(input, 'expected_close_on');
   const close = pick('expected_close_on', () => {
     if (closeRaw && !isIsoDate(closeRaw)) {

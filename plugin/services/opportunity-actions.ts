@@ -10,7 +10,7 @@ import { findVisibleContact } from './contacts';
 import { fieldRulesFor } from './field-rules';
 import { FieldErrors, text, type FormInput } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
-import { findVisiblePartner, partnerOptions } from './partners';
+import { findVisiblePartner, partnerPicker } from './partners';
 import { isUniqueViolation } from './relations';
 import { requireVisibleTask } from './task-accounts';
 import { recordScope } from './visibility';
@@ -375,5 +375,5 @@ export async function roleActionLocals(ctx: CrmContext, opp: Opportunity, canEdi
 
 export async function partnerActionLocals(ctx: CrmContext, opp: Opportunity, canEdit: boolean) {
   if (!editable(opp, canEdit) || !(await fieldEditable(ctx, opp, 'partner_id'))) return { editable: false };
-  return { editable: true, partners: await partnerOptions(ctx), form: formOf(ctx, 'partner') };
+  return { editable: true, partners: await partnerPicker(ctx, opp.partner_id), form: formOf(ctx, 'partner') };
 }

@@ -119,12 +119,35 @@ export async function requireEditablePartner(ctx: CrmContext, id: number, permis
   return partner;
 }
 
-/** Partners this user may pick (assign an account, make a contact a consultant): id and name, by name. */
-export async function partnerOptions(ctx: CrmContext): Promise<{ id: number; name: string }[]> {
+/**
+ * Above this many visible partners a picker takes a partner's id instead of listing them: a list of thousands
+ * helps nobody, and a list cut short would drop the stored partner of every record beyond the cut on saving.
+ */
+export const PARTNER_PICKER_LIMIT = 200;
+
+/** A partner picker: the partners to list (null: too many, type the id), and the name of the current one. */
+export interface PartnerPicker {
+  options: { id: number; name: string }[] | null;
+  /** The current partner's id, and its name when this user may see it (null: "a partner you cannot see"). */
+  current: { id: number; name: string | null } | null;
+}
+
+/**
+ * What a partner field offers this user (assign an account, make a contact a consultant, an opportunity's
+ * partner, a filter): the visible partners by name, and `currentId` — kept even when the user cannot see it,
+ * so saving a form does not drop a partner someone else assigned.
+ */
+export async function partnerPicker(ctx: CrmContext, current: number | string | null | undefined): Promise<PartnerPicker> {
+  const currentId = typeof current === 'number' ? current : /^\d{1,10}$/.test(String(current ?? '').trim()) ? Number(String(current).trim()) : null;
   const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
   const q = ctx.host.knex('crm_partners as p');
   applyPartnerScope(q, scope);
-  return (await q.select('p.id', 'p.name').orderBy('p.name').limit(500)).map((r) => ({ id: Number(r.id), name: r.name }));
+  const listed = (await q.select('p.id', 'p.name').orderBy(['p.name', 'p.id']).limit(PARTNER_PICKER_LIMIT + 1))
+    .map((r: { id: number | string; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
+  const options = listed.length > PARTNER_PICKER_LIMIT ? null : listed;
+  if (currentId === null || !validId(currentId)) return { options, current: null };
+  const name = options ? options.find((o) => o.id === currentId)?.name : (await visiblePartnerNames(ctx, [currentId])).get(currentId);
+  return { options, current: { id: currentId, name: name ?? null } };
 }
 
 export type PartnerData = Record<(typeof PARTNER_FIELDS)[number], unknown>;

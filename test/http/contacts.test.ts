@@ -330,3 +330,30 @@ describe('new task from a contact', () => {
     expect((await rep.post(`/crm/personal-contacts/${loose}/tasks`, { subject: 'No' })).status).toBe(404);
   });
 });
+
+describe('the partner field with more partners than a list holds (A9, A10)', () => {
+  test('the contact form and the account’s partner form take an id, name the current partner, and keep it on saving', async () => {
+    const europe = host.demo.projects['crm-europe'].id;
+    const names = Array.from({ length: 230 }, (_, i) => `Yy Many Partner ${String(i + 1).padStart(3, '0')}`);
+    for (let i = 0; i < names.length; i += 50) await knex()('crm_partners').insert(names.slice(i, i + 50).map((name) => ({ name, project_id: europe })));
+    const last = Number((await knex()('crm_partners').where({ name: names[names.length - 1] }).first()).id);
+    try {
+      const id = await newContact('director', { last_name: 'Manypartners', partner_id: String(last), project_id: project('crm-europe') });
+      const director = await Session.signIn(host.app, 'director');
+      const edit = await director.get(`/crm/personal-contacts/${id}/edit`);
+      expect(edit.text).toContain(`<input name="partner_id" value="${last}"`);
+      expect(visibleText(edit.text)).toContain(names[names.length - 1]);
+      expect(edit.text).not.toContain(names[0]);
+      const saved = await director.post(`/crm/personal-contacts/${id}`, { last_name: 'Manypartners renamed', partner_id: String(last), lock_version: '0' });
+      expect(saved.status).toBe(303);
+      expect(Number((await knex()('crm_personal_contacts').where({ id }).first()).partner_id)).toBe(last);
+      const acme = await accountId('Acme Manufacturing');
+      const assign = await director.agent.get(`/crm/accounts/${acme}/partner`).set('HX-Request', 'true').set('HX-Target', 'account-partner');
+      expect(assign.text).toContain('<input name="partner_id" value=""');
+      expect(assign.text).not.toContain(names[0]);
+    } finally {
+      await knex()('crm_personal_contacts').where({ last_name: 'Manypartners renamed' }).orWhere({ last_name: 'Manypartners' }).update({ partner_id: null });
+      await knex()('crm_partners').whereIn('name', names).delete();
+    }
+  });
+});

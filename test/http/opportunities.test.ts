@@ -119,6 +119,9 @@ describe('create, edit, move (O1, O3, O7)', () => {
     const res = await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Sneaky', account_id: String(privateOther), currency: 'EUR' });
     expect(res.status).toBe(422);
     expect(res.text).toContain('data-field="account_id"');
+    // The form comes back with the id typed in, and without the name of an account the user cannot see.
+    expect(res.text).toContain(`name="account_id" value="${privateOther}"`);
+    expect(res.text).not.toContain('Globex');
   });
 
   test('a kanban move changes the status, journals it, and a stale move answers 409', async () => {
@@ -318,5 +321,77 @@ describe('readable history (P6)', () => {
       expect(res.text).not.toContain('Globex');
     }
     expect(visibleText((await director.get('/projects/crm/crm/opportunities?q=group-wide')).text)).toContain('Globex Corporation');
+  });
+});
+
+describe('partner pickers (O1, A10)', () => {
+  /** What the edit form would send back for its partner: the selected option, or the id typed in. */
+  const partnerSent = (html: string): string => {
+    const select = /<select name="partner_id"[^>]*>([\s\S]*?)<\/select>/.exec(html);
+    if (select) return /<option value="(\d*)" selected/.exec(select[1])?.[1] ?? '';
+    return /<input name="partner_id" value="(\d*)"/.exec(html)?.[1] ?? 'no partner field';
+  };
+
+  test('list only partners the user may see, and keep a partner the user cannot see when the form is saved', async () => {
+    const knex = host.db.knex;
+    const pacific = (await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id;
+    const id = await oppId('Nordic Retail – POS upgrade');
+    await knex('crm_opportunities').where({ id }).update({ partner_id: pacific });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get('/crm/opportunities')).text).not.toContain('Pacific');
+      const edit = await rep1.get(`/crm/opportunities/${id}/edit`);
+      expect(edit.status).toBe(200);
+      expect(edit.text).not.toContain('Pacific');
+      expect(visibleText(edit.text)).toContain('a partner you cannot see');
+      expect(partnerSent(edit.text)).toBe(String(pacific));
+      const row = await knex('crm_opportunities').where({ id }).first();
+      const saved = await rep1.post(`/crm/opportunities/${id}`, {
+        name: row.name, status_id: String(row.status_id), currency: row.currency, partner_id: partnerSent(edit.text), lock_version: String(row.lock_version),
+      });
+      expect(saved.status).toBe(303);
+      expect((await knex('crm_opportunities').where({ id }).first()).partner_id).toBe(pacific);
+      // Choosing a partner one cannot see is refused, with the field named.
+      const other = await knex('crm_partners').insert({ name: 'Hidden Partner Ltd', project_id: host.demo.projects['crm-americas'].id }).returning('id');
+      const refused = await rep1.post(`/crm/opportunities/${id}`, {
+        name: row.name, status_id: String(row.status_id), currency: row.currency, partner_id: String(Number((other[0] as { id: number }).id ?? other[0])), lock_version: String(row.lock_version + 1),
+      });
+      expect(refused.status).toBe(422);
+      expect(refused.text).toContain('data-field="partner_id"');
+      await knex('crm_partners').where({ name: 'Hidden Partner Ltd' }).delete();
+    } finally {
+      await knex('crm_opportunities').where({ id }).update({ partner_id: null });
+    }
+  });
+
+  test('with more partners than a list holds, the form and the filter take a partner’s id, and saving keeps the stored partner', async () => {
+    const knex = host.db.knex;
+    const names = Array.from({ length: 240 }, (_, i) => `Zz Picker Partner ${String(i + 1).padStart(3, '0')}`);
+    const europe = host.demo.projects['crm-europe'].id;
+    for (let i = 0; i < names.length; i += 60) await knex('crm_partners').insert(names.slice(i, i + 60).map((name) => ({ name, project_id: europe })));
+    const last = (await knex('crm_partners').where({ name: names[names.length - 1] }).first()).id;
+    const id = await oppId('Acme – support renewal');
+    try {
+      await knex('crm_opportunities').where({ id }).update({ partner_id: last });
+      const director = await Session.signIn(host.app, 'director');
+      const edit = await director.get(`/crm/opportunities/${id}/edit`);
+      expect(edit.text).not.toContain(names[0]);
+      expect(partnerSent(edit.text)).toBe(String(last));
+      expect(visibleText(edit.text)).toContain(names[names.length - 1]);
+      const row = await knex('crm_opportunities').where({ id }).first();
+      const saved = await director.post(`/crm/opportunities/${id}`, {
+        name: row.name, status_id: String(row.status_id), currency: row.currency, partner_id: partnerSent(edit.text), lock_version: String(row.lock_version),
+      });
+      expect(saved.status).toBe(303);
+      expect((await knex('crm_opportunities').where({ id }).first()).partner_id).toBe(last);
+      const filtered = await director.get(`/crm/opportunities?partner=${last}`);
+      expect(listed(filtered.text)).toEqual(['Acme – support renewal']);
+      expect(filtered.text).toMatch(new RegExp(`<input name="partner" value="${last}"`));
+      expect(visibleText(filtered.text)).toContain(names[names.length - 1]);
+      expect(filtered.text).not.toContain(names[0]);
+    } finally {
+      await knex('crm_opportunities').where({ id }).update({ partner_id: null });
+      await knex('crm_partners').whereIn('name', names).delete();
+    }
   });
 });
