@@ -5,10 +5,14 @@ import type { HostPage, HostProject, HostUser, PluginManifest } from '../plugin/
 import { HOST_VIEWS } from './paths';
 import type { HostRepository } from './repository';
 
+/**
+ * In production templates are compiled once and without EJS's line tracking (a statement per template line,
+ * a sixth of a long list's render); elsewhere they are read afresh and errors name the template line.
+ */
 const cacheTemplates = process.env.NODE_ENV === 'production';
 
 export function renderHostView(name: string, locals: Record<string, unknown>): Promise<string> {
-  return ejs.renderFile(path.join(HOST_VIEWS, `${name}.ejs`), locals, { cache: cacheTemplates, async: false });
+  return ejs.renderFile(path.join(HOST_VIEWS, `${name}.ejs`), locals, { cache: cacheTemplates, compileDebug: !cacheTemplates, async: false });
 }
 
 export interface MenuLink { label: string; url: string; id: string }

@@ -4,6 +4,7 @@ import type { Request, Response } from 'express';
 import type { HostApi, HostProject } from '../host';
 import { ASSET_PATH, VIEWS_DIR } from '../paths';
 
+/** As in the host (host/render.ts): in production compiled once, without EJS's per-line tracking. */
 const cacheTemplates = process.env.NODE_ENV === 'production';
 
 export function wantsJson(req: Request): boolean {
@@ -13,7 +14,7 @@ export function wantsJson(req: Request): boolean {
 export const isHtmx = (req: Request): boolean => req.get('HX-Request') === 'true';
 
 export function renderView(name: string, locals: Record<string, unknown>): Promise<string> {
-  return ejs.renderFile(path.join(VIEWS_DIR, `${name}.ejs`), locals, { cache: cacheTemplates });
+  return ejs.renderFile(path.join(VIEWS_DIR, `${name}.ejs`), locals, { cache: cacheTemplates, compileDebug: !cacheTemplates });
 }
 
 export const PAGE_ASSETS = {

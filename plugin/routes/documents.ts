@@ -30,7 +30,6 @@ import { OPPORTUNITY_ATTACHMENTS, attachmentJson, attachmentsUrl } from './attac
 
 export const DEFAULT_TEMPLATE = path.join(TEMPLATES_DIR, 'quote-default.docx');
 
-
 export interface TemplateChoice {
   id: string;
   label: string;
