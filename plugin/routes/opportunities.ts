@@ -9,7 +9,7 @@ import { findVisibleAccount, globalContext, visibleAccountNames } from '../servi
 import { findVisibleContact } from '../services/contacts';
 import { findVisiblePartner, partnerPicker } from '../services/partners';
 import { fieldRulesFor, type FieldRules } from '../services/field-rules';
-import { text, type FormInput, lockVersionOf } from '../services/form';
+import { positiveId, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
 import { amountInput, formatMoney } from '../services/money';
@@ -123,7 +123,7 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
   };
 }
 
-async function formOptions(ctx: CrmContext, partnerId: string) {
+async function formOptions(ctx: CrmContext, partnerId: number | null) {
   const knex = ctx.host.knex;
   const settings = await loadSettings(knex);
   return {
@@ -135,13 +135,12 @@ async function formOptions(ctx: CrmContext, partnerId: string) {
 }
 
 async function formPage(ctx: CrmContext, project: HostProject | null, opp: Opportunity | null, values: FormInput, error: CrmError | null = null): Promise<PageResponse> {
-  const options = await formOptions(ctx, text(values, 'partner_id'));
+  const options = await formOptions(ctx, positiveId(text(values, 'partner_id')));
   const statusId = Number(text(values, 'status_id')) || opp?.status_id || options.statuses.find((s) => s.is_default)?.id || options.statuses[0]?.id;
   const rules: FieldRules = project ? await fieldRulesFor(ctx, project.id, statusId) : new Map();
   const projects = project ? [] : await ctx.host.projectsWhere(ctx.user, 'add_opportunities');
   // Named only when this user may see the account: the id may be one typed into the form, or someone else's choice.
-  const typedAccount = text(values, 'account_id');
-  const accountId = /^\d{1,9}$/.test(typedAccount) ? Number(typedAccount) : 0;
+  const accountId = positiveId(text(values, 'account_id'));
   const accountName = accountId ? (await visibleAccountNames(ctx, [accountId])).get(accountId) ?? '' : '';
   const action = opp ? opportunityUrl(opp.id) : project ? `/projects/${encodeURIComponent(project.identifier)}/crm/opportunities` : '/crm/opportunities';
   return {

@@ -144,8 +144,10 @@ const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
  */
 async function assignResponse(ctx: CrmContext, req: Request, res: Response, account: Account, outcome: { message?: string; error?: boolean; status?: number } = {}): Promise<void> {
   const status = outcome.status ?? 200;
-  const current = account.partner_id ? await findVisiblePartner(ctx, account.partner_id) : null;
-  const locals = { account, current, partners: await partnerPicker(ctx, account.partner_id), assignMessage: outcome.message ?? null, assignError: Boolean(outcome.error) };
+  const partners = await partnerPicker(ctx, account.partner_id);
+  // Named only when this user may see it, as everywhere (the picker resolved that).
+  const current = partners.current?.name ? { id: partners.current.id, name: partners.current.name } : null;
+  const locals = { account, current, partners, assignMessage: outcome.message ?? null, assignError: Boolean(outcome.error) };
   res.vary('HX-Request');
   if (wantsJson(req)) {
     return void res.status(status).json(status >= 400 ? { error: outcome.message } : { account_id: account.id, partner: current ? { id: current.id, name: current.name } : null, lock_version: account.lock_version, partners: locals.partners.options ?? [] });

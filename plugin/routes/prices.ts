@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { respond } from '../http/respond';
 import { likePattern } from '../services/accounts';
-import { text, type FormInput } from '../services/form';
+import { positiveId, text, type FormInput } from '../services/form';
 import { amountInput, formatMoney, isCurrencyCode } from '../services/money';
 import { pageParam, type PageMeta } from '../services/pagination';
 import { canManagePriceBooks, scopePriceBooks } from '../services/price-books';
@@ -32,7 +32,6 @@ export interface PriceRow {
   currency: string;
 }
 
-const positiveId = (raw: string): number | null => (/^\d{1,9}$/.test(raw) && Number(raw) > 0 ? Number(raw) : null);
 
 export function parsePriceFilters(input: FormInput): PriceFilters {
   const currency = text(input, 'currency').toUpperCase();

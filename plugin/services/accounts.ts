@@ -6,7 +6,7 @@ import { ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_sear
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
-import { FieldErrors, flag, list, text, type FormInput } from './form';
+import { FieldErrors, flag, list, text, type FormInput, positiveId } from './form';
 import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
 import { LIST_CACHE_MS, cacheFor, listNumbers, scopeKey, versionKey, type VersionedTable } from './data-version';
@@ -30,7 +30,6 @@ export interface AccountFilters {
   dir: 'asc' | 'desc';
 }
 
-const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
 
 /** Filters from a query string. Unknown or malformed values fall back to "no filter" rather than erroring. */
 export function parseAccountFilters(query: FormInput): AccountFilters {

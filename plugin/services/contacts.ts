@@ -5,7 +5,7 @@ import type { HostProject, HostTask } from '../host';
 import { applyAccountScope, type Account } from '../models/account';
 import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalContact } from '../models/contact';
 import { canEditAccount, findVisibleAccount, globalContext, likePattern } from './accounts';
-import { FieldErrors, text, type FormInput } from './form';
+import { FieldErrors, text, type FormInput, positiveId } from './form';
 import { changedFields, journal } from './journal';
 import type { PageMeta } from './pagination';
 import { findVisiblePartner, partnerPicker, type PartnerPicker } from './partners';
@@ -21,7 +21,6 @@ export interface ContactFilters {
   dir: 'asc' | 'desc';
 }
 
-const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
 const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 export function parseContactFilters(query: FormInput): ContactFilters {
@@ -144,7 +143,7 @@ export interface ContactFormOptions {
 }
 
 /** `partnerId`: the partner the form or filter holds, kept in its picker even when this user cannot see it. */
-export async function contactFormOptions(ctx: CrmContext, partnerId: number | string | null): Promise<ContactFormOptions> {
+export async function contactFormOptions(ctx: CrmContext, partnerId: number | null): Promise<ContactFormOptions> {
   return {
     types: await ContactType.query(ctx.host.knex).where({ active: true }).orderBy('position'),
     partners: await partnerPicker(ctx, partnerId),

@@ -5,7 +5,7 @@ import type { HostProject } from '../host';
 import { applyContractScope, toContract, type Contract } from '../models/contract';
 import type { Opportunity } from '../models/opportunity';
 import { globalContext, likePattern, visibleAccountNames } from './accounts';
-import { FieldErrors, flag, text, type FormInput } from './form';
+import { FieldErrors, flag, text, type FormInput, positiveId } from './form';
 import { journal } from './journal';
 import { amountInput } from './money';
 import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from './opportunities';
@@ -46,7 +46,6 @@ export interface ContractFilters {
   dir: 'asc' | 'desc';
 }
 
-const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
 
 /** Filters from a query string; malformed dates or day counts are a 422 rather than silently ignored. */
 export function parseContractFilters(query: FormInput): ContractFilters {

@@ -11,6 +11,9 @@ function typed(value: string): string {
   return value.replaceAll('\0', '').trim();
 }
 
+/** A record id typed into a form or query string (at most nine digits, above 0), or null. */
+export const positiveId = (value: string): number | null => (/^\d{1,9}$/.test(value) && Number(value) > 0 ? Number(value) : null);
+
 export function text(input: FormInput, key: string): string {
   const v = input[key];
   const last = Array.isArray(v) ? v[v.length - 1] : v;

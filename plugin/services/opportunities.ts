@@ -8,7 +8,7 @@ import {
 import { dateText, findVisibleAccount, globalContext, likePattern, visibleAccountNames } from './accounts';
 import { findVisibleContact } from './contacts';
 import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
-import { FieldErrors, isIsoDate, text, type FormInput } from './form';
+import { FieldErrors, isIsoDate, text, type FormInput, positiveId } from './form';
 import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
@@ -35,7 +35,6 @@ export interface OpportunityFilters {
   dir: 'asc' | 'desc';
 }
 
-const positiveId = (v: string): number | null => (/^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : null);
 
 /**
  * Filters from a query string. Malformed dates and amounts are errors (422), since silently dropping a

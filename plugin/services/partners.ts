@@ -137,15 +137,14 @@ export interface PartnerPicker {
  * partner, a filter): the visible partners by name, and `currentId` — kept even when the user cannot see it,
  * so saving a form does not drop a partner someone else assigned.
  */
-export async function partnerPicker(ctx: CrmContext, current: number | string | null | undefined): Promise<PartnerPicker> {
-  const currentId = typeof current === 'number' ? current : /^\d{1,10}$/.test(String(current ?? '').trim()) ? Number(String(current).trim()) : null;
+export async function partnerPicker(ctx: CrmContext, currentId: number | null): Promise<PartnerPicker> {
   const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
   const q = ctx.host.knex('crm_partners as p');
   applyPartnerScope(q, scope);
   const listed = (await q.select('p.id', 'p.name').orderBy(['p.name', 'p.id']).limit(PARTNER_PICKER_LIMIT + 1))
     .map((r: { id: number | string; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
   const options = listed.length > PARTNER_PICKER_LIMIT ? null : listed;
-  if (currentId === null || !validId(currentId)) return { options, current: null };
+  if (currentId === null) return { options, current: null };
   const name = options ? options.find((o) => o.id === currentId)?.name : (await visiblePartnerNames(ctx, [currentId])).get(currentId);
   return { options, current: { id: currentId, name: name ?? null } };
 }

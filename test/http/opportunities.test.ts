@@ -364,6 +364,30 @@ describe('partner pickers (O1, A10)', () => {
     }
   });
 
+  test('a newly chosen contact must be one the user may see; a contact kept as it was passes', async () => {
+    const knex = host.db.knex;
+    const [row] = await knex('crm_personal_contacts').insert({ last_name: 'Hiddencontact', project_id: host.demo.projects['crm-americas'].id, author_id: host.demo.users.rep2.id, owner_id: host.demo.users.rep2.id }).returning('id');
+    const hidden = Number((row as { id?: number }).id ?? row);
+    const id = await oppId('Nordic Retail – POS upgrade');
+    const opp = await knex('crm_opportunities').where({ id }).first();
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get(`/crm/personal-contacts/${hidden}`)).status).toBe(404);
+      const form = { name: opp.name, status_id: String(opp.status_id), currency: opp.currency, contact_id: String(hidden) };
+      const refused = await rep1.post(`/crm/opportunities/${id}`, { ...form, lock_version: String(opp.lock_version) });
+      expect(refused.status).toBe(422);
+      expect(refused.text).toContain('data-field="contact_id"');
+      expect((await knex('crm_opportunities').where({ id }).first()).contact_id).toBe(opp.contact_id);
+      await knex('crm_opportunities').where({ id }).update({ contact_id: hidden });
+      const kept = await rep1.post(`/crm/opportunities/${id}`, { ...form, lock_version: String(opp.lock_version) });
+      expect(kept.status).toBe(303);
+      expect((await knex('crm_opportunities').where({ id }).first()).contact_id).toBe(hidden);
+    } finally {
+      await knex('crm_opportunities').where({ id }).update({ contact_id: opp.contact_id });
+      await knex('crm_personal_contacts').where({ id: hidden }).delete();
+    }
+  });
+
   test('with more partners than a list holds, the form and the filter take a partner’s id, and saving keeps the stored partner', async () => {
     const knex = host.db.knex;
     const names = Array.from({ length: 240 }, (_, i) => `Zz Picker Partner ${String(i + 1).padStart(3, '0')}`);
