@@ -30,8 +30,8 @@
   });
 })();
 
-// Kanban: dragging a card onto another column submits the card's own move form (the same request the
-// move menu sends, so the server applies the same rules). Without JavaScript the menu works as a form.
+// Kanban: dragging a card onto another column sends the request the card's move menu sends (the same
+// route, so the server applies the same rules). Without JavaScript the card's "Move…" link opens the menu.
 (function () {
   var dragged = null;
   document.addEventListener('dragstart', function (event) {
@@ -56,12 +56,14 @@
     if (!column) return;
     event.preventDefault();
     column.classList.remove('drop-target');
-    var form = dragged.querySelector('form.move');
-    var select = form && form.querySelector('select[name=status_id]');
-    var status = column.getAttribute('data-status');
+    var card = dragged;
     dragged = null;
-    if (!form || !select || select.value === status) return;
-    select.value = status;
-    form.requestSubmit();
+    if (column.contains(card) || typeof htmx === 'undefined') return;
+    var board = document.getElementById('kanban');
+    // htmx adds the CSRF header from the page's hx-headers, inherited by the card.
+    htmx.ajax('POST', '/crm/opportunities/' + card.getAttribute('data-opportunity') + '/status', {
+      source: card, target: '#crm-page', swap: 'outerHTML',
+      values: { status_id: column.getAttribute('data-status'), lock_version: card.getAttribute('data-lock'), back: 'kanban', board: board.getAttribute('data-board') },
+    });
   });
 })();

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
-import type { CrmContext, CrmRoute } from '../http/guard';
+import { contextFor, type CrmContext, type CrmRoute } from '../http/guard';
 import { CrmError, invalid } from '../http/errors';
-import { respond, respondAfterChange, type PageResponse } from '../http/respond';
+import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import type { HostProject } from '../host';
 import { FIELD_LABELS, RULED_FIELDS, type Opportunity } from '../models/opportunity';
@@ -115,11 +115,40 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
     title: ctx.project ? `${ctx.project.name} · Pipeline` : 'Pipeline',
     view: 'opportunities/kanban',
     project: ctx.project,
-    locals: { ...board, users, base: base(ctx), project: ctx.project, formatMoney, params: opportunityFilterParams(f), qs, current: 'kanban' },
+    locals: {
+      ...board, users, base: base(ctx), project: ctx.project, formatMoney, params: opportunityFilterParams(f), qs, current: 'kanban',
+      moveQuery: `?board=${encodeURIComponent(base(ctx))}`,
+    },
     json: {
       columns: board.columns.map((c) => ({ status: { id: c.status.id, name: c.status.name }, count: c.count, totals: c.totals, cards: c.cards.map((o) => ({ id: o.id, name: o.name, lock_version: o.lock_version })) })),
       folded: board.folded.map((c) => ({ status: { id: c.status.id, name: c.status.name, kind: c.status.kind }, count: c.count })),
     },
+  };
+}
+
+/**
+ * The board a kanban move goes back to, from the form's `board` field: the global board or the board of a
+ * project where the user may see opportunities. Anything else (another site, another page, a project they
+ * cannot open) means the global board, so the field can neither redirect elsewhere nor name a hidden project.
+ */
+async function boardContext(ctx: CrmContext, board: string): Promise<CrmContext> {
+  const identifier = /^\/projects\/([^/?#]+)\/crm\/opportunities$/.exec(board)?.[1];
+  if (identifier) {
+    const project = (await ctx.host.projectsWhere(ctx.user, 'view_opportunities')).find((p) => encodeURIComponent(p.identifier) === identifier);
+    if (project) return contextFor(ctx.host, ctx.user, project);
+  }
+  return globalContext(ctx);
+}
+
+/** O3: a card's move menu. Cards carry no form of their own (a full board has 200); htmx loads it into the card. */
+async function moveMenuPage(ctx: CrmContext, req: Request, opp: Opportunity): Promise<PageResponse> {
+  const board = base(await boardContext(ctx, typeof req.query.board === 'string' ? req.query.board : ''));
+  const choices = await statuses(ctx.host.knex, { activeOnly: true });
+  return {
+    title: `Move ${opp.name}`,
+    view: isHtmx(req) ? 'opportunities/move-form' : 'opportunities/move',
+    locals: { opportunity: opp, statuses: choices, board },
+    json: { opportunity: { id: opp.id, name: opp.name, status_id: opp.status_id, lock_version: opp.lock_version }, statuses: choices.map((s) => ({ id: s.id, name: s.name })), board },
   };
 }
 
@@ -315,6 +344,12 @@ export function opportunityRoutes(): CrmRoute[] {
       },
     },
     {
+      method: 'get', path: '/crm/opportunities/:id/move', permission: 'edit_opportunities',
+      async handler(ctx, req, res) {
+        await respond(ctx.host, req, res, await moveMenuPage(ctx, req, await requireEditableOpportunity(ctx, idParam(req))));
+      },
+    },
+    {
       // O3: the kanban move and the status form on a card; same service and rules as the edit form.
       method: 'post', path: '/crm/opportunities/:id/status', permission: 'edit_opportunities',
       async handler(ctx, req, res) {
@@ -322,14 +357,12 @@ export function opportunityRoutes(): CrmRoute[] {
         const lockVersion = Number(text(formBody(req), 'lock_version'));
         if (!Number.isInteger(lockVersion)) throw invalid('The move is missing its lock version; reload the board.', { lock_version: 'missing' });
         const saved = await moveOpportunity(ctx, opp, Number(text(formBody(req), 'status_id')), lockVersion);
-        const back = text(formBody(req), 'back');
-        const location = back === 'kanban' ? `${text(formBody(req), 'board') || '/crm/opportunities'}/kanban` : opportunityUrl(saved.id);
-        if (back === 'kanban' && req.get('HX-Request')) {
-          const project = text(formBody(req), 'board').startsWith('/projects/') ? await ctx.host.projectByIdentifier(decodeURIComponent(text(formBody(req), 'board').split('/')[2] ?? '')) : null;
-          const boardCtx = project ? { ...ctx, project } : globalContext(ctx);
-          return respond(ctx.host, req, res, { ...(await kanbanPage(boardCtx, parseOpportunityFilters({}))), trigger: 'crm:opportunitySaved' });
+        if (text(formBody(req), 'back') === 'kanban' && !wantsJson(req)) {
+          const board = await boardContext(ctx, text(formBody(req), 'board'));
+          if (isHtmx(req)) return respond(ctx.host, req, res, { ...(await kanbanPage(board, parseOpportunityFilters({}))), trigger: 'crm:opportunitySaved' });
+          return void res.redirect(303, `${base(board)}/kanban`);
         }
-        await respondAfterChange(ctx.host, req, res, location, async () => ({ ...(await detailPage(ctx, req, saved, 'Status changed.')), trigger: 'crm:opportunitySaved' }));
+        await respondAfterChange(ctx.host, req, res, opportunityUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Status changed.')), trigger: 'crm:opportunitySaved' }));
       },
     },
     {

@@ -31,11 +31,15 @@ test('create an opportunity, drag it across the kanban, add an activity from the
   expect((await knex('crm_opportunities').where({ id }).first()).status_id).toBe(proposal);
   await screenshot(page, 'opportunity-kanban');
 
-  // The move menu does the same without dragging (and is what works without JavaScript).
+  // The move menu does the same without dragging: "Move…" loads it into the card (without JavaScript it is a page).
   const negotiation = (await knex('crm_opportunity_statuses').where({ name: 'Negotiation' }).first()).id;
+  await page.click(`.card[data-opportunity="${id}"] a.move-link`);
+  await page.waitForSelector(`.card[data-opportunity="${id}"] select[name=status_id]`);
   await page.selectOption(`.card[data-opportunity="${id}"] select[name=status_id]`, String(negotiation));
   await page.click(`.card[data-opportunity="${id}"] form.move button`);
   await page.waitForSelector(`.kanban-column[data-status="${negotiation}"] .card[data-opportunity="${id}"]`);
+
+  expect(page.url()).toBe(`${baseUrl}/projects/crm-europe/crm/opportunities/kanban`);
 
   // On the opportunity: add an activity from the sidebar without a reload.
   await page.click(`.card[data-opportunity="${id}"] a`);

@@ -187,6 +187,60 @@ describe('create, edit, move (O1, O3, O7)', () => {
     expect((await host.db.knex('crm_opportunities').where({ id }).first()).project_id).toBe(host.demo.projects['crm-europe'].id);
   });
 
+  test('a kanban card’s move menu is its own page: a form without JavaScript, a fragment for htmx', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Kanban – menu', currency: 'EUR' })).status).toBe(303);
+    const id = await oppId('Kanban – menu');
+    const row = await host.db.knex('crm_opportunities').where({ id }).first();
+    // The card carries what a drag needs and links to the menu; the board has no form per card.
+    const board = (await rep1.get('/projects/crm-europe/crm/opportunities/kanban')).text;
+    const card = new RegExp(`<article class="card"[^>]*data-opportunity="${id}"[^>]*>[\\s\\S]*?</article>`).exec(board)![0];
+    expect(card).toContain(`data-lock="${row.lock_version}"`);
+    expect(card).toContain(`href="/crm/opportunities/${id}/move?board=%2Fprojects%2Fcrm-europe%2Fcrm%2Fopportunities"`);
+    expect(card).not.toContain('<form');
+    expect(board).toContain('data-board="/projects/crm-europe/crm/opportunities"');
+
+    const page = await rep1.get(`/crm/opportunities/${id}/move?board=%2Fprojects%2Fcrm-europe%2Fcrm%2Fopportunities`);
+    expect(page.status).toBe(200);
+    expect(visibleText(page.text)).toContain('Move Kanban – menu');
+    expect(page.text).toContain('<html');
+    const options = [...page.text.matchAll(/<option value="(\d+)"/g)].map((m) => Number(m[1]));
+    const active = (await host.db.knex('crm_opportunity_statuses').where({ active: true })).map((s) => Number(s.id));
+    expect(options.sort()).toEqual(active.sort());
+    expect(page.text).toContain(`<option value="${row.status_id}" selected>`);
+    expect(page.text).toContain(`name="lock_version" value="${row.lock_version}"`);
+    expect(page.text).toContain('name="board" value="/projects/crm-europe/crm/opportunities"');
+    const fragment = await rep1.htmxGet(`/crm/opportunities/${id}/move?board=%2Fcrm%2Fopportunities`);
+    expect(fragment.status).toBe(200);
+    expect(fragment.text).not.toContain('<html');
+    expect(fragment.text).toMatch(/^\s*<form[^>]*class="move"/);
+    // Submitted without JavaScript, the form goes back to the board it came from.
+    const proposal = await statusId('Proposal');
+    const moved = await rep1.post(`/crm/opportunities/${id}/status`, { status_id: String(proposal), lock_version: String(row.lock_version), back: 'kanban', board: '/projects/crm-europe/crm/opportunities' });
+    expect(moved.status).toBe(303);
+    expect(moved.headers.location).toBe('/projects/crm-europe/crm/opportunities/kanban');
+    expect(Number((await host.db.knex('crm_opportunities').where({ id }).first()).status_id)).toBe(proposal);
+    // An opportunity the user may not see has no menu.
+    expect((await rep1.get(`/crm/opportunities/${await oppId('Globex – data platform')}/move`)).status).toBe(404);
+  });
+
+  test('a kanban move goes back only to a board of this site, never to an address given in the form', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Kanban – way back', currency: 'EUR' })).status).toBe(303);
+    const id = await oppId('Kanban – way back');
+    for (const board of ['https://evil.example', '//evil.example', '/crm/accounts', '/projects/no-such-project/crm/opportunities']) {
+      const row = await host.db.knex('crm_opportunities').where({ id }).first();
+      const target = row.status_id === await statusId('Proposal') ? await statusId('Negotiation') : await statusId('Proposal');
+      const moved = await rep1.post(`/crm/opportunities/${id}/status`, { status_id: String(target), lock_version: String(row.lock_version), back: 'kanban', board });
+      expect(moved.status).toBe(303);
+      expect(moved.headers.location).toBe('/crm/opportunities/kanban');
+      expect(Number((await host.db.knex('crm_opportunities').where({ id }).first()).status_id)).toBe(target);
+    }
+    // The menu page does not carry such an address into its form either.
+    const page = await rep1.get(`/crm/opportunities/${id}/move?board=https%3A%2F%2Fevil.example`);
+    expect(page.text).toContain('name="board" value="/crm/opportunities"');
+  });
+
   test('kanban: open statuses as columns, won/lost folded; JSON too', async () => {
     const director = await Session.signIn(host.app, 'director');
     const board = await director.get('/crm/opportunities/kanban.json');
