@@ -242,6 +242,14 @@ export async function visibleAccountNames(ctx: CrmContext, ids: number[]): Promi
   return new Map((await q).map((r: { id: number; name: string }) => [Number(r.id), String(r.name)]));
 }
 
+/**
+ * What `visibleAccountNames` answers depends on, besides the rows of `crm_accounts` and `crm_account_projects`:
+ * the viewer's global account scope, as a cache key part.
+ */
+export async function accountNamesScopeKey(ctx: CrmContext): Promise<string> {
+  return scopeKey(await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }));
+}
+
 /** A visible account or 404: the one way routes load an account by id. */
 export async function requireVisibleAccount(ctx: CrmContext, id: number): Promise<Account> {
   const account = await findVisibleAccount(ctx, id);

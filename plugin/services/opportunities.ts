@@ -5,7 +5,7 @@ import type { HostProject } from '../host';
 import {
   FIELD_LABELS, Opportunity, OpportunityStatus, OPPORTUNITY_FIELDS, RULED_FIELDS, applyOpportunityScope, type OpportunityField,
 } from '../models/opportunity';
-import { dateText, findVisibleAccount, globalContext, likePattern, visibleAccountNames } from './accounts';
+import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, likePattern, visibleAccountNames } from './accounts';
 import { findVisibleContact } from './contacts';
 import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
 import { FieldErrors, isIsoDate, text, type FormInput, positiveId } from './form';
@@ -396,8 +396,8 @@ export async function deleteOpportunity(ctx: CrmContext, opp: Opportunity): Prom
   });
 }
 
-/** Kanban: open statuses as columns with their newest cards (bounded), won and lost folded into counts. */
-export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn = 50) {
+/** Kanban: open statuses as columns with their first 25 cards by close date (the column links to all), won and lost folded into counts. */
+export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn = 25) {
   const knex = ctx.host.knex;
   const all = await statuses(knex, { activeOnly: true });
   const open = all.filter((s) => s.kind === 'open');
@@ -423,8 +423,10 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
     (await knex('crm_opportunities as o').join(ranked.as('k'), 'k.id', 'o.id')
       .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
       .where('k.card_rank', '<=', perColumn).select(rowColumns).orderBy('k.card_rank')).map(toRow));
-  // The names are read per request, so the cached cards need no account versions in their key.
-  const visibleCards = await withAccountNames(ctx, cards);
+  // Named apart from the cards, under the accounts' versions and the viewer's account scope as well: a full board
+  // names 200 accounts, and would otherwise read them on every view.
+  const namesKey = await listKey(knex, ['crm_accounts', 'crm_account_projects'], [key, await accountNamesScopeKey(ctx)]);
+  const visibleCards = await listNumbers(knex, 'kanban-card-names', namesKey, () => withAccountNames(ctx, cards));
   const columns = open.map((status) => ({
     status, cards: visibleCards.filter((c) => c.status_id === status.id), count: countOf(status.id), totals: totalsOf.get(status.id) ?? [],
   }));

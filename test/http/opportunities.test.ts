@@ -241,6 +241,28 @@ describe('create, edit, move (O1, O3, O7)', () => {
     expect(page.text).toContain('name="board" value="/crm/opportunities"');
   });
 
+  test('kanban cards name their account as it is now, and only where the viewer may see it', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await oppId('Acme – ERP rollout');
+    const account = await host.db.knex('crm_accounts').where({ name: 'Acme Manufacturing' }).first();
+    const admin = await host.db.knex('users').where({ login: 'admin' }).first();
+    const cardText = async () => {
+      const board = (await director.get('/crm/opportunities/kanban')).text;
+      return visibleText(new RegExp(`<article class="card"[^>]*data-opportunity="${id}"[^>]*>[\\s\\S]*?</article>`).exec(board)![0]);
+    };
+    try {
+      expect(await cardText()).toContain('Acme Manufacturing');
+      await host.db.knex('crm_accounts').where({ id: account.id }).update({ name: 'Acme Manufacturing AB' });
+      expect(await cardText()).toContain('Acme Manufacturing AB');
+      // Private to someone else: the card keeps the opportunity and drops the name.
+      await host.db.knex('crm_accounts').where({ id: account.id }).update({ is_private: true, author_id: admin.id });
+      expect(await cardText()).toContain('Acme – ERP rollout');
+      expect(await cardText()).not.toContain('Acme Manufacturing');
+    } finally {
+      await host.db.knex('crm_accounts').where({ id: account.id }).update({ name: account.name, is_private: account.is_private, author_id: account.author_id });
+    }
+  });
+
   test('kanban: open statuses as columns, won/lost folded; JSON too', async () => {
     const director = await Session.signIn(host.app, 'director');
     const board = await director.get('/crm/opportunities/kanban.json');
@@ -252,11 +274,11 @@ describe('create, edit, move (O1, O3, O7)', () => {
       const list = (await director.get(`/crm/opportunities.json?status=${column.status.id}&sort=expected_close_on&dir=asc`)).body;
       expect(column.count).toBe(list.pagination.total);
       expect(column.totals).toEqual(list.totals);
-      // The cards: this status's first (at most 50) by close date, undated last, then by id.
+      // The cards: this status's first (at most 25) by close date, undated last, then by id.
       const rows = await host.db.knex('crm_opportunities').whereIn('id', column.cards.map((c) => c.id)).select('id', 'status_id', 'expected_close_on');
       const byId = new Map(rows.map((r) => [Number(r.id), r]));
       expect(column.cards.every((c) => Number(byId.get(c.id)?.status_id) === column.status.id)).toBe(true);
-      expect(column.cards.length).toBe(Math.min(column.count, 50));
+      expect(column.cards.length).toBe(Math.min(column.count, 25));
       const key = (id: number) => { const d = byId.get(id)?.expected_close_on; return `${d ? new Date(d).toISOString().slice(0, 10) : '9999-99-99'} ${String(id).padStart(10, '0')}`; };
       const keys = column.cards.map((c) => key(c.id));
       expect(keys).toEqual([...keys].sort());
