@@ -21,6 +21,7 @@ import { tableVersions } from './20261123_024_table_versions';
 import { accountSearch } from './20261123_025_account_search';
 import { accountListIndex } from './20261123_026_account_list_index';
 import { accountFilterIndex } from './20261124_027_account_filter_index';
+import { accountStreamIndexes } from './20261124_028_account_stream_indexes';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex, accountStreamIndexes];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

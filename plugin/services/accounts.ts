@@ -4,6 +4,7 @@ import { CrmError, forbidden, invalid, notFound, staleRecord } from '../http/err
 import type { HostProject } from '../host';
 import { ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
+import { ACCOUNT_STREAM_INDEXES } from '../../migrations/20261124_028_account_stream_indexes';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput, positiveId } from './form';
@@ -11,7 +12,7 @@ import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
 import { LIST_CACHE_MS, cacheFor, listNumbers, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays, todayUtc } from './dates';
-import { recordScope } from './visibility';
+import { recordScope, type RecordScope } from './visibility';
 
 export const ACCOUNT_SORTS = ['name', 'city', 'customer_number', 'created_at', 'updated_at'] as const;
 
@@ -156,18 +157,31 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
   const { total: count, capped } = await listNumbers(knex, 'account-list-counts', key, () => cappedCount(knex, matching('crm_accounts as a', 'list')));
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
-  const walk = sort === 'name' ? await nameOrderWalk(knex, { filters, versions, filterKey, count, perPage }) : null;
+  const streams = ownStreams(knex, scope);
+  const walk = sort === 'name' ? await nameOrderWalk(knex, { filters, versions, filterKey, count, perPage, streams }) : null;
   const pageKey = (n: number) => JSON.stringify([key, sort, dir, perPage, n]);
   const start = sort === 'name' ? await pageStarts(knex).peek(pageKey(current)) : undefined;
-  const q = (walk ? matching(knex.raw(`crm_accounts as a indexed by ${ACCOUNT_NAME_INDEX}`), 'lookup', walk.searchIndex) : matching('crm_accounts as a', 'lookup'))
-    .join('crm_account_types as t', 't.id', 'a.account_type_id')
+  const skipped = start ? 0 : (current - 1) * perPage;
+  const order = [{ column: `a.${sort}`, order: dir }, { column: 'a.id', order: dir }];
+  const fromStart = (q: Knex.QueryBuilder) => (start ? q.whereRaw(`(a.name, a.id) ${dir === 'asc' ? '>=' : '<='} (?, ?)`, [start.name, start.id]) : q);
+  let q: Knex.QueryBuilder;
+  if (walk?.streams) {
+    // Each stream's first rows in name order (as many as the page needs), merged: see `ownStreams`.
+    const [first, ...rest] = walk.streams.map((stream) => {
+      const rows = fromStart(stream.narrow(matching(knex.raw(`crm_accounts as a indexed by ${stream.index}`), 'lookup', walk.searchIndex)))
+        .select('a.id').orderBy(order).limit(skipped + perPage + 1);
+      return knex.select('m.id').from(rows.as('m'));
+    });
+    q = knex('crm_accounts as a').whereIn('a.id', first.union(rest));
+  } else {
+    q = fromStart(walk ? matching(knex.raw(`crm_accounts as a indexed by ${ACCOUNT_NAME_INDEX}`), 'lookup', walk.searchIndex) : matching('crm_accounts as a', 'lookup'));
+  }
+  q.join('crm_account_types as t', 't.id', 'a.account_type_id')
     .leftJoin('crm_industries as i', 'i.id', 'a.industry_id')
     .select('a.id', 'a.name', 'a.organization', 'a.email', 'a.city', 'a.country', 'a.customer_number', 'a.is_key_account', 'a.is_supplier',
       'a.is_global', 'a.is_private', 'a.account_manager_id', 'a.service_expires_on', 't.name as type_name', 'i.name as industry_name')
-    .orderBy([{ column: `a.${sort}`, order: dir }, { column: 'a.id', order: dir }])
-    .limit(perPage + 1);
-  if (start) q.whereRaw(`(a.name, a.id) ${dir === 'asc' ? '>=' : '<='} (?, ?)`, [start.name, start.id]);
-  else q.offset((current - 1) * perPage);
+    .orderBy(order)
+    .limit(perPage + 1).offset(skipped);
   const found: AccountRow[] = await q;
   if (sort === 'name') {
     if (!start && found.length) pageStarts(knex).put(pageKey(current), { name: found[0].name, id: Number(found[0].id) });
@@ -191,8 +205,8 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
  * entries than that: cheaper than reading each passed account's row for LIKE (a rep's search, 28 → 4 ms).
  * PostgreSQL's planner weighs the early stop itself.
  */
-async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versions: string; filterKey: string; count: number; perPage: number }): Promise<{ searchIndex: boolean } | null> {
-  const { filters, versions, filterKey, count, perPage } = list;
+async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versions: string; filterKey: string; count: number; perPage: number; streams: AccountStreams | null }): Promise<{ searchIndex: boolean; streams: AccountStream[] | null } | null> {
+  const { filters, versions, filterKey, count, perPage, streams } = list;
   const narrowed = Boolean(filters.q) || [filters.type, filters.industry, filters.manager, filters.group, filters.expiring_days].some((v) => v !== null)
     || filters.key_account || filters.customers || filters.suppliers;
   // A user's favorites are few: fetched and sorted. (Also keeps the count below free of whose favorites.)
@@ -204,8 +218,41 @@ async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versio
     applyFilters(q, filters, 0); // no favorites filter here (see above)
     return (await cappedCount(knex, q)).total;
   });
-  const walked = (all * perPage) / Math.max(count, 1);
-  return walked <= 4 * offered ? { searchIndex: walked > offered } : null;
+  // Walking the streams passes only the user's own share of the accounts.
+  const walkedOver = streams ? await listNumbers(knex, 'account-stream-size', JSON.stringify([versions, streams.key]), () => streams.size()) : all;
+  const walked = (walkedOver * perPage) / Math.max(count, 1);
+  return walked <= 4 * offered ? { searchIndex: walked > offered, streams: streams?.streams ?? null } : null;
+}
+
+interface AccountStream {
+  /** The partial index (migration 028) that holds the stream in name order. */
+  index: string;
+  narrow(q: Knex.QueryBuilder): Knex.QueryBuilder;
+}
+interface AccountStreams { streams: AccountStream[]; key: string; size(): Promise<number> }
+
+/**
+ * SQLite: the accounts a user with only "own" reach may see all lie in three streams, each an index in name order
+ * (migration 028): the accounts they manage, those they created, and the global ones (applyAccountScope: without
+ * "all" or "team" reach every branch of the rule needs one of the three). A page walks each stream with the whole
+ * rule and the filters, and merges them, instead of walking every account's name and skipping the 96 % that
+ * are not theirs. Null for anyone who reaches further, and on PostgreSQL (see nameOrderWalk).
+ */
+function ownStreams(knex: Knex, scope: RecordScope): AccountStreams | null {
+  if (knex.client.config.client === 'pg' || scope.user.admin || scope.all.length || scope.team.length) return null;
+  const userId = scope.user.id;
+  const withGlobal = scope.global && !scope.forEdit;
+  const streams: AccountStream[] = [
+    { index: ACCOUNT_STREAM_INDEXES.manager, narrow: (q) => q.where('a.account_manager_id', userId) },
+    { index: ACCOUNT_STREAM_INDEXES.author, narrow: (q) => q.where('a.author_id', userId) },
+  ];
+  if (withGlobal) streams.push({ index: ACCOUNT_STREAM_INDEXES.global, narrow: (q) => q.where('a.is_global', true) });
+  const size = async () => {
+    const q = knex('crm_accounts as a').whereNull('a.deleted_at')
+      .where((b) => { b.where('a.account_manager_id', userId).orWhere('a.author_id', userId); if (withGlobal) b.orWhere('a.is_global', true); });
+    return (await cappedCount(knex, q)).total;
+  };
+  return { streams, key: JSON.stringify([userId, withGlobal]), size };
 }
 
 export function dateText(v: unknown): string | null {

@@ -3,6 +3,7 @@ import { Session, startTestHost, visibleText, type TestHost } from '../helpers/a
 import { accountSearch } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { accountFilterIndex, LIVE_NAME_INDEX } from '../../migrations/20261124_027_account_filter_index';
+import { ACCOUNT_STREAM_INDEXES, accountStreamIndexes } from '../../migrations/20261124_028_account_stream_indexes';
 
 let host: TestHost;
 let companyType: number;
@@ -26,6 +27,40 @@ beforeEach(async () => {
 
 const accountId = async (name: string) => Number((await host.db.knex('crm_accounts').where({ name }).first()).id);
 const listedNames = (html: string) => [...html.matchAll(/<tr data-account="\d+">\s*<td><a href="\/crm\/accounts\/\d+">([^<]+)<\/a>/g)].map((m) => visibleText(m[1]));
+
+/** Every name of a filtered account list, page by page, as `session` reads it. */
+async function allPagesOf(session: Session, filter: string): Promise<string[]> {
+  const names: string[] = [];
+  const first = (await session.get(`/crm/accounts.json?${filter}`)).body;
+  for (let page = 1; page <= first.pagination.pages; page++) {
+    names.push(...(await session.get(`/crm/accounts.json?${filter}&page=${page}`)).body.accounts.map((a: { name: string }) => a.name));
+  }
+  return names;
+}
+
+/**
+ * Each filtered list read whole (one page of 500 holds every match: fetched and sorted) and then in pages of 2
+ * (few among many: walked, on SQLite), with the statements of the second reading.
+ */
+async function wholeAndInPairs(session: Session, filters: string[]) {
+  const knex = host.db.knex;
+  const pageSize = async (n: number) => knex('crm_settings').insert({ name: 'page_size', value: String(n), lock_version: 0 }).onConflict('name').merge();
+  const whole = new Map<string, string[]>();
+  const inPairs = new Map<string, string[]>();
+  const statements: string[] = [];
+  const record = (q: { sql: string }) => statements.push(q.sql);
+  try {
+    await pageSize(500);
+    for (const f of filters) whole.set(f, await allPagesOf(session, f));
+    await pageSize(2);
+    knex.on('query', record);
+    for (const f of filters) inPairs.set(f, await allPagesOf(session, f));
+  } finally {
+    knex.removeListener('query', record);
+    await knex('crm_settings').where({ name: 'page_size' }).delete();
+  }
+  return { whole, inPairs, statements };
+}
 
 function companyForm(extra: Record<string, string | string[]> = {}) {
   return { account_type_id: String(companyType), name: 'Umbrella Corp', city: 'Raccoon City', [`custom_field_${requiredField}`]: 'North', ...extra };
@@ -276,34 +311,52 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     const director = await Session.signIn(host.app, 'director');
     const software = (await knex('crm_industries').where({ name: 'Software' }).first()).id;
     const filters = ['q=o', 'q=a', 'customers=1', `industry=${software}`, 'q=e&customers=1', 'q=zzzz-nothing'];
-    const pageSize = async (n: number) => knex('crm_settings').insert({ name: 'page_size', value: String(n), lock_version: 0 }).onConflict('name').merge();
-    const pagesOf = async (filter: string) => {
-      const names: string[] = [];
-      const first = (await director.get(`/crm/accounts.json?${filter}`)).body;
-      for (let page = 1; page <= first.pagination.pages; page++) {
-        names.push(...(await director.get(`/crm/accounts.json?${filter}&page=${page}`)).body.accounts.map((a: { name: string }) => a.name));
-      }
-      return names;
-    };
-    const statements: string[] = [];
-    const record = (q: { sql: string }) => statements.push(q.sql);
-    try {
-      // One page of 500 holds every match: fetched and sorted. Pages of 2 are few among many: walked (on SQLite).
-      await pageSize(500);
-      const whole = new Map<string, string[]>();
-      for (const f of filters) whole.set(f, await pagesOf(f));
-      expect(whole.get('q=o')!.length).toBeGreaterThan(3);
-      expect(whole.get('q=zzzz-nothing')).toEqual([]);
-      await pageSize(2);
-      knex.on('query', record);
-      for (const f of filters) expect(await pagesOf(f)).toEqual(whole.get(f));
-    } finally {
-      knex.removeListener('query', record);
-      await knex('crm_settings').where({ name: 'page_size' }).delete();
-    }
+    const { whole, inPairs, statements } = await wholeAndInPairs(director, filters);
+    expect(whole.get('q=o')!.length).toBeGreaterThan(3);
+    expect(whole.get('q=zzzz-nothing')).toEqual([]);
+    expect(inPairs).toEqual(whole);
     const walked = statements.filter((sql) => /indexed by/i.test(sql));
     if (host.db.kind === 'sqlite') expect(walked.length).toBeGreaterThan(0);
     else expect(walked).toEqual([]);
+  });
+
+  test('a sales rep’s filtered list has the same pages whether it walks their own accounts’ streams or fetches the matches', async () => {
+    const knex = host.db.knex;
+    const role = await knex('roles').where({ name: 'Sales rep' }).first();
+    await knex('crm_role_visibility').insert({ role_id: role.id, entity: 'accounts', level: 'own' });
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const rep1Id = (await knex('users').where({ login: 'rep1' }).first()).id;
+    const europe = host.demo.projects['crm-europe'].id;
+    // Enough accounts of rep1's own (managed, created, global) among others' for pages of 2 to walk.
+    const made: number[] = [];
+    const type = (await knex('crm_account_types').first()).id;
+    for (let i = 0; i < 12; i++) {
+      const [row] = await knex('crm_accounts').insert({
+        name: `Stream ${['Alder', 'Birch', 'Cedar', 'Elm'][i % 4]} ${i}`, account_type_id: type, organization: i % 3 ? 'Stream works' : 'Other works',
+        account_manager_id: i % 4 === 0 ? rep1Id : null, author_id: i % 4 === 1 ? rep1Id : null, is_global: i % 4 === 2, lock_version: 0,
+      }).returning('id');
+      const id = Number(typeof row === 'object' ? row.id : row);
+      made.push(id);
+      await knex('crm_account_projects').insert({ account_id: id, project_id: europe });
+    }
+    const filters = ['q=stream', 'q=works', 'q=stream%20a', 'q=o', 'customers=1', 'q=zzzz-nothing'].flatMap((f) => [`${f}&sort=name&dir=asc`, `${f}&sort=name&dir=desc`]);
+    let read;
+    try {
+      read = await wholeAndInPairs(rep1, filters);
+    } finally {
+      await knex('crm_account_projects').whereIn('account_id', made).delete();
+      await knex('crm_accounts').whereIn('id', made).delete();
+    }
+    const { whole, inPairs, statements } = read;
+    // Managed, created and global: all three streams are in the answer; another's account is not.
+    const found = whole.get('q=stream&sort=name&dir=asc');
+    expect(found).toEqual(expect.arrayContaining(['Stream Alder 0', 'Stream Birch 1', 'Stream Cedar 2']));
+    expect(found).not.toContain('Stream Elm 3');
+    expect(whole.get('q=stream&sort=name&dir=desc')).toEqual([...found!].reverse());
+    expect(inPairs).toEqual(whole);
+    const streamed = statements.filter((sql) => /indexed by crm_accounts_manager_name_index/i.test(sql) && / union /i.test(sql));
+    if (host.db.kind === 'sqlite') expect(streamed.length).toBeGreaterThan(0);
+    else expect(streamed).toEqual([]);
   });
 
   test('migration 027: SQLite’s name index carries the filter columns, PostgreSQL gets a live-accounts name index; rollback undoes it', async () => {
@@ -330,6 +383,22 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     expect(await liveIndex()).toEqual(live);
     expect(before.length).toBeGreaterThan(0);
     expect(await listed()).toEqual(before);
+  });
+
+  test('migration 028: SQLite gets the three stream indexes of live accounts in name order, PostgreSQL none; rollback undoes it', async () => {
+    const knex = host.db.knex;
+    const streams = async (): Promise<string[]> => (host.db.kind === 'sqlite'
+      ? (await knex('sqlite_master').where({ type: 'index', tbl_name: 'crm_accounts' }).whereIn('name', Object.values(ACCOUNT_STREAM_INDEXES)).orderBy('name').pluck('sql'))
+        .map((sql: string) => sql.replace(/^.* on crm_accounts /i, ''))
+      : (await knex.raw('select indexname from pg_indexes where indexname = any(?)', [Object.values(ACCOUNT_STREAM_INDEXES)])).rows);
+    const expected = host.db.kind === 'sqlite'
+      ? ['(author_id, name, id) where deleted_at is null', '(is_global, name, id) where deleted_at is null', '(account_manager_id, name, id) where deleted_at is null']
+      : [];
+    expect(await streams()).toEqual(expected);
+    await accountStreamIndexes.down(knex);
+    expect(await streams()).toEqual([]);
+    await accountStreamIndexes.up(knex);
+    expect(await streams()).toEqual(expected);
   });
 
   test('saved filters: mine, shared with everyone, and only the owner deletes', async () => {
