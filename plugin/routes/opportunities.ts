@@ -140,7 +140,7 @@ async function boardContext(ctx: CrmContext, board: string): Promise<CrmContext>
   return globalContext(ctx);
 }
 
-/** O3: a card's move menu. Cards carry no form of their own (a full board has 200); htmx loads it into the card. */
+/** O3: a card's move menu. Cards carry no form of their own (a full board has 100 cards); htmx loads it into the card. */
 async function moveMenuPage(ctx: CrmContext, req: Request, opp: Opportunity): Promise<PageResponse> {
   const board = base(await boardContext(ctx, typeof req.query.board === 'string' ? req.query.board : ''));
   const choices = await statuses(ctx.host.knex, { activeOnly: true });

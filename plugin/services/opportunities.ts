@@ -424,7 +424,7 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
       .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
       .where('k.card_rank', '<=', perColumn).select(rowColumns).orderBy('k.card_rank')).map(toRow));
   // Named apart from the cards, under the accounts' versions and the viewer's account scope as well: a full board
-  // names 200 accounts, and would otherwise read them on every view.
+  // names up to 100 accounts, and would otherwise read them on every view.
   const namesKey = await listKey(knex, ['crm_accounts', 'crm_account_projects'], [key, await accountNamesScopeKey(ctx)]);
   const visibleCards = await listNumbers(knex, 'kanban-card-names', namesKey, () => withAccountNames(ctx, cards));
   const columns = open.map((status) => ({
