@@ -1,4 +1,7 @@
 import type { Knex } from 'knex';
 
-/** Whether a migration runs on PostgreSQL (else SQLite): for the few statements knex has no portable form of. */
-export const isPg = (knex: Knex): boolean => knex.client.config.client === 'pg';
+/**
+ * Whether a knex instance, query or transaction runs on PostgreSQL (else SQLite): for the few statements and plans
+ * that differ. Migrations and the plugin share it (the plugin may not import the host's `isPostgres`).
+ */
+export const isPg = (db: { client: Knex.Client }): boolean => db.client.config.client === 'pg';

@@ -1,6 +1,7 @@
 import { Model, type QueryBuilder } from 'objection';
 import type { Knex } from 'knex';
 import type { RecordScope } from '../services/visibility';
+import { isPg } from '../../migrations/dialect';
 
 export class AccountType extends Model {
   static override tableName = 'crm_account_types';
@@ -91,8 +92,8 @@ export function applyAccountScope(query: AnyQuery, scope: RecordScope, shape: 'l
   // that stops after 25 rows) as a correlated EXISTS: a handful of index probes rather than the list of every
   // linked account. PostgreSQL would turn that EXISTS into the same hashed list (it counts every row a LIMIT
   // may never reach): OFFSET 0 is its documented fence against that (the admin's first page, 49 ms → 1 ms).
-  const db = (query as { client?: Knex.Client }).client ?? (query as QueryBuilder<Model, unknown>).knex().client;
-  const fence = db.config.client === 'pg' ? db.raw('0') : null;
+  const db = (query as Knex.QueryBuilder).client ? (query as Knex.QueryBuilder) : (query as QueryBuilder<Model, unknown>).knex();
+  const fence = isPg(db) ? db.client.raw('0') : null;
   const anyLink = (sub: Knex.QueryBuilder) => {
     sub.select(1).from('crm_account_projects as ap').whereRaw('ap.account_id = a.id');
     if (fence) sub.offset(fence);

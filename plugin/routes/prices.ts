@@ -32,7 +32,6 @@ export interface PriceRow {
   currency: string;
 }
 
-
 export function parsePriceFilters(input: FormInput): PriceFilters {
   const currency = text(input, 'currency').toUpperCase();
   return {

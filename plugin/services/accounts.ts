@@ -5,6 +5,7 @@ import type { HostProject } from '../host';
 import { ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { ACCOUNT_STREAM_INDEXES } from '../../migrations/20261124_028_account_stream_indexes';
+import { isPg } from '../../migrations/dialect';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput, positiveId } from './form';
@@ -30,7 +31,6 @@ export interface AccountFilters {
   sort: (typeof ACCOUNT_SORTS)[number];
   dir: 'asc' | 'desc';
 }
-
 
 /** Filters from a query string. Unknown or malformed values fall back to "no filter" rather than erroring. */
 export function parseAccountFilters(query: FormInput): AccountFilters {
@@ -104,7 +104,7 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number, s
     // substring match. Under 3 characters there is no trigram to look up: LIKE alone. (Form text never holds a
     // NUL, which FTS5 cannot parse: see form.ts.) PostgreSQL: its GIN trigram indexes serve these same LIKE conditions.
     const term = f.q.toLowerCase();
-    if (searchIndex && q.client.config.client !== 'pg' && [...term].length >= 3) {
+    if (searchIndex && !isPg(q) && [...term].length >= 3) {
       q.whereRaw(`a.id in (select rowid from ${ACCOUNT_SEARCH_TABLE} where ${ACCOUNT_SEARCH_TABLE} match ?)`, [ftsPhrase(term)]);
     }
     q.where((b) => {
@@ -165,9 +165,9 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
   const order = [{ column: `a.${sort}`, order: dir }, { column: 'a.id', order: dir }];
   const fromStart = (q: Knex.QueryBuilder) => (start ? q.whereRaw(`(a.name, a.id) ${dir === 'asc' ? '>=' : '<='} (?, ?)`, [start.name, start.id]) : q);
   let q: Knex.QueryBuilder;
-  if (walk?.streams) {
+  if (walk && streams) {
     // Each stream's first rows in name order (as many as the page needs), merged: see `ownStreams`.
-    const [first, ...rest] = walk.streams.map((stream) => {
+    const [first, ...rest] = streams.streams.map((stream) => {
       const rows = fromStart(stream.narrow(matching(knex.raw(`crm_accounts as a indexed by ${stream.index}`), 'lookup', walk.searchIndex)))
         .select('a.id').orderBy(order).limit(skipped + perPage + 1);
       return knex.select('m.id').from(rows.as('m'));
@@ -205,12 +205,12 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
  * entries than that: cheaper than reading each passed account's row for LIKE (a rep's search, 28 → 4 ms).
  * PostgreSQL's planner weighs the early stop itself.
  */
-async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versions: string; filterKey: string; count: number; perPage: number; streams: AccountStreams | null }): Promise<{ searchIndex: boolean; streams: AccountStream[] | null } | null> {
+async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versions: string; filterKey: string; count: number; perPage: number; streams: AccountStreams | null }): Promise<{ searchIndex: boolean } | null> {
   const { filters, versions, filterKey, count, perPage, streams } = list;
   const narrowed = Boolean(filters.q) || [filters.type, filters.industry, filters.manager, filters.group, filters.expiring_days].some((v) => v !== null)
     || filters.key_account || filters.customers || filters.suppliers;
   // A user's favorites are few: fetched and sorted. (Also keeps the count below free of whose favorites.)
-  if (!narrowed || filters.favorites || knex.client.config.client === 'pg') return null;
+  if (!narrowed || filters.favorites || isPg(knex)) return null;
   // The highest id stands for the number of accounts: O(1), and never fewer.
   const all = await listNumbers(knex, 'account-list-size', versions, async () => Number((await knex('crm_accounts').max({ n: 'id' }).first())?.n ?? 0));
   const offered = await listNumbers(knex, 'account-list-filter-counts', filterKey, async () => {
@@ -221,7 +221,7 @@ async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versio
   // Walking the streams passes only the user's own share of the accounts.
   const walkedOver = streams ? await listNumbers(knex, 'account-stream-size', JSON.stringify([versions, streams.key]), () => streams.size()) : all;
   const walked = (walkedOver * perPage) / Math.max(count, 1);
-  return walked <= 4 * offered ? { searchIndex: walked > offered, streams: streams?.streams ?? null } : null;
+  return walked <= 4 * offered ? { searchIndex: walked > offered } : null;
 }
 
 interface AccountStream {
@@ -236,10 +236,11 @@ interface AccountStreams { streams: AccountStream[]; key: string; size(): Promis
  * (migration 028): the accounts they manage, those they created, and the global ones (applyAccountScope: without
  * "all" or "team" reach every branch of the rule needs one of the three). A page walks each stream with the whole
  * rule and the filters, and merges them, instead of walking every account's name and skipping the 96 % that
- * are not theirs. Null for anyone who reaches further, and on PostgreSQL (see nameOrderWalk).
+ * are not theirs. Null for anyone who reaches further. Only a walk reads them, and only SQLite walks (see
+ * nameOrderWalk).
  */
 function ownStreams(knex: Knex, scope: RecordScope): AccountStreams | null {
-  if (knex.client.config.client === 'pg' || scope.user.admin || scope.all.length || scope.team.length) return null;
+  if (scope.user.admin || scope.all.length || scope.team.length) return null;
   const userId = scope.user.id;
   const withGlobal = scope.global && !scope.forEdit;
   const streams: AccountStream[] = [

@@ -46,7 +46,6 @@ export interface ContractFilters {
   dir: 'asc' | 'desc';
 }
 
-
 /** Filters from a query string; malformed dates or day counts are a 422 rather than silently ignored. */
 export function parseContractFilters(query: FormInput): ContractFilters {
   const errors = new FieldErrors();

@@ -7,6 +7,7 @@ import {
   MEASURE_LABELS, buckets, monthEnd, monthStart, quarterEnd, quarterStart, resolvePeriod,
   type ChartKind, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
 } from './dashboard-config';
+import { isPg } from '../../migrations/dialect';
 import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays } from './dates';
 import { convertMinor, rateOn, rateText, type RateOn } from './exchange-rates';
@@ -100,7 +101,6 @@ const statusIds = (env: DashboardEnv) => memo(env, 'statuses', async () => {
   return rows.map((r) => ({ id: Number(r.id), name: String(r.name), kind: String(r.kind), probability: Number(r.probability), active: Boolean(r.active), color: String(r.color) }));
 });
 
-const isPg = (knex: Knex) => knex.client.config.client === 'pg';
 /** "YYYY-MM" of a date column, in SQL (dates are ISO text on SQLite). */
 const monthOfDate = (knex: Knex, col: string) => (isPg(knex) ? `to_char(${col}, 'YYYY-MM')` : `substr(${col}, 1, 7)`);
 /** "YYYY-MM" of a timestamp column in UTC (ISO text on SQLite). */

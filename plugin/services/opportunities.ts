@@ -14,6 +14,7 @@ import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
 import { findVisiblePartner } from './partners';
 import { loadSettings } from './settings';
+import { isPg } from '../../migrations/dialect';
 import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
 
@@ -34,7 +35,6 @@ export interface OpportunityFilters {
   sort: (typeof OPPORTUNITY_SORTS)[number];
   dir: 'asc' | 'desc';
 }
-
 
 /**
  * Filters from a query string. Malformed dates and amounts are errors (422), since silently dropping a
@@ -346,7 +346,7 @@ async function saveChanges(trx: Knex.Transaction, ctx: CrmContext, opp: Opportun
  */
 export async function assertUnsoldIn(trx: Knex.Transaction, opportunityId: number, message = 'This opportunity is sold and locked; unlock it to change it.'): Promise<void> {
   const q = trx('crm_opportunities').where({ id: opportunityId }).first('is_locked');
-  if (trx.client.config.client === 'pg') q.forUpdate();
+  if (isPg(trx)) q.forUpdate();
   const row = await q;
   if (row && Boolean(row.is_locked)) throw invalid(message);
 }
@@ -431,5 +431,5 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
     status, cards: visibleCards.filter((c) => c.status_id === status.id), count: countOf(status.id), totals: totalsOf.get(status.id) ?? [],
   }));
   const folded = all.filter((s) => s.kind !== 'open').map((status) => ({ status, count: countOf(status.id) }));
-  return { columns, folded, statuses: all };
+  return { columns, folded };
 }

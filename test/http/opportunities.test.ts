@@ -8,6 +8,8 @@ afterAll(async () => { await host.close(); });
 const statusId = async (name: string) => Number((await host.db.knex('crm_opportunity_statuses').where({ name }).first()).id);
 const oppId = async (name: string) => Number((await host.db.knex('crm_opportunities').where({ name }).first()).id);
 const listed = (html: string) => [...html.matchAll(/<tr data-opportunity="\d+">\s*<td><a href="\/crm\/opportunities\/\d+">([^<]+)<\/a>/g)].map((m) => visibleText(m[1]));
+/** The markup of one kanban card on a board page. */
+const cardOn = (board: string, id: number) => new RegExp(`<article class="card"[^>]*data-opportunity="${id}"[^>]*>[\\s\\S]*?</article>`).exec(board)![0];
 
 describe('opportunity list (O2)', () => {
   test('the list shows the visible opportunities with status tags, totals and weighted totals per currency', async () => {
@@ -194,7 +196,7 @@ describe('create, edit, move (O1, O3, O7)', () => {
     const row = await host.db.knex('crm_opportunities').where({ id }).first();
     // The card carries what a drag needs and links to the menu; the board has no form per card.
     const board = (await rep1.get('/projects/crm-europe/crm/opportunities/kanban')).text;
-    const card = new RegExp(`<article class="card"[^>]*data-opportunity="${id}"[^>]*>[\\s\\S]*?</article>`).exec(board)![0];
+    const card = cardOn(board, id);
     expect(card).toContain(`data-lock="${row.lock_version}"`);
     expect(card).toContain(`href="/crm/opportunities/${id}/move?board=%2Fprojects%2Fcrm-europe%2Fcrm%2Fopportunities"`);
     expect(card).not.toContain('<form');
@@ -246,10 +248,7 @@ describe('create, edit, move (O1, O3, O7)', () => {
     const id = await oppId('Acme – ERP rollout');
     const account = await host.db.knex('crm_accounts').where({ name: 'Acme Manufacturing' }).first();
     const admin = await host.db.knex('users').where({ login: 'admin' }).first();
-    const cardText = async () => {
-      const board = (await director.get('/crm/opportunities/kanban')).text;
-      return visibleText(new RegExp(`<article class="card"[^>]*data-opportunity="${id}"[^>]*>[\\s\\S]*?</article>`).exec(board)![0]);
-    };
+    const cardText = async () => visibleText(cardOn((await director.get('/crm/opportunities/kanban')).text, id));
     try {
       expect(await cardText()).toContain('Acme Manufacturing');
       await host.db.knex('crm_accounts').where({ id: account.id }).update({ name: 'Acme Manufacturing AB' });
