@@ -17,7 +17,7 @@ import { verifyPassword } from './passwords';
 import { PermissionRegistry } from './permissions';
 import { HOST_PUBLIC } from './paths';
 import { Layout, renderHostView } from './render';
-import { HostRepository, withReadMemo } from './repository';
+import { HostRepository, memoizeRequests } from './repository';
 import { accountRoutes } from './routes/account';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
@@ -89,7 +89,8 @@ export async function createHostApp(options: HostOptions): Promise<HostApp> {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-  app.use((req, _res, next) => withReadMemo(req.method, next));
+  const withRequestMemo = memoizeRequests(knex);
+  app.use((_req, _res, next) => withRequestMemo(next));
   app.use(helmet({
     contentSecurityPolicy: {
       directives: {

@@ -20,17 +20,26 @@ export type UserRecord = HostUser & { status: string; apiKey: string | null; pas
 const toUserRecord = (r: UserRow): UserRecord => ({ ...toUser(r), status: r.status, apiKey: r.api_key, passwordHash: r.password_hash });
 
 /**
- * Answers loaded once per reading request: a page asks `can()` a dozen times (menus, guard, tabs), and each
- * answer comes from the user's grants and the enabled modules, read in one query each. Requests that write
- * (which may change grants, members, modules or projects on the way) and code outside a request (seeding,
- * tests calling the API directly) read afresh every time.
+ * Answers loaded once per request: a page asks `can()` a dozen times (menus, guard, tabs), and each answer
+ * comes from the user's grants and the enabled modules, read in one query each. A request that writes (and may
+ * change grants, members, modules or projects on the way) forgets them at each statement that is not a read.
+ * Code outside a request (seeding, tests calling the API directly) reads afresh every time.
  */
 const requestMemo = new AsyncLocalStorage<Map<string, Promise<unknown>>>();
+const READS = /^\s*(select|pragma)\b/i;
 
-/** Runs the rest of a GET or HEAD request with its own memo of permission data. */
-export function withReadMemo(method: string, next: () => void): void {
-  if (method === 'GET' || method === 'HEAD') requestMemo.run(new Map(), next);
-  else next();
+const watched = new WeakSet<Knex>();
+
+/** Runs the rest of a request with its own memo of permission data, emptied by each write through `knex`. */
+export function memoizeRequests(knex: Knex): (next: () => void) => void {
+  if (!watched.has(knex)) {
+    watched.add(knex);
+    knex.on('query', (query: { sql?: string }) => {
+      const store = requestMemo.getStore();
+      if (store?.size && !READS.test(query.sql ?? '')) store.clear();
+    });
+  }
+  return (next) => requestMemo.run(new Map(), next);
 }
 
 function remembered<T>(key: string, load: () => Promise<T>): Promise<T> {

@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { HostApi, HostProject, HostUser } from '../host';
 import { requirePermissionName } from '../manifest';
-import { withReadMemo } from '../services/read-memo';
+import { forgetOnWrite, withRequestMemo } from '../services/request-memo';
 import { loadProjectSettings } from '../services/settings';
 import { CrmError, notFound } from './errors';
 import { wantsJson } from './respond';
@@ -101,7 +101,7 @@ export function escapeHtml(s: string): string {
 /**
  * The only way the plugin adds a route: each one names its permission (checked against plugin.json at
  * start-up) and runs behind `authorize`, so a route without a permission check cannot be written.
- * GET routes also answer at `<path>.json`.
+ * GET routes also answer at `<path>.json`. Each request runs with a memo of its own (services/request-memo.ts).
  */
 export function buildRouter(host: HostApi, routes: CrmRoute[]): Router {
   const router = Router();
@@ -109,7 +109,7 @@ export function buildRouter(host: HostApi, routes: CrmRoute[]): Router {
     (Array.isArray(route.permission) ? route.permission : [route.permission]).forEach(requirePermissionName);
     // The .json form first: otherwise `/crm/accounts/:id` would take "5.json" as the id.
     const paths = route.method === 'get' ? [`${route.path}.json`, route.path] : [route.path];
-    router[route.method](paths, (req, res, next) => withReadMemo(req.method, async () => {
+    router[route.method](paths, (req, res, next) => withRequestMemo(async () => {
       try {
         const ctx = await authorize(host, route, req);
         await route.handler(ctx, req, res);
@@ -119,5 +119,6 @@ export function buildRouter(host: HostApi, routes: CrmRoute[]): Router {
       }
     }));
   }
+  forgetOnWrite(host.knex);
   return router;
 }

@@ -36,6 +36,29 @@ function checkKey(key: string): string {
   return key;
 }
 
+const NEW_FILE = { flag: 'wx', mode: 0o600 } as const;
+
+/** Bytes already in memory (a generated document): hashed in one pass and written in one call. */
+async function writeBuffer(file: string, data: Buffer): Promise<StoredFile> {
+  await fs.promises.writeFile(file, data, NEW_FILE);
+  return { size: data.length, sha256: crypto.createHash('sha256').update(data).digest('hex') };
+}
+
+/** A stream (an upload): counted and hashed as it passes to the file. */
+async function writeStream(file: string, data: Readable): Promise<StoredFile> {
+  const hash = crypto.createHash('sha256');
+  let size = 0;
+  const measure = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      size += chunk.length;
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  await pipeline(data, measure, fs.createWriteStream(file, { flags: NEW_FILE.flag, mode: NEW_FILE.mode }));
+  return { size, sha256: hash.digest('hex') };
+}
+
 /** Files in a local directory, two levels deep (`ab/abcdef…`); writes go to a temp file, then a rename. */
 export class LocalFileStorage implements FileStorage {
   constructor(readonly root: string) {}
@@ -51,24 +74,14 @@ export class LocalFileStorage implements FileStorage {
     await fs.promises.mkdir(tmpDir, { recursive: true });
     await fs.promises.mkdir(path.dirname(target), { recursive: true });
     const tmp = path.join(tmpDir, `${key}.${crypto.randomBytes(6).toString('hex')}.part`);
-    const hash = crypto.createHash('sha256');
-    let size = 0;
-    const measure = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
-    const source = Buffer.isBuffer(data) ? Readable.from([data]) : data;
     try {
-      await pipeline(source, measure, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+      const stored = Buffer.isBuffer(data) ? await writeBuffer(tmp, data) : await writeStream(tmp, data);
       await fs.promises.rename(tmp, target);
+      return stored;
     } catch (err) {
       await fs.promises.rm(tmp, { force: true });
       throw err;
     }
-    return { size, sha256: hash.digest('hex') };
   }
 
   async get(key: string): Promise<Readable> {

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import type { HostUser } from '../host';
-import { readOnce } from './read-memo';
+import { readOnce } from './request-memo';
 
 /** S3: per role and record kind, whose records a user sees. Supervisors get view on their team, never edit. */
 export type VisibilityLevel = 'all' | 'own' | 'subordinates';

@@ -97,6 +97,9 @@ describe('generating a quote document (Q8)', () => {
     const doc = await download(rep1, res.headers.location);
     expect(doc.status).toBe(200);
     expect(doc.headers['content-disposition']).toContain(`${number}.docx`);
+    // The row describes the bytes that were stored.
+    expect(Number(file.size)).toBe((doc.body as Buffer).length);
+    expect(file.sha256).toBe(crypto.createHash('sha256').update(doc.body as Buffer).digest('hex'));
     const text = docText(doc.body as Buffer);
     expect(text).toContain(`Quote ${number}`);
     expect(text).toContain('Acme <Docs> & "Sons"');
@@ -191,6 +194,28 @@ describe('generating a quote document (Q8)', () => {
     expect(await oppFiles(oppId)).toEqual([]);
   });
 });
+
+  test('making a document reads the maker’s access once, though it checks the opportunity, the quote and the account', async () => {
+    const { oppId, quoteId } = await newQuotedOpportunity();
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const access: string[] = [];
+    const ACCESS = /role_permissions|from ["`]project_modules["`]|crm_partner_users|crm_role_visibility|from ["`]members["`] where/;
+    const record = (q: { sql: string; bindings?: unknown[] }) => { if (ACCESS.test(q.sql)) access.push(`${q.sql} ${JSON.stringify(q.bindings ?? [])}`); };
+    host.db.knex.on('query', record);
+    let res;
+    try {
+      res = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: 'default' });
+    } finally {
+      host.db.knex.removeListener('query', record);
+    }
+    expect(res.status).toBe(303);
+    expect(await oppFiles(oppId)).toHaveLength(1);
+    // Grants, modules, memberships, partner links, the role levels of opportunities and of accounts, and the
+    // projects where the three permissions involved hold: each read once, none again.
+    expect(access.length).toBeGreaterThanOrEqual(9);
+    expect(access.filter((statement, i) => access.indexOf(statement) !== i)).toEqual([]);
+  });
+
 
 describe('token reference and template check (Q9)', () => {
   test('the token reference lists every token with its value for the opportunity, escaped', async () => {

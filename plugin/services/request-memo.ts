@@ -1,0 +1,45 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Knex } from 'knex';
+
+/**
+ * Answers loaded once per request: one page resolves the viewer's scope for several kinds of records (a
+ * dashboard for four), and making a document resolves it for the opportunity, its quote and its account; each
+ * resolution reads the same partner links and role visibility levels. A request forgets everything it
+ * remembered at each statement that is not a read, so what it reads after a write of its own is read afresh.
+ * Code outside a request reads afresh every time. The reference host memoizes its own reads the same way
+ * (host/repository.ts); the plugin keeps its own because it sees the host only through the host API and must
+ * work on hosts that memoize nothing.
+ */
+const memo = new AsyncLocalStorage<Map<string, Promise<unknown>>>();
+
+/** Statements that only read: anything else (insert, update, delete, begin, savepoint…) empties the memo. */
+const READS = /^\s*(select|pragma)\b/i;
+const watched = new WeakSet<Knex>();
+
+/** Makes each statement through `knex` that is not a read empty the memo of the request that sends it. Once per knex. */
+export function forgetOnWrite(knex: Knex): void {
+  if (watched.has(knex)) return;
+  watched.add(knex);
+  knex.on('query', (query: { sql?: string }) => {
+    const store = memo.getStore();
+    if (store?.size && !READS.test(query.sql ?? '')) store.clear();
+  });
+}
+
+/** Runs `handle` with a memo of its own (see forgetOnWrite for what empties it). */
+export function withRequestMemo<T>(handle: () => Promise<T>): Promise<T> {
+  return memo.run(new Map(), handle);
+}
+
+/** `load()`, or its earlier answer in this request since its last write. The answer is shared: do not change it. */
+export function readOnce<T>(key: string, load: () => Promise<T>): Promise<T> {
+  const store = memo.getStore();
+  if (!store) return load();
+  let value = store.get(key) as Promise<T> | undefined;
+  if (!value) {
+    value = load();
+    store.set(key, value);
+    value.catch(() => store.delete(key));
+  }
+  return value;
+}
