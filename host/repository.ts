@@ -84,8 +84,11 @@ export class HostRepository {
   }
 
   async projectById(id: number): Promise<HostProject | null> {
-    const row = await this.knex<ProjectRow>('projects').where({ id }).first();
-    return row ? toProject(row) : null;
+    const project = await remembered(`project:${id}`, async () => {
+      const row = await this.knex<ProjectRow>('projects').where({ id }).first();
+      return row ? toProject(row) : null;
+    });
+    return project && { ...project };
   }
 
   async projectByIdentifier(identifier: string): Promise<HostProject | null> {

@@ -11,7 +11,7 @@ import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef }
 import { FieldErrors, flag, list, text, type FormInput, positiveId } from './form';
 import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
-import { LIST_CACHE_MS, cacheFor, listNumbers, scopeKey, versionKey, type VersionedTable } from './data-version';
+import { LIST_CACHE_MS, cacheFor, listNumbers, readUnderVersions, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays, todayUtc } from './dates';
 import { recordScope, type RecordScope } from './visibility';
 
@@ -337,6 +337,11 @@ export interface AccountFormOptions {
   users: { id: number; name: string }[];
 }
 
+/** Every row of a lookup table in its order, kept under the table's version (lookups are short lists). */
+function lookupRows<T>(knex: Knex, table: VersionedTable, read: () => PromiseLike<T[]>): Promise<T[]> {
+  return readUnderVersions(knex, table, [table], [], async () => read());
+}
+
 /**
  * The choices of the account form: active types, industries and groups — plus, when editing, the ones the
  * account already has even if an admin has since switched them off, so a save never changes them silently.
@@ -345,9 +350,9 @@ export async function accountFormOptions(ctx: CrmContext, account: Account | nul
   const knex = ctx.host.knex;
   const currentGroups = account ? (await knex('crm_account_group_members').where({ account_id: account.id }).pluck('group_id')).map(Number) : [];
   return {
-    types: await AccountType.query(knex).where((b) => { b.where({ active: true }); if (account) b.orWhere('id', account.account_type_id); }).orderBy('position'),
-    industries: await Industry.query(knex).where((b) => { b.where({ active: true }); if (account?.industry_id) b.orWhere('id', account.industry_id); }).orderBy('position'),
-    groups: await AccountGroup.query(knex).where((b) => { b.where({ active: true }); if (currentGroups.length) b.orWhereIn('id', currentGroups); }).orderBy('position'),
+    types: (await lookupRows(knex, 'crm_account_types', () => AccountType.query(knex).orderBy('position'))).filter((t) => t.active || t.id === account?.account_type_id),
+    industries: (await lookupRows(knex, 'crm_industries', () => Industry.query(knex).orderBy('position'))).filter((i) => i.active || i.id === account?.industry_id),
+    groups: (await lookupRows(knex, 'crm_account_groups', () => AccountGroup.query(knex).orderBy('position'))).filter((g) => g.active || currentGroups.includes(g.id)),
     users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
   };
 }

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { VERSIONED_TABLES } from '../../migrations/20261123_024_table_versions';
+import { readOnce } from './request-memo';
 import type { RecordScope } from './visibility';
 
 export type VersionedTable = (typeof VERSIONED_TABLES)[number];
@@ -8,12 +9,25 @@ export type VersionedTable = (typeof VERSIONED_TABLES)[number];
  * The version numbers of the plugin's tables, as one string per call (`crm_accounts:12,crm_opportunities:7`).
  * Every committed write to a table raises its number (triggers of migration 024), so a result cached under the
  * numbers of the tables it read is exact until one of them changes. Read the numbers before the data, and
- * outside any write transaction: a rolled-back write may hand out the same number again.
+ * outside any write transaction: a rolled-back write may hand out the same number again. A request reads all
+ * the numbers in one statement, once until it writes (request-memo.ts).
  */
 export async function versionKey(knex: Knex, tables: readonly VersionedTable[]): Promise<string> {
-  const rows: { table_name: string; version: number | string }[] = await knex('crm_table_versions').whereIn('table_name', tables).select('table_name', 'version');
-  const byTable = new Map(rows.map((r) => [r.table_name, String(r.version)]));
+  const byTable = await readOnce('table-versions', async () => {
+    const rows: { table_name: string; version: number | string }[] = await knex('crm_table_versions').select('table_name', 'version');
+    return new Map(rows.map((r) => [r.table_name, String(r.version)]));
+  });
   return tables.map((t) => `${t}:${byTable.get(t) ?? '?'}`).join(',');
+}
+
+/**
+ * `load()` once per version of `tables` (and per `parts`, such as a user id), shared by every request until a
+ * write to one of them; inside a transaction, read afresh (see versionKey). For small tables a page reads on
+ * every request (settings, role levels, the lookups of a form). The answer is shared: do not change it.
+ */
+export async function readUnderVersions<T>(knex: Knex, name: string, tables: readonly VersionedTable[], parts: unknown[], load: () => Promise<T>): Promise<T> {
+  if (knex.isTransaction) return load();
+  return cacheFor<T>(knex, `versioned:${name}`, 1000, LIST_CACHE_MS).get(await listKey(knex, tables, parts), load);
 }
 
 /** What a user may see, as a string: two users with the same key see the same records. */

@@ -3,16 +3,20 @@ import type { HostUser } from '../host';
 import { invalid, staleRecord } from '../http/errors';
 import { SETTING_DEFAULTS, type SettingValue } from '../manifest';
 import { CrmSetting, ProjectSetting } from '../models/settings';
+import { readUnderVersions } from './data-version';
 import { journal } from './journal';
 
 export type CrmSettings = Record<string, SettingValue>;
 
 /** The plugin's settings: the manifest's defaults, overridden by what an admin saved. */
 export async function loadSettings(knex: Knex): Promise<CrmSettings> {
-  const stored = await CrmSetting.query(knex);
-  const settings: CrmSettings = { ...SETTING_DEFAULTS };
-  for (const row of stored) if (row.name in SETTING_DEFAULTS) settings[row.name] = JSON.parse(row.value) as SettingValue;
-  return settings;
+  const settings = await readUnderVersions(knex, 'settings', ['crm_settings'], [], async () => {
+    const stored = await CrmSetting.query(knex);
+    const read: CrmSettings = { ...SETTING_DEFAULTS };
+    for (const row of stored) if (row.name in SETTING_DEFAULTS) read[row.name] = JSON.parse(row.value) as SettingValue;
+    return read;
+  });
+  return { ...settings };
 }
 
 /** Turns form text into a setting of the same type as its default, or says why it cannot. */

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import type { HostUser } from '../host';
-import { readOnce } from './request-memo';
+import { readUnderVersions } from './data-version';
 
 /** S3: per role and record kind, whose records a user sees. Supervisors get view on their team, never edit. */
 export type VisibilityLevel = 'all' | 'own' | 'subordinates';
@@ -27,7 +27,7 @@ export interface RecordScope {
 }
 
 export function roleLevels(knex: Knex, entity: VisibilityEntity): Promise<Map<number, VisibilityLevel>> {
-  return readOnce(`role-levels:${entity}`, async () => {
+  return readUnderVersions(knex, 'role-levels', ['crm_role_visibility'], [entity], async () => {
     const rows = await knex('crm_role_visibility').where({ entity }).select('role_id', 'level');
     return new Map(rows.map((r) => [Number(r.role_id), r.level as VisibilityLevel]));
   });
@@ -45,7 +45,7 @@ export async function teamOf(knex: Knex, userId: number): Promise<number[]> {
 }
 
 export function partnerIdsOf(knex: Knex, userId: number): Promise<number[] | null> {
-  return readOnce(`partner-ids:${userId}`, async () => {
+  return readUnderVersions(knex, 'partner-ids', ['crm_partner_users'], [userId], async () => {
     const ids = (await knex('crm_partner_users').where({ user_id: userId }).pluck('partner_id')).map(Number);
     return ids.length ? ids : null;
   });

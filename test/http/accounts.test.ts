@@ -527,6 +527,47 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
   });
 });
 
+describe('what every account page reads', () => {
+  const SMALL_TABLES = /from ["`](crm_settings|crm_role_visibility|crm_partner_users|crm_account_types|crm_industries|crm_account_groups)["`]/;
+
+  async function smallTableReads(load: () => Promise<unknown>): Promise<string[]> {
+    const reads: string[] = [];
+    const record = (q: { sql: string }) => { if (SMALL_TABLES.test(q.sql)) reads.push(q.sql); };
+    host.db.knex.on('query', record);
+    try {
+      await load();
+    } finally {
+      host.db.knex.removeListener('query', record);
+    }
+    return reads;
+  }
+
+  test('settings, role levels, partner links and the form’s lookups are read again only after they change', async () => {
+    const knex = host.db.knex;
+    const role = await knex('roles').where({ name: 'Sales rep' }).first();
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    await rep1.get('/crm/accounts/new');
+    await rep1.get('/crm/accounts');
+    expect(await smallTableReads(() => rep1.get('/crm/accounts/new'))).toEqual([]);
+    expect(await smallTableReads(() => rep1.get('/crm/accounts'))).toEqual([]);
+
+    // Each change, by any writer, is seen at the next page.
+    const industry = await knex('crm_industries').where({ active: true }).orderBy('position').first();
+    await knex('crm_industries').where({ id: industry.id }).update({ name: 'Renamed industry' });
+    expect(visibleText((await rep1.get('/crm/accounts/new')).text)).toContain('Renamed industry');
+    await knex('crm_role_visibility').insert({ role_id: role.id, entity: 'accounts', level: 'own' });
+    await knex('crm_settings').insert({ name: 'page_size', value: '2', lock_version: 0 }).onConflict('name').merge();
+    try {
+      const names = listedNames((await rep1.get('/crm/accounts')).text);
+      expect(names).toHaveLength(2);
+      expect(names).not.toContain('Parts & Bolts Supply'); // the director's, hidden by "own"
+    } finally {
+      await knex('crm_industries').where({ id: industry.id }).update({ name: industry.name });
+      await knex('crm_settings').where({ name: 'page_size' }).delete();
+    }
+  });
+});
+
 describe('a long account list', () => {
   test('is counted up to 10 000 rows: beyond, the page says "10000+" and the pages stop there', async () => {
     const knex = host.db.knex;
