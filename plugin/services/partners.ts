@@ -7,6 +7,7 @@ import { globalContext, likePattern } from './accounts';
 import { visibleContactsQuery } from './contacts';
 import { FieldErrors, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
+import { readUnderVersions, scopeKey } from './data-version';
 import type { PageMeta } from './pagination';
 import { recordScope, type RecordScope } from './visibility';
 
@@ -139,10 +140,13 @@ export interface PartnerPicker {
  */
 export async function partnerPicker(ctx: CrmContext, currentId: number | null): Promise<PartnerPicker> {
   const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
-  const q = ctx.host.knex('crm_partners as p');
-  applyPartnerScope(q, scope);
-  const listed = (await q.select('p.id', 'p.name').orderBy(['p.name', 'p.id']).limit(PARTNER_PICKER_LIMIT + 1))
-    .map((r: { id: number | string; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
+  // Kept under the partners' version and the viewer's scope: every opportunity list and form shows it.
+  const listed = await readUnderVersions(ctx.host.knex, 'partner-picker', ['crm_partners'], [scopeKey(scope)], async () => {
+    const q = ctx.host.knex('crm_partners as p');
+    applyPartnerScope(q, scope);
+    return (await q.select('p.id', 'p.name').orderBy(['p.name', 'p.id']).limit(PARTNER_PICKER_LIMIT + 1))
+      .map((r: { id: number | string; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
+  });
   const options = listed.length > PARTNER_PICKER_LIMIT ? null : listed;
   if (currentId === null) return { options, current: null };
   const name = options ? options.find((o) => o.id === currentId)?.name : (await visiblePartnerNames(ctx, [currentId])).get(currentId);

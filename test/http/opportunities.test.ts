@@ -439,6 +439,40 @@ describe('partner pickers (O1, A10)', () => {
     }
   });
 
+  test('the partner list is read again only when partners change, and follows each change and the viewer’s reach', async () => {
+    const knex = host.db.knex;
+    const europe = host.demo.projects['crm-europe'].id;
+    const americas = host.demo.projects['crm-americas'].id;
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const director = await Session.signIn(host.app, 'director');
+    await rep1.get('/crm/opportunities');
+    const partnerReads: string[] = [];
+    const record = (q: { sql: string }) => { if (/from ["`]crm_partners["`]/.test(q.sql)) partnerReads.push(q.sql); };
+    knex.on('query', record);
+    try {
+      expect((await rep1.get('/crm/opportunities')).status).toBe(200);
+    } finally {
+      knex.removeListener('query', record);
+    }
+    expect(partnerReads).toEqual([]);
+
+    const [row] = await knex('crm_partners').insert({ name: 'Fresh Europe Partner', project_id: europe }).returning('id');
+    const fresh = Number((row as { id?: number }).id ?? row);
+    try {
+      expect((await rep1.get('/crm/opportunities')).text).toContain('Fresh Europe Partner');
+      await knex('crm_partners').where({ id: fresh }).update({ name: 'Renamed Europe Partner' });
+      const renamed = (await rep1.get('/crm/opportunities')).text;
+      expect(renamed).toContain('Renamed Europe Partner');
+      expect(renamed).not.toContain('Fresh Europe Partner');
+      // Moved to a project rep1 is not in: gone from rep1's list, still in the director's.
+      await knex('crm_partners').where({ id: fresh }).update({ project_id: americas });
+      expect((await rep1.get('/crm/opportunities')).text).not.toContain('Renamed Europe Partner');
+      expect((await director.get('/crm/opportunities')).text).toContain('Renamed Europe Partner');
+    } finally {
+      await knex('crm_partners').where({ id: fresh }).delete();
+    }
+  });
+
   test('a newly chosen contact must be one the user may see; a contact kept as it was passes', async () => {
     const knex = host.db.knex;
     const [row] = await knex('crm_personal_contacts').insert({ last_name: 'Hiddencontact', project_id: host.demo.projects['crm-americas'].id, author_id: host.demo.users.rep2.id, owner_id: host.demo.users.rep2.id }).returning('id');
