@@ -22,11 +22,13 @@ const toUserRecord = (r: UserRow): UserRecord => ({ ...toUser(r), status: r.stat
 /**
  * Answers loaded once per request: a page asks `can()` a dozen times (menus, guard, tabs), and each answer
  * comes from the user's grants and the enabled modules, read in one query each. A request that writes (and may
- * change grants, members, modules or projects on the way) forgets them at each statement that is not a read.
+ * change grants, members, modules or projects on the way) forgets them at each statement that writes.
  * Code outside a request (seeding, tests calling the API directly) reads afresh every time.
  */
 const requestMemo = new AsyncLocalStorage<Map<string, Promise<unknown>>>();
-const READS = /^\s*(select|pragma)\b/i;
+/** Statements that may change data or start a transaction (a `with` query only when it holds a write). */
+const WRITES = /^\s*(insert|update|delete|replace|merge|begin|commit|rollback|savepoint|release|create|alter|drop|truncate)\b/i;
+const WRITING_WITH = /^\s*with\b[\s\S]*\b(insert|update|delete|merge)\b/i;
 
 const watched = new WeakSet<Knex>();
 
@@ -36,7 +38,7 @@ export function memoizeRequests(knex: Knex): (next: () => void) => void {
     watched.add(knex);
     knex.on('query', (query: { sql?: string }) => {
       const store = requestMemo.getStore();
-      if (store?.size && !READS.test(query.sql ?? '')) store.clear();
+      if (store?.size && (WRITES.test(query.sql ?? '') || WRITING_WITH.test(query.sql ?? ''))) store.clear();
     });
   }
   return (next) => requestMemo.run(new Map(), next);
@@ -102,15 +104,18 @@ export class HostRepository {
 
   /** Descendants in tree order, in one recursive query (portable across SQLite and PostgreSQL). */
   async descendants(project: HostProject): Promise<HostProject[]> {
-    const rows: ProjectRow[] = await this.knex
-      .withRecursive('tree', (qb) => {
-        qb.select('projects.*', this.knex.raw('1 as depth')).from('projects').where('parent_id', project.id)
-          .unionAll((u) => {
-            u.select('projects.*', this.knex.raw('tree.depth + 1')).from('projects').join('tree', 'projects.parent_id', 'tree.id');
-          });
-      })
-      .select('*').from('tree').orderBy([{ column: 'depth' }, { column: 'name' }]);
-    return rows.map(toProject);
+    const tree = await remembered(`descendants:${project.id}`, async () => {
+      const rows: ProjectRow[] = await this.knex
+        .withRecursive('tree', (qb) => {
+          qb.select('projects.*', this.knex.raw('1 as depth')).from('projects').where('parent_id', project.id)
+            .unionAll((u) => {
+              u.select('projects.*', this.knex.raw('tree.depth + 1')).from('projects').join('tree', 'projects.parent_id', 'tree.id');
+            });
+        })
+        .select('*').from('tree').orderBy([{ column: 'depth' }, { column: 'name' }]);
+      return rows.map(toProject);
+    });
+    return tree.map((p) => ({ ...p }));
   }
 
   async ancestors(project: HostProject): Promise<HostProject[]> {

@@ -5,6 +5,7 @@ import { SETTING_DEFAULTS, type SettingValue } from '../manifest';
 import { CrmSetting, ProjectSetting } from '../models/settings';
 import { readUnderVersions } from './data-version';
 import { journal } from './journal';
+import { readOnce } from './request-memo';
 
 export type CrmSettings = Record<string, SettingValue>;
 
@@ -70,7 +71,9 @@ export interface ProjectCrmSettings {
 }
 
 export async function loadProjectSettings(knex: Knex, projectId: number, settings?: CrmSettings): Promise<ProjectCrmSettings> {
-  const row = await ProjectSetting.query(knex).findById(projectId);
+  // A dashboard resolves each module's scope, and each resolution asks for the project's settings.
+  const read = async () => ProjectSetting.query(knex).findById(projectId);
+  const row = knex.isTransaction ? await read() : await readOnce(`project-settings:${projectId}`, read);
   if (row) return { projectId, includeSubprojects: Boolean(row.include_subprojects), lockVersion: row.lock_version };
   const defaults = settings ?? (await loadSettings(knex));
   return { projectId, includeSubprojects: Boolean(defaults.show_subproject_records), lockVersion: 0 };

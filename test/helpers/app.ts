@@ -1,5 +1,6 @@
 import request from 'supertest';
 import type { Express } from 'express';
+import type { Knex } from 'knex';
 import { createHostApp, migrateAll, type HostApp, type HostOptions } from '../../host/app';
 import { seedDemoData } from '../../host/seed';
 import { crmPlugin } from '../../plugin/index';
@@ -101,4 +102,16 @@ export async function expectLinkedPage(s: Session, sidebarHtml: string, url: str
   const fragment = await s.htmxGet(url);
   expect(fragment.status).toBe(200);
   expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+}
+
+/** Every statement sent through `knex` while `during` runs (SQL and bindings), and what `during` returned. */
+export async function statementsDuring<T>(knex: Knex, during: () => Promise<T>): Promise<{ result: T; statements: { sql: string; bindings: unknown[] }[] }> {
+  const statements: { sql: string; bindings: unknown[] }[] = [];
+  const record = (q: { sql: string; bindings?: unknown[] }) => statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
+  knex.on('query', record);
+  try {
+    return { result: await during(), statements };
+  } finally {
+    knex.removeListener('query', record);
+  }
 }

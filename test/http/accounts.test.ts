@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { accountSearch } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { accountFilterIndex, LIVE_NAME_INDEX } from '../../migrations/20261124_027_account_filter_index';
@@ -531,15 +531,8 @@ describe('what every account page reads', () => {
   const SMALL_TABLES = /from ["`](crm_settings|crm_role_visibility|crm_partner_users|crm_account_types|crm_industries|crm_account_groups)["`]/;
 
   async function smallTableReads(load: () => Promise<unknown>): Promise<string[]> {
-    const reads: string[] = [];
-    const record = (q: { sql: string }) => { if (SMALL_TABLES.test(q.sql)) reads.push(q.sql); };
-    host.db.knex.on('query', record);
-    try {
-      await load();
-    } finally {
-      host.db.knex.removeListener('query', record);
-    }
-    return reads;
+    const { statements } = await statementsDuring(host.db.knex, load);
+    return statements.map((q) => q.sql).filter((sql) => SMALL_TABLES.test(sql));
   }
 
   test('settings, role levels, partner links and the form’s lookups are read again only after they change', async () => {

@@ -5,7 +5,7 @@ import PizZip from 'pizzip';
 import { docxPackage, para } from '../../scripts/docx-package';
 import { addAttachment } from '../../plugin/services/attachments';
 import { newStorageKey, storageFor } from '../../plugin/services/storage';
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { downloadBytes, uploadFile } from '../helpers/files';
 
 let host: TestHost;
@@ -198,16 +198,9 @@ describe('generating a quote document (Q8)', () => {
   test('making a document reads the maker’s access once, though it checks the opportunity, the quote and the account', async () => {
     const { oppId, quoteId } = await newQuotedOpportunity();
     const rep1 = await Session.signIn(host.app, 'rep1');
-    const access: string[] = [];
     const ACCESS = /role_permissions|from ["`]project_modules["`]|crm_partner_users|crm_role_visibility|from ["`]members["`] where/;
-    const record = (q: { sql: string; bindings?: unknown[] }) => { if (ACCESS.test(q.sql)) access.push(`${q.sql} ${JSON.stringify(q.bindings ?? [])}`); };
-    host.db.knex.on('query', record);
-    let res;
-    try {
-      res = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: 'default' });
-    } finally {
-      host.db.knex.removeListener('query', record);
-    }
+    const { result: res, statements } = await statementsDuring(host.db.knex, () => rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: 'default' }));
+    const access = statements.filter((q) => ACCESS.test(q.sql)).map((q) => `${q.sql} ${JSON.stringify(q.bindings)}`);
     expect(res.status).toBe(303);
     expect(await oppFiles(oppId)).toHaveLength(1);
     // The host's grants, modules and memberships, and the projects where each of the three permissions involved

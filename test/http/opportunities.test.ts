@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -446,15 +446,9 @@ describe('partner pickers (O1, A10)', () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const director = await Session.signIn(host.app, 'director');
     await rep1.get('/crm/opportunities');
-    const partnerReads: string[] = [];
-    const record = (q: { sql: string }) => { if (/from ["`]crm_partners["`]/.test(q.sql)) partnerReads.push(q.sql); };
-    knex.on('query', record);
-    try {
-      expect((await rep1.get('/crm/opportunities')).status).toBe(200);
-    } finally {
-      knex.removeListener('query', record);
-    }
-    expect(partnerReads).toEqual([]);
+    const { result: list, statements } = await statementsDuring(knex, () => rep1.get('/crm/opportunities'));
+    expect(list.status).toBe(200);
+    expect(statements.filter((q) => /from ["`]crm_partners["`]/.test(q.sql))).toEqual([]);
 
     const [row] = await knex('crm_partners').insert({ name: 'Fresh Europe Partner', project_id: europe }).returning('id');
     const fresh = Number((row as { id?: number }).id ?? row);

@@ -1,4 +1,4 @@
-import { forgetOnWrite, readOnce, withRequestMemo } from '../../plugin/services/request-memo';
+import { forgetOnWrite, isWrite, readOnce, withRequestMemo } from '../../plugin/services/request-memo';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
 /** The plugin's per-request memo on a real database (SQLite, or PostgreSQL with DATABASE_URL). */
@@ -80,5 +80,27 @@ describe('the plugin’s request memo', () => {
       expect(await notes.read()).toEqual(['first']);
     });
     expect(notes.reads()).toBe(1);
+  });
+
+  test('a read that starts with WITH (a recursive tree) keeps the memo; a WITH that writes empties it', async () => {
+    const notes = notesReader();
+    await withRequestMemo(async () => {
+      await notes.read();
+      await db.knex.raw('with recursive n(i) as (select 1 union all select i + 1 from n where i < 3) select count(*) as c from n');
+      expect(await notes.read()).toEqual(['first']);
+      expect(notes.reads()).toBe(1);
+      await db.knex.raw("with added(text) as (select 'by a with') insert into memo_notes (text) select text from added");
+      expect(await notes.read()).toEqual(['first', 'by a with']);
+    });
+    expect(notes.reads()).toBe(2);
+  });
+
+  test('what counts as a write', () => {
+    for (const sql of ['insert into t values (1)', '  UPDATE t set updated_at = 1', 'delete from t', 'BEGIN;', 'COMMIT;', 'savepoint trx1', 'with x as (select 1) delete from t']) {
+      expect([sql, isWrite(sql)]).toEqual([sql, true]);
+    }
+    for (const sql of ['select updated_at, deleted_at from t', 'with recursive tree as (select * from projects) select * from tree', 'pragma table_info(t)']) {
+      expect([sql, isWrite(sql)]).toEqual([sql, false]);
+    }
   });
 });
