@@ -26,7 +26,11 @@ const toUserRecord = (r: UserRow): UserRecord => ({ ...toUser(r), status: r.stat
  * Code outside a request (seeding, tests calling the API directly) reads afresh every time.
  */
 const requestMemo = new AsyncLocalStorage<Map<string, Promise<unknown>>>();
-/** Statements that may change data or start a transaction (a `with` query only when it holds a write). */
+/**
+ * Statements that may change data or start a transaction (a `with` query only when it holds a write). The same
+ * rule as the plugin's request memo (plugin/services/request-memo.ts): each keeps its own, since the plugin sees
+ * the host only through the host API.
+ */
 const WRITES = /^\s*(insert|update|delete|replace|merge|begin|commit|rollback|savepoint|release|create|alter|drop|truncate)\b/i;
 const WRITING_WITH = /^\s*with\b[\s\S]*\b(insert|update|delete|merge)\b/i;
 
