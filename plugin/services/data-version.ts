@@ -13,12 +13,10 @@ export type VersionedTable = (typeof VERSIONED_TABLES)[number];
  * the numbers in one statement, once until it writes (request-memo.ts).
  */
 export async function versionKey(knex: Knex, tables: readonly VersionedTable[]): Promise<string> {
-  const read = async () => {
+  const byTable = await readOnce(knex, 'table-versions', async () => {
     const rows: { table_name: string; version: number | string }[] = await knex('crm_table_versions').select('table_name', 'version');
     return new Map(rows.map((r) => [r.table_name, String(r.version)]));
-  };
-  // A transaction's numbers may include its own uncommitted writes: never remembered for the rest of the request.
-  const byTable = knex.isTransaction ? await read() : await readOnce('table-versions', read);
+  });
   return tables.map((t) => `${t}:${byTable.get(t) ?? '?'}`).join(',');
 }
 

@@ -36,9 +36,13 @@ export function withRequestMemo<T>(handle: () => Promise<T>): Promise<T> {
   return memo.run(new Map(), handle);
 }
 
-/** `load()`, or its earlier answer in this request since its last write. The answer is shared: do not change it. */
-export function readOnce<T>(key: string, load: () => Promise<T>): Promise<T> {
-  const store = memo.getStore();
+/**
+ * `load()` (which reads through `knex`), or its earlier answer in this request since its last write. Through a
+ * transaction it always loads: what a transaction reads may hold its own uncommitted writes. The answer is shared:
+ * do not change it.
+ */
+export function readOnce<T>(knex: Knex, key: string, load: () => Promise<T>): Promise<T> {
+  const store = knex.isTransaction ? undefined : memo.getStore();
   if (!store) return load();
   let value = store.get(key) as Promise<T> | undefined;
   if (!value) {

@@ -72,8 +72,7 @@ export interface ProjectCrmSettings {
 
 export async function loadProjectSettings(knex: Knex, projectId: number, settings?: CrmSettings): Promise<ProjectCrmSettings> {
   // A dashboard resolves each module's scope, and each resolution asks for the project's settings.
-  const read = async () => ProjectSetting.query(knex).findById(projectId);
-  const row = knex.isTransaction ? await read() : await readOnce(`project-settings:${projectId}`, read);
+  const row = await readOnce(knex, `project-settings:${projectId}`, async () => ProjectSetting.query(knex).findById(projectId));
   if (row) return { projectId, includeSubprojects: Boolean(row.include_subprojects), lockVersion: row.lock_version };
   const defaults = settings ?? (await loadSettings(knex));
   return { projectId, includeSubprojects: Boolean(defaults.show_subproject_records), lockVersion: 0 };

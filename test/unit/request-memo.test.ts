@@ -1,4 +1,5 @@
 import { forgetOnWrite, isWrite, readOnce, withRequestMemo } from '../../plugin/services/request-memo';
+import type { Knex } from 'knex';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
 /** The plugin's per-request memo on a real database (SQLite, or PostgreSQL with DATABASE_URL). */
@@ -22,9 +23,9 @@ beforeEach(async () => {
 /** Reads the notes through the memo, counting the reads that reach the database. */
 function notesReader() {
   let reads = 0;
-  const read = () => readOnce('notes', async () => {
+  const read = (through: Knex = db.knex) => readOnce(through, 'notes', async () => {
     reads++;
-    return (await db.knex('memo_notes').orderBy('id').pluck('text')).map(String);
+    return (await through('memo_notes').orderBy('id').pluck('text')).map(String);
   });
   return { read, reads: () => reads };
 }
@@ -60,6 +61,18 @@ describe('the plugin’s request memo', () => {
       await db.knex.transaction(async (trx) => { await trx('memo_notes').insert({ text: 'in a transaction' }); });
       expect(await notes.read()).toEqual(['first', 'in a transaction']);
     });
+  });
+
+  test('what a transaction reads is not remembered: it may hold the transaction’s own uncommitted writes', async () => {
+    const notes = notesReader();
+    await withRequestMemo(async () => {
+      await db.knex.transaction(async (trx) => {
+        await trx('memo_notes').insert({ text: 'not yet committed' });
+        expect(await notes.read(trx)).toEqual(['first', 'not yet committed']);
+        expect(await notes.read(trx)).toEqual(['first', 'not yet committed']);
+      });
+    });
+    expect(notes.reads()).toBe(2);
   });
 
   test('each request has its own memo, and code outside a request reads every time', async () => {
