@@ -110,8 +110,9 @@ async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Pr
 
   let bytes: Buffer;
   try {
-    const template = await templateBytes(ctx, choice);
-    bytes = await renderQuoteDocumentOffThread(template, await quoteDocumentInput(ctx, quote.id));
+    // The template's file is read while the quote is gathered.
+    const [template, quoteInput] = await Promise.all([templateBytes(ctx, choice), quoteDocumentInput(ctx, quote.id)]);
+    bytes = await renderQuoteDocumentOffThread(template, quoteInput);
   } catch (err) {
     if (err instanceof TemplateError) {
       state.problems = err.problems;

@@ -32,6 +32,20 @@ function input(over: Partial<QuoteDocumentInput> = {}): QuoteDocumentInput {
   };
 }
 
+/** One entry of a zip's central directory: compression method, packed and unpacked size, local header offset. */
+function centralEntry(file: Buffer, name: string): { method: number; packed: number; size: number; localOffset: number } {
+  const eocd = file.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  let pos = file.readUInt32LE(eocd + 16);
+  for (let n = file.readUInt16LE(eocd + 10); n > 0; n--) {
+    const nameLength = file.readUInt16LE(pos + 28);
+    if (file.subarray(pos + 46, pos + 46 + nameLength).toString('utf8') === name) {
+      return { method: file.readUInt16LE(pos + 10), packed: file.readUInt32LE(pos + 20), size: file.readUInt32LE(pos + 24), localOffset: file.readUInt32LE(pos + 42) };
+    }
+    pos += 46 + nameLength + file.readUInt16LE(pos + 30) + file.readUInt16LE(pos + 32);
+  }
+  throw new Error(`${name} is not in the zip`);
+}
+
 /** The text of one part, paragraphs on their own lines, entities decoded. */
 function partText(zip: PizZip, part: string): string {
   const xml = zip.file(part)?.asText() ?? '';
@@ -241,6 +255,17 @@ describe('rendering the Word-style template', () => {
     assertWellFormed(z);
     expect(partText(z, 'word/document.xml')).toContain('Customer: </w:t></w:r><w:r><w:t>{quote.total}');
     expect(partText(z, 'word/document.xml')).toContain('Dear ]]><!-- &amp;,');
+  });
+
+  test('the filled parts are packed with DEFLATE, and any standard inflater unpacks them to the filled XML', () => {
+    const document = centralEntry(out, 'word/document.xml');
+    expect(document.method).toBe(8);
+    expect(document.packed).toBeLessThan(document.size / 3);
+    const local = document.localOffset;
+    const dataStart = local + 30 + out.readUInt16LE(local + 26) + out.readUInt16LE(local + 28);
+    const unpacked = zlib.inflateRawSync(out.subarray(dataStart, dataStart + document.packed));
+    expect(unpacked.length).toBe(document.size);
+    expect(unpacked.toString('utf8')).toBe(zip.file('word/document.xml')!.asText());
   });
 
   test('the default template renders with every part filled and is well formed', () => {

@@ -17,11 +17,17 @@ import { todayUtc } from '../dates';
 export async function quoteDocumentInput(ctx: CrmContext, quoteId: number, today = new Date()): Promise<QuoteDocumentInput> {
   const { quote, opportunity, items, totals } = await quoteWithTotals(ctx, quoteId);
   const knex = ctx.host.knex;
-  const settings = await loadSettings(knex);
-  const account = opportunity.account_id ? await findVisibleAccount(ctx, opportunity.account_id) : null;
-  const contact = opportunity.contact_id ? await findVisibleContact(ctx, opportunity.contact_id) : null;
-  const owner = opportunity.owner_id ? await ctx.host.userById(opportunity.owner_id) : null;
-  const status = await knex('crm_opportunity_statuses').where({ id: opportunity.status_id }).first('name');
+  // Independent reads, asked at once (on PostgreSQL they overlap on the pool's connections).
+  const accountRead = opportunity.account_id ? findVisibleAccount(ctx, opportunity.account_id) : Promise.resolve(null);
+  const [settings, account, contact, owner, status, accountFields, opportunityFields] = await Promise.all([
+    loadSettings(knex),
+    accountRead,
+    opportunity.contact_id ? findVisibleContact(ctx, opportunity.contact_id) : null,
+    opportunity.owner_id ? ctx.host.userById(opportunity.owner_id) : null,
+    knex('crm_opportunity_statuses').where({ id: opportunity.status_id }).first('name'),
+    accountRead.then((a) => (a ? customFields(ctx, 'account', a.id) : [])),
+    customFields(ctx, 'opportunity', opportunity.id),
+  ]);
   return {
     today: todayUtc(today),
     quote: {
@@ -49,10 +55,7 @@ export async function quoteDocumentInput(ctx: CrmContext, quoteId: number, today
       name: String(settings.company_name ?? ''), address: String(settings.company_address ?? '').replace(/\s*\\n\s*/g, '\n'),
       vat_number: String(settings.company_vat_number ?? ''), bank: String(settings.company_bank ?? ''),
     },
-    customFields: {
-      account: account ? await customFields(ctx, 'account', account.id) : [],
-      opportunity: await customFields(ctx, 'opportunity', opportunity.id),
-    },
+    customFields: { account: accountFields, opportunity: opportunityFields },
     showItemDescriptions: settings.show_item_descriptions_on_quotes !== false,
   };
 }

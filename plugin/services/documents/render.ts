@@ -1,3 +1,4 @@
+import zlib from 'node:zlib';
 import Docxtemplater from 'docxtemplater';
 import PizZip from 'pizzip';
 import { restrictedParser, parseTag, type FilterOptions } from './parser';
@@ -212,6 +213,22 @@ function openTemplate(buffer: Buffer, filterOptions?: FilterOptions): { doc: Doc
   }
 }
 
+/**
+ * The parts a render rewrites are packed with Node's zlib (native code) instead of pizzip's pako (JavaScript):
+ * half the time of packing a filled quote, the same DEFLATE method and level, so Word reads it as before.
+ * Registered under a name of its own, so reading templates (pako, with pizzip's size checks) and anyone else's
+ * 'DEFLATE' stay as they are.
+ */
+const NATIVE_DEFLATE = 'NODE_ZLIB_DEFLATE';
+const compressions = (PizZip as unknown as { compressions: Record<string, unknown> }).compressions;
+compressions[NATIVE_DEFLATE] ??= {
+  magic: '\x08\x00',
+  compress: (input: Uint8Array, options: { level?: number }) => zlib.deflateRawSync(input, { level: options.level ?? zlib.constants.Z_DEFAULT_COMPRESSION }),
+  uncompress: (input: Uint8Array) => zlib.inflateRawSync(input),
+  compressInputType: 'uint8array',
+  uncompressInputType: 'uint8array',
+};
+
 /** Fills the template with token data; throws DocxRefused or TemplateError, never returns a broken file. */
 export function renderDocx(templateBuffer: Buffer, data: TokenData, filterOptions: FilterOptions = {}): Buffer {
   const { doc, zip } = openTemplate(templateBuffer, filterOptions);
@@ -222,7 +239,8 @@ export function renderDocx(templateBuffer: Buffer, data: TokenData, filterOption
     if (problems) throw new TemplateError(problems);
     throw err;
   }
-  return doc.toBuffer({ compression: 'DEFLATE' });
+  // pizzip's types list only its own two methods.
+  return doc.toBuffer({ compression: NATIVE_DEFLATE as 'DEFLATE' });
 }
 
 // ---- check -----------------------------------------------------------------------------------------------
