@@ -99,12 +99,12 @@ async function generatePage(ctx: CrmContext, opp: Opportunity, state: GenerateSt
 
 /** Makes the document and stores it; throws CrmError 422 (with the template's problems) when it cannot. */
 async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Promise<{ attachment: Attachment; state: GenerateState }> {
-  const quotes = await quotesForDocuments(ctx, opp);
+  const [quotes, choices] = await Promise.all([quotesForDocuments(ctx, opp), templateChoices(ctx, opp)]);
   const state = emptyState(quotes);
   state.values = { quote_id: text(input, 'quote_id'), template: text(input, 'template') || 'default' };
   const quote = quotes.find((q) => String(q.id) === state.values.quote_id);
   if (!quote) state.errors.quote_id = quotes.length ? 'Choose one of this opportunity\'s quotes' : 'This opportunity has no quote yet: create one first';
-  const choice = (await templateChoices(ctx, opp)).find((t) => t.id === state.values.template);
+  const choice = choices.find((t) => t.id === state.values.template);
   if (!choice) state.errors.template = 'Choose one of the templates listed';
   if (!quote || !choice) throw Object.assign(invalid('The document was not made: fix the fields marked below.', state.errors), { state });
 

@@ -216,17 +216,16 @@ function openTemplate(buffer: Buffer, filterOptions?: FilterOptions): { doc: Doc
 /**
  * The parts a render rewrites are packed with Node's zlib (native code) instead of pizzip's pako (JavaScript):
  * half the time of packing a filled quote, the same DEFLATE method and level, so Word reads it as before.
- * Registered under a name of its own, so reading templates (pako, with pizzip's size checks) and anyone else's
- * 'DEFLATE' stay as they are.
+ * Registered under a name of its own, with pizzip's own unpacking, so reading templates (pako, with pizzip's size
+ * checks) and anyone else's 'DEFLATE' stay as they are.
  */
 const NATIVE_DEFLATE = 'NODE_ZLIB_DEFLATE';
-const compressions = (PizZip as unknown as { compressions: Record<string, unknown> }).compressions;
+interface PizZipCompression { magic: string; compress: unknown; uncompress: unknown; compressInputType: string | null; uncompressInputType: string | null }
+const compressions = (PizZip as unknown as { compressions: Record<string, PizZipCompression> }).compressions;
 compressions[NATIVE_DEFLATE] ??= {
-  magic: '\x08\x00',
+  ...compressions.DEFLATE,
   compress: (input: Uint8Array, options: { level?: number }) => zlib.deflateRawSync(input, { level: options.level ?? zlib.constants.Z_DEFAULT_COMPRESSION }),
-  uncompress: (input: Uint8Array) => zlib.inflateRawSync(input),
   compressInputType: 'uint8array',
-  uncompressInputType: 'uint8array',
 };
 
 /** Fills the template with token data; throws DocxRefused or TemplateError, never returns a broken file. */
