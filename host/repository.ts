@@ -165,11 +165,6 @@ export class HostRepository {
     });
   }
 
-  /** Ids of the projects that are not templates, once per request. */
-  private workingProjectIds(): Promise<number[]> {
-    return remembered('projects', async () => (await this.knex('projects').where('is_template', false).pluck('id')).map(Number));
-  }
-
   async can(user: HostUser | null, permission: string, project?: HostProject | null): Promise<boolean> {
     if (!user) return false;
     const def = this.registry.require(permission);
@@ -183,29 +178,33 @@ export class HostRepository {
     const allowedIn = (projectId: number) =>
       (!def.module || (modules.get(projectId)?.has(def.module) ?? false)) && (!grants || grants.has(`${projectId}:${permission}`));
     if (project) return allowedIn(project.id);
-    return (await this.workingProjectIds()).some(allowedIn);
+    // In any project: the same projects a page's lists ask for (read once per request).
+    return (await this.projectsOfModule(user, def.module)).some((p) => allowedIn(p.id));
   }
 
-  private projectsWhereQuery(user: HostUser, permission: string) {
+  /**
+   * The working projects a user could hold a permission of `module` in: those with the module on (any, for a
+   * permission of no module) and, unless the user is an admin, only those they are a member of. Once per request
+   * and module: a page asks `projectsWhere` for several permissions of one module, answered from this and the grants.
+   */
+  private projectsOfModule(user: HostUser, module: string | null | undefined): Promise<HostProject[]> {
+    return remembered(`projects-of-module:${user.id}:${module ?? ''}`, async () => {
+      const q = this.knex('projects').where('projects.is_template', false);
+      if (module) {
+        q.whereExists((s) => s.select(1).from('project_modules').whereRaw('project_modules.project_id = projects.id').where('project_modules.module', module));
+      }
+      if (!user.admin) q.whereExists((s) => s.select(1).from('members').whereRaw('members.project_id = projects.id').where('members.user_id', user.id));
+      return (await q.select('projects.*').orderBy('projects.name')).map(toProject);
+    });
+  }
+
+  async projectsWhere(user: HostUser, permission: string): Promise<HostProject[]> {
     const def = this.registry.require(permission);
     if (def.scope !== 'project') throw new Error(`"${permission}" is a global permission, not a project one`);
-    const q = this.knex('projects').where('projects.is_template', false);
-    if (def.module) {
-      q.whereExists((s) => s.select(1).from('project_modules').whereRaw('project_modules.project_id = projects.id').where('project_modules.module', def.module));
-    }
-    if (!user.admin) {
-      q.whereExists((s) =>
-        s.select(1).from('members').join('role_permissions', 'role_permissions.role_id', 'members.role_id')
-          .whereRaw('members.project_id = projects.id')
-          .where({ 'members.user_id': user.id, 'role_permissions.permission': permission }));
-    }
-    return q;
-  }
-
-  /** Once per reading request and permission: lists, scopes and menus of one page ask the same question. */
-  async projectsWhere(user: HostUser, permission: string): Promise<HostProject[]> {
-    return (await remembered(`projects-where:${user.id}:${permission}`, async () =>
-      (await this.projectsWhereQuery(user, permission).select('projects.*').orderBy('projects.name')).map(toProject))).slice();
+    const candidates = await this.projectsOfModule(user, def.module);
+    if (user.admin) return candidates.slice();
+    const grants = await this.grantsOf(user);
+    return candidates.filter((p) => grants.has(`${p.id}:${permission}`));
   }
 
   /** Projects the user is a member of (all projects for admins), templates included for admins only. */
