@@ -69,9 +69,13 @@ export class HostRepository {
     return row ? toUserRecord(row) : null;
   }
 
+  /** Once per request until it writes: signing the request in reads it, and the page may ask again. */
   async userRecord(id: number): Promise<UserRecord | null> {
-    const row = await this.knex<UserRow>('users').where({ id }).first();
-    return row ? toUserRecord(row) : null;
+    const record = await remembered(`user:${id}`, async () => {
+      const row = await this.knex<UserRow>('users').where({ id }).first();
+      return row ? toUserRecord(row) : null;
+    });
+    return record ? { ...record } : null;
   }
 
   async userByApiKey(apiKey: string): Promise<UserRecord | null> {

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost({ loginAttemptsPer15Min: 5 }); });
@@ -94,5 +94,13 @@ describe('sign in and out', () => {
     const json = await request(host.app).get('/crm.json');
     expect(json.status).toBe(401);
     expect(json.body.error).toMatch(/Sign in/);
+  });
+
+  test('a page reads the signed-in user’s row once: signing the request in and showing the account share it', async () => {
+    const s = await Session.signIn(host.app, 'rep1');
+    const { result: page, statements } = await statementsDuring(host.db.knex, () => s.get('/my/account'));
+    expect(page.status).toBe(200);
+    expect(visibleText(page.text)).toContain(host.demo.users.rep1.name);
+    expect(statements.filter((q) => /from ["`]users["`] where ["`]id["`] = (\?|\$1)/.test(q.sql))).toHaveLength(1);
   });
 });
