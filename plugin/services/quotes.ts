@@ -114,6 +114,8 @@ async function itemsOfQuotes(knex: Knex, quoteIds: number[]): Promise<Map<number
   const byQuote = new Map<number, QuoteItem[]>(quoteIds.map((id) => [id, []]));
   if (!quoteIds.length) return byQuote;
   const rows = await knex('crm_quote_items').whereIn('quote_id', quoteIds).orderBy([{ column: 'quote_id' }, { column: 'position' }, { column: 'id' }]);
+  // Reading thousands of lines is one long step on SQLite; shaping them is another, after others had their turn.
+  if (rows.length > SLICE_LINES) await yieldToEventLoop();
   for (const item of rows.map(normalizeItem)) byQuote.get(item.quote_id)?.push(item);
   for (const [id, items] of byQuote) byQuote.set(id, [...items.filter((i) => i.kind !== 'rounding'), ...items.filter((i) => i.kind === 'rounding')]);
   return byQuote;
