@@ -108,13 +108,14 @@ async function timeIt(run: () => Promise<unknown>, seconds: number): Promise<num
   return percentiles(times).p50;
 }
 
+/** The host's smallest signed-in page, measured beside the floor: what every page costs before the plugin's work. */
+const HOST_FLOOR_PAGE = '/my/account';
+
 /**
  * The floor of the account list: the same SQL run bare through knex, and the same templates (the page body
  * and the host's layout) rendered alone with the same data, against the route's p50 with one connection
  * (with ten, p50 includes queueing behind the other nine and says nothing about the work per request).
  */
-const HOST_FLOOR_PAGE = '/my/account';
-
 export const floorSection: BenchSection = async (ctx) => {
   const rows: BenchRow[] = [];
   const path = '/crm/accounts';
