@@ -108,7 +108,10 @@ async function timeIt(run: () => Promise<unknown>, seconds: number): Promise<num
   return percentiles(times).p50;
 }
 
-/** The host's smallest signed-in page, measured beside the floor: what every page costs before the plugin's work. */
+/**
+ * The host's smallest signed-in page (session, sign-in, CSRF, the user's row, the layout and its menu), measured
+ * beside the floor: what every page costs before the plugin does anything.
+ */
 const HOST_FLOOR_PAGE = '/my/account';
 
 /**
@@ -148,8 +151,6 @@ export const floorSection: BenchSection = async (ctx) => {
     const allSqlMs = await timeIt(replay(replayable), seconds);
     const renderMs = await timeIt(render, seconds);
     const route = await ctx.measure(path, user, { connections: 1, duration: ctx.quick ? 2 : 5 });
-    // The host's smallest signed-in page (session, sign-in, CSRF, the user's row, the layout and its menu): what
-    // every page costs before the plugin does anything, set against the same floor.
     const hostPage = await ctx.measure(HOST_FLOOR_PAGE, user, { connections: 1, duration: ctx.quick ? 2 : 5 });
     if (hostPage.failures) throw new Error(`${HOST_FLOOR_PAGE} failed ${hostPage.failures} times for ${who}`);
     const hostRatio = hostPage.p50 / (sqlMs + renderMs);

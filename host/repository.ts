@@ -177,13 +177,9 @@ export class HostRepository {
       for (const grant of await this.grantsOf(user)) if (grant.endsWith(`:${permission}`)) return true;
       return false;
     }
-    const modules = await this.modulesByProject();
-    const grants = user.admin ? null : await this.grantsOf(user);
-    const allowedIn = (projectId: number) =>
-      (!def.module || (modules.get(projectId)?.has(def.module) ?? false)) && (!grants || grants.has(`${projectId}:${permission}`));
-    if (project) return allowedIn(project.id);
-    // In any project: the same projects a page's lists ask for (read once per request).
-    return (await this.projectsOfModule(user, def.module)).some((p) => allowedIn(p.id));
+    if (!project) return (await this.projectsWhere(user, permission)).length > 0;
+    if (def.module && !(await this.modulesByProject()).get(project.id)?.has(def.module)) return false;
+    return user.admin || (await this.grantsOf(user)).has(`${project.id}:${permission}`);
   }
 
   /**

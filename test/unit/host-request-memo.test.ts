@@ -1,6 +1,6 @@
 import { memoizeRequests } from '../../host/repository';
 import manifest from '../../plugin.json';
-import { startTestHost, type TestHost } from '../helpers/app';
+import { startTestHost, statementsDuring, type TestHost } from '../helpers/app';
 
 /** The reference host's per-request memo of permission data, on a real database with the demo data. */
 let host: TestHost;
@@ -16,38 +16,33 @@ function inRequest<T>(body: () => Promise<T>): Promise<T> {
 describe('the host’s request memo', () => {
   test('a request that takes a user’s memberships away sees it at its next permission check', async () => {
     const rep2 = host.demo.users.rep2;
-    const statements: string[] = [];
-    const record = (q: { sql: string }) => statements.push(q.sql);
+    const identifiers = async () => (await host.hostApi.projectsWhere(rep2, 'view_opportunities')).map((p) => p.identifier);
     const seen = await inRequest(async () => {
-      const before = (await host.hostApi.projectsWhere(rep2, 'view_opportunities')).map((p) => p.identifier);
-      host.db.knex.on('query', record);
-      const again = (await host.hostApi.projectsWhere(rep2, 'view_opportunities')).map((p) => p.identifier);
-      host.db.knex.removeListener('query', record);
+      const before = await identifiers();
+      const { result: again, statements } = await statementsDuring(host.db.knex, identifiers);
       await host.db.knex('members').where({ user_id: rep2.id }).delete();
-      const after = (await host.hostApi.projectsWhere(rep2, 'view_opportunities')).map((p) => p.identifier);
-      return { before, again, after };
+      const after = await identifiers();
+      return { before, again, statements, after };
     });
     expect(seen.before.length).toBeGreaterThan(0);
     // The second check before the write is answered from memory; the one after it reads the change.
     expect(seen.again).toEqual(seen.before);
-    expect(statements).toEqual([]);
+    expect(seen.statements).toEqual([]);
     expect(seen.after).toEqual([]);
   });
 
-  test('a page asking for the projects of several CRM permissions reads the projects once, and each answer is the user’s grants', async () => {
+  test('a page asking for the projects of several CRM permissions reads the projects once; each answer, and can(), follow the user’s grants', async () => {
     const projectPermissions = manifest.permissions.filter((p) => p.scope === 'project').map((p) => p.name);
     const knex = host.db.knex;
+    const working: string[] = await knex('projects').where('is_template', false).pluck('identifier');
     for (const who of ['admin', 'director', 'rep1', 'rep2'] as const) {
       const user = host.demo.users[who];
-      const statements: string[] = [];
-      const record = (q: { sql: string }) => statements.push(q.sql);
-      const answers = await inRequest(async () => {
+      const { answers, statements } = await inRequest(async () => {
         const out: Record<string, string[]> = {};
-        out[projectPermissions[0]] = (await host.hostApi.projectsWhere(user, projectPermissions[0])).map((p) => p.identifier);
-        knex.on('query', record);
-        for (const permission of projectPermissions.slice(1)) out[permission] = (await host.hostApi.projectsWhere(user, permission)).map((p) => p.identifier);
-        knex.removeListener('query', record);
-        return out;
+        const ask = async (permission: string) => { out[permission] = (await host.hostApi.projectsWhere(user, permission)).map((p) => p.identifier); };
+        await ask(projectPermissions[0]);
+        const rest = await statementsDuring(knex, async () => { for (const permission of projectPermissions.slice(1)) await ask(permission); });
+        return { answers: out, statements: rest.statements };
       });
       expect(statements).toEqual([]);
       for (const permission of projectPermissions) {
@@ -59,7 +54,14 @@ describe('the host’s request memo', () => {
           expected.whereExists((q) => q.select(1).from('members').join('role_permissions', 'role_permissions.role_id', 'members.role_id')
             .whereRaw('members.project_id = projects.id').where({ 'members.user_id': user.id, 'role_permissions.permission': permission }));
         }
-        expect({ who, permission, projects: answers[permission] }).toEqual({ who, permission, projects: await expected.pluck('identifier') });
+        const projects: string[] = await expected.pluck('identifier');
+        expect({ who, permission, projects: answers[permission] }).toEqual({ who, permission, projects });
+        // can() agrees: in any project, and in each working project.
+        expect({ who, permission, anywhere: await host.hostApi.can(user, permission) }).toEqual({ who, permission, anywhere: projects.length > 0 });
+        for (const identifier of working) {
+          const inProject = await host.hostApi.can(user, permission, await host.hostApi.projectByIdentifier(identifier));
+          expect({ who, permission, identifier, inProject }).toEqual({ who, permission, identifier, inProject: projects.includes(identifier) });
+        }
       }
     }
   });
