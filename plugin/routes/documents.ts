@@ -12,7 +12,7 @@ import { addAttachment, findAttachment, listAttachments, sanitizeFilename, type 
 import { quoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
 import { DOCX_LIMITS, DocxRefused, TemplateError, type TemplateProblem } from '../services/documents/render';
 import { DOCX_TYPE, checkUploadedTemplate, readCapped, type TemplateReport } from '../services/documents/template-upload';
-import { renderQuoteDocumentOffThread } from '../services/documents/render-pool';
+import { renderWhileReading } from '../services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, tokenValues } from '../services/documents/token-data';
 import { text, type FormInput } from '../services/form';
 import { requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
@@ -51,8 +51,19 @@ export async function templateChoices(ctx: CrmContext, opp: Opportunity): Promis
   return out;
 }
 
+let defaultTemplate: Promise<Buffer> | null = null;
+
+/** The default template ships with the plugin and does not change while it runs: read once (again after a failure). */
+function defaultTemplateBytes(): Promise<Buffer> {
+  defaultTemplate ??= fs.promises.readFile(DEFAULT_TEMPLATE).catch((err: unknown) => {
+    defaultTemplate = null;
+    throw err;
+  });
+  return defaultTemplate;
+}
+
 async function templateBytes(ctx: CrmContext, choice: TemplateChoice): Promise<Buffer> {
-  if (!choice.attachmentId || !choice.priceBookId) return fs.promises.readFile(DEFAULT_TEMPLATE);
+  if (!choice.attachmentId || !choice.priceBookId) return defaultTemplateBytes();
   const attachment = await findAttachment(ctx.host.knex, 'price_book', choice.priceBookId, choice.attachmentId);
   if (!attachment) throw notFound('Template');
   try {
@@ -110,9 +121,8 @@ async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Pr
 
   let bytes: Buffer;
   try {
-    // The template's file is read while the quote is gathered.
-    const [template, quoteInput] = await Promise.all([templateBytes(ctx, choice), quoteDocumentInput(ctx, quote.id)]);
-    bytes = await renderQuoteDocumentOffThread(template, quoteInput);
+    // The template is read and opened while the quote is gathered.
+    bytes = await renderWhileReading(templateBytes(ctx, choice), quoteDocumentInput(ctx, quote.id));
   } catch (err) {
     if (err instanceof TemplateError) {
       state.problems = err.problems;

@@ -6,7 +6,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import { docxPackage, para } from '../../scripts/docx-package';
 import { applyFilter, lookupPath, parseTag, restrictedParser } from '../../plugin/services/documents/parser';
 import { DocxRefused, TemplateError, checkTemplate, renderDocx, validateDocx } from '../../plugin/services/documents/render';
-import { renderQuoteDocumentOffThread, stopRenderWorker } from '../../plugin/services/documents/render-pool';
+import { openTemplateOffThread, renderQuoteDocumentOffThread, renderWhileReading, stopRenderWorker } from '../../plugin/services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, cleanText, customFieldSlug, tokenValues, type QuoteDocumentInput } from '../../plugin/services/documents/token-data';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'word-style-template.docx');
@@ -404,5 +404,34 @@ describe('rendering off the main thread (render-pool)', () => {
     await expect(renderQuoteDocumentOffThread(Buffer.from('%PDF-1.7\n%%EOF'), input())).rejects.toMatchObject({ name: 'DocxRefused', message: expect.stringMatching(/PDF/) });
     const again = await Promise.all([1, 2, 3].map(() => renderQuoteDocumentOffThread(fs.readFileSync(DEFAULT_TEMPLATE), input())));
     for (const doc of again) expect(partText(new PizZip(doc), 'word/document.xml')).toContain('Q-2026-0042');
+  });
+
+  test('a template opened while the quote is still being read is filled with it once both are there', async () => {
+    let deliver!: (data: QuoteDocumentInput) => void;
+    const reading = new Promise<QuoteDocumentInput>((resolve) => { deliver = resolve; });
+    const made = renderWhileReading(Promise.resolve(fs.readFileSync(FIXTURE)), reading);
+    setTimeout(() => deliver(input()), 20);
+    const inProcess = new PizZip(renderDocx(fs.readFileSync(FIXTURE), buildTokenData(input())));
+    expect(partText(new PizZip(await made), 'word/document.xml')).toBe(partText(inProcess, 'word/document.xml'));
+  });
+
+  test('when reading the quote or the template fails, the document fails with that error and the worker keeps serving', async () => {
+    await expect(renderWhileReading(Promise.resolve(fs.readFileSync(FIXTURE)), Promise.reject(new Error('quote gone')))).rejects.toThrow('quote gone');
+    await expect(renderWhileReading(Promise.reject(new Error('template gone')), Promise.resolve(input()))).rejects.toThrow('template gone');
+    const refused = renderWhileReading(Promise.resolve(Buffer.from('%PDF-1.7\n%%EOF')), Promise.resolve(input()));
+    await expect(refused).rejects.toMatchObject({ name: 'DocxRefused' });
+    const after = await renderWhileReading(Promise.resolve(fs.readFileSync(DEFAULT_TEMPLATE)), Promise.resolve(input()));
+    expect(partText(new PizZip(after), 'word/document.xml')).toContain('Q-2026-0042');
+  });
+
+  test('a discarded template cannot be filled, and a worker that stops between opening and filling fails the document', async () => {
+    const discarded = openTemplateOffThread(fs.readFileSync(FIXTURE));
+    discarded.discard();
+    await expect(discarded.fill(input())).rejects.toThrow(/discarded/);
+    const stranded = openTemplateOffThread(fs.readFileSync(FIXTURE));
+    await stopRenderWorker();
+    await expect(stranded.fill(input())).rejects.toThrow(/worker stopped/);
+    const next = await renderQuoteDocumentOffThread(fs.readFileSync(DEFAULT_TEMPLATE), input());
+    expect(partText(new PizZip(next), 'word/document.xml')).toContain('Q-2026-0042');
   });
 });

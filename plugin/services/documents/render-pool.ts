@@ -9,7 +9,7 @@ import type { RenderFailure, RenderReply, RenderRequest } from './render-worker'
  * Renders quote documents on a worker thread, so the server keeps answering while a large quote is filled:
  * docxtemplater is synchronous, and a quote of 2000 lines takes far longer than any request should hold the
  * event loop. One long-lived worker serves the documents in turn (the first call pays its start-up once);
- * it is unref'd, so it never keeps the process alive, and a new one is started if it dies.
+ * it is unref'd while idle, so it never keeps the process alive, and a new one is started if it dies.
  */
 
 /** Running from the TypeScript sources (tests): the worker compiles its modules with typescript on load. */
@@ -70,21 +70,67 @@ function startWorker(): Worker {
   return w;
 }
 
+/** A template being opened on the worker: fill it once with a quote, or discard it. */
+export interface TemplateOnWorker {
+  /** The filled document, or the same TemplateError / DocxRefused renderDocx would throw. */
+  fill(input: QuoteDocumentInput): Promise<Buffer>;
+  /** Frees the opened template on the worker; nothing once filled. */
+  discard(): void;
+}
+
 /**
- * renderDocx(template, buildTokenData(input)) off the main thread: the filled document, or the same
- * TemplateError / DocxRefused. Both steps are per-line work, so both run on the worker.
+ * Starts checking and compiling `template` on the worker at once, so that it runs while the caller still reads the
+ * quote; `fill` then only builds the tokens and renders. The answer is awaited from the moment of opening, so a
+ * worker that dies in between fails the document instead of leaving it waiting.
  */
-export function renderQuoteDocumentOffThread(template: Buffer, input: QuoteDocumentInput, filterOptions: FilterOptions = {}): Promise<Buffer> {
+export function openTemplateOffThread(template: Buffer, filterOptions: FilterOptions = {}): TemplateOnWorker {
   worker ??= startWorker();
   const w = worker;
   const id = nextId++;
-  return new Promise<Buffer>((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    // Held while a document is in the making, so a pending answer is never lost to an exiting process.
-    w.ref();
-    const request: RenderRequest = { id, template: new Uint8Array(template), input, filterOptions };
-    w.postMessage(request);
-  });
+  const answer = new Promise<Buffer>((resolve, reject) => pending.set(id, { resolve, reject }));
+  // Whoever fills awaits the answer; a template discarded unfilled must not report its worker's death as unhandled.
+  answer.catch(() => undefined);
+  // Held while a document is in the making, so a pending answer is never lost to an exiting process.
+  w.ref();
+  post(w, { kind: 'open', id, template: new Uint8Array(template), filterOptions });
+  let state: 'open' | 'filled' | 'discarded' = 'open';
+  return {
+    fill(input) {
+      if (state === 'discarded') return Promise.reject(new Error('This template was discarded before it was filled.'));
+      if (state === 'open' && pending.has(id)) post(w, { kind: 'fill', id, input });
+      state = 'filled';
+      return answer;
+    },
+    discard() {
+      if (state !== 'open') return;
+      state = 'discarded';
+      if (!pending.delete(id)) return;
+      post(w, { kind: 'discard', id });
+      if (pending.size === 0) w.unref();
+    },
+  };
+}
+
+const post = (w: Worker, request: RenderRequest) => w.postMessage(request);
+
+/** renderDocx(template, buildTokenData(input)) off the main thread. */
+export function renderQuoteDocumentOffThread(template: Buffer, input: QuoteDocumentInput, filterOptions: FilterOptions = {}): Promise<Buffer> {
+  return openTemplateOffThread(template, filterOptions).fill(input);
+}
+
+/**
+ * The document of a quote whose template and data are still being read: the template is opened on the worker as
+ * soon as its bytes arrive, in parallel with reading the quote, and filled once both are there. Whatever fails,
+ * the opened template is freed.
+ */
+export async function renderWhileReading(template: Promise<Buffer>, input: Promise<QuoteDocumentInput>, filterOptions: FilterOptions = {}): Promise<Buffer> {
+  const opening = template.then((bytes) => openTemplateOffThread(bytes, filterOptions));
+  try {
+    const [opened, data] = await Promise.all([opening, input]);
+    return await opened.fill(data);
+  } finally {
+    opening.then((opened) => opened.discard(), () => undefined);
+  }
 }
 
 /** Stops the worker (tests and shutdown); pending renders fail. */

@@ -201,7 +201,14 @@ function compile(zip: PizZip, filterOptions: FilterOptions = {}): Docxtemplater 
   });
 }
 
-function openTemplate(buffer: Buffer, filterOptions?: FilterOptions): { doc: Docxtemplater; zip: PizZip } {
+/** A template checked and compiled, ready to be filled once (docxtemplater renders a compiled template once). */
+export interface OpenedTemplate {
+  doc: Docxtemplater;
+  zip: PizZip;
+}
+
+/** Checks and compiles a template; throws DocxRefused or TemplateError. */
+export function openTemplate(buffer: Buffer, filterOptions?: FilterOptions): OpenedTemplate {
   const zip = validateDocx(buffer);
   try {
     return { doc: compile(zip, filterOptions), zip };
@@ -230,7 +237,11 @@ compressions[NATIVE_DEFLATE] ??= {
 
 /** Fills the template with token data; throws DocxRefused or TemplateError, never returns a broken file. */
 export function renderDocx(templateBuffer: Buffer, data: TokenData, filterOptions: FilterOptions = {}): Buffer {
-  const { doc, zip } = openTemplate(templateBuffer, filterOptions);
+  return fillTemplate(openTemplate(templateBuffer, filterOptions), data);
+}
+
+/** Fills an opened template with token data (once); throws TemplateError, never returns a broken file. */
+export function fillTemplate({ doc, zip }: OpenedTemplate, data: TokenData): Buffer {
   try {
     doc.render(data);
   } catch (err) {
@@ -275,7 +286,7 @@ interface Part {
  * then the syntax (each error with tag and place), then every tag against the token vocabulary.
  */
 export function checkTemplate(buffer: Buffer, options: CheckOptions = {}): TemplateCheck {
-  let opened: { doc: Docxtemplater; zip: PizZip };
+  let opened: OpenedTemplate;
   try {
     opened = openTemplate(buffer);
   } catch (err) {
