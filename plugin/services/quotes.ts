@@ -169,10 +169,14 @@ async function pricedItems(knex: Knex, items: QuoteItem[]): Promise<{ items: Pri
  * total, and totals that are sums of those lines. Checks visibility first (404). For the document engine too.
  */
 export async function quoteWithTotals(ctx: CrmContext, quoteId: number): Promise<QuoteWithTotals> {
-  const { quote, opportunity } = await requireVisibleQuote(ctx, quoteId);
-  const lines = await itemsOf(ctx.host.knex, quote.id);
+  return pricedQuote(ctx.host.knex, await requireVisibleQuote(ctx, quoteId));
+}
+
+/** quoteWithTotals of a quote the caller has already read and checked with its opportunity. */
+export async function pricedQuote(knex: Knex, { quote, opportunity }: { quote: Quote; opportunity: Opportunity }): Promise<QuoteWithTotals> {
+  const lines = await itemsOf(knex, quote.id);
   if (lines.length > SLICE_LINES) await yieldToEventLoop();
-  const { items, totals } = await pricedItems(ctx.host.knex, lines);
+  const { items, totals } = await pricedItems(knex, lines);
   if (items.length > SLICE_LINES) await yieldToEventLoop();
   return { quote, opportunity, items, totals };
 }

@@ -195,7 +195,7 @@ describe('generating a quote document (Q8)', () => {
   });
 });
 
-  test('making a document reads the maker’s access once, though it checks the opportunity, the quote and the account', async () => {
+  test('making a document reads the maker’s access, the opportunity and the quote once each', async () => {
     const { oppId, quoteId } = await newQuotedOpportunity();
     const rep1 = await Session.signIn(host.app, 'rep1');
     const ACCESS = /role_permissions|from ["`]project_modules["`]|crm_partner_users|crm_role_visibility|from ["`]members["`] where/;
@@ -208,6 +208,11 @@ describe('generating a quote document (Q8)', () => {
     // under their tables' versions.)
     expect(access.length).toBeGreaterThanOrEqual(4);
     expect(access.filter((statement, i) => access.indexOf(statement) !== i)).toEqual([]);
+    // The opportunity is read in full once (checked as editable), and the quote only among the opportunity's quotes:
+    // the document is made from those, not from the same rows read again.
+    const reads = (from: RegExp) => statements.filter((q) => /^select /i.test(q.sql) && from.test(q.sql)).map((q) => q.sql);
+    expect(reads(/ from ["`]crm_quotes["`]/)).toHaveLength(1);
+    expect(reads(/["`]o["`]\.\* from ["`]crm_opportunities["`]/)).toHaveLength(1);
   });
 
 

@@ -3,7 +3,7 @@ import type { Opportunity } from '../../models/opportunity';
 import { findVisibleAccount } from '../accounts';
 import { findVisibleContact } from '../contacts';
 import { allFields, customValuesOf } from '../custom-fields';
-import { quoteWithTotals, quotesOf, type Quote } from '../quotes';
+import { pricedQuote, quoteWithTotals, quotesOf, type Quote, type QuoteWithTotals } from '../quotes';
 import { loadSettings } from '../settings';
 import { customFieldSlug, type DocumentCustomField, type QuoteDocumentInput } from './token-data';
 import { todayUtc } from '../dates';
@@ -15,7 +15,18 @@ import { todayUtc } from '../dates';
  * own company from the CRM settings, and custom fields by name.
  */
 export async function quoteDocumentInput(ctx: CrmContext, quoteId: number, today = new Date()): Promise<QuoteDocumentInput> {
-  const { quote, opportunity, items, totals } = await quoteWithTotals(ctx, quoteId);
+  return documentInputOf(ctx, await quoteWithTotals(ctx, quoteId), today);
+}
+
+/**
+ * quoteDocumentInput of a quote of an opportunity the caller has already checked (the generate route has the
+ * editable opportunity and found the quote among its quotes), without reading either again.
+ */
+export async function checkedQuoteDocumentInput(ctx: CrmContext, checked: { quote: Quote; opportunity: Opportunity }, today = new Date()): Promise<QuoteDocumentInput> {
+  return documentInputOf(ctx, await pricedQuote(ctx.host.knex, checked), today);
+}
+
+async function documentInputOf(ctx: CrmContext, { quote, opportunity, items, totals }: QuoteWithTotals, today: Date): Promise<QuoteDocumentInput> {
   const knex = ctx.host.knex;
   // Independent reads, asked at once (on PostgreSQL they overlap on the pool's connections).
   const accountRead = opportunity.account_id ? findVisibleAccount(ctx, opportunity.account_id) : Promise.resolve(null);
