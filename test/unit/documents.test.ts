@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import crypto from 'node:crypto';
 import zlib from 'node:zlib';
+import Docxtemplater from 'docxtemplater';
 import PizZip from 'pizzip';
 import { DOMParser } from '@xmldom/xmldom';
 import { docxPackage, para } from '../../scripts/docx-package';
@@ -44,6 +46,24 @@ function centralEntry(file: Buffer, name: string): { method: number; packed: num
     pos += 46 + nameLength + file.readUInt16LE(pos + 30) + file.readUInt16LE(pos + 32);
   }
   throw new Error(`${name} is not in the zip`);
+}
+
+/** A part's bytes as packed in the zip (after its local header), and the names in the zip's order. */
+function packedBytes(file: Buffer, name: string): Buffer {
+  const entry = centralEntry(file, name);
+  const start = entry.localOffset + 30 + file.readUInt16LE(entry.localOffset + 26) + file.readUInt16LE(entry.localOffset + 28);
+  return file.subarray(start, start + entry.packed);
+}
+function zipOrder(file: Buffer): string[] {
+  const eocd = file.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const names: string[] = [];
+  let pos = file.readUInt32LE(eocd + 16);
+  for (let n = file.readUInt16LE(eocd + 10); n > 0; n--) {
+    const nameLength = file.readUInt16LE(pos + 28);
+    names.push(file.subarray(pos + 46, pos + 46 + nameLength).toString('utf8'));
+    pos += 46 + nameLength + file.readUInt16LE(pos + 30) + file.readUInt16LE(pos + 32);
+  }
+  return names;
 }
 
 /** The text of one part, paragraphs on their own lines, entities decoded. */
@@ -261,11 +281,41 @@ describe('rendering the Word-style template', () => {
     const document = centralEntry(out, 'word/document.xml');
     expect(document.method).toBe(8);
     expect(document.packed).toBeLessThan(document.size / 3);
-    const local = document.localOffset;
-    const dataStart = local + 30 + out.readUInt16LE(local + 26) + out.readUInt16LE(local + 28);
-    const unpacked = zlib.inflateRawSync(out.subarray(dataStart, dataStart + document.packed));
+    const unpacked = zlib.inflateRawSync(packedBytes(out, 'word/document.xml'));
     expect(unpacked.length).toBe(document.size);
     expect(unpacked.toString('utf8')).toBe(zip.file('word/document.xml')!.asText());
+  });
+
+  test('the packed document holds the parts docxtemplater filled, in its order, each with a right checksum', () => {
+    for (const file of [FIXTURE, DEFAULT_TEMPLATE]) {
+      const data = buildTokenData(input());
+      const ours = renderDocx(fs.readFileSync(file), data);
+      const doc = new Docxtemplater(new PizZip(fs.readFileSync(file)), { paragraphLoop: true, linebreaks: true, stripInvalidXMLChars: true, parser: restrictedParser(), nullGetter: () => '' });
+      doc.render(data);
+      const theirs = doc.toBuffer();
+      expect(zipOrder(ours)).toEqual(zipOrder(theirs));
+      const read = new PizZip(ours, { checkCRC32: true });
+      const expected = new PizZip(theirs);
+      for (const [name, part] of Object.entries(expected.files)) {
+        expect(read.files[name].dir).toBe(part.dir);
+        if (!part.dir) expect(Buffer.from(read.file(name)!.asUint8Array())).toEqual(Buffer.from(part.asUint8Array()));
+      }
+    }
+  });
+
+  test('parts the render does not touch are copied from the template as packed there: an image, stored, under a non-ASCII name', () => {
+    const base = new PizZip(fs.readFileSync(FIXTURE));
+    const image = crypto.randomBytes(5000);
+    base.file('word/media/logo-ü.png', image, { compression: 'STORE' });
+    const withImage = base.generate({ type: 'nodebuffer', compression: 'DEFLATE' });
+    const out = renderDocx(withImage, buildTokenData(input()));
+    expect(centralEntry(out, 'word/media/logo-ü.png').method).toBe(0);
+    expect(packedBytes(out, 'word/media/logo-ü.png')).toEqual(packedBytes(withImage, 'word/media/logo-ü.png'));
+    expect(packedBytes(out, 'word/styles.xml')).toEqual(packedBytes(withImage, 'word/styles.xml'));
+    expect(packedBytes(out, 'word/document.xml')).not.toEqual(packedBytes(withImage, 'word/document.xml'));
+    const read = new PizZip(out, { checkCRC32: true });
+    expect(Buffer.from(read.file('word/media/logo-ü.png')!.asUint8Array())).toEqual(image);
+    expect(partText(read, 'word/document.xml')).toContain('Setup & training');
   });
 
   test('the default template renders with every part filled and is well formed', () => {

@@ -1,6 +1,6 @@
-import zlib from 'node:zlib';
 import Docxtemplater from 'docxtemplater';
 import PizZip from 'pizzip';
+import { packDocx, templateSource, type TemplatePart, type TemplateSource } from './docx-pack';
 import { restrictedParser, parseTag, type FilterOptions } from './parser';
 import { FAMILY_PREFIXES, LOOP_TOKENS, ROOT_TOKENS, customFieldSlug, type TokenData } from './token-data';
 
@@ -55,6 +55,11 @@ const CFB_MAGIC = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
  * The declared sizes are checked here; pizzip checks them again while it inflates, so a lying entry fails.
  */
 export function validateDocx(buffer: Buffer, limits = DOCX_LIMITS): PizZip {
+  return checkedZip(buffer, limits).zip;
+}
+
+/** validateDocx, with the parts as the central directory lists them (for packing the filled document). */
+function checkedZip(buffer: Buffer, limits: typeof DOCX_LIMITS): { zip: PizZip; parts: Map<string, TemplatePart> } {
   if (!Buffer.isBuffer(buffer) || buffer.length === 0) throw new DocxRefused('The file is empty: choose a Word .docx document.');
   if (buffer.length > limits.maxBytes) throw new DocxRefused(`The template is larger than ${Math.round(limits.maxBytes / 1024 / 1024)} MB.`);
   if (buffer.subarray(0, 8).equals(CFB_MAGIC)) {
@@ -79,7 +84,7 @@ export function validateDocx(buffer: Buffer, limits = DOCX_LIMITS): PizZip {
   if (entries > limits.maxEntries) throw new DocxRefused(`The document has ${entries} parts; a template may have at most ${limits.maxEntries}.`);
   if (cdOffset + cdSize > buffer.length) throw new DocxRefused('This file is not a Word .docx document (the zip is damaged).');
 
-  const names = new Set<string>();
+  const parts = new Map<string, TemplatePart>();
   let unpacked = 0;
   let pos = cdOffset;
   for (let n = 0; n < entries; n++) {
@@ -95,13 +100,16 @@ export function validateDocx(buffer: Buffer, limits = DOCX_LIMITS): PizZip {
     unpacked += size;
     if (unpacked > limits.maxUnpackedBytes) throw new DocxRefused('The document unpacks to far more than a template can be (a zip bomb?): refused.');
     if (size > 1024 * 1024 && size > Math.max(packed, 1) * limits.maxRatio) throw new DocxRefused(`The part ${name} is compressed suspiciously well (a zip bomb?): refused.`);
-    names.add(name);
+    parts.set(name, {
+      method: buffer.readUInt16LE(pos + 10), dosTime: buffer.readUInt16LE(pos + 12), dosDate: buffer.readUInt16LE(pos + 14),
+      crc: buffer.readUInt32LE(pos + 16), packedSize: packed, size, localOffset: buffer.readUInt32LE(pos + 42),
+    });
     pos += 46 + nameLength + extraLength + commentLength;
   }
-  if (!names.has('word/document.xml')) throw new DocxRefused('This zip file is not a Word document (it has no word/document.xml).');
-  if (!names.has('[Content_Types].xml')) throw new DocxRefused('This file is not a Word .docx document (it has no [Content_Types].xml).');
+  if (!parts.has('word/document.xml')) throw new DocxRefused('This zip file is not a Word document (it has no word/document.xml).');
+  if (!parts.has('[Content_Types].xml')) throw new DocxRefused('This file is not a Word .docx document (it has no [Content_Types].xml).');
   try {
-    return new PizZip(buffer);
+    return { zip: new PizZip(buffer), parts };
   } catch {
     throw new DocxRefused('This file is not a Word .docx document (the zip cannot be read).');
   }
@@ -205,13 +213,15 @@ function compile(zip: PizZip, filterOptions: FilterOptions = {}): Docxtemplater 
 export interface OpenedTemplate {
   doc: Docxtemplater;
   zip: PizZip;
+  source: TemplateSource;
 }
 
 /** Checks and compiles a template; throws DocxRefused or TemplateError. */
 export function openTemplate(buffer: Buffer, filterOptions?: FilterOptions): OpenedTemplate {
-  const zip = validateDocx(buffer);
+  const { zip, parts } = checkedZip(buffer, DOCX_LIMITS);
+  const source = templateSource(buffer, parts, zip);
   try {
-    return { doc: compile(zip, filterOptions), zip };
+    return { doc: compile(zip, filterOptions), zip, source };
   } catch (err) {
     const problems = templateProblems(err, zip);
     if (problems) throw new TemplateError(problems);
@@ -220,28 +230,13 @@ export function openTemplate(buffer: Buffer, filterOptions?: FilterOptions): Ope
   }
 }
 
-/**
- * The parts a render rewrites are packed with Node's zlib (native code) instead of pizzip's pako (JavaScript):
- * half the time of packing a filled quote, the same DEFLATE method and level, so Word reads it as before.
- * Registered under a name of its own, with pizzip's own unpacking, so reading templates (pako, with pizzip's size
- * checks) and anyone else's 'DEFLATE' stay as they are.
- */
-const NATIVE_DEFLATE = 'NODE_ZLIB_DEFLATE';
-interface PizZipCompression { magic: string; compress: unknown; uncompress: unknown; compressInputType: string | null; uncompressInputType: string | null }
-const compressions = (PizZip as unknown as { compressions: Record<string, PizZipCompression> }).compressions;
-compressions[NATIVE_DEFLATE] ??= {
-  ...compressions.DEFLATE,
-  compress: (input: Uint8Array, options: { level?: number }) => zlib.deflateRawSync(input, { level: options.level ?? zlib.constants.Z_DEFAULT_COMPRESSION }),
-  compressInputType: 'uint8array',
-};
-
 /** Fills the template with token data; throws DocxRefused or TemplateError, never returns a broken file. */
 export function renderDocx(templateBuffer: Buffer, data: TokenData, filterOptions: FilterOptions = {}): Buffer {
   return fillTemplate(openTemplate(templateBuffer, filterOptions), data);
 }
 
 /** Fills an opened template with token data (once); throws TemplateError, never returns a broken file. */
-export function fillTemplate({ doc, zip }: OpenedTemplate, data: TokenData): Buffer {
+export function fillTemplate({ doc, zip, source }: OpenedTemplate, data: TokenData): Buffer {
   try {
     doc.render(data);
   } catch (err) {
@@ -249,8 +244,7 @@ export function fillTemplate({ doc, zip }: OpenedTemplate, data: TokenData): Buf
     if (problems) throw new TemplateError(problems);
     throw err;
   }
-  // pizzip's types list only its own two methods.
-  return doc.toBuffer({ compression: NATIVE_DEFLATE as 'DEFLATE' });
+  return packDocx(zip, source);
 }
 
 // ---- check -----------------------------------------------------------------------------------------------
