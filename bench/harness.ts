@@ -1,8 +1,8 @@
 /**
- * `npm run bench`: for each scale, generates (or reuses) the data set in a child process, then, in another
- * child, starts the reference host with the CRM plugin in-process on it, signs in through the real login form,
- * and measures each section with autocannon, run in a process of its own (bench/load.ts) so that the server's
- * process holds the server alone.
+ * `npm run bench`: for each scale, generates (or reuses) the data set in a child process; then, in a child per
+ * scale, all at once, starts the reference host with the CRM plugin in-process on it, signs in through the real
+ * login form, and measures each section with autocannon, run in a process of its own (bench/load.ts) so that the
+ * server's process holds the server alone. The scales take turns, route by route (BenchContext.turn).
  * Results print as one Markdown table and are written to `bench/results/<db>-<date>.json`.
  *
  * Plugging in a further section: write `async (ctx: BenchContext) => BenchRow[]` and add it to SECTIONS in
@@ -79,6 +79,12 @@ export interface BenchContext {
   users: { admin: SignedInUser; rep: SignedInUser };
   /** Loads `path` with autocannon as `user` and returns requests/s and latency percentiles. */
   measure(path: string, user: SignedInUser, options?: { connections?: number; duration?: number; headers?: Record<string, string> }): Promise<Measurement>;
+  /**
+   * Runs `work` as this scale's next turn: the scales run side by side, each in its own server process, and take
+   * turns, so that a route is measured at 1/100 and at full size within seconds of each other, each while the
+   * other server is idle. Whatever loads or times anything does it inside a turn.
+   */
+  turn<T>(work: () => Promise<T>): Promise<T>;
   log(line: string): void;
 }
 
@@ -238,19 +244,82 @@ function prepareInChild(scale: number, options: Options): Promise<void> {
   });
 }
 
+type ScaleRun = { result: ScaleResult; machine: MachineInfo };
+/** What a scale's process says to the parent: it wants its next turn, it is done with it, or its result. */
+type ChildMessage = { turn: 'want' } | { turn: 'done' } | { run: ScaleRun };
+
 /**
- * Runs one scale in a child process of its own, so each scale's peak RSS is its own (V8 does not hand the
- * memory of an earlier, smaller run back, and the sampler would count it).
+ * Runs every scale at once, each in a child process of its own, so each scale's peak RSS is its own (V8 does not
+ * hand the memory of an earlier, smaller run back, and the sampler would count it). The children take turns in
+ * strict rotation (see BenchContext.turn): the machine's speed drifts over minutes, and a ratio between two scales
+ * measured ten minutes apart would measure the drift too.
  */
-function runScaleInChild(scale: number, argv: string[]): Promise<{ result: ScaleResult; machine: MachineInfo }> {
-  return new Promise((resolve, reject) => {
-    const args = argv.filter((a, i) => a !== '--scale' && argv[i - 1] !== '--scale').concat(['--run-scale', '--scale', String(scale)]);
-    const child = fork(process.argv[1], args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...serverNodeFlags()] });
-    let answer: { result: ScaleResult; machine: MachineInfo } | null = null;
-    child.on('message', (m) => { answer = m as { result: ScaleResult; machine: MachineInfo }; });
+function runScalesInTurn(scales: number[], argv: string[]): Promise<ScaleRun[]> {
+  const base = argv.filter((a, i) => a !== '--scale' && argv[i - 1] !== '--scale');
+  const answers: (ScaleRun | null)[] = scales.map(() => null);
+  const wanting = new Set<number>();
+  const exited = new Set<number>();
+  let holder: number | null = null;
+  let next = 0;
+  const children = scales.map((scale) => fork(process.argv[1], [...base, '--run-scale', '--scale', String(scale)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...serverNodeFlags()],
+  }));
+  // The turn goes to `next`; a child that has finished is skipped, so the others never wait for it.
+  const grant = () => {
+    if (holder !== null) return;
+    while (exited.has(next) && exited.size < scales.length) next = (next + 1) % scales.length;
+    if (!wanting.has(next)) return;
+    wanting.delete(next);
+    holder = next;
+    children[next].send('go');
+  };
+  return Promise.all(children.map((child, i) => new Promise<ScaleRun>((resolve, reject) => {
+    child.on('message', (m: ChildMessage) => {
+      if ('run' in m) answers[i] = m.run;
+      else if (m.turn === 'want') wanting.add(i);
+      else if (holder === i) {
+        holder = null;
+        next = (i + 1) % scales.length;
+      }
+      grant();
+    });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 && answer ? resolve(answer) : reject(new Error(`The run at scale ${scale} failed (exit ${code})`))));
+    child.on('exit', (code) => {
+      exited.add(i);
+      if (holder === i) holder = null;
+      grant();
+      const answer = answers[i];
+      if (code === 0 && answer) resolve(answer);
+      else {
+        for (const other of children) if (other !== child) other.kill();
+        reject(new Error(`The run at scale ${scales[i]} failed (exit ${code})`));
+      }
+    });
+  })));
+}
+
+/** BenchContext.turn in a scale's process: asks the parent for the turn, and hands it back when the work is done. */
+function turnTaker(): BenchContext['turn'] {
+  if (!process.send) return (work) => work();
+  let granted: (() => void) | null = null;
+  process.on('message', (m) => {
+    if (m !== 'go' || !granted) return;
+    const go = granted;
+    granted = null;
+    go();
   });
+  const send = (m: ChildMessage) => process.send!(m);
+  return async (work) => {
+    await new Promise<void>((resolve) => {
+      granted = resolve;
+      send({ turn: 'want' });
+    });
+    try {
+      return await work();
+    } finally {
+      send({ turn: 'done' });
+    }
+  };
 }
 
 /**
@@ -272,8 +341,10 @@ interface ScaleResult {
   rows: BenchRow[];
 }
 
-async function runScale(scale: number, options: Options, log: (line: string) => void): Promise<{ result: ScaleResult; machine: MachineInfo }> {
+async function runScale(scale: number, options: Options, parentLog: (line: string) => void): Promise<ScaleRun> {
   const label = scaleLabel(scale);
+  // The scales run side by side and print into one stream: every line says whose it is.
+  const log = (line: string) => parentLog(line.startsWith('[') ? line : `[${label}] ${line}`);
   const db = await openBenchDatabase({ scale, seed: options.seed, plugins: [crmPlugin], databaseUrl: options.databaseUrl, fresh: false, log });
   const machine = await machineInfo(db.knex);
   const memory = new MemorySampler();
@@ -294,6 +365,7 @@ async function runScale(scale: number, options: Options, log: (line: string) => 
     const ctx: BenchContext = {
       scale, scaleLabel: label, quick: options.quick, duration: options.duration, connections: options.connections, baseUrl, knex: db.knex, host, db, users,
       measure: (p, user, o = {}) => measure(baseUrl, p, user, o.connections ?? options.connections, o.duration ?? options.duration, o.headers),
+      turn: turnTaker(),
       log,
     };
     for (const [name, section] of Object.entries(SECTIONS)) {
@@ -374,21 +446,17 @@ export async function main(argv: string[]): Promise<void> {
   if (options.runScale) {
     // The child of runScaleInChild: measure one scale and hand the result back.
     const run = await runScale(options.scales[0], options, log);
-    await new Promise<void>((resolve, reject) => process.send!(run, (err: Error | null) => (err ? reject(err) : resolve())));
+    const message: ChildMessage = { run };
+    await new Promise<void>((resolve, reject) => process.send!(message, (err: Error | null) => (err ? reject(err) : resolve())));
     return;
   }
   const started = Date.now();
   log(`CRM benchmark${options.quick ? ' (quick)' : ''}: scales ${options.scales.map(scaleLabel).join(', ')}, ${options.connections} connections, ${options.duration} s per route, on ${options.databaseUrl ? 'PostgreSQL' : 'SQLite'}`);
-  const results: ScaleResult[] = [];
-  let machine: MachineInfo | null = null;
-  for (const scale of options.scales) {
-    await prepareInChild(scale, options);
-    const run = await runScaleInChild(scale, argv);
-    results.push(run.result);
-    machine = run.machine;
-  }
+  for (const scale of options.scales) await prepareInChild(scale, options);
+  const runs = await runScalesInTurn(options.scales, argv);
+  const results = runs.map((run) => run.result);
   const table = renderTable(results);
-  const m = machine!;
+  const m = runs[runs.length - 1].machine;
   const machineLine = `${m.nproc} × ${m.cpu}, ${m.ramGb} GB RAM, Node ${m.node}, ${m.database}, ${m.platform}`;
   console.log(`\n${dataLine(results)}\nMachine: ${machineLine}\n\n${table}\n`);
   const dir = path.join(PLUGIN_ROOT, 'bench', 'results');

@@ -54,16 +54,15 @@ export const routesSection: BenchSection = async (ctx) => {
   const rows: BenchRow[] = [];
   for (const target of await targets(ctx)) {
     for (const [who, user] of [['admin', ctx.users.admin], ['rep', ctx.users.rep]] as const) {
-      // Warm-up (template compile, first plans), and a check that the route answers at all.
-      let first = await get(ctx, target.path, user);
-      if (first.status === 200 && !ctx.quick) first = await get(ctx, target.path, user);
-      if (first.status !== 200) {
-        rows.push({ section: 'routes', name: target.name, user: who, url: target.path, note: `HTTP ${first.status}: not measured` });
-        continue;
-      }
-      const m = await ctx.measure(target.path, user);
-      ctx.log(`  ${target.name} (${who}): ${m.rps.toFixed(1)} req/s, p50 ${m.p50.toFixed(1)} ms, p95 ${m.p95.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms${m.failures ? `, ${m.failures} failed` : ''}`);
-      rows.push({ section: 'routes', name: target.name, user: who, url: target.path, rps: m.rps, p50: m.p50, p95: m.p95, p99: m.p99, requests: m.requests, failures: m.failures, extra: { statuses: m.statuses } });
+      rows.push(await ctx.turn(async (): Promise<BenchRow> => {
+        // Warm-up (template compile, first plans), and a check that the route answers at all.
+        let first = await get(ctx, target.path, user);
+        if (first.status === 200 && !ctx.quick) first = await get(ctx, target.path, user);
+        if (first.status !== 200) return { section: 'routes', name: target.name, user: who, url: target.path, note: `HTTP ${first.status}: not measured` };
+        const m = await ctx.measure(target.path, user);
+        ctx.log(`  ${target.name} (${who}): ${m.rps.toFixed(1)} req/s, p50 ${m.p50.toFixed(1)} ms, p95 ${m.p95.toFixed(1)} ms, p99 ${m.p99.toFixed(1)} ms${m.failures ? `, ${m.failures} failed` : ''}`);
+        return { section: 'routes', name: target.name, user: who, url: target.path, rps: m.rps, p50: m.p50, p95: m.p95, p99: m.p99, requests: m.requests, failures: m.failures, extra: { statuses: m.statuses } };
+      }));
     }
   }
   return rows;
@@ -124,60 +123,65 @@ export const floorSection: BenchSection = async (ctx) => {
   const path = '/crm/accounts';
   const seconds = ctx.quick ? 1 : 3;
   for (const [who, user] of [['admin', ctx.users.admin], ['rep', ctx.users.rep]] as const) {
-    await get(ctx, path, user);
-    const { queries, renders } = await capture(ctx, async () => {
-      const res = await get(ctx, path, user);
-      if (res.status !== 200) throw new Error(`${path} answered ${res.status} for ${who}`);
-    });
-    // Only what replays as captured (a statement the app wrote with its own placeholders is left out and counted).
-    const replayable: CapturedQuery[] = [];
-    for (const q of queries) {
-      try {
-        await ctx.knex.raw(q.sql, q.bindings as never);
-        replayable.push(q);
-      } catch {
-        ctx.log(`  floor: cannot replay ${q.sql.slice(0, 80)}…`);
-      }
-    }
-    const listQueries = replayable.filter((q) => /crm_accounts/.test(q.sql));
-    const replay = (list: CapturedQuery[]) => async () => {
-      for (const q of list) await ctx.knex.raw(q.sql, q.bindings as never);
-    };
-    const lib = ejs as unknown as { renderFile: RenderFile };
-    const render = async () => {
-      for (const r of renders) await lib.renderFile(r.file, r.data, r.options);
-    };
-    const sqlMs = await timeIt(replay(listQueries), seconds);
-    const allSqlMs = await timeIt(replay(replayable), seconds);
-    const renderMs = await timeIt(render, seconds);
-    const route = await ctx.measure(path, user, { connections: 1, duration: ctx.quick ? 2 : 5 });
-    const hostPage = await ctx.measure(HOST_FLOOR_PAGE, user, { connections: 1, duration: ctx.quick ? 2 : 5 });
-    if (hostPage.failures) throw new Error(`${HOST_FLOOR_PAGE} failed ${hostPage.failures} times for ${who}`);
-    const hostRatio = hostPage.p50 / (sqlMs + renderMs);
-    const ratio = route.p50 / (sqlMs + renderMs);
-    // The same with every statement of the request in the floor (session, permissions, settings): what is left
-    // above it is Express, the middleware and the plugin's own JavaScript.
-    const allRatio = route.p50 / (allSqlMs + renderMs);
-    ctx.log(`  floor (${who}): route p50 ${route.p50.toFixed(1)} ms; list SQL ${sqlMs.toFixed(2)} ms (${listQueries.length} queries), all SQL ${allSqlMs.toFixed(2)} ms (${queries.length}), render ${renderMs.toFixed(2)} ms (${renders.length} templates) → ${ratio.toFixed(2)}× (${allRatio.toFixed(2)}× with all SQL); the host's ${HOST_FLOOR_PAGE} ${hostPage.p50.toFixed(1)} ms (${hostRatio.toFixed(2)}×)`);
-    rows.push(
-      { section: 'floor', name: 'account list: route, 1 connection', user: who, rps: route.rps, p50: route.p50, p95: route.p95, p99: route.p99, requests: route.requests, failures: route.failures },
-      { section: 'floor', name: `account list: its list SQL bare through knex (${listQueries.length} queries)`, user: who, p50: sqlMs },
-      { section: 'floor', name: `account list: all SQL of the request bare (${replayable.length} queries)`, user: who, p50: allSqlMs, note: `session, permissions, settings included${replayable.length < queries.length ? `; ${queries.length - replayable.length} not replayable` : ''}` },
-      { section: 'floor', name: `account list: its EJS rendered alone (${renders.length} templates)`, user: who, p50: renderMs },
-      {
-        section: 'floor', name: 'account list: route p50 ÷ (list SQL + render)', user: who,
-        note: `${ratio.toFixed(2)}× (goal ≤ 2×${ratio <= 2 ? ': met' : ': MISSED'})`, extra: { ratio, sqlMs, allSqlMs, renderMs, routeP50: route.p50, queries: queries.map((q) => q.sql) },
-      },
-      { section: 'floor', name: 'account list: route p50 ÷ (all SQL + render)', user: who, note: `${allRatio.toFixed(2)}×`, extra: { ratio: allRatio } },
-      { section: 'floor', name: `the host's smallest page (${HOST_FLOOR_PAGE}), 1 connection`, user: who, rps: hostPage.rps, p50: hostPage.p50, p95: hostPage.p95, p99: hostPage.p99, requests: hostPage.requests, failures: hostPage.failures },
-      {
-        section: 'floor', name: `the host's smallest page p50 ÷ (account list SQL + render)`, user: who,
-        note: `${hostRatio.toFixed(2)}×: what the host alone costs, before any CRM work`, extra: { ratio: hostRatio },
-      },
-    );
+    rows.push(...await ctx.turn(() => floorOf(ctx, path, who, user, seconds)));
   }
   return rows;
 };
+
+/** One user's floor of the account list: its SQL and templates captured from one request, then each timed alone. */
+async function floorOf(ctx: BenchContext, path: string, who: string, user: SignedInUser, seconds: number): Promise<BenchRow[]> {
+  await get(ctx, path, user);
+  const { queries, renders } = await capture(ctx, async () => {
+    const res = await get(ctx, path, user);
+    if (res.status !== 200) throw new Error(`${path} answered ${res.status} for ${who}`);
+  });
+  // Only what replays as captured (a statement the app wrote with its own placeholders is left out and counted).
+  const replayable: CapturedQuery[] = [];
+  for (const q of queries) {
+    try {
+      await ctx.knex.raw(q.sql, q.bindings as never);
+      replayable.push(q);
+    } catch {
+      ctx.log(`  floor: cannot replay ${q.sql.slice(0, 80)}…`);
+    }
+  }
+  const listQueries = replayable.filter((q) => /crm_accounts/.test(q.sql));
+  const replay = (list: CapturedQuery[]) => async () => {
+    for (const q of list) await ctx.knex.raw(q.sql, q.bindings as never);
+  };
+  const lib = ejs as unknown as { renderFile: RenderFile };
+  const render = async () => {
+    for (const r of renders) await lib.renderFile(r.file, r.data, r.options);
+  };
+  const sqlMs = await timeIt(replay(listQueries), seconds);
+  const allSqlMs = await timeIt(replay(replayable), seconds);
+  const renderMs = await timeIt(render, seconds);
+  const route = await ctx.measure(path, user, { connections: 1, duration: ctx.quick ? 2 : 5 });
+  const hostPage = await ctx.measure(HOST_FLOOR_PAGE, user, { connections: 1, duration: ctx.quick ? 2 : 5 });
+  if (hostPage.failures) throw new Error(`${HOST_FLOOR_PAGE} failed ${hostPage.failures} times for ${who}`);
+  const hostRatio = hostPage.p50 / (sqlMs + renderMs);
+  const ratio = route.p50 / (sqlMs + renderMs);
+  // The same with every statement of the request in the floor (session, permissions, settings): what is left
+  // above it is Express, the middleware and the plugin's own JavaScript.
+  const allRatio = route.p50 / (allSqlMs + renderMs);
+  ctx.log(`  floor (${who}): route p50 ${route.p50.toFixed(1)} ms; list SQL ${sqlMs.toFixed(2)} ms (${listQueries.length} queries), all SQL ${allSqlMs.toFixed(2)} ms (${queries.length}), render ${renderMs.toFixed(2)} ms (${renders.length} templates) → ${ratio.toFixed(2)}× (${allRatio.toFixed(2)}× with all SQL); the host's ${HOST_FLOOR_PAGE} ${hostPage.p50.toFixed(1)} ms (${hostRatio.toFixed(2)}×)`);
+  return [
+    { section: 'floor', name: 'account list: route, 1 connection', user: who, rps: route.rps, p50: route.p50, p95: route.p95, p99: route.p99, requests: route.requests, failures: route.failures },
+    { section: 'floor', name: `account list: its list SQL bare through knex (${listQueries.length} queries)`, user: who, p50: sqlMs },
+    { section: 'floor', name: `account list: all SQL of the request bare (${replayable.length} queries)`, user: who, p50: allSqlMs, note: `session, permissions, settings included${replayable.length < queries.length ? `; ${queries.length - replayable.length} not replayable` : ''}` },
+    { section: 'floor', name: `account list: its EJS rendered alone (${renders.length} templates)`, user: who, p50: renderMs },
+    {
+      section: 'floor', name: 'account list: route p50 ÷ (list SQL + render)', user: who,
+      note: `${ratio.toFixed(2)}× (goal ≤ 2×${ratio <= 2 ? ': met' : ': MISSED'})`, extra: { ratio, sqlMs, allSqlMs, renderMs, routeP50: route.p50, queries: queries.map((q) => q.sql) },
+    },
+    { section: 'floor', name: 'account list: route p50 ÷ (all SQL + render)', user: who, note: `${allRatio.toFixed(2)}×`, extra: { ratio: allRatio } },
+    { section: 'floor', name: `the host's smallest page (${HOST_FLOOR_PAGE}), 1 connection`, user: who, rps: hostPage.rps, p50: hostPage.p50, p95: hostPage.p95, p99: hostPage.p99, requests: hostPage.requests, failures: hostPage.failures },
+    {
+      section: 'floor', name: `the host's smallest page p50 ÷ (account list SQL + render)`, user: who,
+      note: `${hostRatio.toFixed(2)}×: what the host alone costs, before any CRM work`, extra: { ratio: hostRatio },
+    },
+  ];
+}
 
 /**
  * Quote documents (issue #5): a 200-item quote through the HTTP route against a bare docxtemplater render of the
@@ -187,9 +191,9 @@ export const documentsSection: BenchSection = async (ctx) => {
   const rep = ctx.users.rep;
   const owned = await ctx.knex('crm_opportunities').where({ owner_id: rep.user.id }).whereNull('deleted_at').orderBy('id').first('project_id');
   if (!owned) throw new Error('The bench data set has no opportunity of the sales rep to place the quotes in');
-  const f = await benchQuoteDocuments({
+  const f = await ctx.turn(() => benchQuoteDocuments({
     baseUrl: ctx.baseUrl, host: ctx.host.hostApi, user: rep.user, cookie: rep.cookie, csrf: rep.csrf, projectId: Number(owned.project_id),
-  }, ctx.quick ? 8 : 30);
+  }, ctx.quick ? 8 : 30));
   ctx.log(`  documents: 200 items route ${f.route200Ms.toFixed(1)} ms vs bare ${f.bare200Ms.toFixed(1)} ms (${f.ratio.toFixed(2)}×; sample by sample ${f.pairedRatio.toFixed(2)}×); 2000 items ${f.route2000Ms.toFixed(0)} ms, longest stall ${f.longestStall2000Ms.toFixed(1)} ms`);
   return [
     { section: 'documents', name: 'quote of 200 items: HTTP route (median)', user: 'rep', p50: f.route200Ms },
