@@ -63,8 +63,9 @@ function partOrder(names: string[]): string[] {
   return [...first, ...main, ...names.filter((n) => !taken.has(n))];
 }
 
-function dosDateTime(date: Date): { dosTime: number; dosDate: number } {
-  const d = Number.isNaN(date.getTime()) || date.getFullYear() < 1980 ? new Date() : date;
+/** A part's modification time as a zip stores it (local time, two-second steps, from 1980); now if it has none. */
+function dosDateTime(date: Date | undefined): { dosTime: number; dosDate: number } {
+  const d = date instanceof Date && !Number.isNaN(date.getTime()) && date.getFullYear() >= 1980 ? date : new Date();
   return {
     dosTime: (d.getHours() << 11) | (d.getMinutes() << 5) | Math.floor(d.getSeconds() / 2),
     dosDate: ((d.getFullYear() - 1980) << 9) | ((d.getMonth() + 1) << 5) | d.getDate(),
