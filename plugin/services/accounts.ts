@@ -116,7 +116,9 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number, s
   if (f.manager) q.where('a.account_manager_id', f.manager);
   if (f.group) q.whereExists((s) => s.select(1).from('crm_account_group_members as g').whereRaw('g.account_id = a.id').where('g.group_id', f.group));
   if (f.key_account) q.where('a.is_key_account', true);
-  if (f.customers) q.whereNotNull('a.customer_number').whereNot('a.customer_number', '');
+  // One expression, which no index answers: as `is not null and <> ''`, PostgreSQL ANDed a bitmap of every customer
+  // (60 % of the accounts, 2–3 ms at 100,000) into a rep's filtered page; now it tests the rows it fetches anyway.
+  if (f.customers) q.whereRaw("coalesce(a.customer_number, '') <> ''");
   if (f.suppliers) q.where('a.is_supplier', true);
   if (f.favorites) q.whereExists((s) => s.select(1).from('crm_favorite_accounts as fav').whereRaw('fav.account_id = a.id').where('fav.user_id', userId));
   if (f.expiring_days !== null) {

@@ -240,6 +240,11 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     expect(listedNames((await director.get('/crm/accounts?key_account=1')).text)).toEqual(['Acme Manufacturing', 'Globex Corporation']);
     expect(listedNames((await director.get('/crm/accounts?suppliers=1')).text)).toEqual(['Parts & Bolts Supply']);
     expect(listedNames((await director.get('/crm/accounts?customers=1&q=c')).text)).toEqual(expect.arrayContaining(['Acme Manufacturing', 'Globex Corporation']));
+    // A customer has a customer number: neither an empty one nor none counts.
+    const type = (await host.db.knex('crm_account_types').where({ name: 'Company' }).first()).id;
+    const admin = host.demo.users.admin.id;
+    await host.db.knex('crm_accounts').insert(['CN-77', '', null].map((number, i) => ({ account_type_id: type, name: `Numbered ${i} ${number ?? 'none'}`, customer_number: number, author_id: admin })));
+    expect(listedNames((await (await Session.signIn(host.app, 'admin')).get('/crm/accounts?customers=1&q=numbered')).text)).toEqual(['Numbered 0 CN-77']);
     const top = (await host.db.knex('crm_account_groups').where({ name: 'Top 10 customers' }).first()).id;
     expect(listedNames((await director.get(`/crm/accounts?group=${top}`)).text)).toEqual(['Acme Manufacturing', 'Globex Corporation']);
     expect(listedNames((await director.get(`/crm/accounts?manager=${host.demo.users.rep2.id}`)).text)).toEqual(['Globex Corporation', 'Initech']);
