@@ -8,7 +8,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import { docxPackage, para } from '../../scripts/docx-package';
 import { applyFilter, lookupPath, parseTag, restrictedParser } from '../../plugin/services/documents/parser';
 import { DocxRefused, TemplateError, checkTemplate, renderDocx, validateDocx } from '../../plugin/services/documents/render';
-import { openTemplateOffThread, renderQuoteDocumentOffThread, renderWhileReading, stopRenderWorker } from '../../plugin/services/documents/render-pool';
+import { openTemplateOffThread, renderWhileReading, stopRenderWorker } from '../../plugin/services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, cleanText, customFieldSlug, tokenValues, type QuoteDocumentInput } from '../../plugin/services/documents/token-data';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'word-style-template.docx');
@@ -34,36 +34,33 @@ function input(over: Partial<QuoteDocumentInput> = {}): QuoteDocumentInput {
   };
 }
 
-/** One entry of a zip's central directory: compression method, packed and unpacked size, local header offset. */
-function centralEntry(file: Buffer, name: string): { method: number; packed: number; size: number; localOffset: number } {
+/** A zip's central directory, in its order: each entry's name, compression method, packed and unpacked size, local header offset. */
+function centralDirectory(file: Buffer): { name: string; method: number; packed: number; size: number; localOffset: number }[] {
   const eocd = file.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const entries = [];
   let pos = file.readUInt32LE(eocd + 16);
   for (let n = file.readUInt16LE(eocd + 10); n > 0; n--) {
     const nameLength = file.readUInt16LE(pos + 28);
-    if (file.subarray(pos + 46, pos + 46 + nameLength).toString('utf8') === name) {
-      return { method: file.readUInt16LE(pos + 10), packed: file.readUInt32LE(pos + 20), size: file.readUInt32LE(pos + 24), localOffset: file.readUInt32LE(pos + 42) };
-    }
+    entries.push({
+      name: file.subarray(pos + 46, pos + 46 + nameLength).toString('utf8'),
+      method: file.readUInt16LE(pos + 10), packed: file.readUInt32LE(pos + 20), size: file.readUInt32LE(pos + 24), localOffset: file.readUInt32LE(pos + 42),
+    });
     pos += 46 + nameLength + file.readUInt16LE(pos + 30) + file.readUInt16LE(pos + 32);
   }
-  throw new Error(`${name} is not in the zip`);
+  return entries;
 }
+function centralEntry(file: Buffer, name: string): { method: number; packed: number; size: number; localOffset: number } {
+  const entry = centralDirectory(file).find((e) => e.name === name);
+  if (!entry) throw new Error(`${name} is not in the zip`);
+  return entry;
+}
+const zipOrder = (file: Buffer): string[] => centralDirectory(file).map((e) => e.name);
 
-/** A part's bytes as packed in the zip (after its local header), and the names in the zip's order. */
+/** A part's bytes as packed in the zip (after its local header). */
 function packedBytes(file: Buffer, name: string): Buffer {
   const entry = centralEntry(file, name);
   const start = entry.localOffset + 30 + file.readUInt16LE(entry.localOffset + 26) + file.readUInt16LE(entry.localOffset + 28);
   return file.subarray(start, start + entry.packed);
-}
-function zipOrder(file: Buffer): string[] {
-  const eocd = file.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  const names: string[] = [];
-  let pos = file.readUInt32LE(eocd + 16);
-  for (let n = file.readUInt16LE(eocd + 10); n > 0; n--) {
-    const nameLength = file.readUInt16LE(pos + 28);
-    names.push(file.subarray(pos + 46, pos + 46 + nameLength).toString('utf8'));
-    pos += 46 + nameLength + file.readUInt16LE(pos + 30) + file.readUInt16LE(pos + 32);
-  }
-  return names;
 }
 
 /** The text of one part, paragraphs on their own lines, entities decoded. */
@@ -435,24 +432,25 @@ describe('docs/tokens.md', () => {
 
 describe('rendering off the main thread (render-pool)', () => {
   afterAll(async () => { await stopRenderWorker(); });
+  const renderOffThread = (template: Buffer, data: QuoteDocumentInput) => openTemplateOffThread(template).fill(data);
 
   test('the worker makes the same document as rendering in process, for one line and for 2000', async () => {
     const many = input({ items: Array.from({ length: 2000 }, (_, i) => ({ ...input().items[i % 2], code: `L${i + 1}` })) });
     for (const data of [input(), many]) {
-      const fromWorker = new PizZip(await renderQuoteDocumentOffThread(fs.readFileSync(FIXTURE), data));
+      const fromWorker = new PizZip(await renderOffThread(fs.readFileSync(FIXTURE), data));
       const inProcess = new PizZip(renderDocx(fs.readFileSync(FIXTURE), buildTokenData(data)));
       expect(partText(fromWorker, 'word/document.xml')).toBe(partText(inProcess, 'word/document.xml'));
       expect(partText(fromWorker, 'word/header1.xml')).toBe(partText(inProcess, 'word/header1.xml'));
     }
-    const text = partText(new PizZip(await renderQuoteDocumentOffThread(fs.readFileSync(FIXTURE), many)), 'word/document.xml');
+    const text = partText(new PizZip(await renderOffThread(fs.readFileSync(FIXTURE), many)), 'word/document.xml');
     expect(text).toContain('\n2000\nSetup & training\n');
   });
 
   test('template errors and refused files come back as the same errors, and the worker keeps serving', async () => {
-    const broken = renderQuoteDocumentOffThread(template('{#items}{name}', '{quote.total | sum}'), input());
+    const broken = renderOffThread(template('{#items}{name}', '{quote.total | sum}'), input());
     await expect(broken).rejects.toMatchObject({ name: 'TemplateError', problems: expect.arrayContaining([expect.objectContaining({ tag: 'items', where: 'document body, paragraph 1' })]) });
-    await expect(renderQuoteDocumentOffThread(Buffer.from('%PDF-1.7\n%%EOF'), input())).rejects.toMatchObject({ name: 'DocxRefused', message: expect.stringMatching(/PDF/) });
-    const again = await Promise.all([1, 2, 3].map(() => renderQuoteDocumentOffThread(fs.readFileSync(DEFAULT_TEMPLATE), input())));
+    await expect(renderOffThread(Buffer.from('%PDF-1.7\n%%EOF'), input())).rejects.toMatchObject({ name: 'DocxRefused', message: expect.stringMatching(/PDF/) });
+    const again = await Promise.all([1, 2, 3].map(() => renderOffThread(fs.readFileSync(DEFAULT_TEMPLATE), input())));
     for (const doc of again) expect(partText(new PizZip(doc), 'word/document.xml')).toContain('Q-2026-0042');
   });
 
@@ -481,7 +479,7 @@ describe('rendering off the main thread (render-pool)', () => {
     const stranded = openTemplateOffThread(fs.readFileSync(FIXTURE));
     await stopRenderWorker();
     await expect(stranded.fill(input())).rejects.toThrow(/worker stopped/);
-    const next = await renderQuoteDocumentOffThread(fs.readFileSync(DEFAULT_TEMPLATE), input());
+    const next = await renderOffThread(fs.readFileSync(DEFAULT_TEMPLATE), input());
     expect(partText(new PizZip(next), 'word/document.xml')).toContain('Q-2026-0042');
   });
 });

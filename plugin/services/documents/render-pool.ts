@@ -113,11 +113,6 @@ export function openTemplateOffThread(template: Buffer, filterOptions: FilterOpt
 
 const post = (w: Worker, request: RenderRequest) => w.postMessage(request);
 
-/** renderDocx(template, buildTokenData(input)) off the main thread. */
-export function renderQuoteDocumentOffThread(template: Buffer, input: QuoteDocumentInput, filterOptions: FilterOptions = {}): Promise<Buffer> {
-  return openTemplateOffThread(template, filterOptions).fill(input);
-}
-
 /**
  * The document of a quote whose template and data are still being read: the template is opened on the worker as
  * soon as its bytes arrive, in parallel with reading the quote, and filled once both are there. Whatever fails,
