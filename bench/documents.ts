@@ -16,6 +16,7 @@ import { contextFor } from '../plugin/http/guard';
 import { DEFAULT_TEMPLATE } from '../plugin/routes/documents';
 import { restrictedParser } from '../plugin/services/documents/parser';
 import { quoteDocumentInput } from '../plugin/services/documents/quote-source';
+import { requireVisibleQuote } from '../plugin/services/quotes';
 import { buildTokenData, type TokenData } from '../plugin/services/documents/token-data';
 
 /** A running host to measure, and a signed-in user who may edit opportunities in `projectId`. */
@@ -150,7 +151,7 @@ async function measure(target: DocumentBenchTarget, samples: number, made: { opp
 
   const small = await quoteWithItems(knex, target, 200);
   made.push(small);
-  const smallData = buildTokenData(await quoteDocumentInput(ctx, small.quoteId));
+  const smallData = buildTokenData(await quoteDocumentInput(ctx, await requireVisibleQuote(ctx, small.quoteId)));
   // Warm both paths (the worker's start-up, docxtemplater's first compile) before measuring.
   for (let i = 0; i < 3; i++) {
     await generateThroughRoute(target, small.oppId, small.quoteId);
@@ -172,7 +173,7 @@ async function measure(target: DocumentBenchTarget, samples: number, made: { opp
   stalls.enable();
   for (let i = 0; i < largeRuns; i++) largeTimes.push(await generateThroughRoute(target, large.oppId, large.quoteId));
   stalls.disable();
-  const largeData = buildTokenData(await quoteDocumentInput(ctx, large.quoteId));
+  const largeData = buildTokenData(await quoteDocumentInput(ctx, await requireVisibleQuote(ctx, large.quoteId)));
   const inProcess = median(await renderAlone(largeData, largeRuns));
 
   const route200Ms = median(route);

@@ -9,7 +9,7 @@ import { idParam } from '../http/params';
 import type { Opportunity } from '../models/opportunity';
 import { TEMPLATES_DIR } from '../paths';
 import { addAttachment, findAttachment, listAttachments, sanitizeFilename, type Attachment } from '../services/attachments';
-import { checkedQuoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
+import { quoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
 import { DOCX_LIMITS, DocxRefused, TemplateError, type TemplateProblem } from '../services/documents/render';
 import { DOCX_TYPE, checkUploadedTemplate, readCapped, type TemplateReport } from '../services/documents/template-upload';
 import { renderWhileReading } from '../services/documents/render-pool';
@@ -122,7 +122,7 @@ async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Pr
   let bytes: Buffer;
   try {
     // The template is read and opened while the quote is gathered.
-    bytes = await renderWhileReading(templateBytes(ctx, choice), checkedQuoteDocumentInput(ctx, { quote, opportunity: opp }));
+    bytes = await renderWhileReading(templateBytes(ctx, choice), quoteDocumentInput(ctx, { quote, opportunity: opp }));
   } catch (err) {
     if (err instanceof TemplateError) {
       state.problems = err.problems;
@@ -158,7 +158,7 @@ async function tokensPage(ctx: CrmContext, req: Request): Promise<PageResponse> 
     quotes = await quotesForDocuments(ctx, opp);
     const wanted = String(req.query.quote ?? '');
     quote = quotes.find((q) => String(q.id) === wanted) ?? quotes[0] ?? null;
-    if (quote) rows = tokenValues(buildTokenData(await checkedQuoteDocumentInput(ctx, { quote, opportunity: opp })));
+    if (quote) rows = tokenValues(buildTokenData(await quoteDocumentInput(ctx, { quote, opportunity: opp })));
   }
   return {
     title: 'Quote template tokens',

@@ -3,30 +3,20 @@ import type { Opportunity } from '../../models/opportunity';
 import { findVisibleAccount } from '../accounts';
 import { findVisibleContact } from '../contacts';
 import { allFields, customValuesOf } from '../custom-fields';
-import { pricedQuote, quoteWithTotals, quotesOf, type Quote, type QuoteWithTotals } from '../quotes';
+import { pricedQuote, quotesOf, type Quote } from '../quotes';
 import { loadSettings } from '../settings';
 import { customFieldSlug, type DocumentCustomField, type QuoteDocumentInput } from './token-data';
 import { todayUtc } from '../dates';
 
 /**
- * Gathers what a quote document shows, for this user: the quote with its priced lines and totals
- * (quoteWithTotals in services/quotes.ts, which checks that the user may see the opportunity: 404 otherwise),
- * the account and contact (only if the user may see them, as everywhere else), the owner as sales rep, the
- * own company from the CRM settings, and custom fields by name.
+ * Gathers what a quote document shows, for this user: the quote with its priced lines and totals, the account
+ * and contact (only if the user may see them, as everywhere else), the owner as sales rep, the own company from
+ * the CRM settings, and custom fields by name. The caller has checked that the user may see the quote's
+ * opportunity (requireVisibleQuote; the generate route has the editable opportunity and found the quote among
+ * its quotes), so neither is read again.
  */
-export async function quoteDocumentInput(ctx: CrmContext, quoteId: number, today = new Date()): Promise<QuoteDocumentInput> {
-  return documentInputOf(ctx, await quoteWithTotals(ctx, quoteId), today);
-}
-
-/**
- * quoteDocumentInput of a quote of an opportunity the caller has already checked (the generate route has the
- * editable opportunity and found the quote among its quotes), without reading either again.
- */
-export async function checkedQuoteDocumentInput(ctx: CrmContext, checked: { quote: Quote; opportunity: Opportunity }, today = new Date()): Promise<QuoteDocumentInput> {
-  return documentInputOf(ctx, await pricedQuote(ctx.host.knex, checked), today);
-}
-
-async function documentInputOf(ctx: CrmContext, { quote, opportunity, items, totals }: QuoteWithTotals, today: Date): Promise<QuoteDocumentInput> {
+export async function quoteDocumentInput(ctx: CrmContext, checked: { quote: Quote; opportunity: Opportunity }, today = new Date()): Promise<QuoteDocumentInput> {
+  const { quote, opportunity, items, totals } = await pricedQuote(ctx.host.knex, checked);
   const knex = ctx.host.knex;
   // Independent reads, asked at once (on PostgreSQL they overlap on the pool's connections).
   const accountRead = opportunity.account_id ? findVisibleAccount(ctx, opportunity.account_id) : Promise.resolve(null);
