@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { Knex } from 'knex';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { respond } from '../http/respond';
-import { likePattern } from '../services/accounts';
+import { whereAnyContains } from '../services/text-search';
 import { positiveId, text, type FormInput } from '../services/form';
 import { amountInput, formatMoney, isCurrencyCode } from '../services/money';
 import { pageParam, type PageMeta } from '../services/pagination';
@@ -60,12 +60,7 @@ async function baseQuery(ctx: CrmContext, f: PriceFilters, manager: boolean): Pr
   if (f.price_book_id) q.where('pp.price_book_id', f.price_book_id);
   if (f.currency) q.where('pp.currency', f.currency);
   if (f.category_id) q.where('p.category_id', f.category_id);
-  if (f.q) {
-    const pattern = likePattern(f.q);
-    q.where((b) => {
-      b.whereRaw(`lower(p.name) like ? escape '\\'`, [pattern]).orWhereRaw(`lower(p.code) like ? escape '\\'`, [pattern]);
-    });
-  }
+  if (f.q) whereAnyContains(q, ['p.name', 'p.code'], f.q);
   return { q };
 }
 

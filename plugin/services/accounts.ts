@@ -6,6 +6,7 @@ import { ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_sear
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { ACCOUNT_STREAM_INDEXES } from '../../migrations/20261124_028_account_stream_indexes';
 import { isPg } from '../../migrations/dialect';
+import { whereAnyContains } from './text-search';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput, positiveId } from './form';
@@ -62,11 +63,6 @@ export function filterParams(filters: AccountFilters): Record<string, string> {
   return out;
 }
 
-/** `%` and `_` typed by a user are literal characters, not wildcards. */
-export function likePattern(term: string): string {
-  return `%${term.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
-
 /**
  * The term as one FTS5 string: inside double quotes every character is literal except `"`, written twice, so
  * no input (`OR`, `NEAR`, `*`, `^`, `:`, parentheses) can turn into FTS5 query syntax.
@@ -96,7 +92,6 @@ export interface AccountRow {
 /** `searchIndex`: whether a search term may narrow through the trigram index first (see below). */
 function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number, searchIndex = true): void {
   if (f.q) {
-    const pattern = likePattern(f.q);
     // SQLite: the trigram index (migration 025) narrows to accounts holding the term in one of the five columns,
     // and the LIKE below still decides: trigrams fold every letter's case (SQLite's lower() and LIKE only ASCII's;
     // the index even maps the Kelvin sign to "k"), and it gets the term lowercased as the LIKE pattern is, so it
@@ -107,9 +102,7 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number, s
     if (searchIndex && !isPg(q) && [...term].length >= 3) {
       q.whereRaw(`a.id in (select rowid from ${ACCOUNT_SEARCH_TABLE} where ${ACCOUNT_SEARCH_TABLE} match ?)`, [ftsPhrase(term)]);
     }
-    q.where((b) => {
-      for (const col of ['a.name', 'a.organization', 'a.email', 'a.city', 'a.customer_number']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
-    });
+    whereAnyContains(q, ['a.name', 'a.organization', 'a.email', 'a.city', 'a.customer_number'], f.q);
   }
   if (f.type) q.where('a.account_type_id', f.type);
   if (f.industry) q.where('a.industry_id', f.industry);

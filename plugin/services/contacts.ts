@@ -4,7 +4,8 @@ import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject, HostTask } from '../host';
 import { applyAccountScope, type Account } from '../models/account';
 import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalContact } from '../models/contact';
-import { canEditAccount, findVisibleAccount, globalContext, likePattern } from './accounts';
+import { canEditAccount, findVisibleAccount, globalContext } from './accounts';
+import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput, positiveId } from './form';
 import { changedFields, journal } from './journal';
 import type { PageMeta } from './pagination';
@@ -84,12 +85,7 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   const knex = ctx.host.knex;
   const base = knex('crm_personal_contacts as c');
   applyContactScope(base, scope, accountScope);
-  if (filters.q) {
-    const pattern = likePattern(filters.q);
-    base.where((b) => {
-      for (const col of ['c.first_name', 'c.last_name', 'c.email', 'c.job_title', 'c.phone', 'c.city']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
-    });
-  }
+  if (filters.q) whereAnyContains(base, ['c.first_name', 'c.last_name', 'c.email', 'c.job_title', 'c.phone', 'c.city'], filters.q);
   if (filters.type) base.where('c.contact_type_id', filters.type);
   if (filters.partner) base.where('c.partner_id', filters.partner);
   const [{ total }] = await base.clone().count({ total: '*' });
@@ -283,8 +279,7 @@ export async function linkContactToAccount(ctx: CrmContext, account: Account, in
     if (!contact) throw notFound('Contact');
   } else {
     const { query: q } = await visibleContactsQuery(ctx);
-    const pattern = likePattern(ref);
-    const matches: { id: number; first_name: string; last_name: string }[] = await q.where((b: Knex.QueryBuilder) => b.whereRaw("lower(c.first_name || ' ' || c.last_name) like ? escape '\\'", [pattern]).orWhereRaw("lower(c.last_name) like ? escape '\\'", [pattern]))
+    const matches: { id: number; first_name: string; last_name: string }[] = await whereAnyContains(q, ["c.first_name || ' ' || c.last_name", 'c.last_name'], ref)
       .select('c.id', 'c.first_name', 'c.last_name').orderBy(['c.last_name', 'c.first_name']).limit(6);
     if (matches.length === 0) throw invalid('The contact was not linked.', { contact: 'No contact you can see matches this name' });
     if (matches.length > 1) {

@@ -4,7 +4,8 @@ import { CrmError, invalid, notFound } from '../http/errors';
 import type { HostProject } from '../host';
 import { applyContractScope, toContract, type Contract } from '../models/contract';
 import type { Opportunity } from '../models/opportunity';
-import { globalContext, likePattern, visibleAccountNames } from './accounts';
+import { globalContext, visibleAccountNames } from './accounts';
+import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, positiveId } from './form';
 import { journal } from './journal';
 import { amountInput } from './money';
@@ -92,7 +93,7 @@ function filteredQuery(knex: Knex, scope: RecordScope, f: ContractFilters, optio
   const q = knex('crm_contracts as c');
   applyContractScope(q, scope);
   const today = todayUtc();
-  if (f.q) q.whereRaw(`lower(c.name) like ? escape '\\'`, [likePattern(f.q)]);
+  if (f.q) whereAnyContains(q, ['c.name'], f.q);
   if (f.account) q.where('c.account_id', f.account);
   if (f.category && !options.ignoreCategory) q.where('c.category_id', f.category);
   if (f.kind) q.where('c.kind', f.kind);

@@ -5,7 +5,8 @@ import type { HostProject } from '../host';
 import {
   FIELD_LABELS, Opportunity, OpportunityStatus, OPPORTUNITY_FIELDS, RULED_FIELDS, applyOpportunityScope, type OpportunityField,
 } from '../models/opportunity';
-import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, likePattern, visibleAccountNames } from './accounts';
+import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, visibleAccountNames } from './accounts';
+import { whereAnyContains } from './text-search';
 import { findVisibleContact } from './contacts';
 import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
 import { FieldErrors, isIsoDate, text, type FormInput, positiveId } from './form';
@@ -97,7 +98,7 @@ export function opportunityFilterParams(f: OpportunityFilters, currencyDigits: (
 function filteredQuery(knex: Knex, scope: RecordScope, f: OpportunityFilters, options: { ignoreStatuses?: boolean } = {}): Knex.QueryBuilder {
   const q = knex('crm_opportunities as o');
   applyOpportunityScope(q, scope);
-  if (f.q) q.whereRaw(`lower(o.name) like ? escape '\\'`, [likePattern(f.q)]);
+  if (f.q) whereAnyContains(q, ['o.name'], f.q);
   if (f.statuses.length && !options.ignoreStatuses) q.whereIn('o.status_id', f.statuses);
   if (f.owner) q.where('o.owner_id', f.owner);
   if (f.account) q.where('o.account_id', f.account);

@@ -3,7 +3,8 @@ import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
 import { Account, applyAccountScope } from '../models/account';
 import { applyPartnerScope, Partner, PARTNER_FIELDS } from '../models/partner';
-import { globalContext, likePattern } from './accounts';
+import { globalContext } from './accounts';
+import { whereAnyContains } from './text-search';
 import { visibleContactsQuery } from './contacts';
 import { FieldErrors, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
@@ -54,12 +55,7 @@ export async function listPartners(ctx: CrmContext, filters: PartnerFilters, pag
   const knex = ctx.host.knex;
   const base = knex('crm_partners as p');
   applyPartnerScope(base, scope);
-  if (filters.q) {
-    const pattern = likePattern(filters.q);
-    base.where((b) => {
-      for (const col of ['p.name', 'p.email', 'p.city', 'p.country']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
-    });
-  }
+  if (filters.q) whereAnyContains(base, ['p.name', 'p.email', 'p.city', 'p.country'], filters.q);
   const [{ total }] = await base.clone().count({ total: '*' });
   const count = Number(total);
   const pages = Math.max(1, Math.ceil(count / perPage));

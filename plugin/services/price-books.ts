@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
-import { likePattern } from './accounts';
+import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import type { PageMeta } from './pagination';
@@ -128,12 +128,7 @@ export interface PriceBookRow extends PriceBook {
 export async function listPriceBooks(ctx: CrmContext, filters: PriceBookFilters, page: number, perPage: number): Promise<{ rows: PriceBookRow[]; meta: PageMeta }> {
   const knex = ctx.host.knex;
   const { q: base } = await scopePriceBooks(ctx, knex('crm_price_books as pb'));
-  if (filters.q) {
-    const pattern = likePattern(filters.q);
-    base.where((b) => {
-      for (const col of ['pb.name', 'pb.brand', 'pb.product_version', 'pb.description']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
-    });
-  }
+  if (filters.q) whereAnyContains(base, ['pb.name', 'pb.brand', 'pb.product_version', 'pb.description'], filters.q);
   if (filters.active !== 'all') base.where('pb.active', filters.active === 'active');
   const [{ total }] = await base.clone().count({ total: '*' });
   const count = Number(total);

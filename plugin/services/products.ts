@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostUser } from '../host';
-import { likePattern } from './accounts';
+import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
 import { amountInput, isCurrencyCode, parseAmount } from './money';
@@ -209,12 +209,7 @@ export async function listProducts(ctx: CrmContext, filters: ProductFilters, pag
   const knex = ctx.host.knex;
   const manager = await canManagePriceBooks(ctx);
   const { q: base } = await scopeProducts(ctx, knex('crm_products as p'), manager);
-  if (filters.q) {
-    const pattern = likePattern(filters.q);
-    base.where((b) => {
-      for (const col of ['p.name', 'p.code', 'p.description']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [pattern]);
-    });
-  }
+  if (filters.q) whereAnyContains(base, ['p.name', 'p.code', 'p.description'], filters.q);
   if (filters.category) base.where('p.category_id', filters.category);
   if (filters.active !== 'all') base.where('p.active', filters.active === 'active');
   const [{ total }] = await base.clone().count({ total: '*' });

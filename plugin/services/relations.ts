@@ -2,7 +2,8 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound } from '../http/errors';
 import { Account, applyAccountScope } from '../models/account';
-import { dateText, globalContext, likePattern, requireVisibleAccount } from './accounts';
+import { dateText, globalContext, requireVisibleAccount } from './accounts';
+import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput } from './form';
 import { journal } from './journal';
 import { recordScope } from './visibility';
@@ -78,10 +79,7 @@ export async function linkedAccounts(ctx: CrmContext, accountId: number): Promis
 export async function searchVisibleAccounts(ctx: CrmContext, term: string, excludeId: number, limit = 20): Promise<{ id: number; name: string; city: string }[]> {
   const q = term.trim().slice(0, 100);
   if (!q) return [];
-  const query = ctx.host.knex('crm_accounts as a').whereNot('a.id', excludeId)
-    .where((b) => {
-      for (const col of ['a.name', 'a.organization', 'a.city']) b.orWhereRaw(`lower(${col}) like ? escape '\\'`, [likePattern(q)]);
-    })
+  const query = whereAnyContains(ctx.host.knex('crm_accounts as a').whereNot('a.id', excludeId), ['a.name', 'a.organization', 'a.city'], q)
     .orderBy(['a.name', 'a.id']).limit(limit).select('a.id', 'a.name', 'a.city');
   applyAccountScope(query, await accountScope(ctx));
   return (await query).map((r) => ({ id: Number(r.id), name: String(r.name), city: String(r.city ?? '') }));
