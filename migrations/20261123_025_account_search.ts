@@ -20,9 +20,10 @@ import { isPg } from './dialect';
  */
 export const ACCOUNT_SEARCH_TABLE = 'crm_accounts_search';
 
-const COLUMNS = ['name', 'organization', 'email', 'city', 'customer_number'] as const;
-const cols = COLUMNS.join(', ');
-const newValues = COLUMNS.map((c) => `new.${c}`).join(', ');
+/** The columns an account search looks in. */
+export const ACCOUNT_SEARCH_COLUMNS = ['name', 'organization', 'email', 'city', 'customer_number'] as const;
+const cols = ACCOUNT_SEARCH_COLUMNS.join(', ');
+const newValues = ACCOUNT_SEARCH_COLUMNS.map((c) => `new.${c}`).join(', ');
 
 const SQLITE_UP = [
   `create virtual table ${ACCOUNT_SEARCH_TABLE} using fts5(${cols}, tokenize = 'trigram', content = '', contentless_delete = 1)`,
@@ -77,14 +78,14 @@ export const accountSearch: CrmMigration = {
         return;
       }
     }
-    for (const col of COLUMNS) await knex.raw(`create index if not exists ${pgIndex(col)} on crm_accounts using gin (lower(${col}) gin_trgm_ops)`);
+    for (const col of ACCOUNT_SEARCH_COLUMNS) await knex.raw(`create index if not exists ${pgIndex(col)} on crm_accounts using gin (lower(${col}) gin_trgm_ops)`);
   },
   async down(knex: Knex) {
     if (!isPg(knex)) {
       for (const sql of SQLITE_DOWN) await knex.raw(sql);
       return;
     }
-    for (const col of COLUMNS) await knex.raw(`drop index if exists ${pgIndex(col)}`);
+    for (const col of ACCOUNT_SEARCH_COLUMNS) await knex.raw(`drop index if exists ${pgIndex(col)}`);
     // The extension is database-wide: something else may use it (then RESTRICT refuses) or it may have been
     // made by someone with more rights; either way the indexes are gone, which is all the search needs undone.
     try {

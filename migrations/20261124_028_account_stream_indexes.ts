@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { CrmMigration } from './index';
 import { isPg } from './dialect';
 
@@ -16,15 +17,24 @@ export const ACCOUNT_STREAM_INDEXES = {
   author: 'crm_accounts_author_name_index',
   global: 'crm_accounts_global_name_index',
 } as const;
-const LEADING = { manager: 'account_manager_id', author: 'author_id', global: 'is_global' } as const;
+export type AccountStream = keyof typeof ACCOUNT_STREAM_INDEXES;
+/** The column each stream is the accounts of one value of. */
+export const STREAM_LEADING = { manager: 'account_manager_id', author: 'author_id', global: 'is_global' } as const;
+
+/** Creates (or re-creates, after dropping) each stream's index: its leading column, name and id, then `trailing`. */
+export async function createStreamIndexes(knex: Knex, trailing: (stream: AccountStream) => readonly string[]): Promise<void> {
+  for (const [stream, index] of Object.entries(ACCOUNT_STREAM_INDEXES) as [AccountStream, string][]) {
+    const columns = [STREAM_LEADING[stream], 'name', 'id', ...trailing(stream)];
+    await knex.raw(`drop index if exists ${index}`);
+    await knex.raw(`create index ${index} on crm_accounts (${columns.join(', ')}) where deleted_at is null`);
+  }
+}
 
 export const accountStreamIndexes: CrmMigration = {
   name: '20261124_028_account_stream_indexes',
   async up(knex) {
     if (isPg(knex)) return;
-    for (const [stream, index] of Object.entries(ACCOUNT_STREAM_INDEXES)) {
-      await knex.raw(`create index ${index} on crm_accounts (${LEADING[stream as keyof typeof LEADING]}, name, id) where deleted_at is null`);
-    }
+    await createStreamIndexes(knex, () => []);
   },
   async down(knex) {
     if (isPg(knex)) return;

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { CrmError, forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
-import { ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_search';
+import { ACCOUNT_SEARCH_COLUMNS, ACCOUNT_SEARCH_TABLE } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { ACCOUNT_STREAM_INDEXES } from '../../migrations/20261124_028_account_stream_indexes';
 import { isPg } from '../../migrations/dialect';
@@ -102,7 +102,7 @@ function applyFilters(q: Knex.QueryBuilder, f: AccountFilters, userId: number, s
     if (searchIndex && !isPg(q) && [...term].length >= 3) {
       q.whereRaw(`a.id in (select rowid from ${ACCOUNT_SEARCH_TABLE} where ${ACCOUNT_SEARCH_TABLE} match ?)`, [ftsPhrase(term)]);
     }
-    whereAnyContains(q, ['a.name', 'a.organization', 'a.email', 'a.city', 'a.customer_number'], f.q);
+    whereAnyContains(q, ACCOUNT_SEARCH_COLUMNS.map((column) => `a.${column}`), f.q);
   }
   if (f.type) q.where('a.account_type_id', f.type);
   if (f.industry) q.where('a.industry_id', f.industry);

@@ -1,9 +1,11 @@
+import type { Knex } from 'knex';
 import request from 'supertest';
 import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { accountSearch } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { accountFilterIndex, LIVE_NAME_INDEX } from '../../migrations/20261124_027_account_filter_index';
 import { ACCOUNT_STREAM_INDEXES, accountStreamIndexes } from '../../migrations/20261124_028_account_stream_indexes';
+import { accountStreamCovering } from '../../migrations/20261124_030_account_stream_covering';
 
 let host: TestHost;
 let companyType: number;
@@ -47,8 +49,8 @@ async function wholeAndInPairs(session: Session, filters: string[]) {
   const pageSize = async (n: number) => knex('crm_settings').insert({ name: 'page_size', value: String(n), lock_version: 0 }).onConflict('name').merge();
   const whole = new Map<string, string[]>();
   const inPairs = new Map<string, string[]>();
-  const statements: string[] = [];
-  const record = (q: { sql: string }) => statements.push(q.sql);
+  const statements: { sql: string; bindings: readonly Knex.Value[] }[] = [];
+  const record = (q: { sql: string; bindings?: readonly Knex.Value[] }) => statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
   try {
     await pageSize(500);
     for (const f of filters) whole.set(f, await allPagesOf(session, f));
@@ -320,7 +322,7 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     expect(whole.get('q=o')!.length).toBeGreaterThan(3);
     expect(whole.get('q=zzzz-nothing')).toEqual([]);
     expect(inPairs).toEqual(whole);
-    const walked = statements.filter((sql) => /indexed by/i.test(sql));
+    const walked = statements.filter(({ sql }) => /indexed by/i.test(sql));
     if (host.db.kind === 'sqlite') expect(walked.length).toBeGreaterThan(0);
     else expect(walked).toEqual([]);
   });
@@ -344,7 +346,8 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
       made.push(id);
       await knex('crm_account_projects').insert({ account_id: id, project_id: europe });
     }
-    const filters = ['q=stream', 'q=works', 'q=stream%20a', 'q=o', 'customers=1', 'q=zzzz-nothing'].flatMap((f) => [`${f}&sort=name&dir=asc`, `${f}&sort=name&dir=desc`]);
+    const filters = ['q=stream', 'q=works', 'q=stream%20a', 'q=o', 'customers=1', 'q=zzzz-nothing', `q=stream&type=${type}&key_account=1`, 'q=o&suppliers=1&expiring_days=30']
+      .flatMap((f) => [`${f}&sort=name&dir=asc`, `${f}&sort=name&dir=desc`]);
     let read;
     try {
       read = await wholeAndInPairs(rep1, filters);
@@ -359,9 +362,19 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     expect(found).not.toContain('Stream Elm 3');
     expect(whole.get('q=stream&sort=name&dir=desc')).toEqual([...found!].reverse());
     expect(inPairs).toEqual(whole);
-    const streamed = statements.filter((sql) => /indexed by crm_accounts_manager_name_index/i.test(sql) && / union /i.test(sql));
+    const streamed = statements.filter(({ sql }) => /indexed by crm_accounts_manager_name_index/i.test(sql) && / union /i.test(sql));
     if (host.db.kind === 'sqlite') expect(streamed.length).toBeGreaterThan(0);
     else expect(streamed).toEqual([]);
+    // Migration 030: each stream tests the scope, the filters and the search from its index, and reads an account's
+    // row only for the page (SQLite says COVERING when a walk needs nothing else from the table).
+    const streamReads = new Set<string>();
+    for (const { sql, bindings } of streamed) {
+      const plan: { detail: string }[] = await knex.raw(`explain query plan ${sql}`, bindings);
+      for (const { detail } of plan) if (/_name_index/.test(detail) && /crm_accounts_(manager|author|global)_/.test(detail)) streamReads.add(detail.replace(/ \(.*$/, ''));
+    }
+    if (host.db.kind === 'sqlite') {
+      expect([...streamReads].sort()).toEqual(['author', 'global', 'manager'].map((s) => `SEARCH a USING COVERING INDEX crm_accounts_${s}_name_index`));
+    }
   });
 
   test('migration 027: SQLite’s name index carries the filter columns, PostgreSQL gets a live-accounts name index; rollback undoes it', async () => {
@@ -390,20 +403,34 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     expect(await listed()).toEqual(before);
   });
 
-  test('migration 028: SQLite gets the three stream indexes of live accounts in name order, PostgreSQL none; rollback undoes it', async () => {
+  test('migrations 028 and 030: SQLite gets the three stream indexes of live accounts in name order, carrying every column a walk tests; PostgreSQL none; rollback undoes each', async () => {
     const knex = host.db.knex;
     const streams = async (): Promise<string[]> => (host.db.kind === 'sqlite'
       ? (await knex('sqlite_master').where({ type: 'index', tbl_name: 'crm_accounts' }).whereIn('name', Object.values(ACCOUNT_STREAM_INDEXES)).orderBy('name').pluck('sql'))
         .map((sql: string) => sql.replace(/^.* on crm_accounts /i, ''))
       : (await knex.raw('select indexname from pg_indexes where indexname = any(?)', [Object.values(ACCOUNT_STREAM_INDEXES)])).rows);
-    const expected = host.db.kind === 'sqlite'
-      ? ['(author_id, name, id) where deleted_at is null', '(is_global, name, id) where deleted_at is null', '(account_manager_id, name, id) where deleted_at is null']
+    const shape = (leading: string, trailing: string[]) => `(${[leading, 'name', 'id', ...trailing].join(', ')}) where deleted_at is null`;
+    const narrow = host.db.kind === 'sqlite' ? [shape('author_id', []), shape('is_global', []), shape('account_manager_id', [])] : [];
+    const tested = ['deleted_at', 'is_private', 'author_id', 'account_manager_id', 'is_global', 'partner_id', 'industry_id', 'account_type_id', 'is_key_account',
+      'is_supplier', 'customer_number', 'service_expires_on', 'organization', 'email', 'city'];
+    const without = (column: string) => tested.filter((c) => c !== column);
+    const covering = host.db.kind === 'sqlite'
+      ? [shape('author_id', without('author_id')), shape('is_global', without('is_global')), shape('account_manager_id', without('account_manager_id'))]
       : [];
-    expect(await streams()).toEqual(expected);
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    const listed = async () => listedNames((await rep2.get('/crm/accounts?q=o&customers=1')).text);
+    const before = await listed();
+    expect(await streams()).toEqual(covering);
+    await accountStreamCovering.down(knex);
+    expect(await streams()).toEqual(narrow);
     await accountStreamIndexes.down(knex);
     expect(await streams()).toEqual([]);
     await accountStreamIndexes.up(knex);
-    expect(await streams()).toEqual(expected);
+    expect(await streams()).toEqual(narrow);
+    await accountStreamCovering.up(knex);
+    expect(await streams()).toEqual(covering);
+    expect(before.length).toBeGreaterThan(0);
+    expect(await listed()).toEqual(before);
   });
 
   test('saved filters: mine, shared with everyone, and only the owner deletes', async () => {
