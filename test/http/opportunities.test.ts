@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { OPPORTUNITY_STATUS_ORDER_INDEX } from '../../migrations/20261124_029_opportunity_status_order_index';
+import { OPPORTUNITY_STATUS_INDEX, opportunityStatusScopeIndex } from '../../migrations/20261124_031_opportunity_status_scope_index';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -114,6 +115,44 @@ test('a page of the list filtered by status comes from an index in list order, n
     : (await knex.raw(`explain query plan ${page.sql}`, page.bindings as never)).map((r: { detail: string }) => r.detail).join('\n');
   expect(plan).not.toMatch(/Sort Key: o\.expected_close_on|TEMP B-TREE FOR ORDER BY/i);
   if (host.db.kind === 'postgres') expect(plan).toContain(OPPORTUNITY_STATUS_ORDER_INDEX);
+});
+
+test('a sales rep’s page of a status and its count test the scope from the status index (SQLite, migration 031); rollback undoes it', async () => {
+  const knex = host.db.knex;
+  const columns = async (): Promise<string[]> => (host.db.kind === 'sqlite'
+    ? (await knex.raw(`pragma index_info('${OPPORTUNITY_STATUS_INDEX}')`)).map((r: { name: string }) => r.name)
+    : /\(([^)]*)\)/.exec((await knex.raw('select indexdef from pg_indexes where indexname = ?', [OPPORTUNITY_STATUS_INDEX])).rows[0].indexdef)![1].split(', '));
+  const order = ['status_id', 'expected_close_on'];
+  const widened = host.db.kind === 'sqlite' ? [...order, 'id', 'deleted_at', 'project_id', 'owner_id', 'author_id', 'partner_id'] : order;
+  expect(await columns()).toEqual(widened);
+
+  const role = await knex('roles').where({ name: 'Sales rep' }).first();
+  await knex('crm_role_visibility').insert({ role_id: role.id, entity: 'opportunities', level: 'own' });
+  const status = (await knex('crm_opportunity_statuses').where({ name: 'Proposal' }).first()).id;
+  const rep1 = await Session.signIn(host.app, 'rep1');
+  const listed = async () => visibleText((await rep1.get(`/crm/opportunities?status=${status}`)).text);
+  let read;
+  try {
+    read = await statementsDuring(knex, () => rep1.get(`/crm/opportunities?status=${status}`));
+    expect(read.result.status).toBe(200);
+    const before = await listed();
+    await opportunityStatusScopeIndex.down(knex);
+    expect(await columns()).toEqual(order);
+    expect(await listed()).toEqual(before);
+    await opportunityStatusScopeIndex.up(knex);
+    expect(await columns()).toEqual(widened);
+  } finally {
+    await knex('crm_role_visibility').where({ role_id: role.id, entity: 'opportunities' }).delete();
+  }
+  if (host.db.kind !== 'sqlite') return;
+  const planOf = async (pattern: RegExp) => {
+    const statement = read.statements.find((q) => pattern.test(q.sql) && q.sql.includes('`o`.`owner_id` = ?'))!;
+    expect(statement).toBeDefined();
+    return (await knex.raw(`explain query plan ${statement.sql}`, statement.bindings as never)).map((r: { detail: string }) => r.detail).join('\n');
+  };
+  // The page walks the index in order (reading the rows of the page only); the count reads no table row at all.
+  expect(await planOf(/order by o\.expected_close_on asc nulls first, o\.id asc limit/i)).toContain(`SEARCH o USING INDEX ${OPPORTUNITY_STATUS_INDEX} (status_id=?)`);
+  expect(await planOf(/^select count\(\*\) as `total`/i)).toContain(`SEARCH o USING COVERING INDEX ${OPPORTUNITY_STATUS_INDEX} (status_id=?)`);
 });
 
 describe('create, edit, move (O1, O3, O7)', () => {
