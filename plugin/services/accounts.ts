@@ -9,7 +9,7 @@ import { isPg } from '../../migrations/dialect';
 import { whereAnyContains } from './text-search';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
-import { FieldErrors, flag, list, text, type FormInput, positiveId } from './form';
+import { FieldErrors, flag, list, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
 import { LIST_CACHE_MS, cacheFor, listNumbers, readUnderVersions, scopeKey, versionKey, type VersionedTable } from './data-version';
@@ -264,7 +264,7 @@ export function globalContext(ctx: CrmContext): CrmContext {
 
 /** The account if this user may see it (from any page: the global rule applies), else null. */
 export async function findVisibleAccount(ctx: CrmContext, id: number): Promise<Account | null> {
-  if (!Number.isInteger(id) || id <= 0 || id > 2_147_483_647) return null;
+  if (!validId(id)) return null;
   const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
   const q = Account.query(ctx.host.knex).alias('a').where('a.id', id).select('a.*');
   applyAccountScope(q, scope);

@@ -6,7 +6,7 @@ import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
 import { applyPartnerScope, type Partner } from '../models/partner';
 import { canEditAccount, dateText, requireVisibleAccount } from './accounts';
 import { addDays, todayUtc } from './dates';
-import { FieldErrors, flag, isIsoDate, text, type FormInput } from './form';
+import { FieldErrors, flag, isIsoDate, text, type FormInput, validId } from './form';
 import { journal } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity } from './opportunities';
 import type { PageMeta } from './pagination';
@@ -67,13 +67,10 @@ export interface Activity extends ActivityData {
   lock_version: number;
 }
 
-
 export const ACTIVITY_LABELS: Record<keyof ActivityData, string> = {
   category_id: 'Category', subject: 'Subject', notes: 'Notes', occurred_at: 'Date', duration_minutes: 'Duration',
   next_contact_on: 'Next contact', responsible_id: 'Responsible', is_personal: 'Personal',
 };
-
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 export function recordUrl(type: ActivityRecordType, id: number): string {
   return type === 'account' ? `/crm/accounts/${id}?tab=activities` : `/crm/${RECORD_KINDS[type].segment}/${id}`;

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { CrmError } from '../http/errors';
+import { validId } from './form';
 import { journal } from './journal';
 import type { FileStorage } from './storage';
 
@@ -153,7 +154,7 @@ export async function listAttachments(knex: Knex, recordType: AttachmentRecordTy
 
 /** One attachment, only if it belongs to that record: an id from another record is not found. */
 export async function findAttachment(knex: Knex, recordType: AttachmentRecordType, recordId: number, attachmentId: number): Promise<Attachment | null> {
-  if (!Number.isInteger(attachmentId) || attachmentId <= 0 || attachmentId > 2_147_483_647) return null;
+  if (!validId(attachmentId)) return null;
   const row = await knex('crm_attachments').where({ id: attachmentId, record_type: recordType, record_id: recordId }).first();
   return row ? normalize(row) : null;
 }

@@ -3,7 +3,7 @@ import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
 import { HostRefusal, type HostApi, type HostProject, type HostUser } from '../host';
 import { addDays } from './dates';
-import { FieldErrors, text, type FormInput } from './form';
+import { FieldErrors, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
 
 /**
@@ -170,7 +170,7 @@ export async function readRuleInput(ctx: CrmContext, input: FormInput): Promise<
 const ruleLabel = (r: Pick<RuleData, 'action' | 'name_pattern' | 'task_subject'>) => (r.action === 'project' ? `project “${r.name_pattern}”` : `task “${r.task_subject}”`);
 
 export async function requireRule(knex: Knex, id: number): Promise<AutomationRule> {
-  const row = Number.isInteger(id) && id > 0 && id <= 2_147_483_647 ? await knex('crm_automation_rules').where({ id }).first() : undefined;
+  const row = validId(id) ? await knex('crm_automation_rules').where({ id }).first() : undefined;
   if (!row) throw notFound('Automation rule');
   return toRule(row);
 }

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
-import { FieldErrors, flag, text, type FormInput } from './form';
+import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
 import { amountInput, isCurrencyCode, parseAmount, splitByWeights } from './money';
 import { requireManageablePriceBook, requireVisiblePriceBook, type PriceBook } from './price-books';
@@ -58,8 +58,6 @@ function normalizeBundle(row: Record<string, unknown>): Bundle {
     lock_version: Number(row.lock_version), created_at: iso(row.created_at), updated_at: iso(row.updated_at),
   };
 }
-
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 /** ISO 4217 codes the runtime knows; a well-formed code outside the list is still "unknown". */
 const KNOWN_CURRENCIES = new Set(typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('currency') : []);

@@ -6,7 +6,7 @@ import { applyAccountScope, type Account } from '../models/account';
 import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalContact } from '../models/contact';
 import { canEditAccount, findVisibleAccount, globalContext } from './accounts';
 import { whereAnyContains } from './text-search';
-import { FieldErrors, text, type FormInput, positiveId } from './form';
+import { FieldErrors, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal } from './journal';
 import type { PageMeta } from './pagination';
 import { findVisiblePartner, partnerPicker, type PartnerPicker } from './partners';
@@ -21,8 +21,6 @@ export interface ContactFilters {
   sort: (typeof CONTACT_SORTS)[number];
   dir: 'asc' | 'desc';
 }
-
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 export function parseContactFilters(query: FormInput): ContactFilters {
   const sort = text(query, 'sort');

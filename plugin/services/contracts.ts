@@ -6,7 +6,7 @@ import { applyContractScope, toContract, type Contract } from '../models/contrac
 import type { Opportunity } from '../models/opportunity';
 import { globalContext, visibleAccountNames } from './accounts';
 import { whereAnyContains } from './text-search';
-import { FieldErrors, flag, text, type FormInput, positiveId } from './form';
+import { FieldErrors, flag, text, type FormInput, positiveId, validId } from './form';
 import { journal } from './journal';
 import { amountInput } from './money';
 import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from './opportunities';
@@ -169,7 +169,7 @@ export async function listContracts(ctx: CrmContext, f: ContractFilters, page: n
 
 /** The contract if this user may see it (from any page), else null. */
 export async function findVisibleContract(ctx: CrmContext, id: number): Promise<ContractRow | null> {
-  if (!Number.isInteger(id) || id <= 0 || id > 2_147_483_647) return null;
+  if (!validId(id)) return null;
   const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_contracts');
   const q = ctx.host.knex('crm_contracts as c').where('c.id', id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
     .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select(LIST_COLUMNS);

@@ -11,6 +11,12 @@ function typed(value: string): string {
   return value.replaceAll('\0', '').trim();
 }
 
+/**
+ * Whether a number can be a record's id: ids are PostgreSQL `integer`s, which refuse a parameter beyond their
+ * range with an error, so a larger number from a URL must answer "not found" before it reaches a query.
+ */
+export const validId = (id: number): boolean => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
+
 /** A record id typed into a form or query string (at most nine digits, above 0), or null. */
 export const positiveId = (value: string): number | null => (/^\d{1,9}$/.test(value) && Number(value) > 0 ? Number(value) : null);
 

@@ -4,7 +4,7 @@ import { moveInList } from './ordering';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { Journal } from '../models/journal';
 import { allFields, FIELD_FORMATS, type CustomFieldDef, type FieldFormat } from './custom-fields';
-import { FieldErrors, flag, text, type FormInput } from './form';
+import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal, type FieldChange, type HistoryPage } from './journal';
 
 /**
@@ -106,7 +106,7 @@ export async function listLookup(knex: Knex, kind: LookupKind): Promise<LookupIt
 }
 
 async function requireItem(knex: Knex, kind: LookupKind, id: number): Promise<Record<string, unknown>> {
-  const row = Number.isInteger(id) && id > 0 && id <= 2_147_483_647 ? await knex(kind.table).where({ id }).first() : undefined;
+  const row = validId(id) ? await knex(kind.table).where({ id }).first() : undefined;
   if (!row) throw notFound(kind.singular[0].toUpperCase() + kind.singular.slice(1));
   return row;
 }
@@ -271,7 +271,7 @@ export async function listCustomFields(knex: Knex): Promise<CustomFieldDef[]> {
 }
 
 export async function requireCustomField(knex: Knex, id: number): Promise<CustomFieldDef> {
-  const field = Number.isInteger(id) && id > 0 && id <= 2_147_483_647 ? (await allFields(knex, 'account')).find((f) => f.id === id) : undefined;
+  const field = validId(id) ? (await allFields(knex, 'account')).find((f) => f.id === id) : undefined;
   if (!field) throw notFound('Custom field');
   return field;
 }

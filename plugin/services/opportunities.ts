@@ -9,7 +9,7 @@ import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, visi
 import { whereAnyContains } from './text-search';
 import { findVisibleContact } from './contacts';
 import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
-import { FieldErrors, isIsoDate, text, type FormInput, positiveId } from './form';
+import { FieldErrors, isIsoDate, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
@@ -212,7 +212,7 @@ export async function statuses(knex: Knex, options: { activeOnly?: boolean } = {
 
 /** The opportunity if this user may see it (from any page), else null. */
 export async function findVisibleOpportunity(ctx: CrmContext, id: number): Promise<Opportunity | null> {
-  if (!Number.isInteger(id) || id <= 0 || id > 2_147_483_647) return null;
+  if (!validId(id)) return null;
   const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_opportunities');
   const q = ctx.host.knex('crm_opportunities as o').where('o.id', id).select('o.*');
   applyOpportunityScope(q, scope);

@@ -4,7 +4,7 @@ import { moveInList } from './ordering';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { FIELD_LABELS, RULED_FIELDS, type OpportunityField, type StatusKind } from '../models/opportunity';
 import { FIELD_RULES, type FieldRule } from './field-rules';
-import { FieldErrors, flag, text, type FormInput } from './form';
+import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
 
 /**
@@ -36,8 +36,6 @@ function toItem(row: Record<string, unknown>, usage: number): StatusItem {
     kind: String(row.kind) as StatusKind, active: Boolean(row.active), is_default: Boolean(row.is_default), usage,
   };
 }
-
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 async function usageCounts(knex: Knex): Promise<Map<number, number>> {
   const rows: { id: unknown; n: unknown }[] = await knex('crm_opportunities').groupBy('status_id').select({ id: 'status_id' }).count({ n: '*' });

@@ -6,7 +6,7 @@ import { applyPartnerScope, Partner, PARTNER_FIELDS } from '../models/partner';
 import { globalContext } from './accounts';
 import { whereAnyContains } from './text-search';
 import { visibleContactsQuery } from './contacts';
-import { FieldErrors, text, type FormInput } from './form';
+import { FieldErrors, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
 import { readUnderVersions, scopeKey } from './data-version';
 import type { PageMeta } from './pagination';
@@ -71,8 +71,6 @@ export async function listPartners(ctx: CrmContext, filters: PartnerFilters, pag
     meta: { page: current, pages, total: count, per_page: perPage },
   };
 }
-
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 /** The partner if this user may see it (the global rule applies from any page), else null. */
 export async function findVisiblePartner(ctx: CrmContext, id: number): Promise<Partner | null> {

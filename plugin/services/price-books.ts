@@ -3,7 +3,7 @@ import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
 import { whereAnyContains } from './text-search';
-import { FieldErrors, flag, text, type FormInput } from './form';
+import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
 import type { PageMeta } from './pagination';
 
@@ -70,8 +70,6 @@ export async function scopePriceBooks(ctx: CrmContext, q: Knex.QueryBuilder, man
   q.where('pb.active', true).whereExists((s) => s.select(1).from('crm_price_book_projects as pbp').whereRaw('pbp.price_book_id = pb.id').whereIn('pbp.project_id', projects.length ? projects : [-1]));
   return { q };
 }
-
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 export async function findVisiblePriceBook(ctx: CrmContext, id: number): Promise<PriceBook | null> {
   if (!validId(id)) return null;

@@ -3,7 +3,7 @@ import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostUser } from '../host';
 import { whereAnyContains } from './text-search';
-import { FieldErrors, flag, text, type FormInput } from './form';
+import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
 import { amountInput, isCurrencyCode, parseAmount } from './money';
 import { moveInList } from './ordering';
@@ -36,8 +36,6 @@ function normalize(r: Record<string, unknown>): Product {
     lock_version: Number(r.lock_version), created_at: timeText(r.created_at), updated_at: timeText(r.updated_at),
   };
 }
-
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 
 /**
  * Restricts a `crm_products as p` query to what this user may see: managers every product not deleted; others

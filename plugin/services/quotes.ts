@@ -6,7 +6,7 @@ import type { Opportunity } from '../models/opportunity';
 import { dateText } from './accounts';
 import { convertMinor, rateOn, rateText } from './exchange-rates';
 import { bundleItemsOf, bundleSplit } from './bundles';
-import { FieldErrors, text, type FormInput } from './form';
+import { FieldErrors, text, type FormInput, validId } from './form';
 import { journal, type FieldChange } from './journal';
 import { amountInput, formatMoney, isCurrencyCode, parseAmount } from './money';
 import { assertUnsoldIn, canEditOpportunity, requireEditableOpportunity, requireVisibleOpportunity } from './opportunities';
@@ -76,7 +76,6 @@ export interface QuoteWithTotals {
 
 const LOCKED = 'This opportunity is sold and locked; its quotes cannot change.';
 const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : String(v));
-const validId = (id: number) => Number.isInteger(id) && id > 0 && id <= 2_147_483_647;
 const nullableId = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 function normalizeQuote(r: Record<string, unknown>): Quote {

@@ -4,7 +4,7 @@ import { HostRefusal, type HostProject, type HostTask } from '../host';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { applyAccountScope, type Account } from '../models/account';
 import { globalContext, linkedProjectIds } from './accounts';
-import { FieldErrors, type FormInput } from './form';
+import { FieldErrors, type FormInput, validId } from './form';
 import { journal } from './journal';
 import { isUniqueViolation } from './relations';
 import { recordScope } from './visibility';
@@ -26,7 +26,7 @@ export async function taskProjects(ctx: CrmContext, account: Account): Promise<H
 
 /** A task this user may see (view_tasks in its project), or 404: tasks are link targets like accounts. */
 export async function requireVisibleTask(ctx: CrmContext, taskId: number): Promise<{ task: HostTask; project: HostProject }> {
-  const task = Number.isInteger(taskId) && taskId > 0 && taskId <= 2_147_483_647 ? await ctx.host.taskById(taskId) : null;
+  const task = validId(taskId) ? await ctx.host.taskById(taskId) : null;
   const project = task ? await ctx.host.projectById(task.projectId) : null;
   if (!task || !project || !(await ctx.host.can(ctx.user, 'view_tasks', project))) throw notFound('Task');
   return { task, project };
