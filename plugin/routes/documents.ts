@@ -8,7 +8,7 @@ import { respond, wantsJson, isHtmx, type PageResponse } from '../http/respond';
 import { idParam } from '../http/params';
 import type { Opportunity } from '../models/opportunity';
 import { TEMPLATES_DIR } from '../paths';
-import { addAttachment, findAttachment, listAttachments, sanitizeFilename, type Attachment } from '../services/attachments';
+import { addAttachment, findAttachment, listAttachmentsOf, sanitizeFilename, type Attachment } from '../services/attachments';
 import { quoteDocumentInput, quotesForDocuments } from '../services/documents/quote-source';
 import { DOCX_LIMITS, DocxRefused, TemplateError, type TemplateProblem } from '../services/documents/render';
 import { DOCX_TYPE, checkUploadedTemplate, readCapped, type TemplateReport } from '../services/documents/template-upload';
@@ -42,8 +42,10 @@ export async function templateChoices(ctx: CrmContext, opp: Opportunity): Promis
   const out: TemplateChoice[] = [{ id: 'default', label: 'Default quote template', priceBookId: null, attachmentId: null }];
   const project = await ctx.host.projectById(opp.project_id);
   if (!project) return out;
-  for (const book of await priceBooksForProject(ctx, project)) {
-    for (const file of await listAttachments(ctx.host.knex, 'price_book', book.id)) {
+  const books = await priceBooksForProject(ctx, project);
+  const filesOf = await listAttachmentsOf(ctx.host.knex, 'price_book', books.map((book) => book.id));
+  for (const book of books) {
+    for (const file of filesOf.get(book.id) ?? []) {
       if (!/\.docx$/i.test(file.filename)) continue;
       out.push({ id: `attachment-${file.latest.id}`, label: `${book.name}: ${file.filename} (version ${file.latest.version})`, priceBookId: book.id, attachmentId: file.latest.id });
     }

@@ -139,17 +139,32 @@ export async function addAttachment(knex: Knex, storage: FileStorage, input: New
 
 /** Every file on the record, by name (A–Z), each with its versions, newest first. */
 export async function listAttachments(knex: Knex, recordType: AttachmentRecordType, recordId: number): Promise<AttachmentFile[]> {
-  const rows = (await knex('crm_attachments').where({ record_type: recordType, record_id: recordId })
-    .orderBy([{ column: 'filename', order: 'asc' }, { column: 'version', order: 'desc' }]).limit(5000)).map(normalize);
-  const byName = new Map<string, Attachment[]>();
+  return (await listAttachmentsOf(knex, recordType, [recordId])).get(recordId) ?? [];
+}
+
+/**
+ * The files of several records of one type in one read (a project's price books offer their templates together),
+ * by record id; records without files are absent. At most 5,000 versions in all.
+ */
+export async function listAttachmentsOf(knex: Knex, recordType: AttachmentRecordType, recordIds: readonly number[]): Promise<Map<number, AttachmentFile[]>> {
+  const files = new Map<number, AttachmentFile[]>();
+  if (!recordIds.length) return files;
+  const rows = (await knex('crm_attachments').where({ record_type: recordType }).whereIn('record_id', recordIds)
+    .orderBy([{ column: 'record_id', order: 'asc' }, { column: 'filename', order: 'asc' }, { column: 'version', order: 'desc' }]).limit(5000)).map(normalize);
+  const versionsByName = new Map<number, Map<string, Attachment[]>>();
   for (const row of rows) {
+    let byName = versionsByName.get(row.record_id);
+    if (!byName) versionsByName.set(row.record_id, (byName = new Map()));
     const versions = byName.get(row.filename);
     if (versions) versions.push(row);
     else byName.set(row.filename, [row]);
   }
-  return [...byName.entries()]
-    .map(([filename, versions]) => ({ filename, latest: versions[0], versions }))
-    .sort((a, b) => a.filename.localeCompare(b.filename));
+  for (const [recordId, byName] of versionsByName) {
+    files.set(recordId, [...byName.entries()]
+      .map(([filename, versions]) => ({ filename, latest: versions[0], versions }))
+      .sort((a, b) => a.filename.localeCompare(b.filename)));
+  }
+  return files;
 }
 
 /** One attachment, only if it belongs to that record: an id from another record is not found. */

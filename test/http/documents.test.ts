@@ -52,10 +52,13 @@ const docText = (buf: Buffer, part = 'word/document.xml') => new PizZip(buf).fil
 
 const oppFiles = (oppId: number) => host.db.knex('crm_attachments').where({ record_type: 'opportunity', record_id: oppId }).orderBy('id');
 
-/** Attaches a template to the Standard 2026 price book (assigned to the CRM project, so usable in Europe). */
-async function attachTemplate(filename: string, content: Buffer): Promise<string> {
+/**
+ * Attaches a template to a price book: by default Standard 2026 (assigned to the CRM project, so usable in
+ * Europe); Nordic 2026 is assigned to Europe itself.
+ */
+async function attachTemplate(filename: string, content: Buffer, bookName = 'Standard 2026'): Promise<string> {
   const director = await Session.signIn(host.app, 'director');
-  const book = await host.db.knex('crm_price_books').where({ name: 'Standard 2026' }).whereNull('deleted_at').first();
+  const book = await host.db.knex('crm_price_books').where({ name: bookName }).whereNull('deleted_at').first();
   const res = await upload(director, `/crm/price-books/${book.id}/attachments`, filename, content, true);
   expect(res.status).toBe(201);
   return `attachment-${res.body.attachment.id}`;
@@ -215,6 +218,20 @@ describe('generating a quote document (Q8)', () => {
     expect(reads(/["`]o["`]\.\* from ["`]crm_opportunities["`]/)).toHaveLength(1);
   });
 
+
+  test('the document form offers the templates of every price book of the project, read in one statement', async () => {
+    const { oppId } = await newQuotedOpportunity();
+    const standard = await attachTemplate('standard-offer.docx', fs.readFileSync(FIXTURE));
+    const nordic = await attachTemplate('nordic-offer.docx', fs.readFileSync(FIXTURE), 'Nordic 2026');
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const { result: form, statements } = await statementsDuring(host.db.knex, () => rep1.get(`/crm/opportunities/${oppId}/documents/new.json`));
+    expect(form.status).toBe(200);
+    const offered = form.body.templates.map((t: { id: string; label: string }) => `${t.id} ${t.label}`);
+    expect(offered).toEqual(expect.arrayContaining([
+      `${standard} Standard 2026: standard-offer.docx (version 1)`, `${nordic} Nordic 2026: nordic-offer.docx (version 1)`,
+    ]));
+    expect(statements.filter((q) => /from ["`]crm_attachments["`]/.test(q.sql))).toHaveLength(1);
+  });
 
 describe('token reference and template check (Q9)', () => {
   test('the token reference lists every token with its value for the opportunity, escaped', async () => {
