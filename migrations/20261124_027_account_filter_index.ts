@@ -19,7 +19,6 @@ import { isPg } from './dialect';
 const NAME_SCOPE = ['deleted_at', 'name', 'id', 'is_private', 'author_id', 'is_global', 'account_manager_id'];
 /** The columns the account list's filters test (besides the scope's, the expiry date and the searched ones). */
 export const ACCOUNT_FILTER_COLUMNS = ['industry_id', 'account_type_id', 'is_key_account', 'is_supplier', 'customer_number'] as const;
-const FILTERS = [...ACCOUNT_FILTER_COLUMNS];
 
 async function replaceIndex(knex: Knex, from: string[], to: string[]): Promise<void> {
   await knex.schema.alterTable('crm_accounts', (t) => t.dropIndex(from, ACCOUNT_NAME_INDEX));
@@ -32,10 +31,10 @@ export const accountFilterIndex: CrmMigration = {
   name: '20261124_027_account_filter_index',
   async up(knex) {
     if (isPg(knex)) await knex.raw(`create index ${LIVE_NAME_INDEX} on crm_accounts (name, id) where deleted_at is null`);
-    else await replaceIndex(knex, NAME_SCOPE, [...NAME_SCOPE, ...FILTERS]);
+    else await replaceIndex(knex, NAME_SCOPE, [...NAME_SCOPE, ...ACCOUNT_FILTER_COLUMNS]);
   },
   async down(knex) {
     if (isPg(knex)) await knex.raw(`drop index if exists ${LIVE_NAME_INDEX}`);
-    else await replaceIndex(knex, [...NAME_SCOPE, ...FILTERS], NAME_SCOPE);
+    else await replaceIndex(knex, [...NAME_SCOPE, ...ACCOUNT_FILTER_COLUMNS], NAME_SCOPE);
   },
 };
