@@ -144,26 +144,23 @@ export async function listAttachments(knex: Knex, recordType: AttachmentRecordTy
 
 /**
  * The files of several records of one type in one read (a project's price books offer their templates together),
- * by record id; records without files are absent. At most 5,000 versions in all.
+ * by record id; records without files are absent. At most 5,000 versions for each record asked for.
  */
 export async function listAttachmentsOf(knex: Knex, recordType: AttachmentRecordType, recordIds: readonly number[]): Promise<Map<number, AttachmentFile[]>> {
   const files = new Map<number, AttachmentFile[]>();
   if (!recordIds.length) return files;
   const rows = (await knex('crm_attachments').where({ record_type: recordType }).whereIn('record_id', recordIds)
-    .orderBy([{ column: 'record_id', order: 'asc' }, { column: 'filename', order: 'asc' }, { column: 'version', order: 'desc' }]).limit(5000)).map(normalize);
-  const versionsByName = new Map<number, Map<string, Attachment[]>>();
+    .orderBy([{ column: 'record_id', order: 'asc' }, { column: 'filename', order: 'asc' }, { column: 'version', order: 'desc' }])
+    .limit(5000 * recordIds.length)).map(normalize);
+  // In this order a name's versions are adjacent, newest first.
   for (const row of rows) {
-    let byName = versionsByName.get(row.record_id);
-    if (!byName) versionsByName.set(row.record_id, (byName = new Map()));
-    const versions = byName.get(row.filename);
-    if (versions) versions.push(row);
-    else byName.set(row.filename, [row]);
+    const ofRecord = files.get(row.record_id) ?? [];
+    if (!ofRecord.length) files.set(row.record_id, ofRecord);
+    const last = ofRecord.at(-1);
+    if (last?.filename === row.filename) last.versions.push(row);
+    else ofRecord.push({ filename: row.filename, latest: row, versions: [row] });
   }
-  for (const [recordId, byName] of versionsByName) {
-    files.set(recordId, [...byName.entries()]
-      .map(([filename, versions]) => ({ filename, latest: versions[0], versions }))
-      .sort((a, b) => a.filename.localeCompare(b.filename)));
-  }
+  for (const ofRecord of files.values()) ofRecord.sort((x, y) => x.filename.localeCompare(y.filename));
   return files;
 }
 
