@@ -10,7 +10,7 @@ import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
 import { contactsOfAccount } from '../services/contacts';
 import { ACCOUNT_ATTACHMENTS, attachmentListLocals } from './attachments';
-import { internalCategories, internalRelations, linkedAccounts, relationChoices, relationTypes } from '../services/relations';
+import { internalCategories, internalRelations, linkedAccounts, parentAndSubAccounts, relationChoices, relationTypes } from '../services/relations';
 import { accountTasks, TASK_LIST_LIMIT } from '../services/task-accounts';
 import { listContracts, parseContractFilters } from '../services/contracts';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
@@ -94,9 +94,7 @@ export const ACCOUNT_TABS: AccountTab[] = [
     id: 'relations', label: 'Relations', view: 'accounts/tabs/relations',
     async load(ctx, account) {
       const knex = ctx.host.knex;
-      const parent = account.parent_id ? await knex('crm_accounts').where({ id: account.parent_id }).whereNull('deleted_at').first('id', 'name') : null;
-      const children = await knex('crm_accounts').where({ parent_id: account.id }).whereNull('deleted_at')
-        .where((b) => b.where('is_private', false).orWhere('author_id', ctx.user.id)).orderBy('name').limit(200).select('id', 'name');
+      const { parent, children } = await parentAndSubAccounts(ctx, account);
       // A7: linked accounts (both directions) and internal relations, with what their forms offer.
       const links = await linkedAccounts(ctx, account.id);
       const internal = await internalRelations(ctx, account.id);

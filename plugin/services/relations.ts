@@ -20,6 +20,11 @@ export interface RelationType {
   inverse_name: string;
 }
 
+export interface NamedAccount {
+  id: number;
+  name: string;
+}
+
 export interface RelationChoice {
   /** What the form posts: `<type id>` for the type's own wording, `<type id>:inverse` for its inverse. */
   value: string;
@@ -53,6 +58,20 @@ export function relationChoices(types: RelationType[]): RelationChoice[] {
 
 async function accountScope(ctx: CrmContext) {
   return recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+}
+
+/** The account's parent and sub-accounts, each only if this user may see it (others are not even named). */
+export async function parentAndSubAccounts(ctx: CrmContext, account: Account): Promise<{ parent: NamedAccount | null; children: NamedAccount[] }> {
+  const knex = ctx.host.knex;
+  const scope = await accountScope(ctx);
+  const family = (q: Knex.QueryBuilder) => {
+    applyAccountScope(q, scope);
+    return q.orderBy(['a.name', 'a.id']).select('a.id', 'a.name');
+  };
+  const [parent] = account.parent_id ? await family(knex('crm_accounts as a').where('a.id', account.parent_id)) : [];
+  const children = await family(knex('crm_accounts as a').where('a.parent_id', account.id).limit(200));
+  const named = (r: { id: number; name: string }): NamedAccount => ({ id: Number(r.id), name: String(r.name) });
+  return { parent: parent ? named(parent) : null, children: children.map(named) };
 }
 
 /** The account's links in both directions, to accounts this user may see (others are not even named). */

@@ -272,4 +272,25 @@ describe('sub-accounts (A7)', () => {
     const tab = await relationsText(director, parent);
     expect(tab).toContain('Sub-accounts Cycle Child');
   });
+
+  test('the parent and the sub-accounts are named only where the reader may see them', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    // rep1's private account as the parent of an account everyone in the region sees.
+    const secretParent = await makeAccount('Hushhush Parent', { author: 'rep1', isPrivate: true });
+    const openChild = await makeAccount('Openly Child', { parentId: secretParent });
+    expect(await relationsText(director, openChild)).not.toContain('Hushhush Parent');
+    // rep2 sees only their own accounts: neither the director's parent of theirs nor the director's sub-account of it.
+    const directorsParent = await makeAccount('Directors Umbrella', { project: 'crm-americas' });
+    const repsAccount = await makeAccount('Rep Two Holding', { project: 'crm-americas', author: 'rep2', parentId: directorsParent });
+    await makeAccount('Directors Branch', { project: 'crm-americas', parentId: repsAccount });
+    const tab = await relationsText(rep2, repsAccount);
+    expect(tab).toContain('Parent account None.');
+    expect(tab).toContain('Sub-accounts None.');
+    expect(tab).not.toMatch(/Directors (Umbrella|Branch)/);
+    // Who may see them still does.
+    const directorsView = await relationsText(director, repsAccount);
+    expect(directorsView).toContain('Parent account Directors Umbrella');
+    expect(directorsView).toContain('Sub-accounts Directors Branch');
+  });
 });
