@@ -7,7 +7,7 @@ import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalCo
 import { canEditAccount, findVisibleAccount, globalContext } from './accounts';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput, positiveId, validId } from './form';
-import { changedFields, journal } from './journal';
+import { changedFields, journal, referenceTo } from './journal';
 import type { PageMeta } from './pagination';
 import { findVisiblePartner, partnerPicker, type PartnerPicker } from './partners';
 import { recordScope, type RecordScope } from './visibility';
@@ -61,6 +61,13 @@ export async function visibleContactsQuery(ctx: CrmContext): Promise<{ query: Kn
   const query = ctx.host.knex('crm_personal_contacts as c');
   applyContactScope(query, scope, accountScope);
   return { query };
+}
+
+/** Those of `ids` this user may see (one query): histories name a contact only to its readers. */
+export async function visibleContactIds(ctx: CrmContext, ids: number[]): Promise<Set<number>> {
+  if (!ids.length) return new Set();
+  const { query } = await visibleContactsQuery(ctx);
+  return new Set((await query.whereIn('c.id', ids).pluck('c.id')).map(Number));
 }
 
 export interface ContactRow {
@@ -205,8 +212,8 @@ export async function readContactInput(ctx: CrmContext, input: FormInput, existi
 async function linkInTrx(trx: Knex.Transaction, ctx: CrmContext, account: { id: number; name: string }, contact: PersonalContact, role: string): Promise<boolean> {
   if (await trx('crm_account_contacts').where({ account_id: account.id, contact_id: contact.id }).first()) return false;
   await trx('crm_account_contacts').insert({ account_id: account.id, contact_id: contact.id, role });
-  await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: null, new: `+${contactName(contact)}${role ? ` (${role})` : ''}` }] });
-  await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'accounts', old: null, new: `+${account.name}` }] });
+  await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: null, new: `+${contactName(contact)}${role ? ` (${role})` : ''}${referenceTo(contact.id)}` }] });
+  await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'accounts', old: null, new: `+${account.name}${referenceTo(account.id)}` }] });
   return true;
 }
 
@@ -296,8 +303,8 @@ export async function unlinkContactFromAccount(ctx: CrmContext, account: Account
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_account_contacts').where({ account_id: account.id, contact_id: contact.id }).delete();
     if (n === 0) throw notFound('Link');
-    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: contactName(contact), new: null }] });
-    await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'accounts', old: account.name, new: null }] });
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: `${contactName(contact)}${referenceTo(contact.id)}`, new: null }] });
+    await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'accounts', old: `${account.name}${referenceTo(account.id)}`, new: null }] });
   });
   return contact;
 }

@@ -1,8 +1,9 @@
 import type { CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
 import { visibleAccountNames } from './accounts';
+import { visibleContactIds } from './contacts';
 import { visiblePartnerNames } from './partners';
-import type { HistoryPage } from './journal';
+import { referencedId, type HistoryPage } from './journal';
 import { amountInput } from './money';
 
 /** Readable names for journaled fields; a field not listed shows its own name with underscores as spaces. */
@@ -32,6 +33,20 @@ const LOOKUPS: Record<string, Lookup> = {
 };
 
 /**
+ * Details whose text names another record (`referenceTo`): the text shows only where the reader may see that
+ * record; otherwise, and for a text without its id, what kind of record it was.
+ */
+const REFERENCES: Record<string, { visible: (ctx: CrmContext, ids: number[]) => Promise<Set<number>>; hidden: string }> = {
+  linked_accounts: { visible: visibleAccountIds, hidden: 'an account you cannot see' },
+  accounts: { visible: visibleAccountIds, hidden: 'an account you cannot see' },
+  contacts: { visible: visibleContactIds, hidden: 'a contact you cannot see' },
+};
+
+async function visibleAccountIds(ctx: CrmContext, ids: number[]): Promise<Set<number>> {
+  return new Set((await visibleAccountNames(ctx, ids)).keys());
+}
+
+/**
  * Turns a record's history page into what a person reads: labels instead of column names, names instead of
  * ids, money in its currency, yes/no for flags. The stored journal keeps the raw values.
  */
@@ -45,8 +60,14 @@ export async function presentHistory(ctx: CrmContext, log: HistoryPage, options:
   }
   const resolved = new Map<string, Map<number, string>>();
   for (const [field, ids] of wanted) resolved.set(field, await LOOKUPS[field](ctx, [...ids]));
+  const seen = await visibleReferences(ctx, log);
   const show = (field: string, value: string | null): string | null => {
     if (value === null || value === '') return null;
+    const reference = REFERENCES[field];
+    if (reference) {
+      const id = referencedId(value);
+      return id !== null && seen.get(field)?.has(id) ? value : reference.hidden;
+    }
     if (field === 'amount_minor' && options.currency && /^-?\d+$/.test(value)) return `${amountInput(Number(value), options.currency)} ${options.currency}`;
     if (value === 'true' || value === 'false') return value === 'true' ? 'yes' : 'no';
     const names = resolved.get(field);
@@ -59,4 +80,21 @@ export async function presentHistory(ctx: CrmContext, log: HistoryPage, options:
     }
   }
   return log;
+}
+
+/** For each referencing field of the page, the ids its details name that this user may see (a query per field). */
+async function visibleReferences(ctx: CrmContext, log: HistoryPage): Promise<Map<string, Set<number>>> {
+  const named = new Map<string, number[]>();
+  for (const entry of log.entries) {
+    for (const d of entry.details ?? []) {
+      if (!REFERENCES[d.field]) continue;
+      for (const v of [d.old_value, d.new_value]) {
+        const id = v === null ? null : referencedId(v);
+        if (id !== null) named.set(d.field, [...(named.get(d.field) ?? []), id]);
+      }
+    }
+  }
+  const seen = new Map<string, Set<number>>();
+  for (const [field, ids] of named) seen.set(field, await REFERENCES[field].visible(ctx, ids));
+  return seen;
 }

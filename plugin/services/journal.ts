@@ -22,6 +22,18 @@ export function changedFields(before: Record<string, unknown>, after: Record<str
     .map((f) => ({ field: f, old: before[f], new: after[f] }));
 }
 
+/**
+ * A detail that names another record (a linked account, a contact) ends with its id in this form: the history
+ * shows the name only to readers who may see that record (history-display.ts).
+ */
+export const referenceTo = (id: number): string => ` (#${id})`;
+
+/** The id a detail's text names with `referenceTo`, if any. */
+export function referencedId(text: string): number | null {
+  const match = /\(#(\d+)\)$/.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
 /** Writes one journal entry with its details, inside the caller's transaction. */
 export async function journal(
   trx: Knex.Transaction,

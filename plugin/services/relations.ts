@@ -5,7 +5,7 @@ import { Account, applyAccountScope } from '../models/account';
 import { dateText, globalContext, requireVisibleAccount } from './accounts';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput } from './form';
-import { journal } from './journal';
+import { journal, referenceTo } from './journal';
 import { recordScope } from './visibility';
 
 /**
@@ -176,8 +176,8 @@ export async function linkAccounts(ctx: CrmContext, account: Account, input: For
       if (isUniqueViolation(err)) throw duplicate;
       throw err;
     }
-    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: null, new: `${label} ${other.name} (#${other.id})` }] });
-    await journal(trx, { type: 'account', id: other.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: null, new: `${inverseLabel} ${account.name} (#${account.id})` }] });
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: null, new: `${label} ${other.name}${referenceTo(other.id)}` }] });
+    await journal(trx, { type: 'account', id: other.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: null, new: `${inverseLabel} ${account.name}${referenceTo(account.id)}` }] });
     return { link_id: linkId, account_id: from.id, related_account_id: to.id, relation_type_id: type.id, label, inverse_label: inverseLabel, other: { id: other.id, name: other.name } };
   });
 }
@@ -192,8 +192,8 @@ export async function unlinkAccounts(ctx: CrmContext, account: Account, linkId: 
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_account_links').where({ id: linkId }).delete();
     if (n === 0) throw notFound('Link');
-    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: `${link.label} ${link.name} (#${link.account_id})`, new: null }] });
-    await journal(trx, { type: 'account', id: link.account_id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: `${otherLabel} ${account.name} (#${account.id})`, new: null }] });
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: `${link.label} ${link.name}${referenceTo(link.account_id)}`, new: null }] });
+    await journal(trx, { type: 'account', id: link.account_id, userId: ctx.user.id, action: 'update', changes: [{ field: 'linked_accounts', old: `${otherLabel} ${account.name}${referenceTo(account.id)}`, new: null }] });
   });
 }
 

@@ -187,7 +187,7 @@ describe('employees of an account: People tab (A6, A9)', () => {
     expect(people).toContain('Sven Holm'); // demo employee
     const id = await contactId('Nyberg');
     const accountLog = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id').where({ 'j.journalized_type': 'account', 'j.journalized_id': acme, 'd.field': 'contacts' }).pluck('d.new_value');
-    expect(accountLog).toContain('+Olle Nyberg (Plant manager)');
+    expect(accountLog).toContain(`+Olle Nyberg (Plant manager) (#${id})`);
     expect(visibleText((await rep.get(`/crm/personal-contacts/${id}`)).text)).toContain('Acme Manufacturing — Plant manager');
     // The project manager may look at accounts but not change them: no "New employee".
     const pm = await Session.signIn(host.app, 'pm');
@@ -234,7 +234,7 @@ describe('employees of an account: People tab (A6, A9)', () => {
     expect(visibleText(unlink.text)).toContain('Liga Ozola unlinked.');
     expect(await knex()('crm_account_contacts').where({ account_id: nordic, contact_id: liga }).first()).toBeUndefined();
     const log = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id').where({ 'j.journalized_type': 'personal_contact', 'j.journalized_id': liga }).orderBy('j.id').select('d.field', 'd.old_value', 'd.new_value');
-    expect(log).toEqual([{ field: 'accounts', old_value: null, new_value: '+Nordic Retail Group' }, { field: 'accounts', old_value: 'Nordic Retail Group', new_value: null }]);
+    expect(log).toEqual([{ field: 'accounts', old_value: null, new_value: `+Nordic Retail Group (#${nordic})` }, { field: 'accounts', old_value: `Nordic Retail Group (#${nordic})`, new_value: null }]);
   });
 
   test('a contact linked to an account the user can see is visible to them', async () => {
@@ -244,6 +244,33 @@ describe('employees of an account: People tab (A6, A9)', () => {
     await knex()('crm_account_contacts').insert({ account_id: await accountId('Acme Manufacturing'), contact_id: hidden, role: '' });
     expect((await rep1.get(`/crm/personal-contacts/${hidden}`)).status).toBe(200);
     expect(listedNames((await rep1.get('/crm/personal-contacts?q=viaaccount')).text)).toEqual(['Viaaccount']);
+  });
+});
+
+describe('history of links between contacts and accounts', () => {
+  test('names the account or the contact only to readers who may see it', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const director = await Session.signIn(host.app, 'director');
+    const [secretAccount] = await knex()('crm_accounts').insert({ account_type_id: Number((await knex()('crm_account_types').first()).id), name: 'Quietly Private AB', author_id: host.demo.users.rep1.id, is_private: true }).returning('id');
+    const secret = Number(secretAccount.id ?? secretAccount);
+    const shared = await newContact('rep1', { last_name: 'Sharedsson', project_id: project('crm-europe') });
+    // A contact in no project is seen by its author alone.
+    const own = await newContact('rep1', { last_name: 'Ownonly' });
+    const acme = await accountId('Acme Manufacturing');
+    expect((await rep1.post(`/crm/accounts/${secret}/contacts`, { contact: String(shared), role: 'Buyer' })).status).toBe(303);
+    expect((await rep1.post(`/crm/accounts/${acme}/contacts`, { contact: String(own) })).status).toBe(303);
+    expect((await rep1.post(`/crm/accounts/${acme}/contacts/${own}/unlink`, {})).status).toBe(303);
+
+    const contactHistory = visibleText((await director.get(`/crm/personal-contacts/${shared}?tab=history`)).text);
+    expect(contactHistory).toMatch(/Accounts : \(empty\) → an account you cannot see/);
+    expect(contactHistory).not.toContain('Quietly');
+    const accountHistory = visibleText((await director.get(`/crm/accounts/${acme}?tab=history`)).text);
+    expect(accountHistory).toMatch(/Contacts : \(empty\) → a contact you cannot see/);
+    expect(accountHistory).toMatch(/Contacts : a contact you cannot see → \(empty\)/);
+    expect(accountHistory).not.toContain('Ownonly');
+    // The author sees both names.
+    expect(visibleText((await rep1.get(`/crm/personal-contacts/${shared}?tab=history`)).text)).toContain(`+Quietly Private AB (#${secret})`);
+    expect(visibleText((await rep1.get(`/crm/accounts/${acme}?tab=history`)).text)).toContain(`+Ownonly (#${own})`);
   });
 });
 

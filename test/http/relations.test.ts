@@ -187,6 +187,21 @@ describe('linked accounts (A7)', () => {
     expect(page.text).not.toContain('<script>alert(1)</script>');
     expect(page.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; Ltd');
   });
+
+  test('the history names a linked account only to readers who may see it', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const director = await Session.signIn(host.app, 'director');
+    const secret = await makeAccount('Whisper Holdings', { author: 'rep1', isPrivate: true });
+    const open = await makeAccount('Plainview Traders', { author: 'rep1' });
+    expect((await rep1.post(`/crm/accounts/${secret}/links`, { relation: String(await relationTypeId('Partner of')), related_account: String(open) })).status).toBe(303);
+    await rep1.post(`/crm/accounts/${secret}/links/${(await links(secret))[0].id}/delete`, {});
+    const historyOf = async (s: Session, id: number) => visibleText((await s.get(`/crm/accounts/${id}?tab=history`)).text);
+    const directorsView = await historyOf(director, open);
+    expect(directorsView).toMatch(/Linked accounts : \(empty\) → an account you cannot see/);
+    expect(directorsView).toMatch(/Linked accounts : an account you cannot see → \(empty\)/);
+    expect(directorsView).not.toContain('Whisper');
+    expect(await historyOf(rep1, open)).toContain(`Partner of Whisper Holdings (#${secret})`);
+  });
 });
 
 describe('internal relations (A7)', () => {
