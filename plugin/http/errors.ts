@@ -11,6 +11,15 @@ export class CrmError extends Error {
 export const notFound = (what = 'Page') => new CrmError(404, `${what} not found.`);
 export const forbidden = (message = 'You are not allowed to do this.') => new CrmError(403, message);
 export const invalid = (message: string, fieldErrors: Record<string, string> = {}) => new CrmError(422, message, fieldErrors);
+/**
+ * A refused form's input as it is shown again. After a conflict (409) it carries the record's current lock version
+ * (`current`: the record as this request read it): the user reviews their input and saves again, and that save
+ * wins. With the version they had loaded, every further save would meet the same conflict.
+ */
+export function inputShownAgain<T extends Record<string, unknown>>(input: T, err: CrmError, current: { lock_version: number } | null | undefined): T {
+  return err.status === 409 && current ? { ...input, lock_version: String(current.lock_version) } : input;
+}
+
 /** Someone else saved the record since this form was loaded. */
 export const staleRecord = (what: string) =>
   new CrmError(409, `${what} was changed by someone else while you were editing. Your input is kept below; review it and save again.`);

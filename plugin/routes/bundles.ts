@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
-import { CrmError, invalid } from '../http/errors';
+import { CrmError, inputShownAgain, invalid } from '../http/errors';
 import { respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import {
@@ -66,7 +66,7 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, stat
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, { ...state, values: formBody(req) }, err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, { ...state, values: inputShownAgain(formBody(req), err, state.bundle) }, err.fieldErrors, err.message, err.status));
     }
     throw err;
   }

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
-import { CrmError, invalid, notFound } from '../http/errors';
+import { CrmError, inputShownAgain, invalid, notFound } from '../http/errors';
 import { isHtmx, renderView, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
@@ -104,7 +104,7 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, cont
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, contact, formBody(req), err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, contact, inputShownAgain(formBody(req), err, contact), err.fieldErrors, err.message, err.status));
     }
     throw err;
   }

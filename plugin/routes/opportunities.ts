@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { contextFor, type CrmContext, type CrmRoute } from '../http/guard';
-import { CrmError, invalid } from '../http/errors';
+import { CrmError, inputShownAgain, invalid } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import type { HostProject } from '../host';
@@ -220,7 +220,7 @@ async function rerenderForm(ctx: CrmContext, req: Request, res: Response, projec
   try {
     await save();
   } catch (err) {
-    if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await formPage(ctx, project, opp, formBody(req), err));
+    if (err instanceof CrmError && (err.status === 422 || err.status === 409)) return respond(ctx.host, req, res, await formPage(ctx, project, opp, inputShownAgain(formBody(req), err, opp), err));
     throw err;
   }
 }

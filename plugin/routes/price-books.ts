@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
-import { CrmError, invalid, notFound } from '../http/errors';
+import { CrmError, inputShownAgain, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import { list, text, type FormInput, lockVersionOf } from '../services/form';
@@ -156,7 +156,7 @@ async function formOrRerender(ctx: CrmContext, req: Request, res: Response, book
     await save();
   } catch (err) {
     if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
-      return respond(ctx.host, req, res, await formPage(ctx, book, formBody(req), err.fieldErrors, err.message, err.status));
+      return respond(ctx.host, req, res, await formPage(ctx, book, inputShownAgain(formBody(req), err, book), err.fieldErrors, err.message, err.status));
     }
     throw err;
   }

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
-import { CrmError, invalid, notFound } from '../http/errors';
+import { CrmError, inputShownAgain, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import { text, type FormInput, lockVersionOf } from '../services/form';
@@ -162,7 +162,7 @@ export function productRoutes(): CrmRoute[] {
       method: 'post', path: `${LIST}/:id`, permission: MANAGE,
       async handler(ctx, req, res) {
         const product = await requireManageableProduct(ctx, numeric(req));
-        await rerenderOn((err) => formPage(ctx, product, formBody(req), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
+        await rerenderOn((err) => formPage(ctx, product, inputShownAgain(formBody(req), err, product), err.fieldErrors, err.message, err.status), ctx, req, res, async () => {
           const lock = lockVersionOf(formBody(req));
           const saved = await updateProduct(ctx, product, await readProductInput(ctx, formBody(req), product), lock);
           await respondAfterChange(ctx.host, req, res, productUrl(saved.id), async () => ({ ...(await productPage(ctx, req, saved, 'Product saved.')), trigger: 'crm:productSaved' }));

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
-import { CrmError } from '../http/errors';
+import { CrmError, inputShownAgain } from '../http/errors';
 import { isHtmx, renderView, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import type { Opportunity } from '../models/opportunity';
@@ -128,7 +128,7 @@ async function onQuote(ctx: CrmContext, req: Request, res: Response, form: strin
     message = await change(quote, opportunity);
   } catch (err) {
     if (!(err instanceof CrmError) || (err.status !== 422 && err.status !== 409) || wantsJson(req)) throw err;
-    const withState = withForm(ctx, { form, values: formBody(req), errors: err.fieldErrors, message: err.message });
+    const withState = withForm(ctx, { form, values: inputShownAgain(formBody(req), err, quote), errors: err.fieldErrors, message: err.message });
     const catalogueBook = form === 'catalogue' ? Number(text(formBody(req), 'price_book_id')) || null : undefined;
     return respond(ctx.host, req, res, await quotePage(withState, await quoteWithTotals(ctx, id), { status: err.status, catalogueBook }));
   }
@@ -267,7 +267,7 @@ export function quoteRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/quotes/:id', permission: 'edit_opportunities',
       async handler(ctx, req, res) {
         const { quote, opportunity } = await requireEditableQuote(ctx, numberParam(req, 'id'));
-        await rerender(ctx, req, res, async (err) => quoteFormPage(quote, opportunity, formBody(req), err), async () => {
+        await rerender(ctx, req, res, async (err) => quoteFormPage(quote, opportunity, inputShownAgain(formBody(req), err, quote), err), async () => {
           const saved = await updateQuote(ctx, opportunity, quote, readQuoteInput(formBody(req), { currency: quote.currency }), lockVersionOf(formBody(req)));
           if (wantsJson(req)) return void res.json({ quote: quoteJson(saved) });
           await respondAfterChange(ctx.host, req, res, opportunityUrl(opportunity.id), () => opportunityPage(ctx, req, opportunity.id, `Quote ${saved.number} saved.`));
@@ -314,7 +314,7 @@ export function quoteRoutes(): CrmRoute[] {
         const itemId = numberParam(req, 'itemId');
         const { quote, opportunity } = await requireEditableQuote(ctx, id);
         const item = await requireItem(ctx.host.knex, quote, itemId);
-        await rerender(ctx, req, res, (err) => itemFormPage(ctx, id, itemId, formBody(req), err), async () => {
+        await rerender(ctx, req, res, (err) => itemFormPage(ctx, id, itemId, inputShownAgain(formBody(req), err, quote), err), async () => {
           await updateItem(ctx, opportunity, quote, item, formBody(req), lockVersionOf(formBody(req)));
           if (wantsJson(req)) return void res.json((await quotePage(ctx, await quoteWithTotals(ctx, id))).json);
           await respondAfterChange(ctx.host, req, res, quoteUrl(id), async () => ({ ...(await quotePage(ctx, await quoteWithTotals(ctx, id), { message: `${item.name} saved.` })), trigger: SAVED }));

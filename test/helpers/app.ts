@@ -90,6 +90,13 @@ export function visibleText(html: string): string {
     .replace(/&(amp|lt|gt|quot|#34|#39);/g, (_m, name: string) => entities[name]).replace(/\s+/g, ' ').trim();
 }
 
+/** The lock version a page's form would post (its first `lock_version` field). */
+export function lockVersionIn(html: string): string {
+  const match = /name="lock_version" value="([^"]*)"/.exec(html);
+  if (!match) throw new Error('The page has no lock_version field');
+  return match[1];
+}
+
 /**
  * A page reached from a sidebar: `sidebarHtml` links to it, and it answers as a full page in the host's layout
  * and as the htmx fragment (the page body alone).

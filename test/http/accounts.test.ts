@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import request from 'supertest';
-import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { accountSearch } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { accountFilterIndex, LIVE_NAME_INDEX } from '../../migrations/20261124_027_account_filter_index';
@@ -477,6 +477,11 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
     expect(second.text).toContain('value="Initech Global"');
     expect(second.text).toContain('value="Dallas"');
     expect((await host.db.knex('crm_accounts').where({ id }).first()).name).toBe('Initech Inc');
+    // The form shown again carries the current version: saving the reviewed input again is possible.
+    expect(lockVersionIn(second.text)).toBe(String(lock + 1));
+    const again = await director.post(`/crm/accounts/${id}`, { account_type_id: String(companyType), name: 'Initech Global', city: 'Dallas', lock_version: lockVersionIn(second.text), [`custom_field_${requiredField}`]: 'South' });
+    expect(again.status).toBe(303);
+    expect((await host.db.knex('crm_accounts').where({ id }).first()).name).toBe('Initech Global');
   });
 
   test('delete is soft and needs confirmation; admins list and restore deleted accounts', async () => {

@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -146,6 +146,7 @@ describe('bundles (Q3)', () => {
     expect(visibleText(stale.text)).toContain('changed by someone else');
     expect(stale.text).toContain('value="1"');
     expect(Number((await host.db.knex('crm_bundles').where({ id }).first()).price_minor)).toBe(90000);
+    expect(lockVersionIn(stale.text)).toBe('1');
     const details = await host.db.knex('crm_journal_details as d').join('crm_journals as j', 'j.id', 'd.journal_id')
       .where({ 'j.journalized_type': 'bundle', 'j.journalized_id': id, 'j.action': 'update' }).select('d.field', 'd.old_value', 'd.new_value');
     expect(details).toEqual(expect.arrayContaining([{ field: 'price_minor', old_value: '100001', new_value: '90000' }]));

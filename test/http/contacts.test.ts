@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -97,6 +97,9 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     expect(visibleText(stale.text)).toContain('changed by someone else');
     expect(stale.text).toContain('value="Kiruna"');
     expect((await knex()('crm_personal_contacts').where({ id }).first()).city).toBe('Lund');
+    expect(lockVersionIn(stale.text)).toBe('1');
+    expect((await rep.post(`/crm/personal-contacts/${id}`, { last_name: 'Stale', city: 'Kiruna', lock_version: lockVersionIn(stale.text) })).status).toBe(303);
+    expect((await knex()('crm_personal_contacts').where({ id }).first()).city).toBe('Kiruna');
     const missing = await rep.post(`/crm/personal-contacts/${id}`, { last_name: 'Stale' });
     expect(missing.status).toBe(422);
   });

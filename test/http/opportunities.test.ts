@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { OPPORTUNITY_STATUS_ORDER_INDEX } from '../../migrations/20261124_029_opportunity_status_order_index';
 import { OPPORTUNITY_STATUS_INDEX, opportunityStatusScopeIndex } from '../../migrations/20261124_031_opportunity_status_scope_index';
 
@@ -200,6 +200,22 @@ describe('create, edit, move (O1, O3, O7)', () => {
     expect(stale.status).toBe(409);
     const history = visibleText((await rep1.get(`/crm/opportunities/${id}`)).text);
     expect(history).toContain('Status : Needs analysis → Proposal');
+  });
+
+  test('a stale edit answers 409 keeping the input; the form carries the current version, so saving it again stores it', async () => {
+    const knex = host.db.knex;
+    const id = await oppId('Nordic Retail – POS upgrade');
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const row = await knex('crm_opportunities').where({ id }).first();
+    const form = (description: string, lock: string) => ({ name: row.name, status_id: String(row.status_id), currency: row.currency, description, lock_version: lock });
+    expect((await rep1.post(`/crm/opportunities/${id}`, form('first edit', String(row.lock_version)))).status).toBe(303);
+    const stale = await rep1.post(`/crm/opportunities/${id}`, form('second edit', String(row.lock_version)));
+    expect(stale.status).toBe(409);
+    expect(stale.text).toContain('second edit');
+    expect((await knex('crm_opportunities').where({ id }).first()).description).toBe('first edit');
+    expect(lockVersionIn(stale.text)).toBe(String(row.lock_version + 1));
+    expect((await rep1.post(`/crm/opportunities/${id}`, form('second edit', lockVersionIn(stale.text)))).status).toBe(303);
+    expect((await knex('crm_opportunities').where({ id }).first()).description).toBe('second edit');
   });
 
   test('field rules per status: a required field blocks the move and names the field; read-only fields keep their value', async () => {

@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -71,6 +71,9 @@ describe('partners: create, show, edit, delete (A10, P5, P6)', () => {
     expect(visibleText(stale.text)).toContain('changed by someone else');
     expect(stale.text).toContain('value="Narva"');
     expect((await knex()('crm_partners').where({ id }).first()).city).toBe('Tallinn');
+    expect(lockVersionIn(stale.text)).toBe('1');
+    expect((await rep.htmxPost(`/crm/partners/${id}`, { name: 'Edit Me Partners', city: 'Narva', lock_version: lockVersionIn(stale.text) })).status).toBe(200);
+    expect((await knex()('crm_partners').where({ id }).first()).city).toBe('Narva');
   });
 
   test('bad input → 422 naming the field; HTML is escaped', async () => {

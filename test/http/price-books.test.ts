@@ -1,5 +1,5 @@
 import { docxPackage, para } from '../../scripts/docx-package';
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 import { uploadFile } from '../helpers/files';
 import type { CrmContext } from '../../plugin/http/guard';
 import { priceBooksForProject } from '../../plugin/services/price-books';
@@ -84,6 +84,9 @@ describe('price books (Q1)', () => {
     expect(stale.text).toContain('changed by someone else');
     expect(stale.text).toContain('value="Book B-stale"');
     expect((await host.db.knex('crm_price_books').where({ id }).first()).name).toBe('Book B1');
+    expect(lockVersionIn(stale.text)).toBe('1');
+    expect((await director.post(`/crm/price-books/${id}`, { name: 'Book B-stale', active: '1', lock_version: lockVersionIn(stale.text) })).status).toBe(303);
+    expect((await host.db.knex('crm_price_books').where({ id }).first()).name).toBe('Book B-stale');
   });
 
   test('changes need manage_price_books: a sales rep gets 404 on every change URL', async () => {

@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -52,6 +52,7 @@ describe('products (Q2)', () => {
     const stale = await director.post(`/crm/products/${id}`, { name: 'Stale', code: 'P-1', active: '1', lock_version: '0' });
     expect(stale.status).toBe(409);
     expect(stale.text).toContain('value="Stale"');
+    expect(lockVersionIn(stale.text)).toBe('1');
     const json = await director.agent.post(`/crm/products/${id}`).set('Accept', 'application/json').set('X-CSRF-Token', director.csrf)
       .send({ name: 'Renamed', code: 'P-1B', active: true, lock_version: 1 });
     expect(json.status).toBe(200);

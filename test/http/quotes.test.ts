@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -141,6 +141,9 @@ describe('quotes on the opportunity page (Q5)', () => {
     expect(stale.status).toBe(409);
     expect(stale.text).toContain('value="Mine"');
     expect((await host.db.knex('crm_quotes').where({ id: q.id }).first()).name).toBe('Renamed');
+    expect(lockVersionIn(stale.text)).toBe('1');
+    expect((await rep1.post(`/crm/quotes/${q.id}`, { name: 'Mine', lock_version: lockVersionIn(stale.text), valid_to: '2027-01-31' })).status).toBe(303);
+    expect((await host.db.knex('crm_quotes').where({ id: q.id }).first()).name).toBe('Mine');
   });
 });
 
@@ -281,6 +284,7 @@ describe('quote items (Q6)', () => {
     expect(stale.status).toBe(409);
     expect(stale.text).toContain('value="Mine"');
     expect((await quoteJson(rep1, q.id)).items[0]).toMatchObject({ name: 'One', quantity_milli: 2000, discount_minor: 500, net_minor: 1500 });
+    expect(lockVersionIn(stale.text)).toBe(String(lock + 1));
     await rep1.post(`/crm/quotes/${q.id}/items/${two.id}/move`, { direction: 'up' });
     expect((await quoteJson(rep1, q.id)).items.map((i: { name: string }) => i.name)).toEqual(['Two', 'One']);
     expect((await rep1.htmxPost(`/crm/quotes/${q.id}/items/${two.id}/delete`)).headers['hx-trigger']).toBe('crm:quoteSaved');
