@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db';
 /** The search condition every list shares, on a real database (SQLite, or PostgreSQL under test:pg). */
 let db: TestDatabase;
 const VALUES = ['Acme Nordic AB', 'ACME nordic', 'acme', 'Örebro Ost', 'örebro', 'STRASSE', 'Straße', '100% cotton', '100 cotton',
-  'a_b', 'axb', 'back\\slash', 'Kelvin K', '\u212A', 'İstanbul', 'istanbul', ''];
+  'a_b', 'axb', 'back\\slash', 'Kelvin K', '\u212A', 'İstanbul', 'istanbul', 'Ärztehaus Östersund', 'Ö*st', 'Öxst', 'Ö[a]', 'Éclair', ''];
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -34,11 +34,28 @@ describe('searching text (every list’s q)', () => {
     expect(await found('nowhere')).toEqual([]);
   });
 
-  test('finds exactly the rows lower(column) like the pattern finds, for every value as a term, in upper and lower case', async () => {
+  test('a term of ASCII characters finds exactly the rows lower(column) like the pattern finds, in upper and lower case', async () => {
     // SQLite answers without lower() (its LIKE folds the same ASCII letters); PostgreSQL with it (its LIKE tells
-    // cases apart, and the trigram indexes are on lower()). Either way the rows are those of the plain definition,
-    // non-ASCII letters included (SQLite folds none of them, PostgreSQL per its collation).
-    const terms = [...VALUES.filter(Boolean), ...VALUES.filter(Boolean).map((v) => v.toUpperCase()), 'ö', 'Ö', 'k', 'ss', 'ß', 'i'];
+    // cases apart, and the trigram indexes are on lower()).
+    const ascii = (v: string) => /^[\x20-\x7e]+$/.test(v);
+    const terms = [...VALUES.filter(ascii), ...VALUES.filter(ascii).map((v) => v.toUpperCase()), 'k', 'ss', 'i'];
     for (const term of terms) expect({ term, ids: await found(term) }).toEqual({ term, ids: await holding(term) });
+  });
+
+  test('letters beyond ASCII ignore case too (SQLite’s LIKE folds ASCII letters only)', async () => {
+    const both = (...texts: string[]) => texts.flatMap((t) => [t, t]);
+    for (const term of ['ÖREBRO', 'örebro', 'Örebro', 'öREBRO']) expect({ term, rows: await texts(await found(term)) }).toEqual({ term, rows: both('Örebro Ost', 'örebro') });
+    expect(await texts(await found('ärzte'))).toEqual(both('Ärztehaus Östersund'));
+    expect(await texts(await found('östersund'))).toEqual(both('Ärztehaus Östersund'));
+    expect(await texts(await found('ÉCLAIR'))).toEqual(both('Éclair'));
+    expect(await texts(await found('ö'))).toEqual(both('Örebro Ost', 'örebro', 'Ärztehaus Östersund', 'Ö*st', 'Öxst', 'Ö[a]'));
+    expect(await texts(await found('ß'))).toEqual(both('Straße'));
+  });
+
+  test('with letters beyond ASCII, * ? [ ] are still the characters typed', async () => {
+    expect(await texts(await found('ö*'))).toEqual(['Ö*st', 'Ö*st']);
+    expect(await texts(await found('ö[a]'))).toEqual(['Ö[a]', 'Ö[a]']);
+    expect(await found('ö?')).toEqual([]);
+    expect(await texts(await found('ö%'))).toEqual([]);
   });
 });
