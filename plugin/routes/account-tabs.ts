@@ -1,4 +1,4 @@
-import type { CrmContext } from '../http/guard';
+import { ANY_VIEW, canAny, type CrmContext } from '../http/guard';
 import type { Account } from '../models/account';
 import { canEditAccount, dateText, globalContext, linkedProjectIds } from '../services/accounts';
 import { formatMoney } from '../services/money';
@@ -72,10 +72,11 @@ export const ACCOUNT_TABS: AccountTab[] = [
   {
     id: 'projects', label: 'Projects & tickets', view: 'accounts/tabs/projects',
     async load(ctx, account) {
+      // Only projects whose CRM pages the reader may open: the others would be links to a 404.
       const projects = [];
       for (const id of await linkedProjectIds(ctx.host.knex, account.id)) {
         const p = await ctx.host.projectById(id);
-        if (p) projects.push(p);
+        if (p && (await canAny(ctx.host, ctx.user, ANY_VIEW, p))) projects.push(p);
       }
       // A8: the account's linked host tasks (the newest TASK_LIST_LIMIT links).
       const tasks = await accountTasks(ctx, account);
