@@ -25,6 +25,7 @@ import { accountStreamIndexes } from './20261124_028_account_stream_indexes';
 import { opportunityStatusOrderIndex } from './20261124_029_opportunity_status_order_index';
 import { accountStreamCovering } from './20261124_030_account_stream_covering';
 import { opportunityStatusScopeIndex } from './20261124_031_opportunity_status_scope_index';
+import { quoteItemOrigin } from './20261124_032_quote_item_origin';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex, accountStreamIndexes, opportunityStatusOrderIndex, accountStreamCovering, opportunityStatusScopeIndex];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex, accountStreamIndexes, opportunityStatusOrderIndex, accountStreamCovering, opportunityStatusScopeIndex, quoteItemOrigin];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

@@ -54,6 +54,8 @@ export interface QuoteItem {
   discount_kind: DiscountKind;
   discount_value: number;
   tax_rate_bp: number;
+  /** The item this line was copied from when its quote was duplicated (the first original's); null on an original. */
+  origin_item_id: number | null;
 }
 
 /** A bundle line's split over the bundle's current items (for contracts later): shares add up to the line's net. */
@@ -94,7 +96,7 @@ function normalizeItem(r: Record<string, unknown>): QuoteItem {
     code: String(r.code ?? ''), name: String(r.name), description: String(r.description ?? ''), unit: String(r.unit ?? ''),
     quantity_milli: Number(r.quantity_milli), unit_price_minor: Number(r.unit_price_minor),
     discount_kind: r.discount_kind === 'percent' || r.discount_kind === 'amount' ? r.discount_kind : null,
-    discount_value: Number(r.discount_value ?? 0), tax_rate_bp: Number(r.tax_rate_bp ?? 0),
+    discount_value: Number(r.discount_value ?? 0), tax_rate_bp: Number(r.tax_rate_bp ?? 0), origin_item_id: nullableId(r.origin_item_id),
   };
 }
 
@@ -380,7 +382,10 @@ async function convertItems(trx: Knex.Transaction, quote: Quote, to: string): Pr
     '; percent discounts kept, amount discounts converted';
 }
 
-/** A copy with its items and a new number; not active. */
+/**
+ * A copy with its items and a new number; not active. Each copied item keeps the identity of the line it copies
+ * (`origin_item_id`, the first original's id): a line sold before stays sold on every copy of its quote.
+ */
 export async function duplicateQuote(ctx: CrmContext, opp: Opportunity, quote: Quote): Promise<Quote> {
   if (opp.is_locked) throw invalid(LOCKED);
   return withNumberRetry(ctx.host.knex, async (trx, number) => {
@@ -393,8 +398,8 @@ export async function duplicateQuote(ctx: CrmContext, opp: Opportunity, quote: Q
     const items = await trx('crm_quote_items').where({ quote_id: quote.id }).orderBy([{ column: 'position' }, { column: 'id' }]);
     if (items.length) {
       await trx('crm_quote_items').insert(items.map((i) => {
-        const { id: _id, ...rest } = i as Record<string, unknown>;
-        return { ...rest, quote_id: copy.id };
+        const { id, ...rest } = i as Record<string, unknown>;
+        return { ...rest, quote_id: copy.id, origin_item_id: rest.origin_item_id ?? id };
       }));
     }
     await journalQuote(trx, ctx, opp, [{ field: 'quote', old: null, new: `${label(copy)} created as a copy of ${quote.number}` }]);

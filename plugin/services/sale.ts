@@ -15,7 +15,7 @@ import { list, lockVersionOf, text, type FormInput } from './form';
 import { journal } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity, statuses } from './opportunities';
 import { priceQuote } from './quote-pricing';
-import { itemsOf, quotesOf, type Quote } from './quotes';
+import { itemsOf, quotesOf, type Quote, type QuoteItem } from './quotes';
 import { loadSettings } from './settings';
 
 /**
@@ -30,7 +30,7 @@ export interface PlannedContract extends Pick<Contract, 'source_key' | 'product_
   product_name: string;
   category_name: string | null;
   duration_months: number | null;
-  /** The contract this source already has (sold before, then unlocked): it is kept, not made again. */
+  /** The contract this line already has (sold before as this line or as the line it was copied from): kept, not made again. */
   existing: Contract | null;
   /** What the automation will make for it, in words (only for new contracts). */
   automation: string[];
@@ -103,6 +103,13 @@ async function activeQuote(db: Knex, opportunityId: number): Promise<Quote | nul
 }
 
 /**
+ * A line's contract key: the line's identity across copies of its quote (the item it was first quoted as), so a
+ * line sold once is recognised on whichever quote of the opportunity it sits now — after "unlock, duplicate,
+ * activate the copy" too — and its contract and automation are not made again. A line added later is a new line.
+ */
+const lineKey = (line: Pick<QuoteItem, 'id' | 'origin_item_id'>) => `item:${line.origin_item_id ?? line.id}`;
+
+/**
  * The contracts the active quote's items become. Time-based or one-time by the product's category; an item
  * without a product (typed by hand) or a product without a category is one-time. A bundle line becomes one
  * contract per bundle item with its exact weighted share of the line's net (the shares add up to it). The
@@ -142,11 +149,11 @@ export async function contractsFor(db: Knex, quote: Quote, startsOn: string): Pr
     if (line.kind === 'rounding') continue;
     const parts = line.kind === 'bundle' && line.bundle_id ? bundles.get(line.bundle_id) ?? [] : [];
     if (!parts.length) {
-      out.push(make(`item:${line.id}`, line.id, line.product_id, line.name, line.code, line.quantity_milli, line.net_minor));
+      out.push(make(lineKey(line), line.id, line.product_id, line.name, line.code, line.quantity_milli, line.net_minor));
       continue;
     }
     for (const part of bundleSplit({ price_minor: line.net_minor }, parts)) {
-      out.push(make(`item:${line.id}:bundle-item:${part.id}`, line.id, part.product_id, `${line.name}: ${part.product_name}`, part.product_code, line.quantity_milli, part.share_minor));
+      out.push(make(`${lineKey(line)}:bundle-item:${part.id}`, line.id, part.product_id, `${line.name}: ${part.product_name}`, part.product_code, line.quantity_milli, part.share_minor));
     }
   }
   return out;

@@ -1,5 +1,6 @@
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 import { createProject } from '../../host/projects-service';
+import { quoteItemOrigin } from '../../migrations/20261124_032_quote_item_origin';
 
 /**
  * Issue #6, C1/C2/C4 through HTTP: the confirmation page and its preview, the sale transaction (contracts, lock,
@@ -394,6 +395,66 @@ describe('idempotent: double submit, concurrent requests, unlock and sell again 
     expect(await count('projects')).toBe(projects);
     expect(await count('crm_automation_runs', { contract_id: contracts[0].id })).toBe(2);
   });
+
+  test('unlock, duplicate the quote, activate the copy, sell again (the demo deal): the copied lines are the sold ones — no second contract, project or task; a new line gets its own', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    const opp = await idOf('crm_opportunities', { name: 'Acme – ERP rollout' });
+    const original = await idOf('crm_quotes', { opportunity_id: opp, is_active: true });
+    const made = async () => ({ projects: await count('projects'), tasks: await count('tasks'), runs: await count('crm_automation_runs') });
+    const before = await made();
+    expect((await admin.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp))).status).toBe(303);
+    const sold = await knex()('crm_contracts').where({ opportunity_id: opp }).orderBy('id');
+    expect(sold).toHaveLength(7);
+    const afterSale = await made();
+    expect(afterSale.projects).toBe(before.projects + 2);
+
+    /** Unlocks, duplicates `quote` and makes the copy the active quote, as a user does on the pages; answers the copy. */
+    const reopenWithCopyOf = async (quote: number): Promise<number> => {
+      expect((await admin.post(`/crm/opportunities/${opp}/unlock`, { lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(303);
+      const known = await knex()('crm_quotes').where({ opportunity_id: opp }).pluck('id');
+      expect((await admin.post(`/crm/quotes/${quote}/duplicate`)).status).toBe(303);
+      const copy = Number((await knex()('crm_quotes').where({ opportunity_id: opp }).whereNotIn('id', known).first('id')).id);
+      expect((await admin.post(`/crm/quotes/${copy}/activate`)).status).toBe(303);
+      return copy;
+    };
+    const copy = await reopenWithCopyOf(original);
+
+    // The preview knows every line of the copy as sold already: all kept, nothing for the automation.
+    const preview = (await admin.get(`/crm/opportunities/${opp}/sell.json`)).body;
+    expect(preview.quote.id).toBe(copy);
+    expect(preview.problems).toEqual([]);
+    expect(preview.contracts.map((c: { existing_contract_id: number | null }) => c.existing_contract_id).sort((a: number, b: number) => a - b)).toEqual(sold.map((c) => c.id));
+    expect(preview.contracts.flatMap((c: { automation: string[] }) => c.automation)).toEqual([]);
+    const page = visibleText((await admin.get(`/crm/opportunities/${opp}/sell`)).text);
+    expect(page.match(/kept, not made again/g)).toHaveLength(7);
+    expect(page).not.toMatch(/Project “|Task “/);
+
+    const resold = await admin.htmxPost(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+    expect(resold.status).toBe(200);
+    expect(visibleText(resold.text)).toContain('Sold and locked: 0 contracts created, 7 kept from the earlier sale.');
+    expect(Boolean((await oppRow(opp)).is_locked)).toBe(true);
+    const afterResale = await knex()('crm_contracts').where({ opportunity_id: opp }).orderBy('id');
+    expect(afterResale.map((c) => [c.id, c.status])).toEqual(sold.map((c) => [c.id, 'active']));
+    expect(await made()).toEqual(afterSale);
+
+    // A copy of the copy still carries the sold lines; a line added to it (a product sold before, on a new line)
+    // is a new sale: its own contract, and the automation runs for that contract only.
+    const second = await reopenWithCopyOf(copy);
+    const price = await knex()('crm_product_prices as pp').join('crm_products as p', 'p.id', 'pp.product_id')
+      .where({ 'p.code': 'IMPL-DAY', 'pp.unit_name': 'day', 'pp.currency': 'EUR' }).first('pp.id', 'pp.price_book_id');
+    expect([200, 303]).toContain((await admin.post(`/crm/quotes/${second}/items/catalogue`, { price_book_id: String(price.price_book_id), price_id: String(price.id), quantity: '3' })).status);
+    const withNewLine = (await admin.get(`/crm/opportunities/${opp}/sell.json`)).body;
+    const fresh = withNewLine.contracts.filter((c: { existing_contract_id: number | null }) => c.existing_contract_id === null);
+    expect(withNewLine.contracts).toHaveLength(8);
+    expect(fresh).toHaveLength(1);
+    expect(fresh[0].automation).toHaveLength(2);
+    const third = await admin.htmxPost(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+    expect(visibleText(third.text)).toContain('Sold and locked: 1 contract created, 7 kept from the earlier sale.');
+    expect(await count('crm_contracts', { opportunity_id: opp, status: 'active' })).toBe(8);
+    const afterThird = await made();
+    expect(afterThird.projects).toBe(afterSale.projects + 1);
+    expect(afterThird.runs).toBe(afterSale.runs + 2);
+  });
 });
 
 describe('a sold opportunity is locked (quotes, items, edits, moves)', () => {
@@ -462,5 +523,24 @@ describe('who may sell and unlock', () => {
     const director = await Session.signIn(host.app, 'director');
     expect((await director.agent.post(`/crm/opportunities/${opp}/unlock`).type('form').send({ lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(403);
     expect(Boolean((await oppRow(opp)).is_locked)).toBe(true);
+  });
+});
+
+describe('migration 032 (a quote line’s identity across copies)', () => {
+  test('rollback drops origin_item_id and leaves crm_quote_items’ table-version triggers working; up adds it back', async () => {
+    const db = knex();
+    const { items } = await deal([LICENCE]);
+    const version = async () => Number((await db('crm_table_versions').where({ table_name: 'crm_quote_items' }).first('version')).version);
+    expect(await db.schema.hasColumn('crm_quote_items', 'origin_item_id')).toBe(true);
+    await quoteItemOrigin.down(db);
+    try {
+      expect(await db.schema.hasColumn('crm_quote_items', 'origin_item_id')).toBe(false);
+      const before = await version();
+      await db('crm_quote_items').where({ id: items[0] }).update({ description: 'after rollback' });
+      expect(await version()).toBeGreaterThan(before);
+    } finally {
+      await quoteItemOrigin.up(db);
+    }
+    expect(await db.schema.hasColumn('crm_quote_items', 'origin_item_id')).toBe(true);
   });
 });
