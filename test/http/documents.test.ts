@@ -80,6 +80,22 @@ async function storeUncheckedTemplate(filename: string, content: Buffer): Promis
   return `attachment-${attachment.id}`;
 }
 
+/** The .docx with `part` declared (in its central directory and local header) to unpack to `declared` bytes, whatever it really holds. */
+function withDeclaredSize(docx: Buffer, part: string, declared: number): Buffer {
+  const out = Buffer.from(docx);
+  const eocd = out.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  let pos = out.readUInt32LE(eocd + 16);
+  for (let n = out.readUInt16LE(eocd + 10); n > 0; n--) {
+    const nameLength = out.readUInt16LE(pos + 28);
+    if (out.toString('utf8', pos + 46, pos + 46 + nameLength) === part) {
+      out.writeUInt32LE(declared, pos + 24);
+      out.writeUInt32LE(declared, out.readUInt32LE(pos + 42) + 22);
+    }
+    pos += 46 + nameLength + out.readUInt16LE(pos + 30) + out.readUInt16LE(pos + 32);
+  }
+  return out;
+}
+
 describe('generating a quote document (Q8)', () => {
   test('the sidebar offers it; the default template makes <number>.docx among the opportunity files; the download reopens', async () => {
     const { oppId, quoteId, number } = await newQuotedOpportunity('Acme <Docs> & "Sons"');
@@ -281,6 +297,13 @@ describe('token reference and template check (Q9)', () => {
     const cfb = await upload(director, '/crm/settings/templates/check', 'locked.docx', Buffer.concat([Buffer.from('d0cf11e0a1b11ae1', 'hex'), Buffer.alloc(1024)]));
     expect(visibleText(cfb.text)).toContain('This document is encrypted');
 
+    // A body of 370 KB declared as 1,000 bytes: the file is refused, before pizzip unpacks it, and not as a syntax error.
+    const lying = withDeclaredSize(docxPackage({ body: para('Dear {account.name},').repeat(5000) }), 'word/document.xml', 1000);
+    const bomb = await upload(director, '/crm/settings/templates/check', 'lying.docx', lying);
+    expect(bomb.status).toBe(422);
+    expect(visibleText(bomb.text)).toContain('lying.docx: The part word/document.xml unpacks to more than the zip declares (a zip bomb?): refused.');
+    expect(bomb.text).not.toContain('size mismatch');
+
     const rep1 = await Session.signIn(host.app, 'rep1');
     expect((await rep1.get('/crm/settings/templates/check')).status).toBe(404);
     expect((await upload(rep1, '/crm/settings/templates/check', 'x.docx', fs.readFileSync(FIXTURE))).status).toBe(404);
@@ -312,6 +335,10 @@ describe('token reference and template check (Q9)', () => {
     const pdf = await upload(director, url, 'offer.docx', Buffer.from('%PDF-1.7\n%%EOF\n'), true);
     expect(pdf.status).toBe(422);
     expect(pdf.body.error).toBe('offer.docx was not stored: This is a PDF file, not a Word document: choose a .docx file.');
+    const lying = withDeclaredSize(docxPackage({ body: para('Dear {account.name},').repeat(5000) }), 'word/document.xml', 1000);
+    const bomb = await upload(director, url, 'offer-lying.docx', lying, true);
+    expect(bomb.status).toBe(422);
+    expect(bomb.body.error).toBe('offer-lying.docx was not stored: The part word/document.xml unpacks to more than the zip declares (a zip bomb?): refused.');
 
     expect(await bookFiles()).toEqual(before.files);
     expect(storedBlobs()).toBe(before.blobs);

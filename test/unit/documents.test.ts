@@ -7,7 +7,7 @@ import PizZip from 'pizzip';
 import { DOMParser } from '@xmldom/xmldom';
 import { docxPackage, para } from '../../scripts/docx-package';
 import { applyFilter, lookupPath, parseTag, restrictedParser } from '../../plugin/services/documents/parser';
-import { DocxRefused, TemplateError, checkTemplate, renderDocx, validateDocx } from '../../plugin/services/documents/render';
+import { DOCX_LIMITS, DocxRefused, TemplateError, checkTemplate, renderDocx, validateDocx } from '../../plugin/services/documents/render';
 import { openTemplateOffThread, renderWhileReading, stopRenderWorker } from '../../plugin/services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, cleanText, customFieldSlug, tokenValues, type QuoteDocumentInput } from '../../plugin/services/documents/token-data';
 
@@ -93,13 +93,14 @@ const crc32 = (buf: Buffer) => {
   return (c ^ 0xffffffff) >>> 0;
 };
 
-interface Entry { name: string; data: Buffer; declaredSize?: number; flags?: number }
+/** `packed`: the bytes written as the entry's deflated data (by default, `data` deflated). */
+interface Entry { name: string; data: Buffer; declaredSize?: number; flags?: number; packed?: Buffer }
 function zipOf(entries: Entry[]): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
   for (const e of entries) {
-    const packed = zlib.deflateRawSync(e.data);
+    const packed = e.packed ?? zlib.deflateRawSync(e.data);
     const name = Buffer.from(e.name);
     const size = e.declaredSize ?? e.data.length;
     const local = Buffer.alloc(30);
@@ -382,9 +383,9 @@ describe('template check', () => {
 });
 
 describe('files that are not usable .docx templates are refused', () => {
-  const refused = (buf: Buffer) => {
+  const refused = (buf: Buffer, limits = DOCX_LIMITS) => {
     try {
-      validateDocx(buf);
+      validateDocx(buf, limits);
     } catch (err) {
       expect(err).toBeInstanceOf(DocxRefused);
       return (err as Error).message;
@@ -413,6 +414,41 @@ describe('files that are not usable .docx templates are refused', () => {
   test('an entry that unpacks to more than it declares cannot be read', () => {
     const liar = zipOf([{ name: '[Content_Types].xml', data: Buffer.from('<Types/>') }, { name: 'word/document.xml', data: Buffer.from('<w:document>'.repeat(1000)), declaredSize: 10 }]);
     expect(() => renderDocx(liar, {})).toThrow();
+  });
+
+  test('a part that unpacks to more than the zip declares is refused before pizzip inflates it: its real size counts', () => {
+    // QA's upload in miniature: the document declares 1,000 bytes and really unpacks past the whole template's limit.
+    const limits = { ...DOCX_LIMITS, maxUnpackedBytes: 64 * 1024 };
+    const bomb = zipOf([docxEntries()[0], { name: 'word/document.xml', data: Buffer.alloc(limits.maxUnpackedBytes + 1), declaredSize: 1000 }]);
+    const bombRefusal = 'The part word/document.xml unpacks to more than the zip declares (a zip bomb?): refused.';
+    expect(refused(bomb, limits)).toBe(bombRefusal);
+    expect(refused(bomb)).toBe(bombRefusal);
+    // The template check and the render refuse the file itself; the lie is no template syntax error.
+    expect(() => checkTemplate(bomb)).toThrow(DocxRefused);
+    expect(() => checkTemplate(bomb)).toThrow(bombRefusal);
+    expect(() => renderDocx(bomb, {})).toThrow(bombRefusal);
+  });
+
+  test('a zip whose parts are not what its central directory says is refused as damaged', () => {
+    const damaged = /^This file is not a Word \.docx document \(the zip is damaged\)\.$/;
+    const lyingDocument: Entry = { name: 'word/document.xml', data: Buffer.from('<w:document>'.repeat(1000)), declaredSize: 10 };
+    // A part shorter than it declares, and a part whose data is no deflate stream.
+    expect(refused(zipOf([docxEntries()[0], { name: 'word/document.xml', data: Buffer.from('<w:document/>'), declaredSize: 100 }]))).toMatch(damaged);
+    expect(refused(zipOf([...docxEntries(), { name: 'word/styles.xml', data: Buffer.from('<w:styles/>'), packed: Buffer.from([0xff, 0xff, 0xff]) }]))).toMatch(damaged);
+    // A part past the count the end record gives: pizzip reads central records for as long as they come, so it would open it unchecked.
+    const hidden = zipOf([...docxEntries(), lyingDocument]);
+    const eocd = hidden.length - 22;
+    hidden.writeUInt16LE(2, eocd + 8);
+    hidden.writeUInt16LE(2, eocd + 10);
+    expect(refused(hidden)).toMatch(damaged);
+    // A directory that does not end where the end record starts: pizzip would take the difference as a prefix and read every offset shifted.
+    const shortDirectory = zipOf(docxEntries());
+    const directorySizeField = shortDirectory.length - 22 + 12;
+    shortDirectory.writeUInt32LE(shortDirectory.readUInt32LE(directorySizeField) - 16, directorySizeField);
+    expect(refused(shortDirectory)).toMatch(damaged);
+    const honest = zipOf(docxEntries());
+    const gap = Buffer.concat([honest.subarray(0, honest.length - 22), Buffer.alloc(64), honest.subarray(honest.length - 22)]);
+    expect(refused(gap)).toMatch(damaged);
   });
 
   test('a zip that is not a Word document, plain text, an empty file', () => {

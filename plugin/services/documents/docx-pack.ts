@@ -11,7 +11,7 @@ import type PizZip from 'pizzip';
 const LOCAL_HEADER = 0x04034b50;
 const CENTRAL_HEADER = 0x02014b50;
 const END_OF_CENTRAL_DIRECTORY = 0x06054b50;
-const STORE = 0;
+export const STORE = 0;
 const DEFLATE = 8;
 /** General purpose flag bit 11: the name is UTF-8. */
 const UTF8_NAME = 0x0800;
@@ -72,9 +72,11 @@ function dosDateTime(date: Date | undefined): { dosTime: number; dosDate: number
   };
 }
 
-/** The packed bytes of an untouched part, straight from the template (null when its local header does not add up). */
-function copiedData(source: TemplateSource, part: TemplatePart): Buffer | null {
-  const { bytes } = source;
+/**
+ * A part's packed bytes as the template's zip holds them, after its local header (null when the header does not
+ * add up or the part is neither stored nor deflated).
+ */
+export function packedData(bytes: Buffer, part: TemplatePart): Buffer | null {
   const at = part.localOffset;
   if (part.method !== STORE && part.method !== DEFLATE) return null;
   if (at + 30 > bytes.length || bytes.readUInt32LE(at) !== LOCAL_HEADER) return null;
@@ -90,7 +92,7 @@ function packPart(source: TemplateSource, name: string, file: PizZip.ZipObject):
   if (file.dir) {
     return { name: encodedName, flags, method: STORE, crc: 0, size: 0, data: Buffer.alloc(0), ...dosDateTime(file.date), directory: true };
   }
-  const copied = part && source.opened.get(name) === file ? copiedData(source, part) : null;
+  const copied = part && source.opened.get(name) === file ? packedData(source.bytes, part) : null;
   if (part && copied) {
     return { name: encodedName, flags, method: part.method, crc: part.crc, size: part.size, data: copied, dosTime: part.dosTime, dosDate: part.dosDate, directory: false };
   }

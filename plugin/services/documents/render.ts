@@ -1,6 +1,7 @@
+import zlib from 'node:zlib';
 import Docxtemplater from 'docxtemplater';
 import PizZip from 'pizzip';
-import { packDocx, templateSource, type TemplatePart, type TemplateSource } from './docx-pack';
+import { STORE, packDocx, packedData, templateSource, type TemplatePart, type TemplateSource } from './docx-pack';
 import { restrictedParser, parseTag, type FilterOptions } from './parser';
 import { FAMILY_PREFIXES, LOOP_TOKENS, ROOT_TOKENS, customFieldSlug, type TokenData } from './token-data';
 
@@ -17,7 +18,7 @@ import { FAMILY_PREFIXES, LOOP_TOKENS, ROOT_TOKENS, customFieldSlug, type TokenD
 export const DOCX_LIMITS = {
   /** Largest template accepted (bytes). */
   maxBytes: 10 * 1024 * 1024,
-  /** Sum of the declared unpacked sizes of every entry. */
+  /** Sum of the unpacked sizes of every entry (as declared, and each proven before anything else unpacks it). */
   maxUnpackedBytes: 60 * 1024 * 1024,
   maxEntries: 2000,
   /** An entry that unpacks to more than this many times its packed size (and over 1 MB) is a bomb. */
@@ -49,10 +50,12 @@ export class DocxRefused extends Error {
 }
 
 const CFB_MAGIC = Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]);
+const DAMAGED_ZIP = 'This file is not a Word .docx document (the zip is damaged).';
+const UNREADABLE_ZIP = 'This file is not a Word .docx document (the zip cannot be read).';
 
 /**
- * Reads the zip's central directory (without unpacking anything) and refuses what is not a plain .docx.
- * The declared sizes are checked here; pizzip checks them again while it inflates, so a lying entry fails.
+ * Reads the zip's central directory and refuses what is not a plain .docx, then unpacks each part once with zlib
+ * to prove it holds exactly the size it declares, so the limits hold for what pizzip will really unpack.
  */
 export function validateDocx(buffer: Buffer, limits = DOCX_LIMITS): PizZip {
   return checkedZip(buffer, limits).zip;
@@ -76,19 +79,22 @@ function checkedZip(buffer: Buffer, limits: typeof DOCX_LIMITS): { zip: PizZip; 
       break;
     }
   }
-  if (eocd < 0) throw new DocxRefused('This file is not a Word .docx document (the zip is damaged).');
+  if (eocd < 0) throw new DocxRefused(DAMAGED_ZIP);
   const entries = buffer.readUInt16LE(eocd + 10);
   const cdSize = buffer.readUInt32LE(eocd + 12);
   const cdOffset = buffer.readUInt32LE(eocd + 16);
   if (entries === 0xffff || cdOffset === 0xffffffff) throw new DocxRefused('The document has too many parts to be a quote template.');
   if (entries > limits.maxEntries) throw new DocxRefused(`The document has ${entries} parts; a template may have at most ${limits.maxEntries}.`);
-  if (cdOffset + cdSize > buffer.length) throw new DocxRefused('This file is not a Word .docx document (the zip is damaged).');
+  // pizzip must read the very directory checked here: it reads one that does not end where the end record starts
+  // at shifted offsets, switches to zip64 on any disk field at its maximum, and reads records past the count.
+  const oneDisk = buffer.readUInt16LE(eocd + 4) === 0 && buffer.readUInt16LE(eocd + 6) === 0 && buffer.readUInt16LE(eocd + 8) === entries;
+  if (!oneDisk || cdOffset + cdSize !== eocd) throw new DocxRefused(DAMAGED_ZIP);
 
-  const parts = new Map<string, TemplatePart>();
+  const listed: [string, TemplatePart][] = [];
   let unpacked = 0;
   let pos = cdOffset;
   for (let n = 0; n < entries; n++) {
-    if (pos + 46 > buffer.length || buffer.readUInt32LE(pos) !== 0x02014b50) throw new DocxRefused('This file is not a Word .docx document (the zip is damaged).');
+    if (pos + 46 > eocd || buffer.readUInt32LE(pos) !== 0x02014b50) throw new DocxRefused(DAMAGED_ZIP);
     const flags = buffer.readUInt16LE(pos + 8);
     const packed = buffer.readUInt32LE(pos + 20);
     const size = buffer.readUInt32LE(pos + 24);
@@ -100,18 +106,43 @@ function checkedZip(buffer: Buffer, limits: typeof DOCX_LIMITS): { zip: PizZip; 
     unpacked += size;
     if (unpacked > limits.maxUnpackedBytes) throw new DocxRefused('The document unpacks to far more than a template can be (a zip bomb?): refused.');
     if (size > 1024 * 1024 && size > Math.max(packed, 1) * limits.maxRatio) throw new DocxRefused(`The part ${name} is compressed suspiciously well (a zip bomb?): refused.`);
-    parts.set(name, {
+    listed.push([name, {
       method: buffer.readUInt16LE(pos + 10), dosTime: buffer.readUInt16LE(pos + 12), dosDate: buffer.readUInt16LE(pos + 14),
       crc: buffer.readUInt32LE(pos + 16), packedSize: packed, size, localOffset: buffer.readUInt32LE(pos + 42),
-    });
+    }]);
     pos += 46 + nameLength + extraLength + commentLength;
   }
+  if (pos !== eocd) throw new DocxRefused(DAMAGED_ZIP);
+  const parts = new Map(listed);
   if (!parts.has('word/document.xml')) throw new DocxRefused('This zip file is not a Word document (it has no word/document.xml).');
   if (!parts.has('[Content_Types].xml')) throw new DocxRefused('This file is not a Word .docx document (it has no [Content_Types].xml).');
+  for (const [name, part] of listed) {
+    const packed = packedData(buffer, part);
+    if (!packed) throw new DocxRefused(UNREADABLE_ZIP);
+    const actualSize = unpackedSize(packed, part);
+    if (actualSize > part.size) throw new DocxRefused(`The part ${name} unpacks to more than the zip declares (a zip bomb?): refused.`);
+    if (actualSize < part.size) throw new DocxRefused(DAMAGED_ZIP);
+  }
   try {
     return { zip: new PizZip(buffer), parts };
   } catch {
-    throw new DocxRefused('This file is not a Word .docx document (the zip cannot be read).');
+    throw new DocxRefused(UNREADABLE_ZIP);
+  }
+}
+
+/**
+ * How many bytes a part unpacks to, counting at most one byte past its declared size. pizzip inflates a part whole
+ * before it compares the size with the declared one, so a part declaring 1 KB and inflating to 1 GB would cost
+ * seconds and gigabytes before it failed; zlib stops at the cap.
+ */
+function unpackedSize(packed: Buffer, part: TemplatePart): number {
+  if (part.method === STORE) return packed.length;
+  const cap = part.size + 1;
+  try {
+    return zlib.inflateRawSync(packed, { maxOutputLength: cap }).length;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return cap;
+    throw new DocxRefused(DAMAGED_ZIP);
   }
 }
 
