@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
-import { CrmError, invalid, notFound } from '../http/errors';
+import { CrmError, forbidden, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import { readPeriodQuery } from '../services/dashboard-config';
@@ -12,14 +12,18 @@ import {
 } from '../services/dashboards';
 import { text, type FormInput } from '../services/form';
 import {
-  customizeUrl, levelBase, moduleFormPage, modulePage, moduleUrl, overviewPage, projectBase, visibleSections, type PageOptions,
+  CUSTOMIZE_GLOBAL_OVERVIEW, CUSTOMIZE_PROJECT_OVERVIEW, customizeRoutes, customizeUrl, levelBase, moduleFormPage, modulePage, moduleUrl, overviewPage,
+  projectBase, visibleSections, type PageOptions,
 } from './overview';
 
-/** Customizing overview pages (D1), baselines (D4) and page templates: every change needs manage_crm_page. */
-const MANAGE = 'manage_crm_page';
+/**
+ * Customizing overview pages (D1) and baselines (D4) needs the right of the overview's level (`customizeRoutes`).
+ * The templates pages serve whoever customizes some overview; the overview a template is applied to is checked
+ * there, against its own right.
+ */
+const CUSTOMIZES_ANY_OVERVIEW = [CUSTOMIZE_PROJECT_OVERVIEW, CUSTOMIZE_GLOBAL_OVERVIEW];
 const CHANGED = 'crm:overviewChanged';
 const projectIdOf = (ctx: CrmContext) => ctx.project?.id ?? null;
-const both = (path: string, route: Omit<CrmRoute, 'path'>): CrmRoute[] => [{ ...route, path: `/crm${path}` }, { ...route, path: `/projects/:identifier/crm${path}` }];
 
 interface Done { location: string; notice: string; render: (options: PageOptions) => Promise<PageResponse> }
 
@@ -44,23 +48,31 @@ async function change(ctx: CrmContext, req: Request, res: Response, onError: (op
 
 const customizeAgain = (ctx: CrmContext, req: Request, pageId: number | null) => (o: PageOptions) => overviewPage(ctx, req, pageId, { ...o, customize: true });
 
+const canCustomizeGlobal = (ctx: CrmContext) => ctx.host.can(ctx.user, CUSTOMIZE_GLOBAL_OVERVIEW);
+
 async function templatesPage(ctx: CrmContext, options: PageOptions = {}): Promise<PageResponse> {
   const templates = await listTemplates(ctx.host.knex);
-  const projects = await ctx.host.projectsWhere(ctx.user, MANAGE);
+  const projects = await ctx.host.projectsWhere(ctx.user, CUSTOMIZE_PROJECT_OVERVIEW);
   return {
     title: 'CRM · Overview templates', view: 'overview/templates', status: options.status, trigger: options.trigger,
     locals: {
-      templates, projects, message: options.message ?? null, notice: options.notice ?? null, errors: options.errors ?? {}, values: options.values ?? {},
+      templates, projects, canGlobal: await canCustomizeGlobal(ctx), message: options.message ?? null, notice: options.notice ?? null, errors: options.errors ?? {}, values: options.values ?? {},
       sections: await visibleSections(ctx, '/crm'), base: '/crm', current: 'overview', canSettings: await ctx.host.can(ctx.user, 'manage_crm_settings'),
     },
     json: { templates: templates.map((t) => ({ id: t.id, name: t.name, modules: t.modules })) },
   };
 }
 
-/** The project a template is applied to from the templates page: visible to the user, with CRM, and theirs to customize. */
+/**
+ * The project a template is applied to from the templates page: visible to the user, with CRM, and theirs to
+ * customize; or none, for the global overview, which everyone here may see but only the global right changes (403).
+ */
 async function targetProject(ctx: CrmContext, input: FormInput) {
   const raw = text(input, 'project_id');
-  if (!raw) return null;
+  if (!raw) {
+    if (!(await canCustomizeGlobal(ctx))) throw forbidden('You may not change the global overview: apply the template to one of your projects.');
+    return null;
+  }
   const id = /^\d{1,10}$/.test(raw) ? Number(raw) : 0;
   const project = id ? await ctx.host.projectById(id) : null;
   if (!project || project.isTemplate) throw notFound('Project');
@@ -69,7 +81,7 @@ async function targetProject(ctx: CrmContext, input: FormInput) {
   if (!(await ctx.host.isModuleEnabled(project, 'crm'))) {
     throw invalid(`CRM is not enabled in ${project.name}: a template can only be applied to a project with CRM.`, { project_id: 'has no CRM' });
   }
-  if (!(await ctx.host.can(ctx.user, MANAGE, project))) throw notFound('Project');
+  if (!(await ctx.host.can(ctx.user, CUSTOMIZE_PROJECT_OVERVIEW, project))) throw notFound('Project');
   return project;
 }
 
@@ -78,8 +90,8 @@ async function targetProject(ctx: CrmContext, input: FormInput) {
  * `act`, answer as `change` does with the customize view of that page.
  */
 function pageAction(path: string, act: (ctx: CrmContext, req: Request, page: DashboardPage) => Promise<Done>): CrmRoute[] {
-  return both(path, {
-    method: 'post', permission: MANAGE,
+  return customizeRoutes(path, {
+    method: 'post',
     async handler(ctx, req, res) {
       const page = await requirePage(ctx.host.knex, projectIdOf(ctx), idParam(req, 'pageId'));
       await change(ctx, req, res, customizeAgain(ctx, req, page.id), () => act(ctx, req, page));
@@ -89,8 +101,8 @@ function pageAction(path: string, act: (ctx: CrmContext, req: Request, page: Das
 
 export function dashboardRoutes(): CrmRoute[] {
   return [
-    ...both('/pages', {
-      method: 'post', permission: MANAGE,
+    ...customizeRoutes('/pages', {
+      method: 'post',
       async handler(ctx, req, res) {
         await change(ctx, req, res, customizeAgain(ctx, req, null), async () => {
           const page = await createPage(ctx.host.knex, ctx.user, projectIdOf(ctx), formBody(req));
@@ -114,9 +126,9 @@ export function dashboardRoutes(): CrmRoute[] {
       const t = await saveTemplate(ctx.host.knex, ctx.user, page, formBody(req));
       return { location: customizeUrl(ctx, page.id), notice: `Saved the page as the template “${t.name}”.`, render: customizeAgain(ctx, req, page.id) };
     }),
-    ...both('/templates/apply', {
+    ...customizeRoutes('/templates/apply', {
       // Applies a template to this overview (the project in the URL, or the global one) as a new page.
-      method: 'post', permission: MANAGE,
+      method: 'post',
       async handler(ctx, req, res) {
         const template = await requireTemplate(ctx.host.knex, Number(text(formBody(req), 'template_id')));
         const page = await applyTemplate(ctx.host.knex, ctx.user, template, projectIdOf(ctx));
@@ -126,11 +138,11 @@ export function dashboardRoutes(): CrmRoute[] {
       },
     }),
     {
-      method: 'get', path: '/crm/overview-templates', permission: MANAGE,
+      method: 'get', path: '/crm/overview-templates', permission: CUSTOMIZES_ANY_OVERVIEW,
       handler: async (ctx, _req, res) => respond(ctx.host, _req, res, await templatesPage(ctx)),
     },
     {
-      method: 'post', path: '/crm/overview-templates/:templateId/apply', permission: MANAGE,
+      method: 'post', path: '/crm/overview-templates/:templateId/apply', permission: CUSTOMIZES_ANY_OVERVIEW,
       async handler(ctx, req, res) {
         const template = await requireTemplate(ctx.host.knex, idParam(req, 'templateId'));
         await change(ctx, req, res, (o) => templatesPage(ctx, o), async () => {
@@ -142,15 +154,15 @@ export function dashboardRoutes(): CrmRoute[] {
       },
     },
     {
-      method: 'post', path: '/crm/overview-templates/:templateId/delete', permission: MANAGE,
+      method: 'post', path: '/crm/overview-templates/:templateId/delete', permission: CUSTOMIZES_ANY_OVERVIEW,
       async handler(ctx, req, res) {
         const template = await requireTemplate(ctx.host.knex, idParam(req, 'templateId'));
         await deleteTemplate(ctx.host.knex, template);
         await respondAfterChange(ctx.host, req, res, '/crm/overview-templates', async () => ({ ...(await templatesPage(ctx, { notice: `Deleted the template “${template.name}”.` })), trigger: CHANGED }));
       },
     },
-    ...both('/modules/:moduleId', {
-      method: 'post', permission: MANAGE,
+    ...customizeRoutes('/modules/:moduleId', {
+      method: 'post',
       async handler(ctx, req, res) {
         const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, (o) => moduleFormPage(ctx, module.id, o), async () => {
@@ -159,8 +171,8 @@ export function dashboardRoutes(): CrmRoute[] {
         });
       },
     }),
-    ...both('/modules/:moduleId/delete', {
-      method: 'post', permission: MANAGE,
+    ...customizeRoutes('/modules/:moduleId/delete', {
+      method: 'post',
       async handler(ctx, req, res) {
         const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await deleteModule(ctx.host.knex, ctx.user, module);
@@ -169,8 +181,8 @@ export function dashboardRoutes(): CrmRoute[] {
         }));
       },
     }),
-    ...both('/modules/:moduleId/move', {
-      method: 'post', permission: MANAGE,
+    ...customizeRoutes('/modules/:moduleId/move', {
+      method: 'post',
       async handler(ctx, req, res) {
         const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, customizeAgain(ctx, req, page.id), async () => {
@@ -179,9 +191,9 @@ export function dashboardRoutes(): CrmRoute[] {
         });
       },
     }),
-    ...both('/modules/:moduleId/baselines', {
+    ...customizeRoutes('/modules/:moduleId/baselines', {
       // D4: freezes the module's data as it is now (its own period, or the period sent with the form).
-      method: 'post', permission: MANAGE,
+      method: 'post',
       async handler(ctx, req, res) {
         const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, (o) => modulePage(ctx, req, module.id, o), async () => {
@@ -192,8 +204,8 @@ export function dashboardRoutes(): CrmRoute[] {
         });
       },
     }),
-    ...both('/modules/:moduleId/baselines/:baselineId/delete', {
-      method: 'post', permission: MANAGE,
+    ...customizeRoutes('/modules/:moduleId/baselines/:baselineId/delete', {
+      method: 'post',
       async handler(ctx, req, res) {
         const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         const baseline = await requireBaseline(ctx.host.knex, module, idParam(req, 'baselineId'));

@@ -37,6 +37,26 @@ export const pageUrl = (ctx: CrmContext, pageId: number) => `${levelBase(ctx)}/p
 export const customizeUrl = (ctx: CrmContext, pageId: number) => `${pageUrl(ctx, pageId)}/customize`;
 export const moduleUrl = (ctx: CrmContext, moduleId: number) => `${levelBase(ctx)}/modules/${moduleId}`;
 
+/**
+ * Who customizes an overview (D1): a project's pages need manage_crm_page in that project. The global pages
+ * are shared by every project, so they need a global right — manage_crm_settings (S2), as for the other
+ * CRM-wide settings — and never a project one: the host grants a project permission asked without a project
+ * to anyone who holds it in some project.
+ */
+export const CUSTOMIZE_PROJECT_OVERVIEW = 'manage_crm_page';
+export const CUSTOMIZE_GLOBAL_OVERVIEW = 'manage_crm_settings';
+const customizePermission = (ctx: CrmContext) => (ctx.project ? CUSTOMIZE_PROJECT_OVERVIEW : CUSTOMIZE_GLOBAL_OVERVIEW);
+export const canCustomize = (ctx: CrmContext) => ctx.host.can(ctx.user, customizePermission(ctx), ctx.project);
+
+/** A route at both levels, `/crm…` and `/projects/:identifier/crm…`, under the same permission. */
+const both = (path: string, route: Omit<CrmRoute, 'path'>): CrmRoute[] => [{ ...route, path: `/crm${path}` }, { ...route, path: `/projects/:identifier/crm${path}` }];
+
+/** A route that customizes an overview, at both levels, each guarded by its level's right (`customizePermission`). */
+export const customizeRoutes = (path: string, route: Omit<CrmRoute, 'path' | 'permission'>): CrmRoute[] => [
+  { ...route, path: `/crm${path}`, permission: CUSTOMIZE_GLOBAL_OVERVIEW },
+  { ...route, path: `/projects/:identifier/crm${path}`, permission: CUSTOMIZE_PROJECT_OVERVIEW },
+];
+
 export interface ModuleView {
   module: DashboardModule;
   data: ModuleData;
@@ -102,7 +122,7 @@ export async function overviewPage(ctx: CrmContext, req: Request, pageId: number
   const base = levelBase(ctx);
   const pages = await ensurePages(knex, projectIdOf(ctx), ctx.user.id);
   const page: DashboardPage = pageId === null ? pages[0] : await requirePage(knex, projectIdOf(ctx), pageId);
-  const canManage = await ctx.host.can(ctx.user, 'manage_crm_page', ctx.project);
+  const canManage = await canCustomize(ctx);
   if (options.customize && !canManage) throw notFound();
   const choice = options.customize ? { period: null, baselineId: null } : viewerChoice(req);
   const env = await dashboardEnv(ctx, base, todayUtc());
@@ -157,7 +177,7 @@ export async function modulePage(ctx: CrmContext, req: Request, moduleId: number
   const env = await dashboardEnv(ctx, base, todayUtc());
   const baselines = (await baselinesOf(knex, [module.id])).get(module.id) ?? [];
   const view = await moduleView(ctx, env, module, baselines, options.status === 422 ? { period: null, baselineId: null } : viewerChoice(req));
-  const canManage = await ctx.host.can(ctx.user, 'manage_crm_page', ctx.project);
+  const canManage = await canCustomize(ctx);
   const card = isHtmx(req) && req.get('HX-Target') === `module-${module.id}`;
   return {
     title: `${module.title} · CRM`,
@@ -234,8 +254,6 @@ function placeholderRoutes(): CrmRoute[] {
   });
 }
 
-const both = (path: string, route: Omit<CrmRoute, 'path'>): CrmRoute[] => [{ ...route, path: `/crm${path}` }, { ...route, path: `/projects/:identifier/crm${path}` }];
-
 export function overviewRoutes(): CrmRoute[] {
   return [
     {
@@ -250,8 +268,8 @@ export function overviewRoutes(): CrmRoute[] {
       method: 'get', permission: ANY_VIEW,
       handler: (ctx, req, res) => withViewerChoice(ctx, req, res, (o) => overviewPage(ctx, req, idParam(req, 'pageId'), o)),
     }),
-    ...both('/pages/:pageId/customize', {
-      method: 'get', permission: 'manage_crm_page',
+    ...customizeRoutes('/pages/:pageId/customize', {
+      method: 'get',
       handler: async (ctx, req, res) => respond(ctx.host, req, res, await overviewPage(ctx, req, idParam(req, 'pageId'), { customize: true })),
     }),
     ...both('/modules/:moduleId', {
@@ -272,8 +290,8 @@ export function overviewRoutes(): CrmRoute[] {
         res.type('text/csv; charset=utf-8').send(moduleCsv(view.data, view.baseline ? { name: view.baseline.name, data: view.baseline.data } : null));
       },
     }),
-    ...both('/modules/:moduleId/edit', {
-      method: 'get', permission: 'manage_crm_page',
+    ...customizeRoutes('/modules/:moduleId/edit', {
+      method: 'get',
       handler: async (ctx, req, res) => respond(ctx.host, req, res, await moduleFormPage(ctx, idParam(req, 'moduleId'))),
     }),
     {

@@ -1,5 +1,5 @@
 import { invalid } from '../http/errors';
-import { addDays, daysBetween } from './dates';
+import { EARLIEST_DAY, LATEST_DAY, addDays, daysBetween, isDayInRange } from './dates';
 import { FieldErrors, isIsoDate, text, type FormInput } from './form';
 import { isCurrencyCode } from './money';
 
@@ -29,7 +29,7 @@ export const MODULE_DESCRIPTIONS: Record<ModuleType, string> = {
   forecast: 'Open opportunities: amount × status probability, by expected close quarter.',
   won_by_person: 'Won opportunities per owner (expected close in the period).',
   won_by_product: 'Sold contracts per product (start in the period).',
-  revenue: 'Won opportunities and contracts, per month.',
+  revenue: 'Won opportunities and contracts, per month (per quarter over periods of more than five years).',
   activities: 'Sales activities by category, by person or per month.',
   team: 'Per sales rep: won amount, win rate and activities.',
   leaderboard: 'The best sellers of the period by won amount.',
@@ -160,18 +160,42 @@ export function quarterEnd(iso: string): string {
 }
 export const quarterLabel = (iso: string): string => `${iso.slice(0, 4)} Q${Math.floor((Number(iso.slice(5, 7)) - 1) / 3) + 1}`;
 
-/** Calendar buckets (months or quarters) from `from` to `to`, each with its own first and last day. */
-export function buckets(period: Period, size: 'month' | 'quarter'): { key: string; label: string; from: string; to: string }[] {
-  const out: { key: string; label: string; from: string; to: string }[] = [];
-  let start = size === 'month' ? monthStart(period.from) : quarterStart(period.from);
-  // A long custom range still draws a readable chart: at most 60 buckets.
-  while (start <= period.to && out.length < 60) {
-    const end = size === 'month' ? monthEnd(start) : quarterEnd(start);
-    out.push({ key: size === 'month' ? start.slice(0, 7) : quarterLabel(start), label: size === 'month' ? start.slice(0, 7) : quarterLabel(start), from: start < period.from ? period.from : start, to: end > period.to ? period.to : end });
-    start = addDays(end, 1);
+export type BucketSize = 'month' | 'quarter' | 'year';
+export interface Bucket { key: string; label: string; from: string; to: string }
+const BUCKET_SIZES: readonly BucketSize[] = ['month', 'quarter', 'year'];
+/** The most rows a time chart draws readably: five years of months. */
+export const MAX_BUCKETS = 60;
+
+/** A running number of the month, quarter or year a day is in: consecutive buckets have consecutive numbers. */
+function bucketIndex(size: BucketSize, iso: string): number {
+  const [y, m] = parts(iso);
+  return size === 'month' ? y * 12 + m - 1 : size === 'quarter' ? y * 4 + Math.floor((m - 1) / 3) : y;
+}
+
+/**
+ * The finest calendar unit, `finest` or coarser, that cuts `period` into at most MAX_BUCKETS buckets: a long
+ * period is drawn in quarters (or years) rather than cut off, so its rows always add up to the whole period.
+ */
+export function bucketSize(period: Period, finest: BucketSize): BucketSize {
+  const fits = (size: BucketSize) => bucketIndex(size, period.to) - bucketIndex(size, period.from) + 1 <= MAX_BUCKETS;
+  return BUCKET_SIZES.slice(BUCKET_SIZES.indexOf(finest)).find(fits) ?? 'year';
+}
+
+/** Calendar buckets (months, quarters or years) covering the whole period, each with its own first and last day. */
+export function buckets(period: Period, size: BucketSize): Bucket[] {
+  const startOf = (iso: string) => (size === 'month' ? monthStart(iso) : size === 'quarter' ? quarterStart(iso) : `${iso.slice(0, 4)}-01-01`);
+  const endOf = (start: string) => (size === 'month' ? monthEnd(start) : size === 'quarter' ? quarterEnd(start) : `${start.slice(0, 4)}-12-31`);
+  const keyOf = (start: string) => (size === 'month' ? start.slice(0, 7) : size === 'quarter' ? quarterLabel(start) : start.slice(0, 4));
+  const out: Bucket[] = [];
+  for (let start = startOf(period.from); start <= period.to; start = addDays(endOf(start), 1)) {
+    const end = endOf(start);
+    out.push({ key: keyOf(start), label: keyOf(start), from: start < period.from ? period.from : start, to: end > period.to ? period.to : end });
   }
   return out;
 }
+
+/** Whether a `YYYY-MM` month (as the SQL of a module groups by) lies in a bucket. */
+export const monthInBucket = (month: string, bucket: Bucket): boolean => month >= bucket.from.slice(0, 7) && month <= bucket.to.slice(0, 7);
 
 /** The dates a period covers on `today` (both ends included). */
 export function resolvePeriod(p: PeriodConfig, today: string): Period {
@@ -185,10 +209,39 @@ export function resolvePeriod(p: PeriodConfig, today: string): Period {
   }
 }
 
+/** Longest period in days, for N days and for a custom range: ten years. */
+const MAX_PERIOD_DAYS = 3660;
+
 /**
- * A period from form or query fields (`period`, `days`, `from`, `to`). A custom range needs both dates, the end
- * on or after the start, and at most ten years; N days is 1–3660.
+ * The rules a period is saved and drawn by, each problem added to `errors` under its field: N days is 1–3660; a
+ * custom range needs both dates, within the years a day can be counted in (dates.ts), the end on or after the
+ * start, and at most ten years.
  */
+function checkPeriod(period: PeriodConfig, errors: FieldErrors): void {
+  // A stored config is JSON of any shape: days left out (or null) take their default, dates that are not text are missing.
+  if ((period.kind === 'last_days' || period.kind === 'next_days') && period.days !== undefined && period.days !== null) {
+    if (!Number.isInteger(period.days) || period.days < 1 || period.days > MAX_PERIOD_DAYS) errors.add('days', `Days must be a whole number from 1 to ${MAX_PERIOD_DAYS}`);
+  }
+  if (period.kind !== 'custom') return;
+  const ends = [['from', 'From', period.from], ['to', 'To', period.to]] as const;
+  for (const [field, label, day] of ends) {
+    if (typeof day !== 'string' || !day) errors.add(field, `${label} is required for a custom range`);
+    else if (!isIsoDate(day)) errors.add(field, `${label} must be a date (YYYY-MM-DD)`);
+    else if (!isDayInRange(day)) errors.add(field, `${label} must be between ${EARLIEST_DAY} and ${LATEST_DAY}`);
+  }
+  if (errors.errors.from || errors.errors.to) return;
+  if (period.to! < period.from!) errors.add('to', 'The period ends before it starts');
+  else if (daysBetween(period.from!, period.to!) > MAX_PERIOD_DAYS) errors.add('to', 'The period is at most ten years');
+}
+
+/** What keeps a period (as stored with a module) from being drawn, or null: the first problem `checkPeriod` finds. */
+export function periodProblem(period: PeriodConfig): string | null {
+  const errors = new FieldErrors();
+  checkPeriod(period, errors);
+  return Object.values(errors.errors)[0] ?? null;
+}
+
+/** A period from form or query fields (`period`, `days`, `from`, `to`), checked by `checkPeriod`. */
 export function readPeriod(input: FormInput, errors: FieldErrors, fallback: PeriodConfig): PeriodConfig {
   const kind = text(input, 'period');
   if (!kind) return fallback;
@@ -198,25 +251,14 @@ export function readPeriod(input: FormInput, errors: FieldErrors, fallback: Peri
   }
   const period: PeriodConfig = { kind: kind as PeriodKind };
   if (kind === 'last_days' || kind === 'next_days') {
-    const raw = text(input, 'days');
-    const days = Number(raw || '30');
-    if (!/^\d{1,4}$/.test(raw || '30') || days < 1 || days > 3660) errors.add('days', 'Days must be a whole number from 1 to 3660');
-    else period.days = days;
+    const raw = text(input, 'days') || '30';
+    period.days = /^\d{1,4}$/.test(raw) ? Number(raw) : Number.NaN;
   }
   if (kind === 'custom') {
-    const from = text(input, 'from');
-    const to = text(input, 'to');
-    if (!from) errors.add('from', 'From is required for a custom range');
-    else if (!isIsoDate(from)) errors.add('from', 'From must be a date (YYYY-MM-DD)');
-    if (!to) errors.add('to', 'To is required for a custom range');
-    else if (!isIsoDate(to)) errors.add('to', 'To must be a date (YYYY-MM-DD)');
-    if (isIsoDate(from) && isIsoDate(to)) {
-      if (to < from) errors.add('to', 'The period ends before it starts');
-      else if (daysBetween(from, to) > 3660) errors.add('to', 'The period is at most ten years');
-    }
-    period.from = from;
-    period.to = to;
+    period.from = text(input, 'from');
+    period.to = text(input, 'to');
   }
+  checkPeriod(period, errors);
   return period;
 }
 

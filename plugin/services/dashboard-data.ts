@@ -4,8 +4,8 @@ import { applyOpportunityScope } from '../models/opportunity';
 import { visibleActivities } from './activities';
 import { applyContractScope } from '../models/contract';
 import {
-  MEASURE_LABELS, buckets, monthEnd, monthStart, quarterEnd, quarterStart, resolvePeriod,
-  type ChartKind, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
+  MAX_BUCKETS, MEASURE_LABELS, PERIOD_LABELS, bucketSize, buckets, monthEnd, monthInBucket, monthStart, periodProblem, quarterEnd, quarterStart, resolvePeriod,
+  type Bucket, type BucketSize, type ChartKind, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
 } from './dashboard-config';
 import { isPg } from '../../migrations/dialect';
 import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
@@ -243,6 +243,17 @@ async function activityQuery(env: DashboardEnv, config: ModuleConfig, period: Pe
 const num = (v: unknown): number => Number(v ?? 0);
 const personLabel = (env: DashboardEnv, id: number | null) => (id === null ? 'Nobody' : env.userNames.get(id) ?? `User #${id}`);
 
+/** Rows of `currency` and `amount` summed per currency: each currency's sum is then converted once. */
+function perCurrency(rows: Record<string, unknown>[]): { currency: string; minor: number }[] {
+  const sums = new Map<string, number>();
+  for (const r of rows) sums.set(String(r.currency), (sums.get(String(r.currency)) ?? 0) + num(r.amount));
+  return [...sums].map(([currency, minor]) => ({ currency, minor }));
+}
+
+/** Says so when a long period is drawn in coarser buckets than the module's usual ones (see `bucketSize`). */
+const bucketNotes = (size: BucketSize, finest: BucketSize): string[] =>
+  (size === finest ? [] : [`One row per ${size}: by ${finest} this period would need more than ${MAX_BUCKETS} rows.`]);
+
 // ---- The modules ----
 
 async function funnel(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<Partial<ModuleData>> {
@@ -279,10 +290,11 @@ async function forecast(env: DashboardEnv, config: ModuleConfig, period: Period)
   const conv = converterFor(env, period);
   const out: DataRow[] = [];
   const totals = { count: 0, amount: 0, weighted: 0 };
-  for (const b of buckets(period, 'quarter')) {
-    // Months are summed into their quarter per currency first, so each currency is converted once per quarter.
+  const size = bucketSize(period, 'quarter');
+  for (const b of buckets(period, size)) {
+    // Months are summed into their bucket per currency first, so each currency is converted once per bucket.
     const byCurrency = new Map<string, CurrencyPart>();
-    for (const r of rows.filter((r) => String(r.month) >= b.from.slice(0, 7) && String(r.month) <= b.to.slice(0, 7))) {
+    for (const r of rows.filter((r) => monthInBucket(String(r.month), b))) {
       const part = byCurrency.get(String(r.currency)) ?? { currency: String(r.currency), count: 0, amount_minor: 0, weighted_minor: 0 };
       part.count += num(r.n); part.amount_minor += num(r.amount); part.weighted_minor += num(r.weighted);
       byCurrency.set(part.currency, part);
@@ -298,6 +310,7 @@ async function forecast(env: DashboardEnv, config: ModuleConfig, period: Period)
   return {
     columns: [{ key: 'count', label: 'Open opportunities', kind: 'count' }, { key: 'amount', label: 'Amount', kind: 'money' }, { key: 'weighted', label: 'Weighted forecast', kind: 'money' }],
     series: ['weighted', 'amount'], rows: out, totals, link: opportunityLink(env, config, period, { status: config.filters.status_id ? [Number(config.filters.status_id)] : open }), conversion: conv.info(),
+    notes: bucketNotes(size, 'quarter'),
   };
 }
 
@@ -381,20 +394,24 @@ async function revenue(env: DashboardEnv, config: ModuleConfig, period: Period):
   const cMonth = monthOfDate(env.knex, 'c.starts_on');
   const contracts: Record<string, unknown>[] = await cq.whereNot('c.status', 'cancelled').where('c.starts_on', '>=', period.from).where('c.starts_on', '<=', period.to)
     .groupByRaw(`${cMonth}, c.currency`).select(env.knex.raw(`${cMonth} as month`), 'c.currency').sum({ amount: 'c.amount_minor' });
-  const sumFor = (rows: Record<string, unknown>[], month: string) => conv.sum(rows.filter((r) => String(r.month) === month).map((r) => ({ currency: String(r.currency), minor: num(r.amount) })));
+  const sumFor = (rows: Record<string, unknown>[], b: Bucket) => conv.sum(perCurrency(rows.filter((r) => monthInBucket(String(r.month), b))));
   const statuses = await wonStatuses(env);
   const out: DataRow[] = [];
   const totals = { won: 0, contracts: 0 };
-  for (const b of buckets(period, 'month')) {
-    const w = await sumFor(won, b.key);
-    const c = await sumFor(contracts, b.key);
+  const size = bucketSize(period, 'month');
+  for (const b of buckets(period, size)) {
+    const w = await sumFor(won, b);
+    const c = await sumFor(contracts, b);
     totals.won += w; totals.contracts += c;
     out.push({ key: b.key, label: b.label, values: { won: w, contracts: c }, link: opportunityLink(env, config, { ...b }, { status: statuses }) });
   }
   return {
     columns: [{ key: 'won', label: 'Won deals', kind: 'money' }, { key: 'contracts', label: 'Contracts signed', kind: 'money' }],
     series: ['won', 'contracts'], rows: out, totals, link: opportunityLink(env, config, period, { status: statuses }), conversion: conv.info(),
-    notes: ['Won deals count in the month of their expected close date; contracts in the month they start (their whole amount). The two overlap when a won deal was sold as contracts.'],
+    notes: [
+      `Won deals count in the ${size} of their expected close date; contracts in the ${size} they start (their whole amount). The two overlap when a won deal was sold as contracts.`,
+      ...bucketNotes(size, 'month'),
+    ],
   };
 }
 
@@ -418,9 +435,11 @@ async function activities(env: DashboardEnv, config: ModuleConfig, period: Perio
   }
   const month = monthOfTimestamp(env.knex, 'sa.occurred_at');
   const rows: Record<string, unknown>[] = await q.groupByRaw(month).select(env.knex.raw(`${month} as month`)).count({ n: '*' });
-  const byMonth = new Map(rows.map((r) => [String(r.month), num(r.n)]));
-  const out = buckets(period, 'month').map((b) => ({ key: b.key, label: b.label, values: { count: byMonth.get(b.key) ?? 0 }, link }));
-  return { columns, series: ['count'], rows: out, totals: { count: out.reduce((a, r) => a + r.values.count, 0) }, link, notes };
+  const size = bucketSize(period, 'month');
+  const out = buckets(period, size).map((b) => ({
+    key: b.key, label: b.label, values: { count: rows.filter((r) => monthInBucket(String(r.month), b)).reduce((a, r) => a + num(r.n), 0) }, link,
+  }));
+  return { columns, series: ['count'], rows: out, totals: { count: out.reduce((a, r) => a + r.values.count, 0) }, link, notes: [...notes, ...bucketNotes(size, 'month')] };
 }
 
 /**
@@ -580,8 +599,24 @@ export async function computeModule(env: DashboardEnv, type: ModuleType, config:
   return moduleCache(env.knex).get(key, () => computeModuleNow(env, type, config, periodOverride));
 }
 
+/**
+ * A module whose period cannot be drawn — stored before the rules of `checkPeriod` held, or by hand — is shown
+ * empty with the reason and a way out, so it never takes down the page it is on (the viewer's own period choice
+ * is checked before it gets here: a 422).
+ */
+function periodNotDrawn(env: DashboardEnv, type: ModuleType, config: ModuleConfig, period: PeriodConfig, problem: string): ModuleData {
+  return {
+    type, period: { from: '', to: '', label: PERIOD_LABELS[period.kind] }, currency: env.reporting, columns: [], series: [], rows: [], totals: null,
+    chart: 'table', link: null, conversion: null, notes: [`This module’s period cannot be shown (${problem}): edit the module to choose another one.`],
+    people: onlyMine(env, config) ? 'me' : 'all',
+  };
+}
+
 async function computeModuleNow(env: DashboardEnv, type: ModuleType, config: ModuleConfig, periodOverride: PeriodConfig | null): Promise<ModuleData> {
-  const period = resolvePeriod(periodOverride ?? config.period, env.today);
+  const chosen = periodOverride ?? config.period;
+  const problem = periodProblem(chosen);
+  if (problem) return periodNotDrawn(env, type, config, chosen, problem);
+  const period = resolvePeriod(chosen, env.today);
   const part = await COMPUTE[type](env, config, period);
   const conversion = part.conversion ?? null;
   const notes = [...(part.notes ?? [])];

@@ -17,3 +17,13 @@ export function addDays(day: string, days: number): string {
 export function daysBetween(from: string, to: string): number {
   return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000);
 }
+
+/**
+ * The days a period may name: far enough back and ahead for any sales history or plan, and well short of
+ * year 10000, past which a day has no `YYYY-MM-DD` text and day arithmetic on it fails.
+ */
+export const EARLIEST_DAY = '1900-01-01';
+export const LATEST_DAY = '2999-12-31';
+
+/** Whether a `YYYY-MM-DD` day lies from EARLIEST_DAY to LATEST_DAY (both included). */
+export const isDayInRange = (day: string): boolean => day >= EARLIEST_DAY && day <= LATEST_DAY;

@@ -546,3 +546,171 @@ describe('page templates (D1)', () => {
     expect((await rep.post(`/crm/overview-templates/${template.id}/apply`, { project_id: String(projectId('crm-americas')) })).status).toBe(404);
   });
 });
+
+/** The seeded global module of `type` (on the global overview's pages), as the overview lists it. */
+async function globalModule(s: Session, type: string): Promise<{ id: number; url: string; lock_version: number; config: unknown }> {
+  const pages = (await s.get('/crm.json')).body.pages as { url: string }[];
+  for (const page of pages) {
+    const found = ((await s.get(`${page.url}.json`)).body.modules as { id: number; type: string; url: string; lock_version: number; config: unknown }[]).find((m) => m.type === type);
+    if (found) return found;
+  }
+  throw new Error(`No global ${type} module`);
+}
+
+describe('periods a module cannot draw (D3)', () => {
+  const farFuture = { period: 'custom', from: '9999-01-01', to: '9999-12-31' };
+
+  test('a period outside the years 1900–2999 is refused with a 422 naming the field, on the picker and on the module, and nothing is stored', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    for (const type of ['revenue', 'forecast']) {
+      const module = await globalModule(admin, type);
+      const picked = await admin.get(`${module.url}?period=custom&from=9999-01-01&to=9999-12-31`);
+      expect([type, picked.status]).toEqual([type, 422]);
+      expect(picked.text).toContain('data-field="from"');
+      expect(visibleText(picked.text)).toContain('From must be between 1900-01-01 and 2999-12-31');
+      const json = await admin.get(`${module.url}.json?period=custom&from=1899-12-31&to=1900-01-31`);
+      expect(json.status).toBe(422);
+      expect(Object.keys(json.body.fields)).toEqual(['from']);
+      const before = (await knex()('crm_dashboard_modules').where({ id: module.id }).first()).config;
+      const saved = await admin.post(`/crm/modules/${module.id}`, { ...farFuture, chart: 'line', people: 'auto', lock_version: String(module.lock_version) });
+      expect(saved.status).toBe(422);
+      expect(saved.text).toContain('data-field="to"');
+      expect((await knex()('crm_dashboard_modules').where({ id: module.id }).first()).config).toBe(before);
+    }
+    // The ends of the range are accepted.
+    const revenue = await globalModule(admin, 'revenue');
+    expect((await admin.get(`${revenue.url}.json?period=custom&from=2990-01-01&to=2999-12-31`)).status).toBe(200);
+    expect((await admin.get(`${revenue.url}.json?period=custom&from=1900-01-01&to=1909-12-31`)).status).toBe(200);
+  });
+
+  test('a stored period that cannot be drawn shows the module with a message: its page, the customize view, the module and its CSV never answer 500', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    const created = await admin.post('/crm/pages', { name: 'Far future' });
+    expect(created.status).toBe(303);
+    const pageId = Number(/\/crm\/pages\/(\d+)\/customize/.exec(created.headers.location)![1]);
+    try {
+      expect((await admin.post(`/crm/pages/${pageId}/modules`, { type: 'revenue' })).status).toBe(303);
+      const module = await knex()('crm_dashboard_modules').where({ page_id: pageId }).first();
+      // As stored before periods were checked against the years a day can be counted in.
+      await knex()('crm_dashboard_modules').where({ id: module.id }).update({ config: JSON.stringify({ ...JSON.parse(module.config), period: { kind: 'custom', from: '9999-01-01', to: '9999-12-31' } }) });
+      const director = await Session.signIn(host.app, 'director');
+      for (const s of [admin, director]) {
+        const page = await s.get(`/crm/pages/${pageId}`);
+        expect(page.status).toBe(200);
+        expect(visibleText(page.text)).toContain('This module’s period cannot be shown (From must be between 1900-01-01 and 2999-12-31): edit the module to choose another one.');
+        expect((await s.get(`/crm/pages/${pageId}/customize`)).status).toBe(200);
+      }
+      const json = (await admin.get(`/crm/modules/${module.id}.json`)).body;
+      expect(json.rows).toEqual([]);
+      expect(json.notes[0]).toContain('cannot be shown');
+      expect((await admin.get(`/crm/modules/${module.id}`)).status).toBe(200);
+      expect((await admin.get(`/crm/modules/${module.id}/data.csv`)).status).toBe(200);
+      const form = await admin.get(`/crm/modules/${module.id}/edit`);
+      expect(form.status).toBe(200);
+      expect(form.text).toContain('value="9999-01-01"');
+      // The viewer's own period still draws the module.
+      expect((await admin.get(`/crm/modules/${module.id}.json?period=this_year`)).body.rows.length).toBe(12);
+    } finally {
+      await knex()('crm_dashboard_pages').where({ id: pageId }).delete();
+    }
+  });
+});
+
+describe('long periods (D2, D3)', () => {
+  test('revenue over more than 60 months is drawn per quarter over the whole period: its totals are those of the list it links to', async () => {
+    const won = async (name: string, amount: number, close: string) => opportunity({ project: 'crm-americas', name, status: 'Won', amount, currency: 'EUR', close, owner: 'rep2' });
+    await won('Long period first', 11_000, '2041-01-15');
+    await won('Long period middle', 22_000, '2043-08-31');
+    await won('Long period last', 33_000, '2046-12-31');
+    const admin = await Session.signIn(host.app, 'admin');
+    const revenue = await globalModule(admin, 'revenue');
+    const data = (await admin.get(`${revenue.url}.json?period=custom&from=2041-01-01&to=2046-12-31`)).body;
+    expect(data.rows).toHaveLength(24);
+    expect([data.rows[0].label, data.rows[23].label]).toEqual(['2041 Q1', '2046 Q4']);
+    expect(row(data, '2043 Q3').values.won).toBe(22_000);
+    expect(row(data, '2043 Q3').link).toContain('close_from=2043-07-01&close_to=2043-09-30');
+    expect(data.totals.won).toBe(66_000);
+    expect(data.notes.join(' ')).toContain('quarter');
+    const [path, query] = (data.link as string).split('?');
+    const list = (await admin.get(`${path}.json?${query}`)).body;
+    expect(list.pagination.total).toBe(3);
+    expect(list.totals).toEqual([expect.objectContaining({ currency: 'EUR', amount_minor: data.totals.won })]);
+  });
+
+  test('activities per month over a long period are counted per quarter too, none left out', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const opp = await opportunity({ project: 'crm-europe', name: 'Activities 2050s', status: 'Proposal', amount: 0, currency: 'EUR', close: '2058-01-01', owner: 'rep1' });
+    const category = Number((await knex()('crm_activity_categories').first('id')).id);
+    for (const at of ['2050-01-10T10:00:00.000Z', '2054-06-30T23:59:59.000Z', '2055-12-31T12:00:00.000Z']) {
+      await knex()('crm_sales_activities').insert({
+        record_type: 'opportunity', record_id: opp, project_id: projectId('crm-europe'), category_id: category, subject: `Long ${at}`, notes: '',
+        occurred_at: at, responsible_id: host.demo.users.rep1.id, author_id: host.demo.users.rep1.id, is_personal: false, lock_version: 0,
+      });
+    }
+    const { url } = await moduleOn(director, 'crm-europe', 'activities', { period: 'custom', from: '2050-01-01', to: '2055-12-31', group: 'month', chart: 'line', people: 'all' });
+    const data = (await director.get(`${url}.json`)).body;
+    expect(data.rows).toHaveLength(24);
+    expect(row(data, '2054 Q2').values.count).toBe(1);
+    expect(data.totals.count).toBe(3);
+  });
+});
+
+describe('who customizes the global overview (D1, S2)', () => {
+  test('manage_crm_page in one project does not reach the global overview: a project manager gets 404 on every change there and nothing changes', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    const created = await admin.post('/crm/pages', { name: 'Admin only' });
+    expect(created.status).toBe(303);
+    const pageId = Number(/\/crm\/pages\/(\d+)\/customize/.exec(created.headers.location)![1]);
+    try {
+      expect((await admin.post(`/crm/pages/${pageId}/modules`, { type: 'funnel' })).status).toBe(303);
+      const module = await knex()('crm_dashboard_modules').where({ page_id: pageId }).first();
+      const template = (await knex()('crm_dashboard_templates').insert({ name: 'PM probe', modules: JSON.stringify([{ type: 'funnel' }]), author_id: null, created_at: new Date().toISOString() }).returning('id'))[0];
+      const templateId = Number(template.id ?? template);
+      const pagesBefore = (await knex()('crm_dashboard_pages').whereNull('project_id')).length;
+
+      const pm = await Session.signIn(host.app, 'pm');
+      // pm may look at the global overview, without a way to customize it.
+      const view = await pm.get(`/crm/pages/${pageId}`);
+      expect(view.status).toBe(200);
+      expect(visibleText(view.text)).not.toContain('Customize this page');
+      expect((await pm.get(`/crm/pages/${pageId}/customize`)).status).toBe(404);
+      expect((await pm.get(`/crm/modules/${module.id}/edit`)).status).toBe(404);
+      expect((await pm.post('/crm/pages', { name: 'Mine' })).status).toBe(404);
+      expect((await pm.post(`/crm/pages/${pageId}`, { name: 'Mine', lock_version: '0' })).status).toBe(404);
+      expect((await pm.post(`/crm/pages/${pageId}/modules`, { type: 'funnel' })).status).toBe(404);
+      expect((await pm.post(`/crm/pages/${pageId}/template`, { name: 'Copied' })).status).toBe(404);
+      expect((await pm.post(`/crm/modules/${module.id}`, { lock_version: String(module.lock_version), title: 'Mine now' })).status).toBe(404);
+      expect((await pm.post(`/crm/modules/${module.id}/move`, { direction: 'up' })).status).toBe(404);
+      expect((await pm.post(`/crm/modules/${module.id}/baselines`, { name: 'Mine' })).status).toBe(404);
+      expect((await pm.post(`/crm/modules/${module.id}/delete`)).status).toBe(404);
+      expect((await pm.post('/crm/templates/apply', { template_id: String(templateId) })).status).toBe(404);
+      expect((await pm.post(`/crm/pages/${pageId}/delete`)).status).toBe(404);
+      // The templates page serves pm's own project; the global overview is not theirs to add a page to.
+      const templates = await pm.get('/crm/overview-templates');
+      expect(templates.status).toBe(200);
+      expect(visibleText(templates.text)).not.toContain('The global overview');
+      expect((await pm.post(`/crm/overview-templates/${templateId}/apply`, { project_id: '' })).status).toBe(403);
+      expect((await knex()('crm_dashboard_pages').whereNull('project_id')).length).toBe(pagesBefore);
+      expect(await knex()('crm_dashboard_modules').where({ id: module.id }).first()).toMatchObject({ title: module.title, position: module.position });
+      expect(await knex()('crm_baselines').where({ module_id: module.id }).first()).toBeUndefined();
+      expect((await knex()('crm_dashboard_pages').where({ id: pageId }).first()).name).toBe('Admin only');
+      // …while their own project's overview stays theirs to customize, templates included.
+      const projectPage = (await pm.get('/projects/crm/crm.json')).body.page.id;
+      expect((await pm.get(`/projects/crm/crm/pages/${projectPage}/customize`)).status).toBe(200);
+      const applied = await pm.post(`/crm/overview-templates/${templateId}/apply`, { project_id: String(projectId('crm')) });
+      expect(applied.status).toBe(303);
+      await knex()('crm_dashboard_pages').where({ id: Number(/pages\/(\d+)$/.exec(applied.headers.location)![1]) }).delete();
+
+      // The global right (CRM settings, held by the sales director's role) customizes the global overview.
+      const director = await Session.signIn(host.app, 'director');
+      expect((await director.get(`/crm/pages/${pageId}/customize`)).status).toBe(200);
+      expect(visibleText((await director.get(`/crm/pages/${pageId}`)).text)).toContain('Customize this page');
+      expect(visibleText((await director.get('/crm/overview-templates')).text)).toContain('The global overview');
+      const lock = (await knex()('crm_dashboard_modules').where({ id: module.id }).first()).lock_version;
+      expect((await director.post(`/crm/modules/${module.id}`, { lock_version: String(lock), title: 'Directors’ funnel' })).status).toBe(303);
+      await knex()('crm_dashboard_templates').where({ id: templateId }).delete();
+    } finally {
+      await knex()('crm_dashboard_pages').where({ id: pageId }).delete();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { CrmError } from '../../plugin/http/errors';
-import { buckets, defaultConfig, parseStoredConfig, readModuleInput, resolvePeriod } from '../../plugin/services/dashboard-config';
+import { bucketSize, buckets, defaultConfig, parseStoredConfig, periodProblem, readModuleInput, resolvePeriod } from '../../plugin/services/dashboard-config';
 import { moduleCsv, renderChart, shortValue } from '../../plugin/services/dashboard-charts';
 import type { ModuleData } from '../../plugin/services/dashboard-data';
 
@@ -22,6 +22,20 @@ describe('module periods (D3)', () => {
       ['2026-11', '2026-11-15', '2026-11-30'], ['2026-12', '2026-12-01', '2026-12-31'], ['2027-01', '2027-01-01', '2027-01-31'], ['2027-02', '2027-02-01', '2027-02-10'],
     ]);
     expect(buckets({ from: '2026-11-23', to: '2027-11-22', label: '' }, 'quarter').map((b) => b.key)).toEqual(['2026 Q4', '2027 Q1', '2027 Q2', '2027 Q3', '2027 Q4']);
+    expect(buckets({ from: '2026-11-23', to: '2028-01-01', label: '' }, 'year').map((b) => [b.key, b.from, b.to])).toEqual([
+      ['2026', '2026-11-23', '2026-12-31'], ['2027', '2027-01-01', '2027-12-31'], ['2028', '2028-01-01', '2028-01-01'],
+    ]);
+  });
+
+  test('a period too long for 60 buckets of the finest size is cut into coarser ones, never truncated', () => {
+    const period = (from: string, to: string) => ({ from, to, label: '' });
+    expect(bucketSize(period('2021-01-01', '2025-12-31'), 'month')).toBe('month');
+    expect(bucketSize(period('2021-01-01', '2026-01-01'), 'month')).toBe('quarter');
+    expect(bucketSize(period('2021-01-01', '2026-12-31'), 'quarter')).toBe('quarter');
+    expect(bucketSize(period('1900-01-01', '2999-12-31'), 'month')).toBe('year');
+    const tenYears = buckets(period('2021-06-15', '2031-06-20'), bucketSize(period('2021-06-15', '2031-06-20'), 'month'));
+    expect(tenYears).toHaveLength(41);
+    expect([tenYears[0].from, tenYears[40].to]).toEqual(['2021-06-15', '2031-06-20']);
   });
 });
 
@@ -44,6 +58,25 @@ describe('module configuration', () => {
     expect(errorsOf(() => readModuleInput('funnel', cfg, { period: 'custom', from: '2020-01-01', to: '2040-01-01' }))).toEqual({ to: 'The period is at most ten years' });
     expect(errorsOf(() => readModuleInput('funnel', cfg, { period: 'last_days', days: '0' }))).toEqual({ days: 'Days must be a whole number from 1 to 3660' });
     expect(readModuleInput('funnel', cfg, { period: 'custom', from: '2031-01-01', to: '2031-01-01' }).config.period).toEqual({ kind: 'custom', from: '2031-01-01', to: '2031-01-01' });
+  });
+
+  test('a custom range lies within the years 1900–2999', () => {
+    const cfg = defaultConfig('revenue');
+    const range = 'must be between 1900-01-01 and 2999-12-31';
+    expect(errorsOf(() => readModuleInput('revenue', cfg, { period: 'custom', from: '9999-01-01', to: '9999-12-31' }))).toEqual({ from: `From ${range}`, to: `To ${range}` });
+    expect(errorsOf(() => readModuleInput('revenue', cfg, { period: 'custom', from: '1899-12-31', to: '1900-01-01' }))).toEqual({ from: `From ${range}` });
+    expect(readModuleInput('revenue', cfg, { period: 'custom', from: '2990-01-01', to: '2999-12-31' }).config.period).toEqual({ kind: 'custom', from: '2990-01-01', to: '2999-12-31' });
+  });
+
+  test('a stored period is checked by the rules of the form before it is drawn', () => {
+    expect(periodProblem({ kind: 'custom', from: '2031-01-01', to: '2031-12-31' })).toBeNull();
+    expect(periodProblem({ kind: 'this_year' })).toBeNull();
+    expect(periodProblem({ kind: 'last_days' })).toBeNull();
+    expect(periodProblem({ kind: 'custom', from: '9999-01-01', to: '9999-12-31' })).toBe('From must be between 1900-01-01 and 2999-12-31');
+    expect(periodProblem({ kind: 'custom', from: '2031-01-01' })).toBe('To is required for a custom range');
+    expect(periodProblem({ kind: 'custom', from: 20310101, to: '2031-12-31' } as never)).toBe('From is required for a custom range');
+    expect(periodProblem({ kind: 'next_days', days: 1e9 })).toBe('Days must be a whole number from 1 to 3660');
+    expect(periodProblem({ kind: 'custom', from: '2000-01-01', to: '2031-12-31' })).toBe('The period is at most ten years');
   });
 
   test('filters are those of the module type; a field that does not exist is refused, never ignored', () => {
