@@ -90,11 +90,16 @@ export async function requireUnlockable(ctx: CrmContext, id: number): Promise<Op
 
 // ---- planning ---------------------------------------------------------------------------------------------------
 
-/** The status a sale sets: the one named by the setting status_after_sold, else the first "won" status. */
+/**
+ * The status a sale sets: the won status named by the setting status_after_sold, else the first "won" status
+ * (settings only accept a won status's name; a status renamed or re-kinded since falls back rather than marking a
+ * sold deal lost).
+ */
 export async function wonStatus(knex: Knex): Promise<OpportunityStatus | null> {
   const name = String((await loadSettings(knex)).status_after_sold ?? '').trim().toLowerCase();
   const all = await statuses(knex);
-  return all.find((s) => s.name.toLowerCase() === name && s.active) ?? all.find((s) => s.kind === 'won' && s.active) ?? null;
+  const activeWon = all.filter((s) => s.kind === 'won' && s.active);
+  return activeWon.find((s) => s.name.toLowerCase() === name) ?? activeWon[0] ?? null;
 }
 
 /** The opportunity's active quote, read with `db` (the sale's transaction or the plain connection). */

@@ -5,6 +5,7 @@ import { SETTING_DEFAULTS, type SettingValue } from '../manifest';
 import { CrmSetting, ProjectSetting } from '../models/settings';
 import { readUnderVersions } from './data-version';
 import { journal } from './journal';
+import { isCurrencyCode } from './money';
 import { readOnce } from './request-memo';
 
 export type CrmSettings = Record<string, SettingValue>;
@@ -34,8 +35,14 @@ export function parseSetting(name: string, raw: string | undefined): SettingValu
   }
   const text = (raw ?? '').trim();
   if (!text || text.length > 200) throw invalid(`${name} must be 1–200 characters.`, { [name]: 'must be 1–200 characters' });
-  if (name.endsWith('_currency') && !/^[A-Z]{3}$/.test(text)) throw invalid(`${name} must be an ISO 4217 code such as EUR.`, { [name]: 'must be a currency code such as EUR' });
+  if (name.endsWith('_currency') && !isCurrencyCode(text)) throw invalid(`${name} must be an ISO 4217 code such as EUR.`, { [name]: 'must be a currency code such as EUR' });
   return text;
+}
+
+/** A sale sets this status (sale.ts wonStatus): it must exist, be active and mean won, whatever the letter case. */
+async function isActiveWonStatus(knex: Knex, name: string): Promise<boolean> {
+  const won: string[] = await knex('crm_opportunity_statuses').where({ kind: 'won', active: true }).pluck('name');
+  return won.some((w) => w.toLowerCase() === name.toLowerCase());
 }
 
 /** Saves every setting in `input` (all or nothing), journaling old → new values. */
@@ -52,6 +59,9 @@ export async function saveSettings(knex: Knex, user: HostUser, input: Record<str
   }
   const unknown = Object.keys(input).find((k) => !(k in SETTING_DEFAULTS) && k !== '_csrf');
   if (unknown) errors[unknown] = 'unknown setting';
+  if (typeof next.status_after_sold === 'string' && !(await isActiveWonStatus(knex, next.status_after_sold))) {
+    errors.status_after_sold = 'Choose an active status of kind won';
+  }
   if (Object.keys(errors).length) throw invalid('Settings were not saved: fix the fields marked below.', errors);
   await knex.transaction(async (trx) => {
     const changes = Object.keys(next).filter((k) => next[k] !== current[k]).map((k) => ({ field: k, old: current[k], new: next[k] }));

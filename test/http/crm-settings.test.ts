@@ -48,4 +48,17 @@ describe('CRM settings (admin menu entry, S7)', () => {
     const unknown = await director.post('/crm/settings', { ...defaults, sneaky_flag: '1' });
     expect(unknown.status).toBe(422);
   });
+
+  test('the status after sold must be an active status of kind won: a lost or unknown one is refused', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const before = (await director.get('/crm/settings.json')).body.settings;
+    for (const name of ['Lost', 'Nonexistent']) {
+      const res = await director.post('/crm/settings', { ...defaults, status_after_sold: name });
+      expect(res.status).toBe(422);
+      expect(res.text).toContain('data-field="status_after_sold"');
+      expect(visibleText(res.text)).toContain('Choose an active status of kind won');
+    }
+    expect((await director.get('/crm/settings.json')).body.settings).toEqual(before);
+    expect((await director.post('/crm/settings', { ...defaults, status_after_sold: 'won' })).status).toBe(303);
+  });
 });
