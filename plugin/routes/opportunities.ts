@@ -354,8 +354,7 @@ export function opportunityRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/opportunities/:id/status', permission: 'edit_opportunities',
       async handler(ctx, req, res) {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
-        const lockVersion = Number(text(formBody(req), 'lock_version'));
-        if (!Number.isInteger(lockVersion)) throw invalid('The move is missing its lock version; reload the board.', { lock_version: 'missing' });
+        const lockVersion = lockVersionOf(formBody(req));
         const saved = await moveOpportunity(ctx, opp, Number(text(formBody(req), 'status_id')), lockVersion);
         if (text(formBody(req), 'back') === 'kanban' && !wantsJson(req)) {
           const board = await boardContext(ctx, text(formBody(req), 'board'));
@@ -369,7 +368,7 @@ export function opportunityRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/opportunities/:id/project', permission: 'edit_opportunities',
       async handler(ctx, req, res) {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
-        const saved = await moveToProject(ctx, opp, Number(text(formBody(req), 'project_id')), Number(text(formBody(req), 'lock_version')));
+        const saved = await moveToProject(ctx, opp, Number(text(formBody(req), 'project_id')), lockVersionOf(formBody(req)));
         await respondAfterChange(ctx.host, req, res, opportunityUrl(saved.id), async () => ({ ...(await detailPage(ctx, req, saved, 'Moved to another project.')), trigger: 'crm:opportunitySaved' }));
       },
     },

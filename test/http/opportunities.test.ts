@@ -198,6 +198,11 @@ describe('create, edit, move (O1, O3, O7)', () => {
     expect((await host.db.knex('crm_opportunities').where({ id }).first()).status_id).toBe(proposal);
     const stale = await rep1.post(`/crm/opportunities/${id}/status`, { status_id: String(await statusId('Negotiation')), lock_version: String(row.lock_version) });
     expect(stale.status).toBe(409);
+    // Without a lock version the move is refused as such, not taken as version 0.
+    const unversioned = await rep1.post(`/crm/opportunities/${id}/status`, { status_id: String(await statusId('Negotiation')) });
+    expect(unversioned.status).toBe(422);
+    expect(visibleText(unversioned.text)).toContain('missing its lock version');
+    expect((await host.db.knex('crm_opportunities').where({ id }).first()).status_id).toBe(proposal);
     const history = visibleText((await rep1.get(`/crm/opportunities/${id}`)).text);
     expect(history).toContain('Status : Needs analysis → Proposal');
   });
@@ -260,6 +265,9 @@ describe('create, edit, move (O1, O3, O7)', () => {
     const internal = host.demo.projects.internal;
     const refused = await director.post(`/crm/opportunities/${id}/project`, { project_id: String(internal.id), lock_version: String(row.lock_version) });
     expect(refused.status).toBe(422);
+    const unversioned = await director.post(`/crm/opportunities/${id}/project`, { project_id: String(host.demo.projects['crm-europe'].id) });
+    expect(unversioned.status).toBe(422);
+    expect(visibleText(unversioned.text)).toContain('missing its lock version');
     const ok = await director.post(`/crm/opportunities/${id}/project`, { project_id: String(host.demo.projects['crm-europe'].id), lock_version: String(row.lock_version) });
     expect(ok.status).toBe(303);
     expect((await host.db.knex('crm_opportunities').where({ id }).first()).project_id).toBe(host.demo.projects['crm-europe'].id);
