@@ -368,18 +368,26 @@ async function convertItems(trx: Knex.Transaction, quote: Quote, to: string): Pr
     throw invalid(`${CURRENCY_REFUSED} ${message}.`, { currency: message });
   }
   const convert = (minor: number) => convertMinor(minor, from, to, rate!.rate_micro);
+  const capped: string[] = [];
   for (const item of items) {
     const unitPrice = prices.get(item.id) ?? convert(item.unit_price_minor);
-    const discount = item.discount_kind === 'amount' ? convert(item.discount_value) : item.discount_value;
-    if (Math.abs(lineGross(item.quantity_milli, unitPrice)) > MAX_LINE_MINOR) {
+    const gross = lineGross(item.quantity_milli, unitPrice);
+    if (Math.abs(gross) > MAX_LINE_MINOR) {
       throw invalid(`${CURRENCY_REFUSED} ${item.name} would be too large in ${to}.`, { currency: `${item.name} would be too large in ${to}` });
+    }
+    let discount = item.discount_kind === 'amount' ? convert(item.discount_value) : item.discount_value;
+    // A line re-priced from its price book may cost less in the new currency than its converted amount discount:
+    // the discount is capped at the line (the item form refuses more), and the change says so.
+    if (item.discount_kind === 'amount' && discount > Math.max(gross, 0)) {
+      discount = Math.max(gross, 0);
+      capped.push(item.name);
     }
     await trx('crm_quote_items').where({ id: item.id }).update({ unit_price_minor: unitPrice, discount_value: discount });
   }
   const converted = items.length - prices.size;
   return `${quote.number}: currency ${from} → ${to}; ${prices.size} item(s) re-priced from price books` +
     (rate ? `, ${converted} converted at ${rateText(rate.rate_micro)} (rate of ${rate.valid_on}${rate.inverse ? `, inverse of ${to}→${from}` : ''})` : '') +
-    '; percent discounts kept, amount discounts converted';
+    '; percent discounts kept, amount discounts converted' + (capped.length ? `; amount discount capped at the line amount for: ${capped.join(', ')}` : '');
 }
 
 /**

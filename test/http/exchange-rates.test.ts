@@ -155,6 +155,28 @@ describe('changing a quote’s currency (Q7)', () => {
     }
   });
 
+  test('an amount discount that would exceed its re-priced line is capped at the line, and the change says so', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    await host.db.knex('crm_exchange_rates').insert({ from_currency: 'EUR', to_currency: 'USD', rate_micro: 1_250_000, valid_on: today() });
+    try {
+      const q = await newQuote(rep1);
+      const eur = Number((await host.db.knex('crm_product_prices').where({ id: await priceId('HW-SCAN', 'piece', 'EUR') }).first('price_minor')).price_minor);
+      const usd = Number((await host.db.knex('crm_product_prices').where({ id: await priceId('HW-SCAN', 'piece', 'USD') }).first('price_minor')).price_minor);
+      expect(eur * 1.25).toBeGreaterThan(usd); // the whole line's discount, converted, is more than the USD price
+      expect((await rep1.post(`/crm/quotes/${q}/items/catalogue`, { price_book_id: String(await standardBook()), price_id: String(await priceId('HW-SCAN', 'piece', 'EUR')), quantity: '1', discount: String(eur / 100), discount_kind: 'amount' })).status).toBe(303);
+      const res = await rep1.htmxPost(`/crm/quotes/${q}`, { name: 'Offer', currency: 'USD', lock_version: await lockOf(q) });
+      expect(res.status).toBe(200);
+      expect((await snapshot(q)).items).toEqual([{ unit_price_minor: usd, discount_kind: 'amount', discount_value: usd }]);
+      const notes = await host.db.knex('crm_journals').where({ journalized_type: 'opportunity' }).where('notes', 'like', `%Q-%EUR → USD%`).orderBy('id', 'desc').first('notes');
+      expect(notes.notes).toContain('amount discount capped at the line amount for: Barcode');
+      // The line still saves as it is (its discount is within the line).
+      const item = (await host.db.knex('crm_quote_items').where({ quote_id: q }).first());
+      expect((await rep1.post(`/crm/quotes/${q}/items/${item.id}`, { name: item.name, quantity: '1', unit_price: String(usd / 100), discount: String(usd / 100), discount_kind: 'amount', lock_version: await lockOf(q) })).status).toBe(303);
+    } finally {
+      await host.db.knex('crm_exchange_rates').where({ from_currency: 'EUR', to_currency: 'USD', valid_on: today() }).delete();
+    }
+  });
+
   test('the inverse pair is used: a SEK quote changes to EUR with 1 / the EUR→SEK rate', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const q = await newQuote(rep1, 'SEK');
