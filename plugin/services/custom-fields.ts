@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { isIsoDate, text, type FieldErrors, type FormInput } from './form';
+import { dayProblem, text, type FieldErrors, type FormInput } from './form';
 import type { FieldChange } from './journal';
 
 export const FIELD_FORMATS = ['text', 'number', 'date', 'list', 'boolean'] as const;
@@ -56,7 +56,10 @@ export function readCustomValues(fields: CustomFieldDef[], input: FormInput, err
         if (!/^-?\d{1,15}(\.\d{1,6})?$/.test(raw)) errors.add(key, `${field.name} must be a number`);
         break;
       case 'date':
-        if (!isIsoDate(raw)) errors.add(key, `${field.name} must be a date (YYYY-MM-DD)`);
+        {
+          const problem = dayProblem(raw, field.name);
+          if (problem) errors.add(key, problem);
+        }
         break;
       case 'list':
         if (!field.possible_values.includes(raw)) errors.add(key, `${field.name} must be one of: ${field.possible_values.join(', ')}`);

@@ -1,6 +1,6 @@
 import { invalid } from '../http/errors';
-import { EARLIEST_DAY, LATEST_DAY, addDays, daysBetween, isDayInRange } from './dates';
-import { FieldErrors, isIsoDate, text, type FormInput } from './form';
+import { addDays, daysBetween } from './dates';
+import { dayProblem, FieldErrors, text, type FormInput } from './form';
 import { isCurrencyCode } from './money';
 
 /**
@@ -225,9 +225,8 @@ function checkPeriod(period: PeriodConfig, errors: FieldErrors): void {
   if (period.kind !== 'custom') return;
   const ends = [['from', 'From', period.from], ['to', 'To', period.to]] as const;
   for (const [field, label, day] of ends) {
-    if (typeof day !== 'string' || !day) errors.add(field, `${label} is required for a custom range`);
-    else if (!isIsoDate(day)) errors.add(field, `${label} must be a date (YYYY-MM-DD)`);
-    else if (!isDayInRange(day)) errors.add(field, `${label} must be between ${EARLIEST_DAY} and ${LATEST_DAY}`);
+    const problem = typeof day !== 'string' || !day ? `${label} is required for a custom range` : dayProblem(day, label);
+    if (problem) errors.add(field, problem);
   }
   if (errors.errors.from || errors.errors.to) return;
   if (period.to! < period.from!) errors.add('to', 'The period ends before it starts');

@@ -1,4 +1,5 @@
 import { invalid } from '../http/errors';
+import { EARLIEST_DAY, LATEST_DAY, isDayInRange } from './dates';
 
 /** Reading HTML form input (everything arrives as strings or arrays of strings) into typed values. */
 export type FormInput = Record<string, unknown>;
@@ -71,12 +72,13 @@ export class FieldErrors {
     return n;
   }
 
-  /** A calendar date as YYYY-MM-DD, or null when blank. */
+  /** A calendar date as YYYY-MM-DD (see `dayProblem`), or null when blank. */
   date(input: FormInput, key: string, label: string): string | null {
     const value = text(input, key);
     if (!value) return null;
-    if (!isIsoDate(value)) {
-      this.add(key, `${label} must be a date (YYYY-MM-DD)`);
+    const problem = dayProblem(value, label);
+    if (problem) {
+      this.add(key, problem);
       return null;
     }
     return value;
@@ -87,6 +89,16 @@ export class FieldErrors {
     if (value && !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(value)) this.add(key, `${label} is not an email address`);
     return value;
   }
+}
+
+/**
+ * Why `value` is not a day a form may give (a real calendar day as YYYY-MM-DD, within EARLIEST_DAY–LATEST_DAY:
+ * contracts and periods count months and days from it), or null.
+ */
+export function dayProblem(value: string, label: string): string | null {
+  if (!isIsoDate(value)) return `${label} must be a date (YYYY-MM-DD)`;
+  if (!isDayInRange(value)) return `${label} must be between ${EARLIEST_DAY} and ${LATEST_DAY}`;
+  return null;
 }
 
 export function isIsoDate(value: string): boolean {

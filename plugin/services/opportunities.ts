@@ -9,7 +9,7 @@ import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, visi
 import { whereAnyContains } from './text-search';
 import { findVisibleContact } from './contacts';
 import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
-import { FieldErrors, isIsoDate, text, type FormInput, positiveId, validId } from './form';
+import { dayProblem, FieldErrors, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
@@ -297,8 +297,9 @@ export async function readOpportunityInput(
   if (partnerId && !kept('partner_id', partnerId) && !(await findVisiblePartner(ctx, partnerId))) errors.add('partner_id', 'Choose a partner you can see');
   const closeRaw = text(input, 'expected_close_on');
   const close = pick('expected_close_on', () => {
-    if (closeRaw && !isIsoDate(closeRaw)) {
-      errors.add('expected_close_on', 'Expected close date must be a date (YYYY-MM-DD)');
+    const problem = closeRaw ? dayProblem(closeRaw, 'Expected close date') : null;
+    if (problem) {
+      errors.add('expected_close_on', problem);
       return null;
     }
     return closeRaw || null;

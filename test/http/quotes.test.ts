@@ -83,6 +83,11 @@ describe('quotes on the opportunity page (Q5)', () => {
     expect(res.text).toContain('data-field="valid_to"');
     expect(res.text).toContain('value="&lt;b&gt;x&lt;/b&gt;"');
     expect(await host.db.knex('crm_quotes').where({ opportunity_id: oppId }).first()).toBeUndefined();
+    // A day far in the future is refused: contracts count months from it, and past year 9999 a day has no date text.
+    const far = await rep1.post(`/crm/opportunities/${oppId}/quotes`, { name: 'Far', currency: 'EUR', valid_from: '9999-12-31' });
+    expect(far.status).toBe(422);
+    expect(visibleText(far.text)).toContain('Valid from must be between 1900-01-01 and 2999-12-31');
+    expect(await host.db.knex('crm_quotes').where({ opportunity_id: oppId }).first()).toBeUndefined();
   });
 
   test('exactly one active: making another active switches; the active quote cannot be deleted; others can', async () => {
