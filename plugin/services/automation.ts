@@ -195,8 +195,23 @@ export async function updateRule(knex: Knex, user: HostUser, rule: AutomationRul
   });
 }
 
+/**
+ * A project rule may not go (off or deleted) while an active task rule of its category puts its task into "the new
+ * project" and no other active project rule makes one: every sale of the category would be refused until then.
+ */
+async function refuseIfTasksNeedIt(trx: Knex.Transaction, rule: AutomationRule): Promise<void> {
+  if (rule.action !== 'project' || !rule.active) return;
+  const otherMaker = await trx('crm_automation_rules').where({ category_id: rule.category_id, action: 'project', active: true }).whereNot({ id: rule.id }).first('id');
+  if (otherMaker) return;
+  const needing = await trx('crm_automation_rules').where({ category_id: rule.category_id, action: 'task', active: true }).whereNull('task_project_id').orderBy('id').first('id');
+  if (needing) {
+    throw invalid(`Rule #${needing.id} puts its task into the project this rule makes: deactivate that rule, or give it a project, first.`, { rule: 'needed by a task rule' });
+  }
+}
+
 export async function setRuleActive(knex: Knex, user: HostUser, rule: AutomationRule, active: boolean): Promise<void> {
   await knex.transaction(async (trx) => {
+    if (!active) await refuseIfTasksNeedIt(trx, rule);
     await trx('crm_automation_rules').where({ id: rule.id }).update({ active, lock_version: rule.lock_version + 1, ...(active ? { problem: null } : {}) });
     await journal(trx, { type: AUTOMATION_JOURNAL, id: rule.id, userId: user.id, action: 'update', changes: [{ field: 'active', old: rule.active, new: active }], notes: `Rule #${rule.id}` });
   });
@@ -208,6 +223,7 @@ export async function deleteRule(knex: Knex, user: HostUser, rule: AutomationRul
     if (await trx('crm_automation_runs').where({ rule_id: rule.id }).first('id')) {
       throw invalid('This rule has already run for contracts: deactivate it instead, so their history keeps its links.', { rule: 'has runs' });
     }
+    await refuseIfTasksNeedIt(trx, rule);
     await trx('crm_automation_rules').where({ id: rule.id }).delete();
     await journal(trx, { type: AUTOMATION_JOURNAL, id: rule.id, userId: user.id, action: 'delete', changes: [], notes: `Rule #${rule.id}: ${ruleLabel(rule)} deleted` });
   });

@@ -69,6 +69,23 @@ describe('automation rules in the CRM settings (C4)', () => {
     expect((await admin.post(`${URL}/${rule.id}/delete`)).status).toBe(404);
   });
 
+  test('a project rule whose new project an active task rule needs cannot be switched off while that rule is on', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    const taskRule = await knex()('crm_automation_rules').where({ action: 'task', active: true }).whereNull('task_project_id').first();
+    const projectRule = await knex()('crm_automation_rules').where({ action: 'project', active: true, category_id: taskRule.category_id }).first();
+    expect(await knex()('crm_automation_rules').where({ action: 'project', active: true, category_id: taskRule.category_id })).toHaveLength(1);
+    const refused = await admin.post(`${URL}/${projectRule.id}/active`, { active: '0' });
+    expect(refused.status).toBe(422);
+    expect(visibleText(refused.text)).toContain(`Rule #${taskRule.id} puts its task into the project this rule makes`);
+    expect(await knex()('crm_automation_rules').where({ id: projectRule.id }).first()).toMatchObject({ lock_version: projectRule.lock_version });
+    expect(Boolean((await knex()('crm_automation_rules').where({ id: projectRule.id }).first()).active)).toBe(true);
+    // With the task rule off first, the project rule may follow; switched on again in the other order.
+    expect((await admin.post(`${URL}/${taskRule.id}/active`, { active: '0' })).status).toBe(303);
+    expect((await admin.post(`${URL}/${projectRule.id}/active`, { active: '0' })).status).toBe(303);
+    expect((await admin.post(`${URL}/${projectRule.id}/active`, { active: '1' })).status).toBe(303);
+    expect((await admin.post(`${URL}/${taskRule.id}/active`, { active: '1' })).status).toBe(303);
+  });
+
   test('a rule that has run cannot be deleted (its runs keep the links): deactivate it instead', async () => {
     const admin = await Session.signIn(host.app, 'admin');
     const ran = await knex()('crm_automation_runs').first('rule_id');
