@@ -28,6 +28,13 @@ export function text(input: FormInput, key: string): string {
 }
 
 /** A checkbox (with or without its hidden "0" twin), or a JSON boolean. */
+/** The number of characters (code points) in `value`. */
+export function characterCount(value: string): number {
+  let count = 0;
+  for (const _ of value) count++;
+  return count;
+}
+
 export function flag(input: FormInput, key: string): boolean {
   const v = input[key];
   if (typeof v === 'boolean') return v;
@@ -56,7 +63,8 @@ export class FieldErrors {
   text(input: FormInput, key: string, label: string, opts: { max: number; required?: boolean }): string {
     const value = text(input, key);
     if (opts.required && !value) this.add(key, `${label} is required`);
-    else if (value.length > opts.max) this.add(key, `${label} is at most ${opts.max} characters`);
+    // Characters as a person and PostgreSQL's varchar count them (code points), not UTF-16 units: 𝒳 is one.
+    else if (characterCount(value) > opts.max) this.add(key, `${label} is at most ${opts.max} characters`);
     return value;
   }
 

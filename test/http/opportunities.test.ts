@@ -175,6 +175,16 @@ describe('create, edit, move (O1, O3, O7)', () => {
     expect(await host.db.knex('crm_journals').where({ journalized_type: 'opportunity', journalized_id: row.id, action: 'create' }).first()).toBeDefined();
   });
 
+  test('text limits count characters, not UTF-16 units: a name of 200 characters outside the BMP is stored, 201 refused', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const name = '𝒳'.repeat(199) + 'y'; // 200 characters, 399 UTF-16 units
+    expect((await rep1.post('/projects/crm-europe/crm/opportunities', { name, currency: 'EUR' })).status).toBe(303);
+    expect((await host.db.knex('crm_opportunities').where({ name }).first())?.name).toBe(name);
+    const tooLong = await rep1.post('/projects/crm-europe/crm/opportunities', { name: `${name}z`, currency: 'EUR' });
+    expect(tooLong.status).toBe(422);
+    expect(visibleText(tooLong.text)).toContain('Name is at most 200 characters');
+  });
+
   test('an account the user cannot see is refused as the opportunity’s account', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const privateOther = (await host.db.knex('crm_accounts').where({ name: 'Globex Corporation' }).first()).id;
