@@ -24,8 +24,9 @@ export type ParsedAmount = { ok: true; minor: number } | { ok: false; error: str
  */
 export function parseAmount(raw: string, currency: string): ParsedAmount {
   const text = raw.replace(/[\s\u00a0_]/g, '');
-  const match = /^(-?)(\d{1,13})(?:[.,](\d+))?$/.exec(text);
+  const match = /^(-?)(\d+)(?:[.,](\d+))?$/.exec(text);
   if (!match) return { ok: false, error: 'is not an amount' };
+  if (match[2].replace(/^0+(?=\d)/, '').length > 13) return { ok: false, error: 'is too large (at most 13 digits before the decimals)' };
   const digits = minorDigits(currency);
   const fraction = match[3] ?? '';
   if (fraction.length > digits) {

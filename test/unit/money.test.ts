@@ -12,6 +12,7 @@ describe('parseAmount', () => {
     ['12.345', 'EUR', 'has at most 2 decimals in EUR'], ['12.5', 'JPY', 'has no decimals in JPY'], ['1.0001', 'KWD', 'has at most 3 decimals in KWD'],
     ['abc', 'EUR', 'is not an amount'], ['', 'EUR', 'is not an amount'], ['1e5', 'EUR', 'is not an amount'], ['1.2.3', 'EUR', 'is not an amount'],
     ['--1', 'EUR', 'is not an amount'], ["1; DROP TABLE x", 'EUR', 'is not an amount'],
+    ['99999999999999', 'EUR', 'is too large (at most 13 digits before the decimals)'], ['-12345678901234567890.5', 'EUR', 'is too large (at most 13 digits before the decimals)'],
   ])('%s %s is refused: %s', (raw, currency, error) => {
     expect(parseAmount(raw, currency)).toEqual({ ok: false, error });
   });
