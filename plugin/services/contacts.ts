@@ -173,9 +173,8 @@ export async function readContactInput(ctx: CrmContext, input: FormInput, existi
   const ownerId = errors.id(input, 'owner_id', 'Owner');
   if (ownerId && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');
   const partnerId = errors.id(input, 'partner_id', 'Partner');
-  // A partner the user cannot see gets the same answer as an id that does not exist (nothing is confirmed), unless
-  // the contact already had it.
-  if (partnerId && partnerId !== existing?.partner_id && !(await findVisiblePartner(ctx, partnerId))) errors.add('partner_id', 'Choose a partner you can see');
+  // A partner the user cannot see is not confirmed to exist (404), unless the contact already had it.
+  if (partnerId && partnerId !== existing?.partner_id && !(await findVisiblePartner(ctx, partnerId))) throw notFound('Partner');
   const email = errors.email(input, 'email', 'Email');
   // A9: users of the platform are distinct from contacts and never duplicated as contacts.
   if (email && (await ctx.host.users()).some((u) => u.email.toLowerCase() === email.toLowerCase())) {
