@@ -84,7 +84,8 @@ export const RULE_TOKENS: Record<string, string> = {
   'quote.number': 'the quote’s number',
 };
 
-const TOKEN = /\{([a-z_.]+)\}/g;
+/** Anything in braces is meant as a token: one not in RULE_TOKENS (a misspelling, another letter case) is named. */
+const TOKEN = /\{([^{}]+)\}/g;
 
 export function unknownTokens(pattern: string): string[] {
   return [...pattern.matchAll(TOKEN)].map((m) => m[1]).filter((t) => !(t in RULE_TOKENS));

@@ -35,6 +35,9 @@ describe('automation rules in the CRM settings (C4)', () => {
     expect(bad.status).toBe(422);
     expect(bad.text).toContain('data-field="template_project_id"');
     expect(visibleText(bad.text)).toContain('Unknown token: {account.nmae}');
+    // Tokens are spelled in lower case: another spelling is named, not left in the project's name.
+    const upper = await admin.post(URL, { category_id: String(hardware), action: 'project', template_project_id: '', name_pattern: '{account.NAME} – {Contract.Product}' });
+    expect(visibleText(upper.text)).toContain('Unknown tokens: {account.NAME}, {Contract.Product}');
     const notTemplate = await admin.post(URL, { category_id: String(hardware), action: 'project', template_project_id: String(host.demo.projects.internal.id), name_pattern: 'x' });
     expect(notTemplate.status).toBe(422);
     expect(visibleText(notTemplate.text)).toContain('Choose a project template from the list');
