@@ -158,8 +158,11 @@ function readItems(input: FormInput, errors: FieldErrors): Array<{ product_id: n
   return out;
 }
 
-/** Reads and checks a bundle form; every problem is reported at once (422 naming the fields). */
-export async function readBundleInput(knex: Knex, input: FormInput): Promise<BundleInput> {
+/**
+ * Reads and checks a bundle form for `priceBookId`; every problem is reported at once (422 naming the fields). Its
+ * items are product units priced in that book (what the form offers), each once.
+ */
+export async function readBundleInput(knex: Knex, input: FormInput, priceBookId: number): Promise<BundleInput> {
   const errors = new FieldErrors();
   const name = errors.text(input, 'name', 'Name', { max: 200, required: true });
   const description = errors.text(input, 'description', 'Description', { max: 5000 });
@@ -192,7 +195,14 @@ export async function readBundleInput(knex: Knex, input: FormInput): Promise<Bun
     const ids = [...new Set(items.map((i) => i.product_id))];
     const found = new Set((await knex('crm_products').whereIn('id', ids).whereNull('deleted_at').pluck('id')).map(Number));
     const missing = items.findIndex((i) => !found.has(i.product_id));
+    const unitKey = (i: { product_id: number; unit_name: string }) => `${i.product_id}:${i.unit_name}`;
+    const priced = new Set((await knex('crm_product_prices').where({ price_book_id: priceBookId }).whereIn('product_id', ids).select('product_id', 'unit_name'))
+      .map((p: { product_id: number; unit_name: string }) => unitKey({ product_id: Number(p.product_id), unit_name: String(p.unit_name) })));
+    const unpriced = items.findIndex((i) => !priced.has(unitKey(i)));
+    const repeated = items.findIndex((i, n) => items.findIndex((j) => unitKey(j) === unitKey(i)) < n);
     if (missing >= 0) errors.add('items', `Item ${missing + 1}: the product does not exist`);
+    else if (unpriced >= 0) errors.add('items', `Item ${unpriced + 1}: this price book has no price for that product in the unit “${items[unpriced].unit_name}”`);
+    else if (repeated >= 0) errors.add('items', `Item ${repeated + 1} repeats item ${items.findIndex((j) => unitKey(j) === unitKey(items[repeated])) + 1}`);
   }
   // The split multiplies the price by the weights: keep that exact in a double.
   if (items.length && priceMinor * items.reduce((a, i) => a + i.weight, 0) > Number.MAX_SAFE_INTEGER) errors.add('price', 'Price is too large to split over these weights');

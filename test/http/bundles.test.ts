@@ -105,6 +105,8 @@ describe('bundles (Q3)', () => {
       [{ item_weight: ['50', '1.5', '20', ''] }, 'items', 'Item 2: the weight must be a whole number'],
       [{ item_key: ['', ''], item_weight: ['', ''] }, 'items', 'Add at least one item'],
       [{ item_key: ['999999:day'], item_weight: ['1'] }, 'items', 'Item 1: the product does not exist'],
+      [{ item_key: [`${await productId('B-LIC')}:nonexistent-unit`], item_weight: ['1'] }, 'items', 'Item 1: this price book has no price for that product in the unit “nonexistent-unit”'],
+      [{ item_key: [`${await productId('B-LIC')}:licence`, `${await productId('B-LIC')}:licence`], item_weight: ['1', '1'] }, 'items', 'Item 2 repeats item 1'],
       [{ name: '' }, 'name', 'Name is required'],
     ];
     for (const [over, field, message] of cases) {
