@@ -59,12 +59,6 @@ function normalizeBundle(row: Record<string, unknown>): Bundle {
   };
 }
 
-/** ISO 4217 codes the runtime knows; a well-formed code outside the list is still "unknown". */
-const KNOWN_CURRENCIES = new Set(typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('currency') : []);
-export function isKnownCurrency(code: string): boolean {
-  return isCurrencyCode(code) && (KNOWN_CURRENCIES.size === 0 || KNOWN_CURRENCIES.has(code));
-}
-
 /** Each item's exact share of the bundle price, in item order: the shares add up to the price. */
 export function bundleSplit<I extends { weight: number }>(bundle: { price_minor: number }, items: I[]): Array<I & { share_minor: number }> {
   const shares = splitByWeights(bundle.price_minor, items.map((i) => i.weight));
@@ -170,7 +164,7 @@ export async function readBundleInput(knex: Knex, input: FormInput, priceBookId:
   if (code && !/^[\w.\-/]+$/.test(code)) errors.add('code', 'Code may contain letters, digits and . - _ / only');
   const currency = text(input, 'currency').toUpperCase();
   if (!currency) errors.add('currency', 'Currency is required');
-  else if (!isKnownCurrency(currency)) errors.add('currency', 'Currency is not a known ISO 4217 code');
+  else if (!isCurrencyCode(currency)) errors.add('currency', 'Currency is not a known ISO 4217 code');
   let priceMinor = 0;
   const priceRaw = text(input, 'price');
   if (!priceRaw) errors.add('price', 'Price is required');

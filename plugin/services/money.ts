@@ -8,8 +8,12 @@ const MINOR_UNITS: Record<string, number> = {
   BHD: 3, CLP: 0, IQD: 3, ISK: 0, JOD: 3, JPY: 0, KRW: 0, KWD: 3, LYD: 3, OMR: 3, PYG: 0, TND: 3, UGX: 0, VND: 0, XAF: 0, XOF: 0,
 };
 
+/** ISO 4217 codes the runtime knows (Node's ICU); a well-formed code outside the list, such as XYZ, is not a currency. */
+const KNOWN_CURRENCIES = new Set(typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('currency') : []);
+
+/** A currency code: three capitals that name an ISO 4217 currency (every currency field checks the same way). */
 export function isCurrencyCode(code: string): boolean {
-  return /^[A-Z]{3}$/.test(code);
+  return /^[A-Z]{3}$/.test(code) && (KNOWN_CURRENCIES.size === 0 || KNOWN_CURRENCIES.has(code));
 }
 
 export function minorDigits(currency: string): number {

@@ -5,9 +5,8 @@ import { parse } from 'csv-parse/sync';
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound } from '../http/errors';
-import { isKnownCurrency } from './bundles';
 import { journal } from './journal';
-import { parseAmount } from './money';
+import { isCurrencyCode, parseAmount } from './money';
 import type { PriceBook } from './price-books';
 
 /**
@@ -144,9 +143,9 @@ export async function checkRows(knex: Knex, priceBookId: number, records: Array<
     if (!unit) errors.push('unit is missing');
     else if (unit.length > 60) errors.push('unit is longer than 60 characters');
     if (!currency) errors.push('currency is missing');
-    else if (!isKnownCurrency(currency)) errors.push(`currency ${currency.slice(0, 10)} is not a known currency code`);
+    else if (!isCurrencyCode(currency)) errors.push(`currency ${currency.slice(0, 10)} is not a known currency code`);
     if (!priceRaw) errors.push('price is missing');
-    else if (currency && isKnownCurrency(currency)) {
+    else if (currency && isCurrencyCode(currency)) {
       const parsed = parseAmount(priceRaw, currency);
       if (!parsed.ok) errors.push(`price ${parsed.error}`);
       else if (parsed.minor < 0) errors.push('price must not be negative');

@@ -47,6 +47,9 @@ describe('CRM settings (admin menu entry, S7)', () => {
     expect((await director.get('/crm/settings.json')).body.settings).toEqual(before);
     const unknown = await director.post('/crm/settings', { ...defaults, sneaky_flag: '1' });
     expect(unknown.status).toBe(422);
+    const notACurrency = await director.post('/crm/settings', { ...defaults, reporting_currency: 'ZZZ' });
+    expect(notACurrency.status).toBe(422);
+    expect(notACurrency.text).toContain('data-field="reporting_currency"');
   });
 
   test('the status after sold must be an active status of kind won: a lost or unknown one is refused', async () => {

@@ -105,6 +105,10 @@ describe('products (Q2)', () => {
     const negative = await add({ price: '-5', currency: 'EUR' });
     expect(negative.status).toBe(422);
     expect(negative.text).toContain('Price must not be negative');
+    // Three capitals are not enough: the code must name a currency (as bundles, quotes and settings require).
+    const unknownCurrency = await add({ price: '5', currency: 'XYZ' });
+    expect(unknownCurrency.status).toBe(422);
+    expect(unknownCurrency.text).toContain('data-field="currency"');
     const missingBook = await director.post(`/crm/products/${id}/prices`, { price_book_id: '999999', unit_name: 'piece', price: '1', currency: 'EUR' });
     expect(missingBook.status).toBe(422);
     expect(missingBook.text).toContain('Choose a price book from the list');
