@@ -26,6 +26,7 @@ import { opportunityStatusOrderIndex } from './20261124_029_opportunity_status_o
 import { accountStreamCovering } from './20261124_030_account_stream_covering';
 import { opportunityStatusScopeIndex } from './20261124_031_opportunity_status_scope_index';
 import { quoteItemOrigin } from './20261124_032_quote_item_origin';
+import { contractOpportunityRepair } from './20261124_033_contracts_follow_opportunity';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex, accountStreamIndexes, opportunityStatusOrderIndex, accountStreamCovering, opportunityStatusScopeIndex, quoteItemOrigin];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex, accountStreamIndexes, opportunityStatusOrderIndex, accountStreamCovering, opportunityStatusScopeIndex, quoteItemOrigin, contractOpportunityRepair];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

@@ -15,6 +15,7 @@ import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
 import { findVisiblePartner } from './partners';
 import { loadSettings } from './settings';
+import { assertNoContractsLeft, contractsFollowOpportunity } from './opportunity-contracts';
 import { isPg } from '../../migrations/dialect';
 import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
@@ -328,7 +329,14 @@ export async function createOpportunity(ctx: CrmContext, project: HostProject, d
   });
 }
 
-async function saveChanges(trx: Knex.Transaction, ctx: CrmContext, opp: Opportunity, data: Partial<OpportunityData> & Record<string, unknown>, lockVersion: number): Promise<Opportunity> {
+/**
+ * Every change of an opportunity goes through here, so its contracts' copies of its owner and project follow in
+ * the same transaction (`contractNotes` says why on each contract's journal).
+ */
+async function saveChanges(
+  trx: Knex.Transaction, ctx: CrmContext, opp: Opportunity, data: Partial<OpportunityData> & Record<string, unknown>, lockVersion: number,
+  contractNotes = `Follows its opportunity #${opp.id}`,
+): Promise<Opportunity> {
   const updated = await trx('crm_opportunities').where({ id: opp.id, lock_version: lockVersion }).whereNull('deleted_at')
     .update({ ...data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
   if (updated === 0) throw staleRecord('This opportunity');
@@ -336,6 +344,7 @@ async function saveChanges(trx: Knex.Transaction, ctx: CrmContext, opp: Opportun
     type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update',
     changes: changedFields(opp as unknown as Record<string, unknown>, data, Object.keys(data)),
   });
+  await contractsFollowOpportunity(trx, ctx.user.id, opp.id, data, contractNotes);
   const row = await trx('crm_opportunities').where({ id: opp.id }).first();
   return normalize(Opportunity.fromJson(row, { skipValidation: true }));
 }
@@ -382,18 +391,30 @@ export async function moveToProject(ctx: CrmContext, opp: Opportunity, projectId
   if (!target) throw invalid('Choose a project with CRM where you may add opportunities.', { project_id: 'Choose a project with CRM where you may add opportunities' });
   // Host lookups happen before the transaction: on SQLite the transaction holds the only connection.
   const before = await ctx.host.projectById(opp.project_id);
+  const moved = `Moved from ${before?.name ?? 'another project'} to ${target.name}`;
   return ctx.host.knex.transaction(async (trx) => {
-    const saved = await saveChanges(trx, ctx, opp, { project_id: target.id }, lockVersion);
-    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [], notes: `Moved from ${before?.name ?? 'another project'} to ${target.name}` });
+    const saved = await saveChanges(trx, ctx, opp, { project_id: target.id }, lockVersion, `${moved} with its opportunity #${opp.id}`);
+    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [], notes: moved });
     return saved;
   });
 }
 
+/**
+ * Soft-deletes an unsold opportunity without contracts (those must be removed first, see assertNoContractsLeft).
+ * The update re-checks the lock, so a sale committed since the page was read is not deleted under it; from the
+ * update on, the row is this transaction's, and no sale can add contracts before the check below.
+ */
 export async function deleteOpportunity(ctx: CrmContext, opp: Opportunity): Promise<void> {
-  if (opp.is_locked) throw invalid('A sold opportunity cannot be deleted; unlock it first.');
+  const sold = 'A sold opportunity cannot be deleted; unlock it first.';
+  if (opp.is_locked) throw invalid(sold);
   await ctx.host.knex.transaction(async (trx) => {
-    const n = await trx('crm_opportunities').where({ id: opp.id }).whereNull('deleted_at').update({ deleted_at: new Date().toISOString(), lock_version: opp.lock_version + 1 });
-    if (n === 0) throw notFound('Opportunity');
+    const n = await trx('crm_opportunities').where({ id: opp.id, is_locked: false }).whereNull('deleted_at')
+      .update({ deleted_at: new Date().toISOString(), lock_version: trx.raw('lock_version + 1') });
+    if (n === 0) {
+      const row = await trx('crm_opportunities').where({ id: opp.id }).whereNull('deleted_at').first('is_locked');
+      throw row && Boolean(row.is_locked) ? invalid(sold) : notFound('Opportunity');
+    }
+    await assertNoContractsLeft(trx, opp.id);
     await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'delete', changes: [] });
   });
 }

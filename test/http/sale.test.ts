@@ -1,6 +1,7 @@
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 import { createProject } from '../../host/projects-service';
 import { quoteItemOrigin } from '../../migrations/20261124_032_quote_item_origin';
+import { contractOpportunityRepair } from '../../migrations/20261124_033_contracts_follow_opportunity';
 
 /**
  * Issue #6, C1/C2/C4 through HTTP: the confirmation page and its preview, the sale transaction (contracts, lock,
@@ -523,6 +524,156 @@ describe('who may sell and unlock', () => {
     const director = await Session.signIn(host.app, 'director');
     expect((await director.agent.post(`/crm/opportunities/${opp}/unlock`).type('form').send({ lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(403);
     expect(Boolean((await oppRow(opp)).is_locked)).toBe(true);
+  });
+});
+
+/** Sales reps see only the opportunities (and so the contracts) they own or wrote, while `run` runs. */
+async function withRepsSeeingOwn(run: () => Promise<void>): Promise<void> {
+  const role = await idOf('roles', { name: 'Sales rep' });
+  const saved = await knex()('crm_role_visibility').where({ role_id: role, entity: 'opportunities' });
+  await knex()('crm_role_visibility').where({ role_id: role, entity: 'opportunities' }).delete();
+  await knex()('crm_role_visibility').insert({ role_id: role, entity: 'opportunities', level: 'own' });
+  try {
+    await run();
+  } finally {
+    await knex()('crm_role_visibility').where({ role_id: role, entity: 'opportunities' }).delete();
+    if (saved.length) await knex()('crm_role_visibility').insert(saved);
+  }
+}
+
+/** The edit form as the page posts it: every field as stored, with `changes` on top. */
+async function editForm(opp: number, changes: Record<string, string>): Promise<Record<string, string>> {
+  const o = await oppRow(opp);
+  const str = (v: unknown) => (v === null || v === undefined ? '' : String(v));
+  return {
+    name: o.name, status_id: str(o.status_id), currency: o.currency, amount: str(Number(o.amount_minor) / 100), owner_id: str(o.owner_id), account_id: str(o.account_id),
+    contact_id: str(o.contact_id), partner_id: str(o.partner_id), expected_close_on: day(o.expected_close_on), description: str(o.description), lock_version: str(o.lock_version), ...changes,
+  };
+}
+
+/** Sold by the administrator while rep2 owned it, in the CRM project both reps work in, then unlocked (QA's opportunity 9). */
+async function soldForRep2ThenUnlocked(admin: Session): Promise<{ opp: number; contracts: number[] }> {
+  const { opp } = await deal([LICENCE, { manual: { name: 'Setup fee', price: 50_000 } }]);
+  await knex()('crm_opportunities').where({ id: opp }).update({ owner_id: host.demo.users.rep2.id, author_id: host.demo.users.director.id, project_id: host.demo.projects.crm.id });
+  expect((await admin.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp))).status).toBe(303);
+  expect((await admin.post(`/crm/opportunities/${opp}/unlock`, { lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(303);
+  const contracts = (await knex()('crm_contracts').where({ opportunity_id: opp }).orderBy('id').pluck('id')).map(Number);
+  expect(contracts).toHaveLength(2);
+  return { opp, contracts };
+}
+
+/** The field changes journaled on a contract, oldest first. */
+const contractChanges = async (contract: number, field: string) => (await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+  .where({ 'j.journalized_type': 'contract', 'j.journalized_id': contract, 'd.field': field }).orderBy('j.id').select('d.old_value', 'd.new_value', 'j.user_id'))
+  .map((r) => [r.old_value, r.new_value, r.user_id === null ? null : Number(r.user_id)]);
+
+describe('contracts follow their opportunity (owner, project) and keep it from being deleted', () => {
+  test('reassigning the opportunity hands its contracts to the new owner: the old one gets 404, the new one sees them everywhere; journaled on each contract', async () => {
+    await withRepsSeeingOwn(async () => {
+      const admin = await Session.signIn(host.app, 'admin');
+      const { opp, contracts } = await soldForRep2ThenUnlocked(admin);
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      const listed = async (s: Session, url = '/crm/contracts.json?q=Setup') => {
+        const body = (await s.get(url)).body;
+        return { total: body.pagination.total as number, ids: body.contracts.map((c: { id: number }) => c.id) as number[] };
+      };
+      expect((await rep2.get(`/crm/contracts/${contracts[0]}`)).status).toBe(200);
+      expect((await rep1.get(`/crm/contracts/${contracts[0]}`)).status).toBe(404);
+      // Seen once before the change, so the list's cached numbers must follow the write, not outlive it.
+      expect(await listed(rep1)).toEqual({ total: 0, ids: [] });
+      expect((await listed(rep2)).ids).toEqual([contracts[1]]);
+      // A contract removed from the opportunity goes along too: removed contracts are listed and reported where their opportunity is.
+      expect((await admin.post(`/crm/contracts/${contracts[1]}/remove`, { confirm: '1' })).status).toBe(303);
+
+      const saved = await admin.post(`/crm/opportunities/${opp}`, await editForm(opp, { owner_id: String(host.demo.users.rep1.id) }));
+      expect(saved.status).toBe(303);
+
+      expect((await rep2.get(`/crm/opportunities/${opp}`)).status).toBe(404);
+      for (const id of contracts) {
+        expect((await rep2.get(`/crm/contracts/${id}`)).status).toBe(404);
+        expect((await rep2.get(`/crm/contracts/${id}.json`)).status).toBe(404);
+        expect((await rep1.get(`/crm/contracts/${id}`)).status).toBe(200);
+      }
+      expect(await listed(rep2)).toEqual({ total: 0, ids: [] });
+      expect(await listed(rep1)).toEqual({ total: 1, ids: [contracts[1]] });
+      expect((await listed(rep1, `/crm/contracts.json?status=cancelled&q=Setup`)).ids).toEqual([contracts[1]]);
+      const rows = await knex()('crm_contracts').whereIn('id', contracts).orderBy('id');
+      expect(rows.map((c) => [Number(c.owner_id), Number(c.project_id), Number(c.lock_version) > 0])).toEqual(contracts.map(() => [host.demo.users.rep1.id, host.demo.projects.crm.id, true]));
+      for (const id of contracts) expect(await contractChanges(id, 'owner_id')).toEqual([[String(host.demo.users.rep2.id), String(host.demo.users.rep1.id), host.demo.users.admin.id]]);
+      const history = visibleText((await admin.get(`/crm/contracts/${contracts[0]}`)).text);
+      expect(history).toContain(`opportunity #${opp}`);
+    });
+  });
+
+  test('moving the opportunity to another project moves its contracts: project lists, detail and journal', async () => {
+    await withRepsSeeingOwn(async () => {
+      const admin = await Session.signIn(host.app, 'admin');
+      const { opp, contracts } = await soldForRep2ThenUnlocked(admin);
+      const americas = host.demo.projects['crm-americas'];
+      const ofOpp = async (url: string) => ((await admin.get(url)).body.contracts as { id: number; opportunity_id: number }[]).filter((c) => c.opportunity_id === opp).map((c) => c.id);
+      // The project page (crm-americas lies under crm, whose pages include subprojects) and the filter on exactly one project.
+      const projectList = (identifier: string) => ofOpp(`/projects/${identifier}/crm/contracts.json?q=Setup`);
+      const filtered = (projectId: number) => ofOpp(`/crm/contracts.json?q=Setup&project=${projectId}`);
+      expect(await projectList('crm-americas')).toEqual([]);
+      const moved = await admin.post(`/crm/opportunities/${opp}/project`, { project_id: String(americas.id), lock_version: String((await oppRow(opp)).lock_version) });
+      expect(moved.status).toBe(303);
+      expect((await knex()('crm_contracts').whereIn('id', contracts).pluck('project_id')).map(Number)).toEqual([americas.id, americas.id]);
+      expect(await projectList('crm-americas')).toEqual([contracts[1]]);
+      expect(await filtered(americas.id)).toEqual([contracts[1]]);
+      expect(await filtered(host.demo.projects.crm.id)).toEqual([]);
+      for (const id of contracts) expect(await contractChanges(id, 'project_id')).toEqual([[String(host.demo.projects.crm.id), String(americas.id), host.demo.users.admin.id]]);
+      // rep2 still owns it and works in the Americas: opportunity and contracts are seen together there.
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      expect((await rep2.get(`/crm/opportunities/${opp}`)).status).toBe(200);
+      expect((await rep2.get(`/crm/contracts/${contracts[0]}`)).status).toBe(200);
+      expect(visibleText((await admin.get(`/crm/contracts/${contracts[0]}`)).text)).toContain(americas.name);
+    });
+  });
+
+  test('an opportunity with contracts cannot be deleted until they are removed (422 naming them); a stale change to one leaves them untouched', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    const { opp, contracts } = await soldForRep2ThenUnlocked(admin);
+    const refused = await admin.post(`/crm/opportunities/${opp}/delete`, { confirm: '1' });
+    expect(refused.status).toBe(422);
+    expect(visibleText(refused.text)).toContain('2 contracts');
+    expect(visibleText(refused.text)).toMatch(/remove them first/i);
+    const json = await admin.agent.post(`/crm/opportunities/${opp}/delete`).set('Accept', 'application/json').set('X-CSRF-Token', admin.csrf).type('form').send({ confirm: '1' });
+    expect(json.status).toBe(422);
+    expect(json.body.error).toMatch(/remove them first/i);
+    expect((await oppRow(opp)).deleted_at).toBeNull();
+    expect(await count('crm_contracts', { opportunity_id: opp, status: 'active' })).toBe(2);
+    expect((await admin.get(`/crm/contracts/${contracts[0]}`)).text).toContain('/upsell');
+    // A stale edit changes neither the opportunity nor its contracts.
+    const stale = await admin.post(`/crm/opportunities/${opp}`, await editForm(opp, { owner_id: String(host.demo.users.rep1.id), lock_version: '0' }));
+    expect(stale.status).toBe(409);
+    expect((await knex()('crm_contracts').whereIn('id', contracts).pluck('owner_id')).map(Number)).toEqual([host.demo.users.rep2.id, host.demo.users.rep2.id]);
+
+    for (const id of contracts) expect((await admin.post(`/crm/contracts/${id}/remove`, { confirm: '1' })).status).toBe(303);
+    expect((await admin.post(`/crm/opportunities/${opp}/delete`, { confirm: '1' })).status).toBe(303);
+    expect((await oppRow(opp)).deleted_at).not.toBeNull();
+    expect(await count('crm_contracts', { opportunity_id: opp, status: 'cancelled' })).toBe(2);
+  });
+});
+
+describe('migration 033 (contracts left behind by earlier reassignments and moves)', () => {
+  test('gives each drifted contract its opportunity’s owner and project, journaled; contracts already in line are not touched', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    const { opp, contracts } = await soldForRep2ThenUnlocked(admin);
+    // What the earlier code left: the opportunity reassigned and moved, its contracts not.
+    await knex()('crm_opportunities').where({ id: opp }).update({ owner_id: host.demo.users.rep1.id, project_id: host.demo.projects['crm-europe'].id });
+    const inLine = await knex()('crm_contracts').whereNot({ opportunity_id: opp }).orderBy('id').select('id', 'owner_id', 'project_id', 'lock_version');
+    await contractOpportunityRepair.up(knex());
+    const rows = await knex()('crm_contracts').whereIn('id', contracts).orderBy('id');
+    expect(rows.map((c) => [Number(c.owner_id), Number(c.project_id)])).toEqual(contracts.map(() => [host.demo.users.rep1.id, host.demo.projects['crm-europe'].id]));
+    for (const id of contracts) {
+      expect(await contractChanges(id, 'owner_id')).toEqual([[String(host.demo.users.rep2.id), String(host.demo.users.rep1.id), null]]);
+      expect(await contractChanges(id, 'project_id')).toEqual([[String(host.demo.projects.crm.id), String(host.demo.projects['crm-europe'].id), null]]);
+    }
+    expect(await knex()('crm_contracts').whereNot({ opportunity_id: opp }).orderBy('id').select('id', 'owner_id', 'project_id', 'lock_version')).toEqual(inLine);
+    // Run again, it finds nothing to repair.
+    await contractOpportunityRepair.up(knex());
+    expect(await contractChanges(contracts[0], 'owner_id')).toHaveLength(1);
   });
 });
 
