@@ -4,11 +4,11 @@ import { CrmError, inputShownAgain, invalid } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import type { HostProject } from '../host';
-import { FIELD_LABELS, RULED_FIELDS, type Opportunity } from '../models/opportunity';
+import { FIELD_LABELS, type Opportunity } from '../models/opportunity';
 import { findVisibleAccount, globalContext, visibleAccountNames } from '../services/accounts';
 import { findVisibleContact } from '../services/contacts';
 import { findVisiblePartner, partnerPicker } from '../services/partners';
-import { fieldRulesFor, type FieldRules } from '../services/field-rules';
+import { fieldRulesFor, hiddenFields, visibleOpportunityFields, type FieldRules } from '../services/field-rules';
 import { positiveId, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
@@ -37,11 +37,7 @@ export function opportunityJson(o: Opportunity) {
 }
 
 /** What a JSON client may read under the field rules: hidden fields are left out. */
-function visibleJson(o: Opportunity, rules: FieldRules) {
-  const json: Record<string, unknown> = opportunityJson(o);
-  for (const f of RULED_FIELDS) if (rules.get(f) === 'hidden') { delete json[f]; if (f === 'amount_minor') delete json.amount; }
-  return json;
-}
+const visibleJson = (o: Opportunity, rules: FieldRules) => visibleOpportunityFields(opportunityJson(o), rules);
 
 /** Filters, falling back to the role's default filter when the list is opened without any. */
 async function filtersFor(ctx: CrmContext, req: Request): Promise<OpportunityFilters> {
@@ -83,7 +79,7 @@ async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, er
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
       opportunities: result.rows.map((r) => ({ ...r, url: opportunityUrl(r.id) })),
-      totals: result.totals, pagination: result.meta,
+      totals: result.totals, hidden_amounts: result.hiddenAmounts, pagination: result.meta,
       status_counts: Object.fromEntries(result.tagCounts),
     },
   };
@@ -120,7 +116,10 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
       moveQuery: `?board=${encodeURIComponent(base(ctx))}`,
     },
     json: {
-      columns: board.columns.map((c) => ({ status: { id: c.status.id, name: c.status.name }, count: c.count, totals: c.totals, cards: c.cards.map((o) => ({ id: o.id, name: o.name, lock_version: o.lock_version })) })),
+      columns: board.columns.map((c) => ({
+        status: { id: c.status.id, name: c.status.name }, count: c.count, totals: c.totals, hidden_amounts: c.hiddenAmounts,
+        cards: c.cards.map((o) => ({ id: o.id, name: o.name, lock_version: o.lock_version })),
+      })),
       folded: board.folded.map((c) => ({ status: { id: c.status.id, name: c.status.name, kind: c.status.kind }, count: c.count })),
     },
   };
@@ -186,6 +185,7 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
   const knex = ctx.host.knex;
   const [allStatuses, project, canEdit] = await Promise.all([statuses(knex), ctx.host.projectById(opp.project_id), canEditOpportunity(ctx, opp)]);
   const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+  const hidden = hiddenFields(rules);
   const status = allStatuses.find((s) => s.id === opp.status_id)!;
   // The account's name only for those who may see the account; others learn that there is one, not which.
   const account = opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null;
@@ -194,7 +194,7 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
   const contact = opp.contact_id ? await findVisibleContact(ctx, opp.contact_id) : null;
   const partner = opp.partner_id ? await findVisiblePartner(ctx, opp.partner_id) : null;
   const owner = opp.owner_id ? await ctx.host.userById(opp.owner_id) : null;
-  const log = await presentHistory(ctx, await history(knex, 'opportunity', opp.id, pageParam(req), 20), { currency: opp.currency });
+  const log = await presentHistory(ctx, await history(knex, 'opportunity', opp.id, pageParam(req), 20), { currency: opp.currency, hiddenFields: hidden });
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   const moveTargets = canEdit ? (await ctx.host.projectsWhere(ctx.user, 'add_opportunities')).filter((p) => p.id !== opp.project_id) : [];
   // S6 "show sales activities on opportunities": when off, the activities panel and its add form are left out.
@@ -208,7 +208,7 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
     title: opp.name,
     view: 'opportunities/show',
     locals: {
-      opp, status, statuses: allStatuses.filter((s) => s.active), project, account, hiddenAccount, contact, partner, owner, log, users, canEdit, rules, message,
+      opp, status, statuses: allStatuses.filter((s) => s.active), project, account, hiddenAccount, contact, partner, owner, log, users, canEdit, hiddenFields: hidden, message,
       canDelete: canEdit && !opp.is_locked && (await ctx.host.can(ctx.user, 'delete_opportunities', project)), moveTargets, formatMoney, panels, sidebar,
       canAdd: await ctx.host.can(ctx.user, 'add_opportunities'),
     },

@@ -48,9 +48,13 @@ async function visibleAccountIds(ctx: CrmContext, ids: number[]): Promise<Set<nu
 
 /**
  * Turns a record's history page into what a person reads: labels instead of column names, names instead of
- * ids, money in its currency, yes/no for flags. The stored journal keeps the raw values.
+ * ids, money in its currency, yes/no for flags. The stored journal keeps the raw values. Details of
+ * `hiddenFields` (an opportunity's fields that the field rules hide from this user, see field-rules.ts
+ * hiddenFields) are left out: their old and new values are the hidden field's values.
  */
-export async function presentHistory(ctx: CrmContext, log: HistoryPage, options: { currency?: string } = {}): Promise<HistoryPage> {
+export async function presentHistory(ctx: CrmContext, log: HistoryPage, options: { currency?: string; hiddenFields?: ReadonlySet<string> } = {}): Promise<HistoryPage> {
+  const hidden = options.hiddenFields;
+  if (hidden?.size) for (const entry of log.entries) if (entry.details) entry.details = entry.details.filter((d) => !hidden.has(d.field));
   const wanted = new Map<string, Set<number>>();
   for (const entry of log.entries) {
     for (const d of entry.details ?? []) {

@@ -8,7 +8,9 @@ import {
 import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, visibleAccountNames } from './accounts';
 import { whereAnyContains } from './text-search';
 import { findVisibleContact } from './contacts';
-import { fieldRulesFor, missingRequired, type FieldRules } from './field-rules';
+import {
+  fieldRulesFor, hiddenSql, missingRequired, viewerFieldRules, visibleOpportunityFields, type FieldRules, type SeenOpportunity, type ViewerFieldRules,
+} from './field-rules';
 import { dayProblem, FieldErrors, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
@@ -95,8 +97,18 @@ export function opportunityFilterParams(f: OpportunityFilters, currencyDigits: (
   return out;
 }
 
-/** The opportunities visible under `scope`, plus the filters, as one query on `crm_opportunities o`. */
-function filteredQuery(knex: Knex, scope: RecordScope, f: OpportunityFilters, options: { ignoreStatuses?: boolean } = {}): Knex.QueryBuilder {
+/** The field each filter reads (the status is moved, never ruled). */
+const FILTERED_FIELDS: Record<Exclude<keyof OpportunityFilters, 'statuses' | 'project' | 'sort' | 'dir'>, OpportunityField> = {
+  q: 'name', owner: 'owner_id', account: 'account_id', partner: 'partner_id', close_from: 'expected_close_on', close_to: 'expected_close_on',
+  currency: 'currency', amount_min: 'amount_minor', amount_max: 'amount_minor',
+};
+
+/**
+ * The opportunities visible under `scope`, plus the filters, as one query on `crm_opportunities o`. A filter on a
+ * field that the field rules hide from this user matches none of the opportunities where it is hidden: otherwise
+ * narrowing the amount step by step would reveal a hidden amount.
+ */
+function filteredQuery(knex: Knex, scope: RecordScope, rules: ViewerFieldRules, f: OpportunityFilters, options: { ignoreStatuses?: boolean } = {}): Knex.QueryBuilder {
   const q = knex('crm_opportunities as o');
   applyOpportunityScope(q, scope);
   if (f.q) whereAnyContains(q, ['o.name'], f.q);
@@ -110,6 +122,12 @@ function filteredQuery(knex: Knex, scope: RecordScope, f: OpportunityFilters, op
   if (f.currency) q.where('o.currency', f.currency);
   if (f.amount_min !== null) q.where('o.amount_minor', '>=', f.amount_min);
   if (f.amount_max !== null) q.where('o.amount_minor', '<=', f.amount_max);
+  const used = (k: string) => f[k as keyof typeof FILTERED_FIELDS] !== null && f[k as keyof typeof FILTERED_FIELDS] !== '';
+  const filtered = new Set(Object.entries(FILTERED_FIELDS).filter(([k]) => used(k)).map(([, field]) => field));
+  for (const field of filtered) {
+    const hidden = hiddenSql(knex, rules, field);
+    if (hidden) q.whereRaw('not ?', [hidden]);
+  }
   return q;
 }
 
@@ -165,44 +183,85 @@ async function withAccountNames(ctx: CrmContext, rows: OpportunityRow[]): Promis
 /** What the list's count, totals and status tags read: they are recomputed after a write to any of these. */
 const OPPORTUNITY_LIST_TABLES: readonly VersionedTable[] = ['crm_opportunities', 'crm_opportunity_statuses'];
 
+/** A list row or kanban card as this user may see it: what the field rules of its status hide is left out. */
+export type VisibleOpportunityRow = SeenOpportunity<OpportunityRow>;
+
+function visibleRows(rules: ViewerFieldRules, rows: OpportunityRow[]): VisibleOpportunityRow[] {
+  return rows.map((r) => visibleOpportunityFields(r, rules.at(r.project_id, r.status_id)));
+}
+
+/**
+ * `o.<column>` as the list sorts by it: where the field rules hide the field from this user, as if it were
+ * empty, so that the order does not reveal a hidden amount or date.
+ */
+function sortColumn(knex: Knex, rules: ViewerFieldRules, column: (typeof OPPORTUNITY_SORTS)[number]): { sql: Knex.Raw; nullable: boolean } {
+  const hidden = (RULED_FIELDS as string[]).includes(column) ? hiddenSql(knex, rules, column as OpportunityField) : null;
+  // Written out (the column is one of OPPORTUNITY_SORTS) so that the planner sees the plain column its indexes give the order of.
+  if (!hidden) return { sql: knex.raw(`o.${column}`), nullable: column === 'expected_close_on' || column === 'amount_minor' };
+  return { sql: knex.raw(`case when ? then null else o.${column} end`, [hidden]), nullable: true };
+}
+
 /**
  * A page of visible opportunities, the totals of the whole filtered set per currency (sum and weighted by
  * the status probability), and the count per status for the coloured filter tags — all aggregated in SQL.
+ * The field rules of the user's role apply (S5): rows leave out what they hide, and the totals leave out the
+ * amounts they hide, counting those apart (`hiddenAmounts`), so that they add up to what the rows show.
  */
 export async function listOpportunities(ctx: CrmContext, f: OpportunityFilters, page: number, perPage: number) {
   const knex = ctx.host.knex;
-  const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
+  const [scope, rules] = await Promise.all([recordScope(ctx, 'opportunities', 'view_opportunities'), viewerFieldRules(ctx)]);
   const { sort, dir, ...narrowing } = f;
-  const base = filteredQuery(knex, scope, f);
-  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), narrowing]);
+  const base = filteredQuery(knex, scope, rules, f);
+  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), narrowing, rules.key]);
   const numbers = await listNumbers(knex, 'opportunity-list-numbers', key, async () => {
     const [{ total }] = await base.clone().count({ total: '*' });
-    const tagRows: { status_id: number; n: number | string }[] = await filteredQuery(knex, scope, f, { ignoreStatuses: true })
+    const tagRows: { status_id: number; n: number | string }[] = await filteredQuery(knex, scope, rules, f, { ignoreStatuses: true })
       .groupBy('o.status_id').select('o.status_id').count({ n: '*' });
-    return { count: Number(total), totals: await currencyTotals(base.clone()), tagCounts: new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)])) };
+    const { totals, hiddenAmounts } = readTotals(await withTotalColumns(knex, base.clone(), hiddenSql(knex, rules, 'amount_minor')).groupBy('o.currency').orderBy('o.currency').select('o.currency'));
+    return { count: Number(total), totals, hiddenAmounts, tagCounts: new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)])) };
   });
   const pages = Math.max(1, Math.ceil(numbers.count / perPage));
   const current = Math.min(page, pages);
+  const order = sortColumn(knex, rules, sort);
   const rows: OpportunityRow[] = (await base.clone()
     .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
     .select(rowColumns)
-    .orderByRaw(`o.${sort} ${dir === 'desc' ? 'desc' : 'asc'} ${sort === 'expected_close_on' || sort === 'amount_minor' ? (dir === 'desc' ? 'nulls last' : 'nulls first') : ''}, o.id ${dir}`)
+    .orderByRaw(`? ${dir === 'desc' ? 'desc' : 'asc'} ${order.nullable ? (dir === 'desc' ? 'nulls last' : 'nulls first') : ''}, o.id ${dir}`, [order.sql])
     .limit(perPage).offset((current - 1) * perPage)).map(toRow);
-  const visibleRows = await withAccountNames(ctx, rows);
-  return { rows: visibleRows, meta: { page: current, pages, total: numbers.count, per_page: perPage } as PageMeta, totals: numbers.totals, tagCounts: numbers.tagCounts };
+  return {
+    rows: visibleRows(rules, await withAccountNames(ctx, rows)), meta: { page: current, pages, total: numbers.count, per_page: perPage } as PageMeta,
+    totals: numbers.totals, hiddenAmounts: numbers.hiddenAmounts, tagCounts: numbers.tagCounts,
+  };
 }
 
-export async function currencyTotals(q: Knex.QueryBuilder): Promise<CurrencyTotal[]> {
-  const rows: { currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[] = await q.join('crm_opportunity_statuses as ts', 'ts.id', 'o.status_id')
-    .groupBy('o.currency').orderBy('o.currency')
-    .select('o.currency')
+interface TotalsRow { currency: string; n: number | string; amount: number | string | null; weighted: number | string | null; hidden?: number | string | null }
+
+/**
+ * Adds the totals' aggregates to a query on `o` (joining its status as `ts`): count, Σ amount and Σ amount × the
+ * status probability. Where `hiddenAmount` (SQL, from hiddenSql) holds, the amount is left out of the sums and
+ * the opportunity counted in `hidden` instead.
+ */
+function withTotalColumns(knex: Knex, q: Knex.QueryBuilder, hiddenAmount: Knex.Raw | null): Knex.QueryBuilder {
+  const shown = (sql: string) => (hiddenAmount ? knex.raw(`case when ? then null else ${sql} end`, [hiddenAmount]) : knex.raw(sql));
+  q.join('crm_opportunity_statuses as ts', 'ts.id', 'o.status_id')
     .count({ n: '*' })
-    .sum({ amount: 'o.amount_minor' })
-    .sum({ weighted: q.client.raw('o.amount_minor * ts.probability') });
+    .sum({ amount: shown('o.amount_minor') })
+    .sum({ weighted: shown('o.amount_minor * ts.probability') });
+  if (hiddenAmount) q.sum({ hidden: knex.raw('case when ? then 1 else 0 end', [hiddenAmount]) });
+  return q;
+}
+
+/**
+ * Totals per currency from withTotalColumns rows: only the opportunities whose amount is shown, so a currency
+ * whose amounts are all hidden has no line; the hidden ones as one count.
+ */
+function readTotals(rows: TotalsRow[]): { totals: CurrencyTotal[]; hiddenAmounts: number } {
+  const hiddenOf = (r: TotalsRow) => Number(r.hidden ?? 0);
   // Σ amount × probability % is summed exactly in SQL, then rounded once (half away from zero).
-  return rows.map((r) => ({
-    currency: String(r.currency), count: Number(r.n), amount_minor: Number(r.amount ?? 0), weighted_minor: percentOf(Number(r.weighted ?? 0), 100),
-  }));
+  const totals = rows.map((r) => ({
+    currency: String(r.currency), count: Number(r.n) - hiddenOf(r), amount_minor: Number(r.amount ?? 0), weighted_minor: percentOf(Number(r.weighted ?? 0), 100),
+  })).filter((t) => t.count > 0);
+  return { totals, hiddenAmounts: rows.reduce((n, r) => n + hiddenOf(r), 0) };
 }
 
 export async function statuses(knex: Knex, options: { activeOnly?: boolean } = {}): Promise<OpportunityStatus[]> {
@@ -419,29 +478,28 @@ export async function deleteOpportunity(ctx: CrmContext, opp: Opportunity): Prom
   });
 }
 
-/** Kanban: open statuses as columns with their first 25 cards by close date (the column links to all), won and lost folded into counts. */
+/**
+ * Kanban: open statuses as columns with their first 25 cards by close date (the column links to all), won and lost
+ * folded into counts. The field rules apply as on the list: cards leave out what they hide, column sums the amounts
+ * they hide (counted apart, `hiddenAmounts`).
+ */
 export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn = 25) {
   const knex = ctx.host.knex;
   const all = await statuses(knex, { activeOnly: true });
   const open = all.filter((s) => s.kind === 'open');
   // Each column shows its own status whatever the status filter says; everything else filters as the list does.
-  const scope = await recordScope(ctx, 'opportunities', 'view_opportunities');
-  const base = filteredQuery(knex, scope, f, { ignoreStatuses: true }).whereIn('o.status_id', all.map((s) => s.id));
-  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), { ...f, statuses: null }, perColumn]);
+  const [scope, rules] = await Promise.all([recordScope(ctx, 'opportunities', 'view_opportunities'), viewerFieldRules(ctx)]);
+  const base = filteredQuery(knex, scope, rules, f, { ignoreStatuses: true }).whereIn('o.status_id', all.map((s) => s.id));
+  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), { ...f, statuses: null }, perColumn, rules.key]);
   // Counts and totals of every column in one grouped query (kept until the next write) …
-  const grouped = await listNumbers(knex, 'kanban-numbers', key, async (): Promise<{ status_id: number | string; currency: string; n: number | string; amount: number | string | null; weighted: number | string | null }[]> => base.clone()
-    .join('crm_opportunity_statuses as ts', 'ts.id', 'o.status_id').groupBy('o.status_id', 'o.currency').orderBy('o.currency')
-    .select('o.status_id', 'o.currency').count({ n: '*' }).sum({ amount: 'o.amount_minor' }).sum({ weighted: knex.raw('o.amount_minor * ts.probability') }));
-  const totalsOf = new Map<number, CurrencyTotal[]>();
-  for (const r of grouped) {
-    const list = totalsOf.get(Number(r.status_id)) ?? [];
-    list.push({ currency: String(r.currency), count: Number(r.n), amount_minor: Number(r.amount ?? 0), weighted_minor: percentOf(Number(r.weighted ?? 0), 100) });
-    totalsOf.set(Number(r.status_id), list);
-  }
-  const countOf = (id: number) => (totalsOf.get(id) ?? []).reduce((n, t) => n + t.count, 0);
+  const grouped = await listNumbers(knex, 'kanban-numbers', key, async (): Promise<(TotalsRow & { status_id: number | string })[]> =>
+    withTotalColumns(knex, base.clone(), hiddenSql(knex, rules, 'amount_minor')).groupBy('o.status_id', 'o.currency').orderBy('o.currency').select('o.status_id', 'o.currency'));
+  const rowsOf = new Map<number, TotalsRow[]>();
+  for (const r of grouped) rowsOf.set(Number(r.status_id), [...(rowsOf.get(Number(r.status_id)) ?? []), r]);
+  const numbersOf = (id: number) => ({ count: (rowsOf.get(id) ?? []).reduce((n, r) => n + Number(r.n), 0), ...readTotals(rowsOf.get(id) ?? []) });
   // … and the first cards of every open column in one query, numbered per status by close date.
   const ranked = base.clone().whereIn('o.status_id', open.map((s) => s.id))
-    .select('o.id', knex.raw('row_number() over (partition by o.status_id order by o.expected_close_on asc nulls last, o.id asc) as card_rank'));
+    .select('o.id', knex.raw('row_number() over (partition by o.status_id order by ? asc nulls last, o.id asc) as card_rank', [sortColumn(knex, rules, 'expected_close_on').sql]));
   const cards = await listNumbers(knex, 'kanban-cards', key, async () =>
     (await knex('crm_opportunities as o').join(ranked.as('k'), 'k.id', 'o.id')
       .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
@@ -449,10 +507,11 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
   // Named apart from the cards, under the accounts' versions and the viewer's account scope as well: a full board
   // names up to 100 accounts, and would otherwise read them on every view.
   const namesKey = await listKey(knex, ['crm_accounts', 'crm_account_projects'], [key, await accountNamesScopeKey(ctx)]);
-  const visibleCards = await listNumbers(knex, 'kanban-card-names', namesKey, () => withAccountNames(ctx, cards));
-  const columns = open.map((status) => ({
-    status, cards: visibleCards.filter((c) => c.status_id === status.id), count: countOf(status.id), totals: totalsOf.get(status.id) ?? [],
-  }));
-  const folded = all.filter((s) => s.kind !== 'open').map((status) => ({ status, count: countOf(status.id) }));
+  const namedCards = await listNumbers(knex, 'kanban-card-names', namesKey, () => withAccountNames(ctx, cards));
+  const columns = open.map((status) => {
+    const { count, totals, hiddenAmounts } = numbersOf(status.id);
+    return { status, cards: visibleRows(rules, namedCards.filter((c) => c.status_id === status.id)), count, totals, hiddenAmounts };
+  });
+  const folded = all.filter((s) => s.kind !== 'open').map((status) => ({ status, count: numbersOf(status.id).count }));
   return { columns, folded };
 }

@@ -3,6 +3,7 @@ import type { Opportunity } from '../../models/opportunity';
 import { findVisibleAccount } from '../accounts';
 import { findVisibleContact } from '../contacts';
 import { allFields, customValuesOf } from '../custom-fields';
+import { fieldRulesFor, visibleOpportunityFields } from '../field-rules';
 import { pricedQuote, quotesOf, type Quote } from '../quotes';
 import { loadSettings } from '../settings';
 import { customFieldSlug, type DocumentCustomField, type QuoteDocumentInput } from './token-data';
@@ -11,13 +12,15 @@ import { todayUtc } from '../dates';
 /**
  * Gathers what a quote document shows, for this user: the quote with its priced lines and totals, the account
  * and contact (only if the user may see them, as everywhere else), the owner as sales rep, the own company from
- * the CRM settings, and custom fields by name. The caller has checked that the user may see the quote's
- * opportunity (requireVisibleQuote; the generate route has the editable opportunity and found the quote among
- * its quotes), so neither is read again.
+ * the CRM settings, and custom fields by name. The opportunity's fields that the field rules hide from this user
+ * (S5) are left out, and with them the account, contact and sales rep they name: their tokens print nothing.
+ * The caller has checked that the user may see the quote's opportunity (requireVisibleQuote; the generate route
+ * has the editable opportunity and found the quote among its quotes), so neither is read again.
  */
 export async function quoteDocumentInput(ctx: CrmContext, checked: { quote: Quote; opportunity: Opportunity }, today = new Date()): Promise<QuoteDocumentInput> {
-  const { quote, opportunity, items, totals } = await pricedQuote(ctx.host.knex, checked);
+  const { quote, opportunity: stored, items, totals } = await pricedQuote(ctx.host.knex, checked);
   const knex = ctx.host.knex;
+  const opportunity = visibleOpportunityFields({ ...stored }, await fieldRulesFor(ctx, stored.project_id, stored.status_id));
   // Independent reads, asked at once (on PostgreSQL they overlap on the pool's connections).
   const accountRead = opportunity.account_id ? findVisibleAccount(ctx, opportunity.account_id) : Promise.resolve(null);
   const [settings, account, contact, owner, status, accountFields, opportunityFields] = await Promise.all([
@@ -36,8 +39,8 @@ export async function quoteDocumentInput(ctx: CrmContext, checked: { quote: Quot
       created_on: quote.created_at, valid_from: quote.valid_from, valid_to: quote.valid_to,
     },
     opportunity: {
-      id: opportunity.id, name: opportunity.name, description: opportunity.description ?? '', status: status?.name ? String(status.name) : '',
-      amount_minor: opportunity.amount_minor, currency: opportunity.currency, expected_close_on: opportunity.expected_close_on,
+      id: opportunity.id, name: opportunity.name ?? '', description: opportunity.description ?? '', status: status?.name ? String(status.name) : '',
+      amount_minor: opportunity.amount_minor ?? null, currency: opportunity.currency, expected_close_on: opportunity.expected_close_on ?? null,
     },
     account: account ? {
       name: account.name, organization: account.organization, street: account.street, postcode: account.postcode, city: account.city,
