@@ -10,6 +10,7 @@ import {
 import { isPg } from '../../migrations/dialect';
 import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays } from './dates';
+import { hiddenSql, viewerFieldRules } from './field-rules';
 import { convertMinor, rateOn, rateText, type RateOn } from './exchange-rates';
 import { percentOf } from './money';
 import { loadSettings } from './settings';
@@ -95,6 +96,7 @@ function memo<T>(env: DashboardEnv, key: string, make: () => Promise<T>): Promis
 }
 
 const opportunityScope = (env: DashboardEnv) => memo(env, 'scope:opportunities', () => recordScope(env.ctx, 'opportunities', 'view_opportunities'));
+const fieldRules = (env: DashboardEnv) => memo(env, 'field-rules', () => viewerFieldRules(env.ctx));
 const contractScope = (env: DashboardEnv) => memo(env, 'scope:contracts', () => recordScope(env.ctx, 'opportunities', 'view_contracts'));
 const statusIds = (env: DashboardEnv) => memo(env, 'statuses', async () => {
   const rows = await env.knex('crm_opportunity_statuses').orderBy('position').select('id', 'name', 'kind', 'probability', 'active', 'color');
@@ -211,14 +213,19 @@ function applyModuleFilters(q: Knex.QueryBuilder, alias: string, config: ModuleC
   for (const field of fields) if (config.filters[field]) q.where(`${alias}.${field}`, config.filters[field]);
 }
 
-/** Visible opportunities (`o`, statuses `s`) with the module's filters, expected close in the period. */
-async function opportunityQuery(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<{ q: Knex.QueryBuilder }> {
+/**
+ * Visible opportunities (`o`, statuses `s`) with the module's filters, expected close in the period; and `amount`,
+ * the amount as the viewer may see it: null where the field rules hide it from them (S5), so sums leave it out as
+ * the opportunity list's totals do.
+ */
+async function opportunityQuery(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<{ q: Knex.QueryBuilder; amount: Knex.Raw }> {
   const q = env.knex('crm_opportunities as o').join('crm_opportunity_statuses as s', 's.id', 'o.status_id');
   applyOpportunityScope(q, await opportunityScope(env));
   applyModuleFilters(q, 'o', config, ['project_id', 'owner_id', 'account_id', 'currency', 'status_id']);
   if (onlyMine(env, config)) q.where('o.owner_id', env.ctx.user.id);
   q.where('o.expected_close_on', '>=', period.from).where('o.expected_close_on', '<=', period.to);
-  return { q };
+  const hidden = hiddenSql(env.knex, await fieldRules(env), 'amount_minor');
+  return { q, amount: hidden ? env.knex.raw('case when ? then null else o.amount_minor end', [hidden]) : env.knex.raw('o.amount_minor') };
 }
 
 /** Contracts visible as the contracts list shows them (S3 with view_contracts: applyContractScope), with the module's filters. */
@@ -257,9 +264,9 @@ const bucketNotes = (size: BucketSize, finest: BucketSize): string[] =>
 // ---- The modules ----
 
 async function funnel(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<Partial<ModuleData>> {
-  const { q } = await opportunityQuery(env, config, period);
+  const { q, amount: shownAmount } = await opportunityQuery(env, config, period);
   const rows: Record<string, unknown>[] = await q.groupBy('o.status_id', 'o.currency').select('o.status_id', 'o.currency')
-    .count({ n: '*' }).sum({ amount: 'o.amount_minor' }).sum({ weighted: env.knex.raw('o.amount_minor * s.probability') });
+    .count({ n: '*' }).sum({ amount: shownAmount }).sum({ weighted: env.knex.raw('? * s.probability', [shownAmount]) });
   const conv = converterFor(env, period);
   const statuses = (await statusIds(env)).filter((s) => (config.filters.status_id ? s.id === config.filters.status_id : s.active || rows.some((r) => Number(r.status_id) === s.id)));
   const out: DataRow[] = [];
@@ -281,11 +288,11 @@ async function funnel(env: DashboardEnv, config: ModuleConfig, period: Period): 
 }
 
 async function forecast(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<Partial<ModuleData>> {
-  const { q } = await opportunityQuery(env, config, period);
+  const { q, amount: shownAmount } = await opportunityQuery(env, config, period);
   const month = monthOfDate(env.knex, 'o.expected_close_on');
   const rows: Record<string, unknown>[] = await q.where('s.kind', 'open').groupByRaw(`${month}, o.currency`)
-    .select(env.knex.raw(`${month} as month`), 'o.currency').count({ n: '*' }).sum({ amount: 'o.amount_minor' })
-    .sum({ weighted: env.knex.raw('o.amount_minor * s.probability') });
+    .select(env.knex.raw(`${month} as month`), 'o.currency').count({ n: '*' }).sum({ amount: shownAmount })
+    .sum({ weighted: env.knex.raw('? * s.probability', [shownAmount]) });
   const open = (await statusIds(env)).filter((s) => s.kind === 'open').map((s) => s.id);
   const conv = converterFor(env, period);
   const out: DataRow[] = [];
@@ -316,9 +323,9 @@ async function forecast(env: DashboardEnv, config: ModuleConfig, period: Period)
 
 /** Won opportunities per owner and currency, converted: shared by won-per-person, leaderboard, team and targets. */
 async function wonByOwner(env: DashboardEnv, config: ModuleConfig, period: Period, conv: Converter): Promise<Map<number | null, { count: number; amount: number }>> {
-  const { q } = await opportunityQuery(env, config, period);
+  const { q, amount: shownAmount } = await opportunityQuery(env, config, period);
   const rows: Record<string, unknown>[] = await q.where('s.kind', 'won').groupBy('o.owner_id', 'o.currency').select('o.owner_id', 'o.currency')
-    .count({ n: '*' }).sum({ amount: 'o.amount_minor' });
+    .count({ n: '*' }).sum({ amount: shownAmount });
   const out = new Map<number | null, { count: number; amount: number }>();
   for (const r of rows) {
     const owner = r.owner_id === null ? null : Number(r.owner_id);
@@ -359,9 +366,9 @@ async function activitiesByPerson(env: DashboardEnv, config: ModuleConfig, perio
 
 async function team(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<Partial<ModuleData>> {
   const conv = converterFor(env, period);
-  const { q } = await opportunityQuery(env, config, period);
+  const { q, amount: shownAmount } = await opportunityQuery(env, config, period);
   const rows: Record<string, unknown>[] = await q.whereIn('s.kind', ['won', 'lost']).groupBy('o.owner_id', 's.kind', 'o.currency')
-    .select('o.owner_id', 's.kind', 'o.currency').count({ n: '*' }).sum({ amount: 'o.amount_minor' });
+    .select('o.owner_id', 's.kind', 'o.currency').count({ n: '*' }).sum({ amount: shownAmount });
   const activities = await activitiesByPerson(env, config, period);
   const people = new Map<number, { won: number; lost: number; amount: number; activities: number }>();
   const entry = (id: number) => people.get(id) ?? people.set(id, { won: 0, lost: 0, amount: 0, activities: 0 }).get(id)!;
@@ -386,10 +393,10 @@ async function team(env: DashboardEnv, config: ModuleConfig, period: Period): Pr
 
 async function revenue(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<Partial<ModuleData>> {
   const conv = converterFor(env, period);
-  const { q } = await opportunityQuery(env, config, period);
+  const { q, amount: shownAmount } = await opportunityQuery(env, config, period);
   const oMonth = monthOfDate(env.knex, 'o.expected_close_on');
   const won: Record<string, unknown>[] = await q.where('s.kind', 'won').groupByRaw(`${oMonth}, o.currency`)
-    .select(env.knex.raw(`${oMonth} as month`), 'o.currency').sum({ amount: 'o.amount_minor' });
+    .select(env.knex.raw(`${oMonth} as month`), 'o.currency').sum({ amount: shownAmount });
   const { q: cq } = await contractQuery(env, config);
   const cMonth = monthOfDate(env.knex, 'c.starts_on');
   const contracts: Record<string, unknown>[] = await cq.whereNot('c.status', 'cancelled').where('c.starts_on', '>=', period.from).where('c.starts_on', '<=', period.to)
@@ -586,7 +593,7 @@ const viewerKey = (env: DashboardEnv) => memo(env, 'viewer-key', async () => {
     opportunityScope(env), contractScope(env),
     recordScope(env.ctx, 'accounts', 'view_accounts'), recordScope(env.ctx, 'partners', 'view_partners'),
   ]);
-  return JSON.stringify([versions, env.base, env.today, env.reporting, env.userType, scopes.map(scopeKey)]);
+  return JSON.stringify([versions, env.base, env.today, env.reporting, env.userType, scopes.map(scopeKey), (await fieldRules(env)).key]);
 });
 
 /**

@@ -162,4 +162,20 @@ describe('a field hidden by the field rules (S5) appears nowhere for that user',
     const admin = await Session.signIn(host.app, 'admin');
     expect(visibleText((await admin.get(`/crm/opportunities/${oppId}`)).text)).toContain(`Description : (empty) → ${SECRET}`);
   });
+  test('overview modules: the funnel and the forecast leave a hidden amount out of their sums, for that user only', async () => {
+    const knex = host.db.knex;
+    const period = 'period=custom&from=2027-01-01&to=2027-12-31';
+    const sekAmount = (body: { rows: { currencies?: { currency: string; amount_minor: number }[] }[] }) =>
+      body.rows.flatMap((r) => r.currencies ?? []).filter((c) => c.currency === 'SEK').reduce((n, c) => n + c.amount_minor, 0);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const director = await Session.signIn(host.app, 'director');
+    for (const type of ['funnel', 'forecast']) {
+      const module = await knex('crm_dashboard_modules as m').join('crm_dashboard_pages as p', 'p.id', 'm.page_id').whereNull('p.project_id').where('m.type', type).first('m.id');
+      const seenByRep = await rep1.get(`/crm/modules/${module.id}.json?${period}`);
+      expect(seenByRep.status).toBe(200);
+      expect({ type, sek: sekAmount(seenByRep.body.data ?? seenByRep.body) }).toEqual({ type, sek: 0 });
+      const seenByDirector = await director.get(`/crm/modules/${module.id}.json?${period}`);
+      expect({ type, sek: sekAmount(seenByDirector.body.data ?? seenByDirector.body) }).toEqual({ type, sek: 9_500_000 });
+    }
+  });
 });
