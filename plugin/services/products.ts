@@ -217,7 +217,8 @@ export async function listProducts(ctx: CrmContext, filters: ProductFilters, pag
   const { q: books } = await scopePriceBooks(ctx, knex('crm_price_books as pb').select('pb.id'), manager);
   const bookCount = knex('crm_product_prices as cpp').whereRaw('cpp.product_id = p.id').whereIn('cpp.price_book_id', books).countDistinct('cpp.price_book_id');
   const rows = await base.clone().leftJoin('crm_product_categories as c', 'c.id', 'p.category_id')
-    .select(PRODUCT_COLUMNS.map((c) => `p.${c}`), 'c.name as category_name', bookCount.as('price_book_count'))
+    // One list: knex keeps only the array when select() gets an array first, dropping the arguments after it.
+    .select([...PRODUCT_COLUMNS.map((c) => `p.${c}`), 'c.name as category_name', bookCount.as('price_book_count')])
     .orderBy([{ column: 'p.name' }, { column: 'p.id' }]).limit(perPage).offset((current - 1) * perPage);
   return {
     rows: rows.map((r: Record<string, unknown>) => ({ ...normalize(r), category_name: (r.category_name as string | null) ?? null, price_book_count: Number(r.price_book_count) })),

@@ -492,6 +492,9 @@ describe('baselines (D4)', () => {
     expect((await knex()('crm_baselines').where({ id: first.id }).first()).data).toBe(stored);
 
     const page = await director.get(`${url}?baseline=${first.id}`);
+    // Like every page, the module's page starts with its title (the module's title), then the way back.
+    const title = (await knex()('crm_dashboard_modules').where({ id: moduleId }).first()).title as string;
+    expect(page.text).toMatch(new RegExp(`<section class="content">\\s*<h2>${title}</h2>\\s*<p class="breadcrumb">`));
     expect(page.text).toContain('Start &lt;of&gt; year');
     expect(page.text).not.toContain('Start <of> year');
     expect(page.text).toContain('class="series-0 baseline"');

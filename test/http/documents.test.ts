@@ -260,7 +260,10 @@ describe('token reference and template check (Q9)', () => {
     const text = visibleText(res.text);
     expect(text).toContain(`{quote.number} Quote number ${number}`);
     expect(text).toContain('{quote.total} Total to pay');
-    expect(text).toContain('{quote.total} Total to pay, tax included, formatted with its currency ("1 234.50 EUR"); `_raw`: "1234.50" 1 656.00 EUR');
+    expect(text).toContain('{quote.total} Total to pay, tax included, formatted with its currency ("1 234.50 EUR"); _raw : "1234.50" 1 656.00 EUR');
+    // A description's `backticked` words are shown as code, not as literal backticks.
+    expect(res.text).toContain('<code>_raw</code>');
+    expect(res.text).not.toContain('`');
     expect(text).toContain('{#items} {name} Product or line name Licence <Pro>');
     const json = await rep1.get(`/crm/settings/tokens.json?opportunity=${oppId}`);
     expect(json.body.tokens).toEqual(expect.arrayContaining([{ token: 'quote.total_raw', loop: null, description: expect.any(String), value: '1656.00' }]));

@@ -34,6 +34,29 @@ describe('products (Q2)', () => {
     expect(detail.body.price_books[0].prices.map((p: { price_minor: number; currency: string }) => [p.price_minor, p.currency])).toEqual([[18_900, 'EUR'], [19_900, 'USD']]);
   });
 
+  test('the list shows each product’s category and how many price books price it (page, htmx filter, JSON)', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const productId = async (code: string) => Number((await host.db.knex('crm_products').where({ code }).first('id')).id);
+    const cells = (html: string, id: number) => {
+      const row = new RegExp(`<tr data-product="${id}"[^>]*>([\\s\\S]*?)</tr>`).exec(html);
+      if (!row) throw new Error(`No row for product ${id}`);
+      return [...row[1].matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((m) => visibleText(m[1]));
+    };
+    const crmPro = await productId('CRM-PRO');
+    const page = await director.get('/crm/products');
+    // Name, Code, Category, Price books: CRM-PRO is priced in "Standard 2026" and "Nordic 2026".
+    expect(cells(page.text, crmPro).slice(0, 4)).toEqual(['CRM Professional licence', 'CRM-PRO', 'Software licences', '2']);
+    expect(page.text).not.toContain('NaN');
+
+    const fragment = await director.htmxGet(`/crm/products?category=${await categoryId('Hardware')}`);
+    expect(cells(fragment.text, await productId('HW-SCAN')).slice(2, 4)).toEqual(['Hardware', '1']);
+    expect(cells(fragment.text, await productId('HW-TERM')).slice(2, 4)).toEqual(['Hardware', '2']);
+    expect(fragment.text).not.toContain('NaN');
+
+    const json = await director.get('/crm/products.json');
+    expect(json.body.products.find((p: { code: string }) => p.code === 'CRM-PRO')).toMatchObject({ category_name: 'Software licences', price_book_count: 2 });
+  });
+
   test('create, edit (htmx and JSON), delete; journaled; code unique (422); stale lock 409', async () => {
     const director = await Session.signIn(host.app, 'director');
     const id = await newProduct(director, 'P-1');
