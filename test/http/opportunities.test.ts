@@ -25,6 +25,11 @@ describe('opportunity list (O2)', () => {
     expect(jpy).toEqual({ currency: 'JPY', count: 1, amount_minor: 3_000_000, weighted_minor: 750_000 });
     const html = await director.get('/crm/opportunities');
     expect(visibleText(html.text)).toContain('125 000.00 EUR');
+    // Each row's status carries its colour, as the status tags above the list do.
+    const statusColors = new Map((await host.db.knex('crm_opportunity_statuses').select('name', 'color')).map((s) => [s.name as string, s.color as string]));
+    const row = /<tr data-opportunity="\d+">[\s\S]*?<\/tr>/.exec(html.text)![0];
+    const [, color, name] = /<span class="swatch" style="background: ([^"]+)"><\/span>([^<]+)<\/span>/.exec(row)!;
+    expect(color).toBe(statusColors.get(name.trim()));
   });
 
   test('a rep sees only the opportunities of their projects; others answer 404', async () => {
