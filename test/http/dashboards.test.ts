@@ -26,6 +26,15 @@ async function contract(row: { project: string; owner: string; kind: string; sta
   });
 }
 
+/** A new global overview page made through the routes, with one module of `type` on it (the caller deletes the page). */
+async function globalPageWithModule(s: Session, name: string, type: string): Promise<{ pageId: number; module: { id: number; config: string } }> {
+  const created = await s.post('/crm/pages', { name });
+  expect(created.status).toBe(303);
+  const pageId = Number(/\/crm\/pages\/(\d+)\/customize/.exec(created.headers.location)![1]);
+  expect((await s.post(`/crm/pages/${pageId}/modules`, { type })).status).toBe(303);
+  return { pageId, module: await knex()('crm_dashboard_modules').where({ page_id: pageId }).first() };
+}
+
 async function rate(from: string, to: string, rateMicro: number, validOn: string) {
   await knex()('crm_exchange_rates').insert({ from_currency: from, to_currency: to, rate_micro: rateMicro, valid_on: validOn });
 }
@@ -588,12 +597,8 @@ describe('periods a module cannot draw (D3)', () => {
 
   test('a stored period that cannot be drawn shows the module with a message: its page, the customize view, the module and its CSV never answer 500', async () => {
     const admin = await Session.signIn(host.app, 'admin');
-    const created = await admin.post('/crm/pages', { name: 'Far future' });
-    expect(created.status).toBe(303);
-    const pageId = Number(/\/crm\/pages\/(\d+)\/customize/.exec(created.headers.location)![1]);
+    const { pageId, module } = await globalPageWithModule(admin, 'Far future', 'revenue');
     try {
-      expect((await admin.post(`/crm/pages/${pageId}/modules`, { type: 'revenue' })).status).toBe(303);
-      const module = await knex()('crm_dashboard_modules').where({ page_id: pageId }).first();
       // As stored before periods were checked against the years a day can be counted in.
       await knex()('crm_dashboard_modules').where({ id: module.id }).update({ config: JSON.stringify({ ...JSON.parse(module.config), period: { kind: 'custom', from: '9999-01-01', to: '9999-12-31' } }) });
       const director = await Session.signIn(host.app, 'director');
@@ -661,12 +666,8 @@ describe('long periods (D2, D3)', () => {
 describe('who customizes the global overview (D1, S2)', () => {
   test('manage_crm_page in one project does not reach the global overview: a project manager gets 404 on every change there and nothing changes', async () => {
     const admin = await Session.signIn(host.app, 'admin');
-    const created = await admin.post('/crm/pages', { name: 'Admin only' });
-    expect(created.status).toBe(303);
-    const pageId = Number(/\/crm\/pages\/(\d+)\/customize/.exec(created.headers.location)![1]);
+    const { pageId, module } = await globalPageWithModule(admin, 'Admin only', 'funnel');
     try {
-      expect((await admin.post(`/crm/pages/${pageId}/modules`, { type: 'funnel' })).status).toBe(303);
-      const module = await knex()('crm_dashboard_modules').where({ page_id: pageId }).first();
       const template = (await knex()('crm_dashboard_templates').insert({ name: 'PM probe', modules: JSON.stringify([{ type: 'funnel' }]), author_id: null, created_at: new Date().toISOString() }).returning('id'))[0];
       const templateId = Number(template.id ?? template);
       const pagesBefore = (await knex()('crm_dashboard_pages').whereNull('project_id')).length;
