@@ -27,7 +27,7 @@ async function contract(row: { project: string; owner: string; kind: string; sta
 }
 
 /** A new global overview page made through the routes, with one module of `type` on it (the caller deletes the page). */
-async function globalPageWithModule(s: Session, name: string, type: string): Promise<{ pageId: number; module: { id: number; config: string } }> {
+async function globalPageWithModule(s: Session, name: string, type: string): Promise<{ pageId: number; module: { id: number; config: string; lock_version: number; title: string; position: number } }> {
   const created = await s.post('/crm/pages', { name });
   expect(created.status).toBe(303);
   const pageId = Number(/\/crm\/pages\/(\d+)\/customize/.exec(created.headers.location)![1]);
