@@ -36,7 +36,7 @@ export interface CrmRoute {
 const VIEW_PERMISSIONS = ['view_accounts', 'view_personal_contacts', 'view_partners', 'view_leads', 'view_opportunities', 'view_campaigns', 'view_contracts', 'view_price_books'];
 export const ANY_VIEW = VIEW_PERMISSIONS;
 
-export async function canAny(host: HostApi, user: HostUser, permissions: string[], project?: HostProject | null): Promise<boolean> {
+async function canAny(host: HostApi, user: HostUser, permissions: string[], project?: HostProject | null): Promise<boolean> {
   for (const p of permissions) if (await host.can(user, p, project)) return true;
   return false;
 }

@@ -1,4 +1,5 @@
-import { ANY_VIEW, canAny, type CrmContext } from '../http/guard';
+import { ANY_VIEW, type CrmContext } from '../http/guard';
+import type { HostProject } from '../host';
 import type { Account } from '../models/account';
 import { canEditAccount, dateText, globalContext, linkedProjectIds } from '../services/accounts';
 import { formatMoney } from '../services/money';
@@ -72,12 +73,14 @@ export const ACCOUNT_TABS: AccountTab[] = [
   {
     id: 'projects', label: 'Projects & tickets', view: 'accounts/tabs/projects',
     async load(ctx, account) {
-      // Only projects whose CRM pages the reader may open: the others would be links to a 404.
-      const projects = [];
-      for (const id of await linkedProjectIds(ctx.host.knex, account.id)) {
-        const p = await ctx.host.projectById(id);
-        if (p && (await canAny(ctx.host, ctx.user, ANY_VIEW, p))) projects.push(p);
+      // Only projects whose CRM pages the reader may open (the others would be links to a 404), from the host's
+      // answers for the whole request rather than a lookup per linked project.
+      const linked = new Set(await linkedProjectIds(ctx.host.knex, account.id));
+      const reachable = new Map<number, HostProject>();
+      for (const permission of ANY_VIEW) {
+        for (const p of await ctx.host.projectsWhere(ctx.user, permission)) if (linked.has(p.id)) reachable.set(p.id, p);
       }
+      const projects = [...reachable.values()];
       // A8: the account's linked host tasks (the newest TASK_LIST_LIMIT links).
       const tasks = await accountTasks(ctx, account);
       return { projects: projects.sort((a, b) => a.name.localeCompare(b.name)), tasks: tasks.rows, tasksTotal: tasks.total, taskLimit: TASK_LIST_LIMIT };
