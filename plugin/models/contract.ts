@@ -58,20 +58,23 @@ export function toContract(r: Record<string, unknown>): Contract {
 /**
  * Contracts visible under `scope` (resolved for view_contracts with the opportunities' visibility levels), as SQL
  * on `crm_contracts` aliased `c`: a contract is seen where its opportunity is — in its project, at the user's level
- * (all, own = owner or author, or the team's); partner users only those of their partners' opportunities.
+ * (all; own = the opportunity's owner or author; or the team's); partner users only those of their partners'
+ * opportunities. The contract carries a copy of its opportunity's owner (kept in line by opportunity-contracts.ts);
+ * the opportunity's author is read from the opportunity, as the contract's own author is whoever sold it, who sees
+ * the contracts only while they may see the deal. (An opportunity's author never changes, so the contract lists'
+ * cached numbers, kept under crm_opportunities' version too, stay true.)
  */
 export function applyContractScope(query: Knex.QueryBuilder, scope: RecordScope): void {
-  const userId = scope.user.id;
   if (scope.partnerIds) {
     const partnerIds = scope.partnerIds;
     query.whereIn('c.opportunity_id', (s) => s.select('id').from('crm_opportunities').whereIn('partner_id', partnerIds));
   }
+  const ownedOrWrittenBy = (w: Knex.QueryBuilder, userIds: number[]) => w.whereIn('c.owner_id', userIds)
+    .orWhereIn('c.opportunity_id', (s) => s.select('id').from('crm_opportunities').whereIn('author_id', userIds));
   query.where((b) => {
     b.whereRaw('1 = 0');
     if (scope.all.length) b.orWhereIn('c.project_id', scope.all);
-    if (scope.own.length) b.orWhere((o) => o.whereIn('c.project_id', scope.own).andWhere((w) => w.where('c.owner_id', userId).orWhere('c.author_id', userId)));
-    if (scope.team.length) {
-      b.orWhere((o) => o.whereIn('c.project_id', scope.team).andWhere((w) => w.whereIn('c.owner_id', scope.teamUserIds).orWhereIn('c.author_id', scope.teamUserIds)));
-    }
+    if (scope.own.length) b.orWhere((o) => o.whereIn('c.project_id', scope.own).andWhere((w) => ownedOrWrittenBy(w, [scope.user.id])));
+    if (scope.team.length) b.orWhere((o) => o.whereIn('c.project_id', scope.team).andWhere((w) => ownedOrWrittenBy(w, scope.teamUserIds)));
   });
 }

@@ -606,6 +606,36 @@ describe('contracts follow their opportunity (owner, project) and keep it from b
     });
   });
 
+  test('the rep who sold a deal sees its contracts only while they may see the deal: reassigned, both are gone for them', async () => {
+    await withRepsSeeingOwn(async () => {
+      // rep2 owns and sells a deal the director wrote, so rep2 is the contracts' author (the seller).
+      const { opp } = await deal([LICENCE]);
+      await knex()('crm_opportunities').where({ id: opp }).update({ owner_id: host.demo.users.rep2.id, author_id: host.demo.users.director.id, project_id: host.demo.projects.crm.id });
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      expect((await rep2.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp))).status).toBe(303);
+      const [contract] = (await knex()('crm_contracts').where({ opportunity_id: opp }).pluck('id')).map(Number);
+      expect(Number((await knex()('crm_contracts').where({ id: contract }).first()).author_id)).toBe(host.demo.users.rep2.id);
+      const listedFor = async (s: Session) => ((await s.get('/crm/contracts.json?q=Pro')).body.contracts as { id: number }[]).map((c) => c.id);
+      expect(await listedFor(rep2)).toContain(contract);
+
+      const admin = await Session.signIn(host.app, 'admin');
+      expect((await admin.post(`/crm/opportunities/${opp}/unlock`, { lock_version: String((await oppRow(opp)).lock_version) })).status).toBe(303);
+      expect((await admin.post(`/crm/opportunities/${opp}`, await editForm(opp, { owner_id: String(host.demo.users.rep1.id) }))).status).toBe(303);
+
+      expect((await rep2.get(`/crm/opportunities/${opp}`)).status).toBe(404);
+      expect((await rep2.get(`/crm/contracts/${contract}`)).status).toBe(404);
+      expect(await listedFor(rep2)).not.toContain(contract);
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get(`/crm/contracts/${contract}`)).status).toBe(200);
+      expect(await listedFor(rep1)).toContain(contract);
+      // Under "own" a deal's author sees it as well as its owner: had rep2 written the deal, rep2 would see both.
+      await knex()('crm_opportunities').where({ id: opp }).update({ author_id: host.demo.users.rep2.id });
+      expect((await rep2.get(`/crm/opportunities/${opp}`)).status).toBe(200);
+      expect((await rep2.get(`/crm/contracts/${contract}`)).status).toBe(200);
+      expect(await listedFor(rep2)).toContain(contract);
+    });
+  });
+
   test('moving the opportunity to another project moves its contracts: project lists, detail and journal', async () => {
     await withRepsSeeingOwn(async () => {
       const admin = await Session.signIn(host.app, 'admin');
