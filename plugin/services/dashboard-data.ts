@@ -98,6 +98,8 @@ function memo<T>(env: DashboardEnv, key: string, make: () => Promise<T>): Promis
 const opportunityScope = (env: DashboardEnv) => memo(env, 'scope:opportunities', () => recordScope(env.ctx, 'opportunities', 'view_opportunities'));
 const fieldRules = (env: DashboardEnv) => memo(env, 'field-rules', () => viewerFieldRules(env.ctx));
 const contractScope = (env: DashboardEnv) => memo(env, 'scope:contracts', () => recordScope(env.ctx, 'opportunities', 'view_contracts'));
+const accountScope = (env: DashboardEnv) => memo(env, 'scope:accounts', () => recordScope(env.ctx, 'accounts', 'view_accounts'));
+const partnerScope = (env: DashboardEnv) => memo(env, 'scope:partners', () => recordScope(env.ctx, 'partners', 'view_partners'));
 const statusIds = (env: DashboardEnv) => memo(env, 'statuses', async () => {
   const rows = await env.knex('crm_opportunity_statuses').orderBy('position').select('id', 'name', 'kind', 'probability', 'active', 'color');
   return rows.map((r) => ({ id: Number(r.id), name: String(r.name), kind: String(r.kind), probability: Number(r.probability), active: Boolean(r.active), color: String(r.color) }));
@@ -115,11 +117,35 @@ export function onlyMine(env: DashboardEnv, config: ModuleConfig): boolean {
   return config.people === 'me' || (config.people === 'auto' && env.userType === 'sales_rep');
 }
 
-/** The people whose rows a user-based module may list: everyone in an "all" project, else the user's team or the user. */
-function visiblePeople(env: DashboardEnv, scope: RecordScope, mine: boolean): number[] | null {
-  if (mine) return [env.ctx.user.id];
+/** Who manages user targets (S2), or is an admin: they see every person's target (D5). */
+const managesTargets = (env: DashboardEnv) =>
+  memo(env, 'manages-targets', async () => env.ctx.user.admin || env.ctx.host.can(env.ctx.user, 'manage_user_targets'));
+
+/**
+ * The people whose targets the viewer may see by visibility alone (S3), or null for everyone: the people whose
+ * opportunities they may see — everyone with "all" in one of the module's projects, their team with "own +
+ * subordinates", themselves with "own". A partner's user sees the partner's opportunities, not anybody's sales:
+ * only their own target.
+ */
+function peopleWhoseSalesAreVisible(env: DashboardEnv, scope: RecordScope): number[] | null {
+  if (scope.partnerIds) return [env.ctx.user.id];
   if (scope.all.length) return null;
   return scope.team.length ? scope.teamUserIds : [env.ctx.user.id];
+}
+
+/**
+ * Where a module's numbers are counted, in words for a column label: on the global overview every project the
+ * viewer may see; on a project's overview that project and the subprojects its setting includes and the viewer
+ * may see (the page lists them), which is less than a person's whole result.
+ */
+function coverageText(env: DashboardEnv, scopes: RecordScope[]): string {
+  const project = env.ctx.project;
+  if (!project) return 'in all your projects';
+  const others = new Set(scopes.flatMap((s) => [...s.all, ...s.own, ...s.team]));
+  const here = others.delete(project.id);
+  if (!others.size) return 'in this project';
+  const subprojects = others.size === 1 ? '1 subproject' : `${others.size} subprojects`;
+  return here ? `in this project and ${subprojects}` : `in ${subprojects} of this project`;
 }
 
 // ---- Currency conversion ----
@@ -523,12 +549,18 @@ function lastFittingStart(kind: string, to: string): string {
 /**
  * Targets vs actual (D5): per person, the sum of their targets for the measure whose whole period (month,
  * quarter or year) lies inside the module's period, beside what they achieved in the module's period.
+ * Whose targets: see `peopleWhoseSalesAreVisible`, or everyone's for who manages targets. The actuals count
+ * only what the viewer may see on this overview, and the column says where (`coverageText`), so a partial
+ * number is not read as a person's whole result.
  */
 async function targets(env: DashboardEnv, config: ModuleConfig, period: Period): Promise<Partial<ModuleData>> {
   const measure: TargetMeasure = config.measure ?? 'won_amount';
   const conv = converterFor(env, period);
   const scope = await opportunityScope(env);
-  const people = visiblePeople(env, scope, onlyMine(env, config));
+  const mine = onlyMine(env, config);
+  const manages = await managesTargets(env);
+  const visible = peopleWhoseSalesAreVisible(env, scope);
+  const people = mine ? [env.ctx.user.id] : manages ? null : visible;
   const tq = env.knex('crm_user_targets').where('measure', measure).where('period_start', '>=', period.from)
     .where((b) => { for (const kind of ['month', 'quarter', 'year']) b.orWhere((w) => w.where('period_kind', kind).where('period_start', '<=', lastFittingStart(kind, period.to))); });
   if (people) tq.whereIn('user_id', people);
@@ -544,11 +576,9 @@ async function targets(env: DashboardEnv, config: ModuleConfig, period: Period):
   } else {
     for (const [id, v] of await wonByOwner(env, config, period, conv)) if (id !== null) actual.set(id, measure === 'won_amount' ? v.amount : v.count);
   }
-  const ids = [...new Set([...target.keys(), ...[...actual.keys()].filter((id) => target.has(id) || !people || people.includes(id))])]
-    .filter((id) => !people || people.includes(id)).filter((id) => target.has(id));
   const kind = measure === 'won_amount' ? 'money' : 'count';
   const statuses = await wonStatuses(env);
-  const rows: DataRow[] = ids.sort((a, b) => personLabel(env, a).localeCompare(personLabel(env, b))).map((id) => {
+  const rows: DataRow[] = [...target.keys()].sort((a, b) => personLabel(env, a).localeCompare(personLabel(env, b))).map((id) => {
     const t = target.get(id) ?? 0;
     const a = actual.get(id) ?? 0;
     return {
@@ -556,11 +586,19 @@ async function targets(env: DashboardEnv, config: ModuleConfig, period: Period):
       link: measure === 'activities' ? activityLink(env, config, period, { person: id }) : opportunityLink(env, config, period, { status: statuses, owner: id }),
     };
   });
+  const where = coverageText(env, measure === 'activities' ? [scope, await accountScope(env), await partnerScope(env)] : [scope]);
+  const achieved = { won_amount: `Won ${where}`, won_count: `Deals won ${where}`, activities: `Activities ${where}` }[measure];
+  const notes: string[] = [];
+  if (!rows.length) notes.push(manages ? 'No targets for this period: targets are set under CRM settings → User targets.' : 'No targets for this period that you may see.');
+  else {
+    if (env.ctx.project) notes.push('Results in other projects are not counted here: the global CRM overview counts all your projects.');
+    if (!mine && manages && visible) notes.push('You see every target because you manage user targets, but the actuals count only what you may see.');
+  }
   return {
-    columns: [{ key: 'target', label: `Target (${MEASURE_LABELS[measure].toLowerCase()})`, kind }, { key: 'actual', label: 'Actual', kind }, { key: 'progress', label: 'Reached', kind: 'percent' }],
+    columns: [{ key: 'target', label: `Target (${MEASURE_LABELS[measure].toLowerCase()})`, kind }, { key: 'actual', label: achieved, kind }, { key: 'progress', label: 'Reached', kind: 'percent' }],
     series: ['target', 'actual'], rows, totals: null,
     link: measure === 'activities' ? activityLink(env, config, period) : opportunityLink(env, config, period, { status: statuses }), conversion: conv.info(),
-    notes: rows.length ? [] : ['No targets for this period: targets are set under CRM settings → User targets.'],
+    notes,
   };
 }
 
@@ -585,15 +623,13 @@ const moduleCache = (knex: Knex) => cacheFor<ModuleData>(knex, 'dashboard-module
 
 /**
  * What the numbers of a module depend on besides its own settings: the data (table versions), what this viewer
- * may see (the scopes every module type applies), the level, the day and the reporting currency.
+ * may see (the scopes every module type applies, and whether they manage user targets, which shows every
+ * target), the level, the day and the reporting currency.
  */
 const viewerKey = (env: DashboardEnv) => memo(env, 'viewer-key', async () => {
   const versions = await versionKey(env.knex, MODULE_TABLES);
-  const scopes = await Promise.all([
-    opportunityScope(env), contractScope(env),
-    recordScope(env.ctx, 'accounts', 'view_accounts'), recordScope(env.ctx, 'partners', 'view_partners'),
-  ]);
-  return JSON.stringify([versions, env.base, env.today, env.reporting, env.userType, scopes.map(scopeKey), (await fieldRules(env)).key]);
+  const scopes = await Promise.all([opportunityScope(env), contractScope(env), accountScope(env), partnerScope(env)]);
+  return JSON.stringify([versions, env.base, env.today, env.reporting, env.userType, scopes.map(scopeKey), (await fieldRules(env)).key, await managesTargets(env)]);
 });
 
 /**

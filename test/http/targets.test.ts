@@ -118,3 +118,154 @@ describe('targets vs actual module (D2, D5)', () => {
     expect(visibleText(page.text)).toContain('Rick Rep 2 1 50.0 %');
   });
 });
+
+describe('targets vs actual: whose targets a viewer sees and what the actuals count (D5, S3)', () => {
+  interface ModuleJson { rows: { label: string; values: Record<string, number | null> }[]; columns: { key: string; label: string }[]; notes: string[] }
+  const labels = (data: ModuleJson) => data.rows.map((r) => r.label);
+  const actualOf = (data: ModuleJson, label: string) => data.rows.find((r) => r.label === label)?.values.actual;
+  const actualColumn = (data: ModuleJson) => data.columns.find((c) => c.key === 'actual')?.label;
+  const roleId = async (name: string) => Number((await knex()('roles').where({ name }).first()).id);
+
+  /** A targets module for `year`'s first quarter on the first overview page of `base` (made by the director), for everyone. */
+  async function targetsModule(base: string, year: number, measure = 'won_amount'): Promise<string> {
+    const director = await Session.signIn(host.app, 'director');
+    const pageId = (await director.get(`${base}.json`)).body.page.id;
+    expect((await director.post(`${base}/pages/${pageId}/modules`, { type: 'targets' })).status).toBe(303);
+    const module = await knex()('crm_dashboard_modules').where({ page_id: pageId, type: 'targets' }).orderBy('id', 'desc').first();
+    const url = `${base}/modules/${module.id}`;
+    const saved = await director.post(url, { lock_version: String(module.lock_version), period: 'custom', from: `${year}-01-01`, to: `${year}-03-31`, measure, people: 'all' });
+    expect(saved.status).toBe(303);
+    return url;
+  }
+
+  /** Quarter targets for `year` (won amount: 1000 EUR each) and won deals of rep2 in the CRM project (200 EUR) and in Americas (400 EUR). */
+  async function targetsAndDeals(year: number, logins: string[]): Promise<void> {
+    const director = await Session.signIn(host.app, 'director');
+    for (const login of logins) {
+      expect((await director.post(BASE, { user_id: uid(login), period_kind: 'quarter', period_start: `${year}-01-01`, measure: 'won_amount', target: '1000' })).status).toBe(303);
+    }
+    const won = Number((await knex()('crm_opportunity_statuses').where({ name: 'Won' }).first()).id);
+    const rep2 = host.demo.users.rep2.id;
+    await knex()('crm_opportunities').insert([
+      { project_id: host.demo.projects.crm.id, name: `Won in CRM ${year}`, status_id: won, amount_minor: 20_000, currency: 'EUR', expected_close_on: `${year}-02-01`, owner_id: rep2, author_id: rep2 },
+      { project_id: host.demo.projects['crm-americas'].id, name: `Won in Americas ${year}`, status_id: won, amount_minor: 40_000, currency: 'EUR', expected_close_on: `${year}-02-10`, owner_id: rep2, author_id: rep2 },
+    ]);
+  }
+
+  async function withVisibility<T>(role: string, level: string, run: () => Promise<T>): Promise<T> {
+    const id = await roleId(role);
+    await knex()('crm_role_visibility').insert({ role_id: id, entity: 'opportunities', level }).onConflict(['role_id', 'entity']).merge({ level });
+    try {
+      return await run();
+    } finally {
+      await knex()('crm_role_visibility').where({ role_id: id, entity: 'opportunities' }).delete();
+    }
+  }
+
+  test('without the targets permission a viewer sees the targets of those whose opportunities they may see: “all” everyone’s, “own” only theirs, “own + subordinates” their team’s, a partner’s user only theirs', async () => {
+    await targetsAndDeals(2036, ['rep1', 'rep2', 'pm']);
+    const url = await targetsModule('/projects/crm/crm', 2036);
+    const pm = await Session.signIn(host.app, 'pm');
+    expect(labels((await pm.get(`${url}.json`)).body)).toEqual(['Paul Manager', 'Rick Rep', 'Rita Rep']);
+
+    await withVisibility('Project manager', 'own', async () => {
+      const data = (await pm.get(`${url}.json`)).body;
+      expect(labels(data)).toEqual(['Paul Manager']);
+      expect(visibleText((await pm.get(url)).text)).not.toContain('Rita Rep');
+    });
+    const supervisor = await knex()('crm_user_supervisors').where({ user_id: host.demo.users.rep2.id }).first();
+    await knex()('crm_user_supervisors').where({ user_id: host.demo.users.rep2.id }).update({ supervisor_id: host.demo.users.pm.id });
+    try {
+      await withVisibility('Project manager', 'subordinates', async () => {
+        expect(labels((await pm.get(`${url}.json`)).body)).toEqual(['Paul Manager', 'Rita Rep']);
+      });
+    } finally {
+      await knex()('crm_user_supervisors').where({ user_id: host.demo.users.rep2.id }).update({ supervisor_id: supervisor.supervisor_id });
+    }
+
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    await withVisibility('Sales rep', 'own', async () => {
+      expect(labels((await rep1.get(`${url}.json`)).body)).toEqual(['Rick Rep']);
+    });
+    // A partner's user sees only the opportunities assigned to the partner, not anybody's sales: only their own target.
+    const partner = await knex()('crm_partners').first('id');
+    await knex()('crm_partner_users').insert({ partner_id: partner.id, user_id: host.demo.users.rep1.id });
+    try {
+      const data = (await rep1.get(`${url}.json`)).body;
+      expect(labels(data)).toEqual(['Rick Rep']);
+      expect(visibleText((await rep1.get(url)).text)).not.toContain('Rita Rep');
+    } finally {
+      await knex()('crm_partner_users').where({ partner_id: partner.id, user_id: host.demo.users.rep1.id }).delete();
+    }
+  });
+
+  test('who manages user targets (or is an admin) sees every target, told when the actuals count only what they may see', async () => {
+    await targetsAndDeals(2037, ['rep1', 'rep2', 'pm']);
+    const url = await targetsModule('/projects/crm/crm', 2037);
+    const director = await Session.signIn(host.app, 'director');
+    await withVisibility('Sales director', 'subordinates', async () => {
+      const data = (await director.get(`${url}.json`)).body;
+      expect(labels(data)).toEqual(['Paul Manager', 'Rick Rep', 'Rita Rep']);
+      expect(actualOf(data, 'Rita Rep')).toBe(60_000);
+      expect(visibleText((await director.get(url)).text)).toContain('the actuals count only what you may see');
+    });
+    const admin = await Session.signIn(host.app, 'admin');
+    expect(labels((await admin.get(`${url}.json`)).body)).toEqual(['Paul Manager', 'Rick Rep', 'Rita Rep']);
+
+    // The permission is part of what the cached numbers depend on: granting it shows pm every target at once.
+    const pm = await Session.signIn(host.app, 'pm');
+    const pmRole = await roleId('Project manager');
+    await withVisibility('Project manager', 'own', async () => {
+      expect(labels((await pm.get(`${url}.json`)).body)).toEqual(['Paul Manager']);
+      await knex()('role_permissions').insert({ role_id: pmRole, permission: 'manage_user_targets' });
+      try {
+        const data = (await pm.get(`${url}.json`)).body;
+        expect(labels(data)).toEqual(['Paul Manager', 'Rick Rep', 'Rita Rep']);
+        expect(actualOf(data, 'Rita Rep')).toBe(0);
+        expect(data.notes.join(' ')).toContain('the actuals count only what you may see');
+      } finally {
+        await knex()('role_permissions').where({ role_id: pmRole, permission: 'manage_user_targets' }).delete();
+      }
+      expect(labels((await pm.get(`${url}.json`)).body)).toEqual(['Paul Manager']);
+    });
+  });
+
+  test('the actuals count what the overview covers and say so: this project, the subprojects the viewer may see, all the viewer’s projects', async () => {
+    await targetsAndDeals(2038, ['rep1', 'rep2']);
+    const url = await targetsModule('/projects/crm/crm', 2038);
+    // The CRM project's overview includes its subprojects: the director sees all three regions, pm none of them.
+    const director = await Session.signIn(host.app, 'director');
+    const all = (await director.get(`${url}.json`)).body;
+    expect(actualColumn(all)).toBe('Won in this project and 3 subprojects');
+    expect(actualOf(all, 'Rita Rep')).toBe(60_000);
+    const pm = await Session.signIn(host.app, 'pm');
+    const mine = (await pm.get(`${url}.json`)).body;
+    expect(mine.rows.map((r: { label: string; values: unknown }) => [r.label, r.values])).toEqual([
+      ['Rick Rep', { target: 100_000, actual: 0, progress: 0 }],
+      ['Rita Rep', { target: 100_000, actual: 20_000, progress: 2000 }],
+    ]);
+    const page = visibleText((await pm.get(url)).text);
+    expect(page).toContain('Won in this project');
+    expect(page).not.toContain('Won in this project and');
+    expect(page).toContain('Rita Rep 1 000.00 EUR 200.00 EUR 20.0 %');
+    expect(page).toContain('Results in other projects are not counted here');
+    // rep2 is in the CRM project and Americas, not in Europe or Asia.
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    const some = (await rep2.get(`${url}.json`)).body;
+    expect(actualColumn(some)).toBe('Won in this project and 1 subproject');
+    expect(actualOf(some, 'Rita Rep')).toBe(60_000);
+    const csv = await director.get(`${url}/data.csv`);
+    expect(csv.text.split('\r\n')[0]).toBe('Label,Target (won amount) (EUR),Won in this project and 3 subprojects (EUR),Reached');
+
+    const global = await targetsModule('/crm', 2038);
+    const everywhere = (await pm.get(`${global}.json`)).body;
+    expect(actualColumn(everywhere)).toBe('Won in all your projects');
+    expect(actualOf(everywhere, 'Rita Rep')).toBe(20_000);
+    expect(actualOf((await director.get(`${global}.json`)).body, 'Rita Rep')).toBe(60_000);
+
+    const deals = (await pm.get(`${await targetsModule('/projects/crm/crm', 2038, 'won_count')}.json`)).body;
+    expect(actualColumn(deals)).toBe('Deals won in this project');
+    const calls = (await director.get(`${await targetsModule('/crm', 2038, 'activities')}.json`)).body;
+    expect(actualColumn(calls)).toBe('Activities in all your projects');
+  });
+});
