@@ -18,19 +18,11 @@ import { todayUtc } from '../dates';
  * has the editable opportunity and found the quote among its quotes), so neither is read again.
  */
 export async function quoteDocumentInput(ctx: CrmContext, checked: { quote: Quote; opportunity: Opportunity }, today = new Date()): Promise<QuoteDocumentInput> {
-  const { quote, opportunity: stored, items, totals } = await pricedQuote(ctx.host.knex, checked);
-  const knex = ctx.host.knex;
-  const opportunity = visibleOpportunityFields({ ...stored }, await fieldRulesFor(ctx, stored.project_id, stored.status_id));
-  // Independent reads, asked at once (on PostgreSQL they overlap on the pool's connections).
-  const accountRead = opportunity.account_id ? findVisibleAccount(ctx, opportunity.account_id) : Promise.resolve(null);
-  const [settings, account, contact, owner, status, accountFields, opportunityFields] = await Promise.all([
-    loadSettings(knex),
-    accountRead,
-    opportunity.contact_id ? findVisibleContact(ctx, opportunity.contact_id) : null,
-    opportunity.owner_id ? ctx.host.userById(opportunity.owner_id) : null,
-    knex('crm_opportunity_statuses').where({ id: opportunity.status_id }).first('name'),
-    accountRead.then((a) => (a ? customFields(ctx, 'account', a.id) : [])),
-    customFields(ctx, 'opportunity', opportunity.id),
+  // The lines and what the document says around them are independent: read at once (on PostgreSQL they overlap on
+  // the pool's connections, and the lines of a long quote take the longest).
+  const [{ quote, items, totals }, { opportunity, settings, account, contact, owner, status, accountFields, opportunityFields }] = await Promise.all([
+    pricedQuote(ctx.host.knex, checked),
+    aroundTheQuote(ctx, checked.opportunity),
   ]);
   return {
     today: todayUtc(today),
@@ -62,6 +54,23 @@ export async function quoteDocumentInput(ctx: CrmContext, checked: { quote: Quot
     customFields: { account: accountFields, opportunity: opportunityFields },
     showItemDescriptions: settings.show_item_descriptions_on_quotes !== false,
   };
+}
+
+/** The opportunity as this user may see it, and what the document names through it, each only if the user may see it. */
+async function aroundTheQuote(ctx: CrmContext, stored: Opportunity) {
+  const knex = ctx.host.knex;
+  const opportunity = visibleOpportunityFields({ ...stored }, await fieldRulesFor(ctx, stored.project_id, stored.status_id));
+  const accountRead = opportunity.account_id ? findVisibleAccount(ctx, opportunity.account_id) : Promise.resolve(null);
+  const [settings, account, contact, owner, status, accountFields, opportunityFields] = await Promise.all([
+    loadSettings(knex),
+    accountRead,
+    opportunity.contact_id ? findVisibleContact(ctx, opportunity.contact_id) : null,
+    opportunity.owner_id ? ctx.host.userById(opportunity.owner_id) : null,
+    knex('crm_opportunity_statuses').where({ id: opportunity.status_id }).first('name'),
+    accountRead.then((a) => (a ? customFields(ctx, 'account', a.id) : [])),
+    customFields(ctx, 'opportunity', opportunity.id),
+  ]);
+  return { opportunity, settings, account, contact, owner, status, accountFields, opportunityFields };
 }
 
 async function customFields(ctx: CrmContext, entity: string, id: number): Promise<DocumentCustomField[]> {
