@@ -2,6 +2,7 @@ import { ANY_VIEW, type CrmContext } from '../http/guard';
 import type { HostProject } from '../host';
 import type { Account } from '../models/account';
 import { canEditAccount, dateText, globalContext, linkedProjectIds } from '../services/accounts';
+import { opportunityLabel } from '../services/field-rules';
 import { formatMoney } from '../services/money';
 import { listOpportunities, parseOpportunityFilters } from '../services/opportunities';
 import { accountRecord } from '../services/activities';
@@ -55,7 +56,7 @@ export const ACCOUNT_TABS: AccountTab[] = [
     id: 'opportunities', label: 'Opportunities', view: 'accounts/tabs/opportunities',
     async load(ctx, account, page) {
       const result = await listOpportunities(globalContext(ctx), parseOpportunityFilters({ account: String(account.id) }), page, 25);
-      return { ...result, formatMoney, canAdd: await ctx.host.can(ctx.user, 'add_opportunities') };
+      return { ...result, formatMoney, opportunityLabel, canAdd: await ctx.host.can(ctx.user, 'add_opportunities') };
     },
   },
   {

@@ -14,6 +14,7 @@ import { canEditAccount, requireEditableAccount, requireVisibleAccount } from '.
 import { canManagePriceBooks, requireManageablePriceBook, requireVisiblePriceBook, type PriceBook } from '../services/price-books';
 import type { Opportunity } from '../models/opportunity';
 import { canEditOpportunity, requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
+import { opportunityLabelFor } from '../services/field-rules';
 import {
   addAttachment, attachmentVersions, findAttachment, listAttachments, normalizeContentType, sanitizeFilename,
   type Attachment, type AttachmentFile, type AttachmentRecordType,
@@ -38,8 +39,8 @@ export interface AttachmentKind<R extends { id: number }> {
   loadEditable(ctx: CrmContext, id: number): Promise<R>;
   /** Whether to offer the upload form; by default: does loadEditable succeed. */
   canEdit?(ctx: CrmContext, record: R): Promise<boolean>;
-  /** The record's name for headings. */
-  label(record: R): string;
+  /** The record's name for headings, as this user may read it. */
+  label(ctx: CrmContext, record: R): string | Promise<string>;
   /** Where a plain-form upload returns to (303); by default the record's attachments page. */
   returnUrl?(id: number): string;
   /** Journal type of the record, if not `recordType`. */
@@ -111,11 +112,12 @@ async function listPage<R extends { id: number }>(
   ctx: CrmContext, kind: AttachmentKind<R>, record: R, message: string | null = null, status = 200, report: TemplateReport | null = null,
 ): Promise<PageResponse> {
   const list = await attachmentListLocals(ctx, kind, record, message, status >= 400, report);
+  const label = await kind.label(ctx, record);
   return {
-    title: `Files · ${kind.label(record)}`,
+    title: `Files · ${label}`,
     view: 'attachments/index',
     status,
-    locals: { list, label: kind.label(record), recordUrl: kind.basePath.replace(':id', String(record.id)) },
+    locals: { list, label, recordUrl: kind.basePath.replace(':id', String(record.id)) },
     json: status >= 400
       ? { error: message, ...(report ? { errors: report.errors, unknown_tokens: report.unknownTokens } : {}) }
       : {
@@ -303,7 +305,7 @@ export function attachmentRoutes<R extends { id: number }>(kind: AttachmentKind<
           title: `${attachment.filename} · versions`,
           view: 'attachments/versions',
           locals: {
-            filename: attachment.filename, versions, base: listBase, label: kind.label(record), recordUrl: kind.basePath.replace(':id', String(record.id)),
+            filename: attachment.filename, versions, base: listBase, label: await kind.label(ctx, record), recordUrl: kind.basePath.replace(':id', String(record.id)),
             users: new Map((await ctx.host.users()).map((u) => [u.id, u.name])),
           },
           json: { filename: attachment.filename, versions: versions.map((v) => attachmentJson(listBase, v)) },
@@ -322,7 +324,7 @@ export const ACCOUNT_ATTACHMENTS: AttachmentKind<Account> = {
   loadVisible: requireVisibleAccount,
   loadEditable: requireEditableAccount,
   canEdit: canEditAccount,
-  label: (a) => a.name,
+  label: (_ctx, a) => a.name,
   returnUrl: (id) => `/crm/accounts/${id}?tab=files`,
 };
 
@@ -334,7 +336,7 @@ export const CONTACT_ATTACHMENTS: AttachmentKind<PersonalContact> = {
   loadVisible: requireVisibleContact,
   loadEditable: (ctx, id) => requireEditableContact(ctx, id),
   canEdit: (ctx, contact) => requireEditableContact(ctx, contact.id).then(() => true, () => false),
-  label: (c) => [c.first_name, c.last_name].filter(Boolean).join(' '),
+  label: (_ctx, c) => [c.first_name, c.last_name].filter(Boolean).join(' '),
   returnUrl: (id) => `/crm/personal-contacts/${id}?tab=files`,
 };
 
@@ -346,7 +348,7 @@ export const PARTNER_ATTACHMENTS: AttachmentKind<Partner> = {
   loadVisible: requireVisiblePartner,
   loadEditable: (ctx, id) => requireEditablePartner(ctx, id),
   canEdit: (ctx, partner) => canEditPartner(ctx, partner),
-  label: (p) => p.name,
+  label: (_ctx, p) => p.name,
   returnUrl: (id) => `/crm/partners/${id}?tab=files`,
 };
 
@@ -359,7 +361,7 @@ export const PRICE_BOOK_ATTACHMENTS: AttachmentKind<PriceBook> = {
   loadVisible: requireVisiblePriceBook,
   loadEditable: requireManageablePriceBook,
   canEdit: (ctx) => canManagePriceBooks(ctx),
-  label: (b) => b.name,
+  label: (_ctx, b) => b.name,
   returnUrl: (id) => `/crm/price-books/${id}#files`,
   vet: (ctx, file) => vetTemplateUpload(ctx, file.filename, file.contentType, file.read),
 };
@@ -373,5 +375,5 @@ export const OPPORTUNITY_ATTACHMENTS: AttachmentKind<Opportunity> = {
   loadVisible: requireVisibleOpportunity,
   loadEditable: requireEditableOpportunity,
   canEdit: canEditOpportunity,
-  label: (o) => o.name,
+  label: opportunityLabelFor,
 };

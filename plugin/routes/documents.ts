@@ -14,6 +14,7 @@ import { DOCX_LIMITS, DocxRefused, TemplateError, type TemplateProblem } from '.
 import { DOCX_TYPE, checkUploadedTemplate, readCapped, type TemplateReport } from '../services/documents/template-upload';
 import { renderWhileReading } from '../services/documents/render-pool';
 import { TOKEN_REFERENCE, buildTokenData, tokenValues } from '../services/documents/token-data';
+import { fieldRulesFor, opportunityLabel, visibleOpportunityFields } from '../services/field-rules';
 import { text, type FormInput } from '../services/form';
 import { requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
 import { priceBooksForProject } from '../services/price-books';
@@ -94,15 +95,17 @@ async function generatePage(ctx: CrmContext, opp: Opportunity, state: GenerateSt
   const quotes = await quotesForDocuments(ctx, opp);
   const templates = await templateChoices(ctx, opp);
   const s = state ?? emptyState(quotes);
+  const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+  const label = opportunityLabel(opp, rules);
   return {
-    title: `Generate quote document · ${opp.name}`,
+    title: `Generate quote document · ${label}`,
     view: 'documents/new',
     status,
-    locals: { opp, quotes, templates, state: s, filesUrl: attachmentsUrl(OPPORTUNITY_ATTACHMENTS, opp.id) },
+    locals: { opp, oppLabel: label, quotes, templates, state: s, filesUrl: attachmentsUrl(OPPORTUNITY_ATTACHMENTS, opp.id) },
     json: status >= 400
       ? { error: s.message, fields: s.errors, problems: s.problems }
       : {
-        opportunity: { id: opp.id, name: opp.name },
+        opportunity: visibleOpportunityFields({ id: opp.id, name: opp.name }, rules),
         quotes: quotes.map((q) => ({ id: q.id, number: q.number, name: q.name, is_active: q.is_active })),
         templates: templates.map((t) => ({ id: t.id, label: t.label })),
         generated: s.generated ? attachmentJson(attachmentsUrl(OPPORTUNITY_ATTACHMENTS, opp.id), s.generated.attachment) : null,
@@ -152,11 +155,13 @@ const downloadUrl = (oppId: number, attachment: Attachment) => `${attachmentsUrl
 async function tokensPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
   const raw = String(req.query.opportunity ?? '').trim();
   let opp: Opportunity | null = null;
+  let seen: { id: number; name?: string } | null = null;
   let quote: Quote | null = null;
   let quotes: Quote[] = [];
   let rows: { token: string; description: string; loop?: string; value: string | null }[] = TOKEN_REFERENCE.map((t) => ({ token: t.token, description: t.description, loop: t.loop, value: null }));
   if (raw) {
     opp = await requireVisibleOpportunity(ctx, /^\d{1,10}$/.test(raw) ? Number(raw) : 0);
+    seen = visibleOpportunityFields({ id: opp.id, name: opp.name }, await fieldRulesFor(ctx, opp.project_id, opp.status_id));
     quotes = await quotesForDocuments(ctx, opp);
     const wanted = String(req.query.quote ?? '');
     quote = quotes.find((q) => String(q.id) === wanted) ?? quotes[0] ?? null;
@@ -165,9 +170,9 @@ async function tokensPage(ctx: CrmContext, req: Request): Promise<PageResponse> 
   return {
     title: 'Quote template tokens',
     view: 'documents/tokens',
-    locals: { opp, quote, quotes, rows, requested: raw },
+    locals: { opp, oppLabel: seen ? opportunityLabel(seen) : null, quote, quotes, rows, requested: raw },
     json: {
-      opportunity: opp ? { id: opp.id, name: opp.name } : null, quote: quote ? { id: quote.id, number: quote.number } : null,
+      opportunity: seen, quote: quote ? { id: quote.id, number: quote.number } : null,
       tokens: rows.map((r) => ({ token: r.token, loop: r.loop ?? null, description: r.description, value: r.value })),
     },
   };

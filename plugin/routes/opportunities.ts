@@ -8,7 +8,7 @@ import { FIELD_LABELS, type Opportunity } from '../models/opportunity';
 import { findVisibleAccount, globalContext, visibleAccountNames } from '../services/accounts';
 import { findVisibleContact } from '../services/contacts';
 import { findVisiblePartner, partnerPicker } from '../services/partners';
-import { fieldRulesFor, hiddenFields, visibleOpportunityFields, type FieldRules } from '../services/field-rules';
+import { fieldRulesFor, hiddenFields, opportunityLabel, visibleOpportunityFields, type FieldRules } from '../services/field-rules';
 import { positiveId, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
@@ -73,7 +73,7 @@ async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, er
     project: ctx.project,
     status: error ? error.status : 200,
     locals: {
-      ...result, f, params, options, users, base: base(ctx), project: ctx.project, formatMoney, queryString: (p: Record<string, string | string[]>) => qs(p),
+      ...result, f, params, options, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, queryString: (p: Record<string, string | string[]>) => qs(p),
       savedFilters: await savedFilters(ctx.host.knex, 'opportunities', ctx.user), canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
       error, current: 'list',
     },
@@ -112,7 +112,7 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
     view: 'opportunities/kanban',
     project: ctx.project,
     locals: {
-      ...board, users, base: base(ctx), project: ctx.project, formatMoney, params: opportunityFilterParams(f), qs, current: 'kanban',
+      ...board, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, params: opportunityFilterParams(f), qs, current: 'kanban',
       moveQuery: `?board=${encodeURIComponent(base(ctx))}`,
     },
     json: {
@@ -143,11 +143,16 @@ async function boardContext(ctx: CrmContext, board: string): Promise<CrmContext>
 async function moveMenuPage(ctx: CrmContext, req: Request, opp: Opportunity): Promise<PageResponse> {
   const board = base(await boardContext(ctx, typeof req.query.board === 'string' ? req.query.board : ''));
   const choices = await statuses(ctx.host.knex, { activeOnly: true });
+  const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+  const label = opportunityLabel(opp, rules);
   return {
-    title: `Move ${opp.name}`,
+    title: `Move ${label}`,
     view: isHtmx(req) ? 'opportunities/move-form' : 'opportunities/move',
-    locals: { opportunity: opp, statuses: choices, board },
-    json: { opportunity: { id: opp.id, name: opp.name, status_id: opp.status_id, lock_version: opp.lock_version }, statuses: choices.map((s) => ({ id: s.id, name: s.name })), board },
+    locals: { opportunity: opp, oppLabel: label, statuses: choices, board },
+    json: {
+      opportunity: visibleOpportunityFields({ id: opp.id, name: opp.name, status_id: opp.status_id, lock_version: opp.lock_version }, rules),
+      statuses: choices.map((s) => ({ id: s.id, name: s.name })), board,
+    },
   };
 }
 
@@ -171,12 +176,14 @@ async function formPage(ctx: CrmContext, project: HostProject | null, opp: Oppor
   const accountId = positiveId(text(values, 'account_id'));
   const accountName = accountId ? (await visibleAccountNames(ctx, [accountId])).get(accountId) ?? '' : '';
   const action = opp ? opportunityUrl(opp.id) : project ? `/projects/${encodeURIComponent(project.identifier)}/crm/opportunities` : '/crm/opportunities';
+  // Named under the rules of its stored status: the form's status may be another one the user picked.
+  const heading = opp ? `Edit ${opportunityLabel(opp, await fieldRulesFor(ctx, opp.project_id, opp.status_id))}` : 'New opportunity';
   return {
-    title: opp ? `Edit ${opp.name}` : 'New opportunity',
+    title: heading,
     view: 'opportunities/form',
     project: ctx.project,
     status: error?.status ?? 200,
-    locals: { opp, values, errors: error?.fieldErrors ?? {}, message: error?.message ?? null, options, rules, statusId, projects, action, accountName, labels: FIELD_LABELS, project: ctx.project },
+    locals: { opp, heading, values, errors: error?.fieldErrors ?? {}, message: error?.message ?? null, options, rules, statusId, projects, action, accountName, labels: FIELD_LABELS, project: ctx.project },
     json: { error: error?.message ?? null, fields: error?.fieldErrors ?? {} },
   };
 }
@@ -204,11 +211,12 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
   for (const panel of OPPORTUNITY_PANELS.filter(shown)) panels.push({ view: panel.view, locals: await panel.load(ctx, opp, canEdit) });
   const sidebar = [];
   for (const action of OPPORTUNITY_SIDEBAR.filter(shown)) sidebar.push({ view: action.view, locals: await action.load(ctx, opp, canEdit) });
+  const label = opportunityLabel(opp, rules);
   return {
-    title: opp.name,
+    title: label,
     view: 'opportunities/show',
     locals: {
-      opp, status, statuses: allStatuses.filter((s) => s.active), project, account, hiddenAccount, contact, partner, owner, log, users, canEdit, hiddenFields: hidden, message,
+      opp, oppLabel: label, status, statuses: allStatuses.filter((s) => s.active), project, account, hiddenAccount, contact, partner, owner, log, users, canEdit, hiddenFields: hidden, message,
       canDelete: canEdit && !opp.is_locked && (await ctx.host.can(ctx.user, 'delete_opportunities', project)), moveTargets, formatMoney, panels, sidebar,
       canAdd: await ctx.host.can(ctx.user, 'add_opportunities'),
     },
@@ -326,7 +334,9 @@ export function opportunityRoutes(): CrmRoute[] {
         const opp = await requireVisibleOpportunity(ctx, idParam(req));
         const project = await ctx.host.projectById(opp.project_id);
         const canAddThere = project && (await ctx.host.can(ctx.user, 'add_opportunities', project));
-        const values = { ...opportunityJson(opp), name: `${opp.name} (copy)`, project_id: String(opp.project_id) } as FormInput;
+        // Only what this user may see is copied into the form (which may show every field, outside the project).
+        const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+        const values = { ...visibleJson(opp, rules), name: `${opportunityLabel(opp, rules)} (copy)`, project_id: String(opp.project_id) } as FormInput;
         await respond(ctx.host, req, res, await formPage({ ...ctx, project: canAddThere ? project : null }, canAddThere ? project : null, null, values));
       },
     },

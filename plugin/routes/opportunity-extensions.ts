@@ -24,12 +24,12 @@ export const OPPORTUNITY_SIDEBAR: OpportunityPart[] = [];
 // O5 sales activities: the list (edit and delete in place) and the sidebar's "Add activity", which swaps that list.
 OPPORTUNITY_PANELS.push({
   id: 'activities', view: 'activities/panel',
-  load: async (ctx, opp, canEdit) => activityListLocals(ctx, await opportunityRecord(ctx.host.knex, opp, canEdit)),
+  load: async (ctx, opp, canEdit) => activityListLocals(ctx, await opportunityRecord(ctx, opp, canEdit)),
 });
 OPPORTUNITY_SIDEBAR.push({
   id: 'add-activity', view: 'activities/sidebar-add',
   async load(ctx, opp, canEdit) {
-    const record = await opportunityRecord(ctx.host.knex, opp, canEdit);
+    const record = await opportunityRecord(ctx, opp, canEdit);
     return { record, form: await addFormLocals(ctx, record, 'sidebar') };
   },
 });

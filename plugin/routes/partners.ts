@@ -6,6 +6,7 @@ import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import type { Partner } from '../models/partner';
 import { findVisibleAccount, globalContext, requireEditableAccount } from '../services/accounts';
+import { opportunityLabel } from '../services/field-rules';
 import { listOpportunities, parseOpportunityFilters } from '../services/opportunities';
 import { text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
@@ -95,7 +96,7 @@ async function detailPage(ctx: CrmContext, req: Request, partner: Partner, messa
     status,
     locals: {
       partner, tab, tabs: PARTNER_TABS, users, consultants, accounts, project, log, files, activities, canEdit,
-      opportunities: assigned?.rows ?? [], opportunitiesTotal: assigned?.meta.total ?? 0, canDelete, message, errors, canManageUsers, linkedUsers,
+      opportunities: assigned?.rows ?? [], opportunityLabel, opportunitiesTotal: assigned?.meta.total ?? 0, canDelete, message, errors, canManageUsers, linkedUsers,
       otherUsers: canManageUsers ? (await ctx.host.users()).filter((u) => !linkedIds.has(u.id)) : [],
       canAddConsultant: await ctx.host.can(ctx.user, 'add_personal_contacts'),
     },

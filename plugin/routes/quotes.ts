@@ -4,6 +4,7 @@ import { CrmError, inputShownAgain } from '../http/errors';
 import { isHtmx, renderView, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import type { Opportunity } from '../models/opportunity';
+import { fieldRulesFor, opportunityLabel, visibleOpportunityFields } from '../services/field-rules';
 import { text, type FormInput } from '../services/form';
 import { amountInput, formatMoney } from '../services/money';
 import { requireEditableOpportunity, requireVisibleOpportunity } from '../services/opportunities';
@@ -61,7 +62,9 @@ export const quotesPanel: OpportunityPart = {
 export const newQuoteSidebar: OpportunityPart = {
   id: 'new-quote', view: 'quotes/sidebar-new',
   async load(ctx, opp) {
-    return { editable: await canEditQuotes(ctx, opp), form: formOf(ctx, 'new-quote') };
+    // The new quote is named and priced like the opportunity, unless the field rules hide its name or currency.
+    const seen = visibleOpportunityFields({ name: opp.name, currency: opp.currency }, await fieldRulesFor(ctx, opp.project_id, opp.status_id));
+    return { editable: await canEditQuotes(ctx, opp), form: formOf(ctx, 'new-quote'), suggested: { name: seen.name ?? '', currency: seen.currency ?? '' } };
   },
 };
 
@@ -96,16 +99,17 @@ async function quotePage(ctx: CrmContext, data: QuoteWithTotals, options: { mess
   const settings = await loadSettings(ctx.host.knex);
   const failure = formStates.get(ctx) ?? null;
   const catalogueLocals = options.catalogueBook !== undefined && editable ? await catalogueView(ctx, data, options.catalogueBook ?? null) : null;
+  const rules = await fieldRulesFor(ctx, opportunity.project_id, opportunity.status_id);
   return {
     title: `${quote.number} ${quote.name}`,
     view: 'quotes/show',
     status: options.status ?? 200,
     locals: {
-      quote, opp: opportunity, items, totals, editable, message: options.message ?? null, failure, catalogue: catalogueLocals,
+      quote, opp: opportunity, oppLabel: opportunityLabel(opportunity, rules), items, totals, editable, message: options.message ?? null, failure, catalogue: catalogueLocals,
       usePriceBooks: Boolean(settings.use_price_book_items), showDescriptions: Boolean(settings.show_item_descriptions_on_quotes), ...helpers,
     },
     json: {
-      quote: quoteJson(quote), opportunity: { id: opportunity.id, name: opportunity.name, url: opportunityUrl(opportunity.id) },
+      quote: quoteJson(quote), opportunity: { ...visibleOpportunityFields({ id: opportunity.id, name: opportunity.name }, rules), url: opportunityUrl(opportunity.id) },
       items: items.map((i) => itemJson(i, quote.currency)), totals: totalsJson(totals, quote.currency), can_edit: editable,
     },
   };

@@ -7,6 +7,7 @@ import type { Opportunity } from '../models/opportunity';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
 import { runsOf } from '../services/automation';
 import { contractsOfOpportunity } from '../services/contracts';
+import { fieldRulesFor, opportunityLabel, visibleOpportunityFields, type FieldRules } from '../services/field-rules';
 import type { FormInput } from '../services/form';
 import { formatMoney } from '../services/money';
 import { requireVisibleOpportunity } from '../services/opportunities';
@@ -22,9 +23,10 @@ import { OPPORTUNITY_PANELS, OPPORTUNITY_SIDEBAR } from './opportunity-extension
 
 export const sellUrl = (id: number) => `/crm/opportunities/${id}/sell`;
 
-function planJson(plan: SalePlan) {
+function planJson(plan: SalePlan, rules: FieldRules) {
+  const opp = plan.opportunity;
   return {
-    opportunity: { id: plan.opportunity.id, name: plan.opportunity.name, is_locked: plan.opportunity.is_locked, lock_version: plan.opportunity.lock_version },
+    opportunity: visibleOpportunityFields({ id: opp.id, name: opp.name, is_locked: opp.is_locked, lock_version: opp.lock_version }, rules),
     quote: plan.quote ? { id: plan.quote.id, number: plan.quote.number, lock_version: plan.quote.lock_version } : null,
     won_status: plan.wonStatus ? { id: plan.wonStatus.id, name: plan.wonStatus.name } : null,
     sale_date: plan.saleDate,
@@ -42,12 +44,14 @@ async function confirmPage(ctx: CrmContext, opp: Opportunity, error: CrmError | 
   const refused = error && Array.isArray(error.details.problems) ? (error.details.problems as string[]) : [];
   const problems = [...new Set([...plan.problems, ...refused])];
   const renewing = values && values.renewal_form === '1' ? new Set(([] as unknown[]).concat(values.renew ?? []).map(String)) : null;
+  const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+  const label = opportunityLabel(opp, rules);
   return {
-    title: `Confirm deal · ${opp.name}`,
+    title: `Confirm deal · ${label}`,
     view: 'sale/confirm',
     status: error?.status ?? 200,
-    locals: { plan, problems, error, opp, formatMoney, quantityText, kindLabels: CONTRACT_KIND_LABELS, renewing },
-    json: error ? { ...planJson(plan), error: error.message, problems } : planJson(plan),
+    locals: { plan, problems, error, opp, oppLabel: label, formatMoney, quantityText, kindLabels: CONTRACT_KIND_LABELS, renewing },
+    json: error ? { ...planJson(plan, rules), error: error.message, problems } : planJson(plan, rules),
   };
 }
 

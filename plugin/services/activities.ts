@@ -5,6 +5,7 @@ import { applyAccountScope, type Account } from '../models/account';
 import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
 import { applyPartnerScope, type Partner } from '../models/partner';
 import { canEditAccount, dateText, requireVisibleAccount } from './accounts';
+import { fieldRulesFor, opportunityLabel, viewerFieldRules } from './field-rules';
 import { addDays, todayUtc } from './dates';
 import { FieldErrors, flag, isIsoDate, text, type FormInput, validId } from './form';
 import { journal } from './journal';
@@ -32,6 +33,7 @@ export const RECORD_KINDS: Record<ActivityRecordType, { segment: string; view: s
 export interface ActivityRecord {
   type: ActivityRecordType;
   id: number;
+  /** As this user may read it: an opportunity whose name the field rules hide is `Opportunity #<id>`. */
   name: string;
   /** The account the activity concerns (an opportunity's account, the account itself), for the to-do grouping. */
   accountId: number | null;
@@ -81,9 +83,10 @@ function recordBase(type: ActivityRecordType, id: number) {
 }
 
 /** An opportunity already loaded and checked (the opportunity page) as an activity record. */
-export async function opportunityRecord(knex: Knex, opp: Opportunity, canEdit: boolean): Promise<ActivityRecord> {
-  const account = opp.account_id ? await knex('crm_accounts').where({ id: opp.account_id }).whereNull('deleted_at').first('name') : null;
-  return { ...recordBase('opportunity', opp.id), name: opp.name, accountId: opp.account_id, accountName: account?.name ?? null, projectId: opp.project_id, canEdit };
+export async function opportunityRecord(ctx: CrmContext, opp: Opportunity, canEdit: boolean): Promise<ActivityRecord> {
+  const account = opp.account_id ? await ctx.host.knex('crm_accounts').where({ id: opp.account_id }).whereNull('deleted_at').first('name') : null;
+  const name = opportunityLabel(opp, await fieldRulesFor(ctx, opp.project_id, opp.status_id));
+  return { ...recordBase('opportunity', opp.id), name, accountId: opp.account_id, accountName: account?.name ?? null, projectId: opp.project_id, canEdit };
 }
 
 export function accountRecord(account: Account, canEdit: boolean): ActivityRecord {
@@ -94,7 +97,7 @@ export function accountRecord(account: Account, canEdit: boolean): ActivityRecor
 export async function requireActivityRecord(ctx: CrmContext, type: ActivityRecordType, id: number): Promise<ActivityRecord> {
   if (type === 'opportunity') {
     const opp = await requireVisibleOpportunity(ctx, id);
-    return opportunityRecord(ctx.host.knex, opp, await canEditOpportunity(ctx, opp));
+    return opportunityRecord(ctx, opp, await canEditOpportunity(ctx, opp));
   }
   if (type === 'account') {
     const account = await requireVisibleAccount(ctx, id);
@@ -370,6 +373,7 @@ function applyDue(q: Knex.QueryBuilder, due: DueFilter | null, today: string): v
 
 export interface DueRow extends Activity {
   account_name: string | null;
+  /** As this user may read it (see ActivityRecord.name). */
   record_name: string | null;
 }
 
@@ -394,12 +398,19 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
     .leftJoin('crm_opportunities as ro', (j) => j.on('ro.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'opportunity'))
     .leftJoin('crm_accounts as ra', (j) => j.on('ra.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'account'))
     .leftJoin('crm_partners as rp', (j) => j.on('rp.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'partner'))
-    .select([...columns, 'ac.name as account_name', ctx.host.knex.raw('coalesce(ro.name, ra.name, rp.name) as record_name')]);
+    .select([...columns, 'ac.name as account_name', ctx.host.knex.raw('coalesce(ro.name, ra.name, rp.name) as record_name'),
+      'ro.project_id as opportunity_project_id', 'ro.status_id as opportunity_status_id']);
   if (d.due || d.on) q.orderByRaw('sa.next_contact_on asc, sa.id asc');
   else q.orderBy([{ column: 'sa.occurred_at', order: 'desc' }, { column: 'sa.id', order: 'desc' }]);
   const rows: Record<string, unknown>[] = await q.limit(perPage).offset((current - 1) * perPage);
+  const rules = await viewerFieldRules(ctx);
+  const recordName = (r: Record<string, unknown>): string | null => {
+    const name = (r.record_name as string | null) ?? null;
+    if (r.record_type !== 'opportunity' || name === null) return name;
+    return opportunityLabel({ id: Number(r.record_id), name }, rules.at(Number(r.opportunity_project_id), Number(r.opportunity_status_id)));
+  };
   return {
-    rows: rows.map((r) => ({ ...toActivity(r), account_name: (r.account_name as string | null) ?? null, record_name: (r.record_name as string | null) ?? null })),
+    rows: rows.map((r) => ({ ...toActivity(r), account_name: (r.account_name as string | null) ?? null, record_name: recordName(r) })),
     meta: { page: current, pages, total: count, per_page: perPage },
   };
 }

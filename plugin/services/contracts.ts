@@ -5,6 +5,7 @@ import type { HostProject } from '../host';
 import { applyContractScope, toContract, type Contract } from '../models/contract';
 import type { Opportunity } from '../models/opportunity';
 import { globalContext, visibleAccountNames } from './accounts';
+import { opportunityLabel, viewerFieldRules } from './field-rules';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, positiveId, validId } from './form';
 import { journal } from './journal';
@@ -116,15 +117,22 @@ export interface ContractRow extends Contract {
   /** Null when the user may not see the account. */
   account_name: string | null;
   category_name: string | null;
+  /** As this user may read it: `Opportunity #<id>` where the field rules of its status hide the name (S5). */
   opportunity_name: string | null;
   expired: boolean;
 }
 
-const LIST_COLUMNS = ['c.*', 'cat.name as category_name', 'o.name as opportunity_name'];
+const LIST_COLUMNS = ['c.*', 'cat.name as category_name', 'o.name as opportunity_name', 'o.project_id as opportunity_project_id', 'o.status_id as opportunity_status_id'];
 
-/** One page of contracts: one query for the rows, one for the count, one for account names — never one per row. */
+/**
+ * One page of contracts: one query for the rows, one for the count, one for account names — never one per row.
+ * The field rules, read once per request, name each opportunity.
+ */
 async function rowsOf(ctx: CrmContext, rows: Record<string, unknown>[]): Promise<ContractRow[]> {
-  const contracts = rows.map((r) => ({ ...toContract(r), category_name: (r.category_name as string | null) ?? null, opportunity_name: (r.opportunity_name as string | null) ?? null }));
+  const rules = await viewerFieldRules(ctx);
+  const opportunityName = (r: Record<string, unknown>): string | null => (r.opportunity_name === null || r.opportunity_name === undefined ? null
+    : opportunityLabel({ id: Number(r.opportunity_id), name: String(r.opportunity_name) }, rules.at(Number(r.opportunity_project_id), Number(r.opportunity_status_id))));
+  const contracts = rows.map((r) => ({ ...toContract(r), category_name: (r.category_name as string | null) ?? null, opportunity_name: opportunityName(r) }));
   const names = await visibleAccountNames(ctx, contracts.map((c) => c.account_id).filter((id): id is number => id !== null));
   const today = todayUtc();
   return contracts.map((c) => ({ ...c, account_name: c.account_id !== null ? names.get(c.account_id) ?? null : null, expired: c.status === 'active' && c.ends_on !== null && c.ends_on < today }));

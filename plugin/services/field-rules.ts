@@ -110,6 +110,20 @@ export function visibleOpportunityFields<T extends object>(record: T, rules: Fie
 }
 
 /**
+ * How an opportunity is named to this user: its name, or `Opportunity #<id>` where `rules` (those of its status,
+ * S5) hide the name. The one way pages, titles, headings, links and confirm texts name an opportunity. A row that
+ * went through visibleOpportunityFields has already lost a hidden name: name it without rules.
+ */
+export function opportunityLabel(opp: { id: number; name?: string | null }, rules: FieldRules = NO_RULES): string {
+  return (hiddenFields(rules).has('name') ? null : opp.name) ?? `Opportunity #${opp.id}`;
+}
+
+/** opportunityLabel under the rules of the opportunity's project and status for this user (read once per request). */
+export async function opportunityLabelFor(ctx: CrmContext, opp: { id: number; name: string; project_id: number; status_id: number }): Promise<string> {
+  return opportunityLabel(opp, await fieldRulesFor(ctx, opp.project_id, opp.status_id));
+}
+
+/**
  * SQL on `crm_opportunities` aliased `o`: true where `field` is hidden from this user, or null when it is hidden
  * nowhere (the query then stays as it was). The ids are the host's integer ids, bound as parameters.
  */

@@ -8,7 +8,8 @@ import { downloadBytes, uploadFile } from '../helpers/files';
  * not in lists and their totals, kanban cards and column sums, JSON, token values, generated documents or history.
  * The demo opportunity "Eva Lind – consulting" (rep1's, Qualification, 95 000.00 SEK, the only SEK one) gets a
  * description while nothing is hidden; then the admin hides its description and amount for sales reps in
- * Qualification.
+ * Qualification. It also hides the name in Needs analysis and Won from sales reps and the sales director (and the
+ * currency in Needs analysis from the director), which no test above reads: see the last describe.
  */
 
 let host: TestHost;
@@ -39,9 +40,14 @@ beforeAll(async () => {
   await knex('crm_quote_items').insert({ quote_id: quoteId, position: 1, kind: 'manual', name: 'Consulting day', unit: 'day', quantity_milli: 1000, unit_price_minor: 100000, tax_rate_bp: 2500 });
 
   const admin = await Session.signIn(host.app, 'admin');
-  const rep = (await admin.get(`${RULES}.json`)).body.roles.find((r: { name: string }) => r.name === 'Sales rep').id;
-  const saved = await admin.post(RULES, { role_id: String(rep), [`rule_${opp.status_id}_description`]: 'hidden', [`rule_${opp.status_id}_amount_minor`]: 'hidden' });
+  const roles = (await admin.get(`${RULES}.json`)).body.roles as { id: number; name: string }[];
+  const roleId = (name: string) => String(roles.find((r) => r.name === name)!.id);
+  const statusId = async (name: string) => String((await knex('crm_opportunity_statuses').where({ name }).first()).id);
+  const hiddenNames = { [`rule_${await statusId('Needs analysis')}_name`]: 'hidden', [`rule_${await statusId('Won')}_name`]: 'hidden' };
+  const saved = await admin.post(RULES, { role_id: roleId('Sales rep'), [`rule_${opp.status_id}_description`]: 'hidden', [`rule_${opp.status_id}_amount_minor`]: 'hidden', ...hiddenNames });
   expect(saved.status).toBe(303);
+  const directorRules = { ...hiddenNames, [`rule_${await statusId('Needs analysis')}_currency`]: 'hidden' };
+  expect((await admin.post(RULES, { role_id: roleId('Sales director'), ...directorRules })).status).toBe(303);
 });
 afterAll(async () => { await host.close(); });
 
@@ -177,5 +183,145 @@ describe('a field hidden by the field rules (S5) appears nowhere for that user',
       const seenByDirector = await director.get(`/crm/modules/${module.id}.json?${period}`);
       expect({ type, sek: sekAmount(seenByDirector.body.data ?? seenByDirector.body) }).toEqual({ type, sek: 9_500_000 });
     }
+  });
+});
+
+/**
+ * The rules of beforeAll hide the name in Needs analysis and Won from sales reps and the sales director:
+ * "Nordic Retail – POS upgrade" (rep1's, Needs analysis; given a quote and a partner here; the demo has an activity
+ * on it) and "Webshop – integration" (sold and locked by the demo sale, Won, with its contracts). Wherever those
+ * users meet them, they read `Opportunity #<id>`, as in lists; the admin, who has no rules, reads the names.
+ */
+describe('an opportunity whose name the field rules hide is named “Opportunity #<id>” on every page', () => {
+  const NORDIC = 'Nordic Retail – POS upgrade';
+  const WEBSHOP = 'Webshop – integration';
+  let nordic: number;
+  let webshop: number;
+  let nordicQuote: number;
+  let activity: number;
+  let contract: number;
+  let partner: number;
+  const titleOf = (html: string) => /<title>([\s\S]*?)<\/title>/.exec(html)?.[1] ?? '';
+
+  beforeAll(async () => {
+    const knex = host.db.knex;
+    const opp = async (name: string) => knex('crm_opportunities').where({ name }).first();
+    const n = await opp(NORDIC);
+    nordic = Number(n.id);
+    webshop = Number((await opp(WEBSHOP)).id);
+    partner = Number((await knex('crm_partners').where({ name: 'Baltic Consulting' }).first()).id);
+    await knex('crm_opportunities').where({ id: nordic }).update({ partner_id: partner });
+    const [quote] = await knex('crm_quotes').insert({ opportunity_id: nordic, number: 'FR-2', name: 'Till offer', currency: 'EUR', is_active: true, author_id: n.owner_id }).returning('id');
+    nordicQuote = Number(quote.id ?? quote);
+    await knex('crm_quote_items').insert({ quote_id: nordicQuote, position: 1, kind: 'manual', name: 'Till setup', unit: 'piece', quantity_milli: 1000, unit_price_minor: 50000, tax_rate_bp: 2500 });
+    activity = Number((await knex('crm_sales_activities').where({ record_type: 'opportunity', record_id: nordic }).first()).id);
+    contract = Number((await knex('crm_contracts').where({ opportunity_id: webshop }).first()).id);
+  });
+
+  /** Pages a user meets the two opportunities on, HTML as the browser gets them (htmx: the fragment). */
+  const pages = () => [
+    { url: `/crm/opportunities/${nordic}`, names: NORDIC, id: nordic, titled: true },
+    { url: `/crm/opportunities/${nordic}/edit`, names: NORDIC, id: nordic, titled: true },
+    // The copy's form leaves out the name field (the rules of the status apply to it too).
+    { url: `/crm/opportunities/${nordic}/copy`, names: NORDIC, id: nordic, titled: false, unnamed: true },
+    { url: `/crm/opportunities/${nordic}/move`, names: NORDIC, id: nordic, titled: true },
+    { url: `/crm/opportunities/${nordic}/move`, htmx: true, names: NORDIC, id: nordic, titled: false },
+    { url: `/crm/opportunities/${nordic}/documents/new`, names: NORDIC, id: nordic, titled: true },
+    { url: `/crm/settings/tokens?opportunity=${nordic}`, names: NORDIC, id: nordic, titled: false },
+    { url: `/crm/opportunities/${nordic}/sell`, names: NORDIC, id: nordic, titled: true },
+    { url: `/crm/opportunities/${nordic}/activities`, names: NORDIC, id: nordic, titled: true },
+    { url: `/crm/opportunities/${nordic}/activities/${activity}/edit`, names: NORDIC, id: nordic, titled: true },
+    { url: '/crm/activities', names: NORDIC, id: nordic, titled: false },
+    { url: `/crm/opportunities/${nordic}/attachments`, names: NORDIC, id: nordic, titled: true },
+    { url: `/crm/quotes/${nordicQuote}`, names: NORDIC, id: nordic, titled: false },
+    { url: `/crm/partners/${partner}`, names: NORDIC, id: nordic, titled: false },
+    { url: `/crm/opportunities/${webshop}`, names: WEBSHOP, id: webshop, titled: true },
+    { url: '/crm/contracts', names: WEBSHOP, id: webshop, titled: false },
+    { url: `/crm/contracts/${contract}`, names: WEBSHOP, id: webshop, titled: false },
+  ];
+  const read = async (s: Session, page: { url: string; htmx?: boolean }) => {
+    const res = await (page.htmx ? s.htmxGet(page.url) : s.get(page.url));
+    expect({ url: page.url, status: res.status }).toEqual({ url: page.url, status: 200 });
+    return res.text;
+  };
+
+  test('a sales rep reads “Opportunity #<id>” in titles, headings, links and forms, and never the name', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    for (const page of pages()) {
+      const html = await read(rep1, page);
+      // The raw HTML: the title, attributes (confirm texts, labels) and prefilled inputs as well as the text.
+      expect({ url: page.url, htmx: page.htmx ?? false, named: html.includes(page.names) }).toEqual({ url: page.url, htmx: page.htmx ?? false, named: false });
+      // The move menu (htmx) names it in its select's label only.
+      const shown = page.htmx ? html : visibleText(html);
+      if (!page.unnamed) expect({ url: page.url, label: shown.includes(`Opportunity #${page.id}`) }).toEqual({ url: page.url, label: true });
+      if (page.titled) expect(titleOf(html)).toContain(`Opportunity #${page.id}`);
+    }
+    // The edit form does not show the name, and saving it keeps the stored name.
+    const form = await rep1.get(`/crm/opportunities/${nordic}/edit`);
+    expect(form.text).not.toContain('name="name"');
+    const before = await host.db.knex('crm_opportunities').where({ id: nordic }).first();
+    const saved = await rep1.post(`/crm/opportunities/${nordic}`, {
+      status_id: String(before.status_id), account_id: String(before.account_id), owner_id: String(before.owner_id), amount: '42000.00', currency: 'EUR',
+      expected_close_on: '2027-02-28', partner_id: String(partner), description: 'Till rollout', lock_version: String(before.lock_version),
+    });
+    expect(saved.status).toBe(303);
+    expect(await host.db.knex('crm_opportunities').where({ id: nordic }).first()).toMatchObject({ name: NORDIC, description: 'Till rollout' });
+  });
+
+  test('JSON answers leave the hidden name out', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const admin = await Session.signIn(host.app, 'admin');
+    const urls = [
+      `/crm/opportunities/${nordic}.json`, `/crm/opportunities/${nordic}/move.json`, `/crm/opportunities/${nordic}/documents/new.json`,
+      `/crm/settings/tokens.json?opportunity=${nordic}`, `/crm/opportunities/${nordic}/sell.json`, `/crm/quotes/${nordicQuote}.json`,
+      `/crm/partners/${partner}.json`, '/crm/activities.json', `/crm/contracts/${contract}.json`, `/crm/opportunities/${webshop}.json`,
+    ];
+    for (const url of urls) {
+      const seen = await rep1.get(url);
+      expect({ url, status: seen.status, named: JSON.stringify(seen.body).includes('POS upgrade') || JSON.stringify(seen.body).includes(WEBSHOP) })
+        .toEqual({ url, status: 200, named: false });
+    }
+    const move = (await rep1.get(`/crm/opportunities/${nordic}/move.json`)).body.opportunity;
+    expect(move).toMatchObject({ id: nordic });
+    expect(move).not.toHaveProperty('name');
+    expect((await admin.get(`/crm/opportunities/${nordic}/move.json`)).body.opportunity).toMatchObject({ id: nordic, name: NORDIC });
+    expect((await admin.get(`/crm/quotes/${nordicQuote}.json`)).body.opportunity).toMatchObject({ id: nordic, name: NORDIC });
+  });
+
+  test('the director’s confirm texts (delete, unlock, remove a contract) name it “Opportunity #<id>”', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const deletable = await read(director, { url: `/crm/opportunities/${nordic}` });
+    expect(deletable).toContain(`hx-confirm="Delete Opportunity #${nordic}?"`);
+    const sold = await read(director, { url: `/crm/opportunities/${webshop}` });
+    expect(sold).toContain(`hx-confirm="Unlock Opportunity #${webshop}?`);
+    const remove = await read(director, { url: `/crm/contracts/${contract}/remove` });
+    for (const html of [deletable, sold, remove]) expect(html).not.toMatch(/POS upgrade|Webshop – integration/);
+    expect(visibleText(remove)).toContain(`The contract is removed from Opportunity #${webshop}`);
+  });
+
+  test('the new quote form is prefilled with the opportunity’s name and currency only where they are not hidden', async () => {
+    const newQuoteForm = async (login: string) => {
+      const page = await read(await Session.signIn(host.app, login), { url: `/crm/opportunities/${nordic}` });
+      const form = /<form[^>]*id="new-quote-form"[\s\S]*?<\/form>/.exec(page)![0];
+      return { name: /name="name" value="([^"]*)"/.exec(form)![1], currency: /name="currency" value="([^"]*)"/.exec(form)![1] };
+    };
+    expect(await newQuoteForm('rep1')).toEqual({ name: '', currency: 'EUR' });
+    expect(await newQuoteForm('director')).toEqual({ name: '', currency: '' });
+    expect(await newQuoteForm('admin')).toEqual({ name: NORDIC, currency: 'EUR' });
+    // Left empty, the quote still takes the opportunity's currency.
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post(`/crm/opportunities/${nordic}/quotes`, { name: 'Director offer', currency: '' })).status).toBe(303);
+    expect(await host.db.knex('crm_quotes').where({ opportunity_id: nordic, name: 'Director offer' }).first()).toMatchObject({ currency: 'EUR' });
+  });
+
+  test('the admin, who has no rules, reads the names on the same pages', async () => {
+    const admin = await Session.signIn(host.app, 'admin');
+    for (const page of pages()) {
+      const html = await read(admin, page);
+      expect({ url: page.url, htmx: page.htmx ?? false, named: html.includes(page.names) }).toEqual({ url: page.url, htmx: page.htmx ?? false, named: true });
+      if (page.titled) expect(titleOf(html)).toContain(page.names);
+    }
+    expect(await read(admin, { url: `/crm/opportunities/${nordic}` })).toContain(`hx-confirm="Delete ${NORDIC}?"`);
+    expect(await read(admin, { url: `/crm/opportunities/${webshop}` })).toContain(`hx-confirm="Unlock ${WEBSHOP}?`);
   });
 });
