@@ -7,7 +7,7 @@ import type { Request, Response } from 'express';
 import type { Knex } from 'knex';
 
 /** The version of this contract; a manifest's `host` semver range is checked against it at mount time. */
-export const HOST_API_VERSION = '1.1.0';
+export const HOST_API_VERSION = '1.2.0';
 
 export interface HostUser {
   id: number;
@@ -49,7 +49,15 @@ export interface NewProjectFromTemplate {
   templateId: number;
   parentId: number | null;
   name: string;
+  /** In the host's identifier rules (the reference host's: a lower-case letter, then lower-case letters, digits, - and _; at most 100). */
   identifier: string;
+  /**
+   * When a project has `identifier` already: 'refuse' (the default) throws HostRefusal; 'next-free' gives the new
+   * project the first free one of `identifier-2`, `identifier-3`, … instead, looked up in the same transaction (the
+   * host cuts the base so the result still keeps its identifier rules). The returned project carries the
+   * identifier used. For identifiers a program makes up, where a clash is nobody's mistake. Since 1.2.
+   */
+  identifierTaken?: 'refuse' | 'next-free';
   /**
    * Links back to what the project was made for (a CRM contract, its account); the host shows them on the
    * project's overview. Optional: a host may ignore them. Same-origin paths only (starting with `/`).

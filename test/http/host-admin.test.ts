@@ -1,5 +1,7 @@
 import { crmPlugin } from '../../plugin/index';
 import type { PluginModule } from '../../plugin/host';
+import type { Knex } from 'knex';
+import { IDENTIFIER_FORMAT } from '../../host/projects-service';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
@@ -96,6 +98,32 @@ describe('project modules, members, templates and tasks (reference host)', () =>
     const duplicate = await admin.post('/projects', { name: 'Again', identifier: 'globex-rollout', template_id: String(template.id) });
     expect(duplicate.status).toBe(422);
     expect(visibleText(duplicate.text)).toContain('A project with identifier "globex-rollout" already exists.');
+  });
+
+  test('a project from a template through the host API: a taken identifier is refused, or numbered on (…-2, …-3) within the length limit when asked', async () => {
+    const api = host.hostApi;
+    const template = host.demo.projects['implementation-template'].id;
+    const make = (identifier: string, identifierTaken?: 'refuse' | 'next-free', trx?: Knex.Transaction) =>
+      api.createProjectFromTemplate({ templateId: template, parentId: null, name: 'Numbered', identifier, identifierTaken }, trx);
+    expect((await make('numbered', 'next-free')).identifier).toBe('numbered');
+    expect((await make('numbered', 'next-free')).identifier).toBe('numbered-2');
+    await expect(make('numbered')).rejects.toThrow('A project with identifier "numbered" already exists.');
+    await expect(make('numbered', 'refuse')).rejects.toThrow('A project with identifier "numbered" already exists.');
+    await expect(make('Not valid', 'next-free')).rejects.toThrow('"Not valid" is not a valid identifier');
+    // A base of the maximum length is cut to make room for the number, never leaving a dash before it; in one
+    // transaction the projects it made already count as taken.
+    const long = `${'a'.repeat(96)}-bcd`;
+    expect(long).toHaveLength(100);
+    const made = await host.db.knex.transaction(async (trx) => {
+      const identifiers: string[] = [];
+      for (let i = 0; i < 10; i++) identifiers.push((await make(long, 'next-free', trx)).identifier);
+      return identifiers;
+    });
+    expect(made.slice(0, 2)).toEqual([long, `${'a'.repeat(96)}-b-2`]);
+    expect(made[9]).toBe(`${'a'.repeat(96)}-10`);
+    expect(new Set(made).size).toBe(10);
+    for (const identifier of made) expect(identifier).toMatch(IDENTIFIER_FORMAT);
+    expect(Number((await host.db.knex('projects').whereIn('identifier', made).count({ n: '*' }))[0].n)).toBe(10);
   });
 
   test('tasks: list and create, with the subject required', async () => {
