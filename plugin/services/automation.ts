@@ -345,7 +345,9 @@ export async function runRules(
         const name = projectName(rule, values);
         const project = await host.createProjectFromTemplate({
           templateId: rule.template_project_id ?? 0, parentId: rule.parent_project_id, name,
-          identifier: identifierFrom(name, manyProjects ? `${contract.id}-${rule.id}` : String(contract.id)),
+          // Someone may have made a project of that identifier by hand: the host then numbers it on (…-2) rather than
+          // refuse, since the sale would be refused again and again (on SQLite the next attempt gets the same contract id).
+          identifier: identifierFrom(name, manyProjects ? `${contract.id}-${rule.id}` : String(contract.id)), identifierTaken: 'next-free',
           links: [
             { label: `CRM contract: ${contract.name}`.slice(0, 200), url: `/crm/contracts/${contract.id}` },
             ...(contract.account_id ? [{ label: `CRM account: ${contract.account_name}`.slice(0, 200), url: `/crm/accounts/${contract.account_id}` }] : []),

@@ -72,6 +72,31 @@ const today = () => new Date().toISOString().slice(0, 10);
 const day = (v: unknown) => (v instanceof Date ? `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}` : String(v).slice(0, 10));
 const plusDays = (days: number) => { const d = new Date(`${today()}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + days); return d.toISOString().slice(0, 10); };
 
+/** A one-time product category of its own with one product, for automation rules no other test runs. */
+async function categoryWithProduct(name: string): Promise<{ categoryId: number; productId: number }> {
+  const [cat] = await knex()('crm_product_categories').insert({ name: `${name} ${process.pid}`, contract_kind: 'one_time', default_duration_months: null, position: 99, active: true }).returning('id');
+  const categoryId = Number(cat.id ?? cat);
+  const [prod] = await knex()('crm_products').insert({ name: `${name} service`, code: `${name.toUpperCase()}-${process.pid}`, description: '', active: true, category_id: categoryId }).returning('id');
+  return { categoryId, productId: Number(prod.id ?? prod) };
+}
+
+/** An active project rule of `categoryId`: a project from `templateId` under CRM, named by `pattern`. */
+const projectRule = (categoryId: number, position: number, pattern: string, templateId: number) => ({
+  category_id: categoryId, action: 'project', template_project_id: templateId, parent_project_id: host.demo.projects.crm.id, name_pattern: pattern,
+  task_subject: '', task_project_id: null, assignee_id: null, due_in_days: null, position, active: true, problem: null, lock_version: 0,
+});
+
+/** A deal whose active quote has one line: the product, named `itemName`. */
+async function dealOf(productId: number, itemName: string): Promise<number> {
+  const { opp } = await deal([]);
+  const quote = (await knex()('crm_quotes').where({ opportunity_id: opp }).first()).id;
+  await knex()('crm_quote_items').insert({
+    quote_id: quote, position: 1, kind: 'product', product_id: productId, bundle_id: null, price_book_id: null, code: 'X', name: itemName, description: '',
+    unit: 'piece', quantity_milli: 1000, unit_price_minor: 1000, discount_kind: null, discount_value: 0, tax_rate_bp: 0,
+  });
+  return opp;
+}
+
 describe('the demo (C1–C4 at npm start)', () => {
   test('Webshop – integration is sold: contracts, a project from the template under CRM with links back, a task for the PM', async () => {
     const opp = await knex()('crm_opportunities').where({ name: 'Webshop – integration' }).first();
@@ -292,39 +317,69 @@ describe('all or nothing (C4)', () => {
     }
   });
 
-  test('the host refuses inside the transaction (a duplicate identifier): contracts, lock and the project made before it roll back', async () => {
-    const [cat] = await knex()('crm_product_categories').insert({ name: `Clash ${process.pid}`, contract_kind: 'one_time', default_duration_months: null, position: 99, active: true }).returning('id');
-    const categoryId = Number(cat.id ?? cat);
-    const [prod] = await knex()('crm_products').insert({ name: 'Clash service', code: `CLASH-${process.pid}`, description: '', active: true, category_id: categoryId }).returning('id');
-    const productId = Number(prod.id ?? prod);
-    const template = host.demo.projects['implementation-template'].id;
-    const rule = (position: number, pattern: string) => ({
-      category_id: categoryId, action: 'project', template_project_id: template, parent_project_id: host.demo.projects.crm.id, name_pattern: pattern,
-      task_subject: '', task_project_id: null, assignee_id: null, due_in_days: null, position, active: true, problem: null, lock_version: 0,
-    });
-    const [r1] = await knex()('crm_automation_rules').insert(rule(1, 'Good {contract.name}')).returning('id');
-    const [r2] = await knex()('crm_automation_rules').insert(rule(2, 'Clash')).returning('id');
-    const clashRule = Number(r2.id ?? r2);
-    const { opp, items } = await deal([]);
-    await knex()('crm_quote_items').insert({ quote_id: (await knex()('crm_quotes').where({ opportunity_id: opp }).first()).id, position: 1, kind: 'product', product_id: productId, bundle_id: null, price_book_id: null, code: 'CLASH', name: 'Clash service', description: '', unit: 'piece', quantity_milli: 1000, unit_price_minor: 1000, discount_kind: null, discount_value: 0, tax_rate_bp: 0 });
-    expect(items).toEqual([]);
-    // The contract will get the next id: occupy the identifier the second rule will ask for.
+  test('the host refuses inside the transaction (a template deleted after the checks): contracts, lock and the project made before it roll back', async () => {
+    const { categoryId, productId } = await categoryWithProduct('Vanishing');
+    const [t] = await knex()('projects').insert({ identifier: `vanishing-template-${process.pid}`, name: 'Vanishing template', is_template: true }).returning('id');
+    const templateId = Number(t.id ?? t);
+    const [r1] = await knex()('crm_automation_rules').insert(projectRule(categoryId, 1, 'Good {contract.name}', host.demo.projects['implementation-template'].id)).returning('id');
+    const [r2] = await knex()('crm_automation_rules').insert(projectRule(categoryId, 2, 'Vanishing', templateId)).returning('id');
+    const vanishingRule = Number(r2.id ?? r2);
+    const opp = await dealOf(productId, 'Vanishing service');
+    // Someone deletes the template after the sale looked it up (before its transaction) and before the host copies it.
+    const api = host.hostApi;
+    const lookUpTemplates = api.projectTemplates;
+    api.projectTemplates = async () => {
+      const templates = await lookUpTemplates();
+      await knex()('projects').where({ id: templateId }).delete();
+      return templates;
+    };
+    try {
+      const projects = await count('projects');
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const res = await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+      expect(res.status).toBe(422);
+      expect(visibleText(res.text)).toContain(`Rule #${vanishingRule} could not run for “Vanishing service”: Project template #${templateId} does not exist (any more).`);
+      expect(await count('projects')).toBe(projects - 1); // the template is gone, and nothing was made
+      expect(await count('projects', { name: 'Good Vanishing service' })).toBe(0);
+      expect(await count('crm_contracts', { opportunity_id: opp })).toBe(0);
+      expect(await count('crm_automation_runs', { rule_id: Number(r1.id ?? r1) })).toBe(0);
+      expect(Boolean((await oppRow(opp)).is_locked)).toBe(false);
+      expect((await knex()('crm_automation_rules').where({ id: vanishingRule }).first()).problem).toContain('does not exist (any more)');
+    } finally {
+      api.projectTemplates = lookUpTemplates;
+      await knex()('crm_automation_rules').where({ category_id: categoryId }).delete();
+    }
+  });
+
+  test('an identifier someone already took does not refuse the sale: the project gets the next free one, shown in the run’s label', async () => {
+    const { categoryId, productId } = await categoryWithProduct('Squatted');
+    const [r] = await knex()('crm_automation_rules').insert(projectRule(categoryId, 1, 'Squatted', host.demo.projects['implementation-template'].id)).returning('id');
+    const ruleId = Number(r.id ?? r);
+    const opp = await dealOf(productId, 'Squatted service');
+    // The contract will get the next id: occupy the identifier the rule will ask for, and the first one after it.
+    // (On SQLite a refused sale hands the same id to the next attempt, so a refusal here would block every later sale.)
     const nextId = host.db.kind === 'postgres'
-      ? Number((await knex().raw('select last_value, is_called from crm_contracts_id_seq')).rows.map((r: { last_value: string; is_called: boolean }) => Number(r.last_value) + (r.is_called ? 1 : 0))[0])
+      ? Number((await knex().raw('select last_value, is_called from crm_contracts_id_seq')).rows.map((x: { last_value: string; is_called: boolean }) => Number(x.last_value) + (x.is_called ? 1 : 0))[0])
       : Number((await knex()('sqlite_sequence').where({ name: 'crm_contracts' }).first('seq'))?.seq ?? 0) + 1;
-    await createProject(knex(), { name: 'Squatter', identifier: `clash-${nextId}-${clashRule}`, parentId: null, modules: [] });
-    const projects = await count('projects');
-    const rep1 = await Session.signIn(host.app, 'rep1');
-    const res = await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
-    expect(res.status).toBe(422);
-    expect(visibleText(res.text)).toContain(`Rule #${clashRule} could not run for “Clash service”: A project with identifier "clash-${nextId}-${clashRule}" already exists.`);
-    expect(await count('projects')).toBe(projects);
-    expect(await count('projects', { name: 'Good Clash service' })).toBe(0);
-    expect(await count('crm_contracts', { opportunity_id: opp })).toBe(0);
-    expect(await count('crm_automation_runs', { rule_id: Number(r1.id ?? r1) })).toBe(0);
-    expect(Boolean((await oppRow(opp)).is_locked)).toBe(false);
-    expect((await knex()('crm_automation_rules').where({ id: clashRule }).first()).problem).toContain('already exists');
-    await knex()('crm_automation_rules').where({ category_id: categoryId }).delete();
+    for (const identifier of [`squatted-${nextId}`, `squatted-${nextId}-2`]) await createProject(knex(), { name: 'Squatter', identifier, parentId: null, modules: [] });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const res = await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp));
+      expect(res.status).toBe(303);
+      const [contract] = await knex()('crm_contracts').where({ opportunity_id: opp });
+      expect(Number(contract.id)).toBe(nextId);
+      const [run] = await knex()('crm_automation_runs').where({ contract_id: contract.id });
+      const project = await knex()('projects').where({ id: run.created_project_id }).first();
+      expect(project).toMatchObject({ name: 'Squatted', identifier: `squatted-${nextId}-3`, parent_id: host.demo.projects.crm.id });
+      expect(await count('projects', { name: 'Squatter' })).toBe(2);
+      const label = `Project “Squatted” (squatted-${nextId}-3) created by rule #${ruleId}`;
+      const contractPage = visibleText((await rep1.get(`/crm/contracts/${contract.id}`)).text);
+      expect(contractPage).toContain(label);
+      expect((await rep1.get(`/crm/opportunities/${opp}`)).text).toContain(`href="/projects/squatted-${nextId}-3"`);
+      expect((await knex()('crm_automation_rules').where({ id: ruleId }).first()).problem).toBeNull();
+    } finally {
+      await knex()('crm_automation_rules').where({ category_id: categoryId }).delete();
+    }
   });
 });
 
