@@ -4,8 +4,8 @@ import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import { applyAccountScope, type Account } from '../models/account';
 import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
 import { applyPartnerScope, type Partner } from '../models/partner';
-import { canEditAccount, dateText, requireVisibleAccount } from './accounts';
-import { fieldRulesFor, opportunityLabel, viewerFieldRules } from './field-rules';
+import { canEditAccount, dateText, findVisibleAccount, requireVisibleAccount, visibleAccountNames } from './accounts';
+import { fieldRulesFor, hiddenFields, hiddenSql, opportunityLabel, viewerFieldRules, type ViewerFieldRules } from './field-rules';
 import { addDays, todayUtc } from './dates';
 import { FieldErrors, flag, isIsoDate, text, type FormInput, validId } from './form';
 import { journal } from './journal';
@@ -35,8 +35,12 @@ export interface ActivityRecord {
   id: number;
   /** As this user may read it: an opportunity whose name the field rules hide is `Opportunity #<id>`. */
   name: string;
-  /** The account the activity concerns (an opportunity's account, the account itself), for the to-do grouping. */
+  /** The account the activity concerns (an opportunity's account, the account itself): stored with its activities. */
   accountId: number | null;
+  /**
+   * The account's name as this user may read it, as on the record's page: null where they may not see the account
+   * or the field rules of the opportunity's status hide its account (S5).
+   */
   accountName: string | null;
   projectId: number | null;
   canEdit: boolean;
@@ -84,9 +88,9 @@ function recordBase(type: ActivityRecordType, id: number) {
 
 /** An opportunity already loaded and checked (the opportunity page) as an activity record. */
 export async function opportunityRecord(ctx: CrmContext, opp: Opportunity, canEdit: boolean): Promise<ActivityRecord> {
-  const account = opp.account_id ? await ctx.host.knex('crm_accounts').where({ id: opp.account_id }).whereNull('deleted_at').first('name') : null;
-  const name = opportunityLabel(opp, await fieldRulesFor(ctx, opp.project_id, opp.status_id));
-  return { ...recordBase('opportunity', opp.id), name, accountId: opp.account_id, accountName: account?.name ?? null, projectId: opp.project_id, canEdit };
+  const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+  const account = opp.account_id && !hiddenFields(rules).has('account_id') ? await findVisibleAccount(ctx, opp.account_id) : null;
+  return { ...recordBase('opportunity', opp.id), name: opportunityLabel(opp, rules), accountId: opp.account_id, accountName: account?.name ?? null, projectId: opp.project_id, canEdit };
 }
 
 export function accountRecord(account: Account, canEdit: boolean): ActivityRecord {
@@ -371,7 +375,20 @@ function applyDue(q: Knex.QueryBuilder, due: DueFilter | null, today: string): v
   else if (due === 'unassigned') q.whereNotNull('sa.next_contact_on').whereNull('sa.responsible_id');
 }
 
+/**
+ * An activity's account as this user may read it, in SQL on `crm_sales_activities sa`: none where the field rules
+ * hide the account of the activity's opportunity (S5), as that opportunity's page does; the plain column where
+ * they hide it nowhere. The to-do groups and the list's account filter go by it, so they agree with what is shown.
+ */
+function seenAccountSql(knex: Knex, rules: ViewerFieldRules): Knex.Raw {
+  const hidden = hiddenSql(knex, rules, 'account_id');
+  if (!hidden) return knex.raw('sa.account_id');
+  return knex.raw("case when sa.record_type = 'opportunity' and exists (select 1 from crm_opportunities o where o.id = sa.record_id and ?) then null else sa.account_id end", [hidden]);
+}
+
+/** An activity as a list shows it: `account_id` is the account as this user may read it (seenAccountSql). */
 export interface DueRow extends Activity {
+  /** Null where the user may not see the account, or the account is not shown (account_id null). */
   account_name: string | null;
   /** As this user may read it (see ActivityRecord.name). */
   record_name: string | null;
@@ -379,11 +396,13 @@ export interface DueRow extends Activity {
 
 /** A page of the visible activities under a to-do filter: follow-ups by next contact date, else newest first. */
 export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPage: number, today = todayUtc()): Promise<{ rows: DueRow[]; meta: PageMeta }> {
-  const { q: base } = await visibleActivities(ctx);
+  const knex = ctx.host.knex;
+  const [{ q: base }, rules] = await Promise.all([visibleActivities(ctx), viewerFieldRules(ctx)]);
+  const seenAccount = seenAccountSql(knex, rules);
   applyDue(base, d.due, today);
   if (d.on) base.where('sa.next_contact_on', d.on);
-  if (d.account === 'none') base.whereNull('sa.account_id');
-  else if (d.account !== null) base.where('sa.account_id', d.account);
+  if (d.account === 'none') base.whereRaw('? is null', [seenAccount]);
+  else if (d.account !== null) base.whereRaw('? = ?', [seenAccount, d.account]);
   if (d.from) base.where('sa.occurred_at', '>=', `${d.from}T00:00:00.000Z`);
   if (d.to) base.where('sa.occurred_at', '<', `${addDays(d.to, 1)}T00:00:00.000Z`);
   if (d.category) base.where('sa.category_id', d.category);
@@ -394,29 +413,34 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
   const q = base.clone().join('crm_activity_categories as c', 'c.id', 'sa.category_id')
-    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 'sa.account_id').andOnNull('ac.deleted_at'))
     .leftJoin('crm_opportunities as ro', (j) => j.on('ro.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'opportunity'))
     .leftJoin('crm_accounts as ra', (j) => j.on('ra.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'account'))
     .leftJoin('crm_partners as rp', (j) => j.on('rp.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'partner'))
-    .select([...columns, 'ac.name as account_name', ctx.host.knex.raw('coalesce(ro.name, ra.name, rp.name) as record_name'),
+    .select([...columns, knex.raw('? as seen_account_id', [seenAccount]), knex.raw('coalesce(ro.name, ra.name, rp.name) as record_name'),
       'ro.project_id as opportunity_project_id', 'ro.status_id as opportunity_status_id']);
   if (d.due || d.on) q.orderByRaw('sa.next_contact_on asc, sa.id asc');
   else q.orderBy([{ column: 'sa.occurred_at', order: 'desc' }, { column: 'sa.id', order: 'desc' }]);
   const rows: Record<string, unknown>[] = await q.limit(perPage).offset((current - 1) * perPage);
-  const rules = await viewerFieldRules(ctx);
+  const accountOf = (r: Record<string, unknown>): number | null => (r.seen_account_id === null ? null : Number(r.seen_account_id));
+  const accountNames = await visibleAccountNames(ctx, rows.map(accountOf).filter((id): id is number => id !== null));
   const recordName = (r: Record<string, unknown>): string | null => {
     const name = (r.record_name as string | null) ?? null;
     if (r.record_type !== 'opportunity' || name === null) return name;
     return opportunityLabel({ id: Number(r.record_id), name }, rules.at(Number(r.opportunity_project_id), Number(r.opportunity_status_id)));
   };
   return {
-    rows: rows.map((r) => ({ ...toActivity(r), account_name: (r.account_name as string | null) ?? null, record_name: recordName(r) })),
+    rows: rows.map((r) => {
+      const accountId = accountOf(r);
+      return { ...toActivity(r), account_id: accountId, account_name: accountId === null ? null : accountNames.get(accountId) ?? null, record_name: recordName(r) };
+    }),
     meta: { page: current, pages, total: count, per_page: perPage },
   };
 }
 
 export interface AccountCounts {
+  /** The account as this user may read it (seenAccountSql). */
   account_id: number | null;
+  /** Null where the user may not see the account. */
   account_name: string | null;
   today: number;
   overdue: number;
@@ -432,38 +456,42 @@ export interface UpcomingGroup {
 
 /**
  * The to-do page, aggregated in SQL: totals for today, overdue and "no responsible person"; the same three
- * per account; and the upcoming follow-ups grouped by next contact date and account (a page of groups).
+ * per account; and the upcoming follow-ups grouped by next contact date and account (a page of groups). The
+ * groups go by the account as this user may read it (seenAccountSql), named where they may see it (one query).
  */
 export async function todo(ctx: CrmContext, page: number, perPage: number, today = todayUtc()) {
   const knex = ctx.host.knex;
-  const { q: base } = await visibleActivities(ctx);
+  const [{ q: base }, rules] = await Promise.all([visibleActivities(ctx), viewerFieldRules(ctx)]);
   base.whereNotNull('sa.next_contact_on');
-  const sums = (q: Knex.QueryBuilder) => q
-    .select(knex.raw('sum(case when sa.next_contact_on = ? then 1 else 0 end) as today', [today]))
-    .select(knex.raw('sum(case when sa.next_contact_on < ? then 1 else 0 end) as overdue', [today]))
-    .select(knex.raw('sum(case when sa.responsible_id is null then 1 else 0 end) as unassigned'));
-  const [totalsRow] = await sums(base.clone());
+  const sums = (q: Knex.QueryBuilder, alias: string) => q
+    .select(knex.raw(`sum(case when ${alias}.next_contact_on = ? then 1 else 0 end) as today`, [today]))
+    .select(knex.raw(`sum(case when ${alias}.next_contact_on < ? then 1 else 0 end) as overdue`, [today]))
+    .select(knex.raw(`sum(case when ${alias}.responsible_id is null then 1 else 0 end) as unassigned`));
+  const [totalsRow] = await sums(base.clone(), 'sa');
   const totals = { today: Number(totalsRow?.today ?? 0), overdue: Number(totalsRow?.overdue ?? 0), unassigned: Number(totalsRow?.unassigned ?? 0) };
-  const byAccountRows = await sums(base.clone().where((b) => b.where('sa.next_contact_on', '<=', today).orWhereNull('sa.responsible_id'))
-    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 'sa.account_id').andOnNull('ac.deleted_at'))
-    .groupBy('sa.account_id', 'ac.name').select('sa.account_id', 'ac.name as account_name'))
+  // The activities with their seen account as `t`: grouped by it, the account expression (and its bound ids) is
+  // written once, so PostgreSQL sees the same column in the select and the group by.
+  const seenAccount = seenAccountSql(knex, rules);
+  const withAccount = (q: Knex.QueryBuilder) => knex.from(q.select('sa.next_contact_on', 'sa.responsible_id', knex.raw('? as account_id', [seenAccount])).as('t'))
+    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 't.account_id').andOnNull('ac.deleted_at'));
+  const byAccountRows = await sums(withAccount(base.clone().where((b) => b.where('sa.next_contact_on', '<=', today).orWhereNull('sa.responsible_id')))
+    .groupBy('t.account_id', 'ac.name').select('t.account_id'), 't')
     .orderByRaw('ac.name asc nulls last').limit(500);
-  const byAccount: AccountCounts[] = byAccountRows.map((r: Record<string, unknown>) => ({
-    account_id: r.account_id === null ? null : Number(r.account_id), account_name: (r.account_name as string | null) ?? null,
-    today: Number(r.today ?? 0), overdue: Number(r.overdue ?? 0), unassigned: Number(r.unassigned ?? 0),
-  }));
-  const upcoming = base.clone().where('sa.next_contact_on', '>=', today)
-    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 'sa.account_id').andOnNull('ac.deleted_at'))
-    .groupBy('sa.next_contact_on', 'sa.account_id', 'ac.name');
-  const [countRow] = await knex.count({ n: '*' }).from(upcoming.clone().select('sa.next_contact_on', 'sa.account_id').as('g'));
+  const upcoming = withAccount(base.clone().where('sa.next_contact_on', '>=', today)).groupBy('t.next_contact_on', 't.account_id', 'ac.name');
+  const [countRow] = await knex.count({ n: '*' }).from(upcoming.clone().select('t.next_contact_on', 't.account_id').as('g'));
   const count = Number((countRow as { n: number | string }).n);
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
-  const groupRows = await upcoming.select('sa.next_contact_on', 'sa.account_id', 'ac.name as account_name').count({ count: '*' })
-    .orderByRaw('sa.next_contact_on asc, ac.name asc nulls last').limit(perPage).offset((current - 1) * perPage);
+  const groupRows = await upcoming.select('t.next_contact_on', 't.account_id').count({ count: '*' })
+    .orderByRaw('t.next_contact_on asc, ac.name asc nulls last').limit(perPage).offset((current - 1) * perPage);
+  const accountOf = (r: Record<string, unknown>): number | null => (r.account_id === null ? null : Number(r.account_id));
+  const names = await visibleAccountNames(ctx, [...byAccountRows, ...groupRows].map(accountOf).filter((id): id is number => id !== null));
+  const nameOf = (id: number | null) => (id === null ? null : names.get(id) ?? null);
+  const byAccount: AccountCounts[] = byAccountRows.map((r: Record<string, unknown>) => ({
+    account_id: accountOf(r), account_name: nameOf(accountOf(r)), today: Number(r.today ?? 0), overdue: Number(r.overdue ?? 0), unassigned: Number(r.unassigned ?? 0),
+  }));
   const groups: UpcomingGroup[] = groupRows.map((r: Record<string, unknown>) => ({
-    next_contact_on: dateText(r.next_contact_on)!, account_id: r.account_id === null ? null : Number(r.account_id),
-    account_name: (r.account_name as string | null) ?? null, count: Number(r.count),
+    next_contact_on: dateText(r.next_contact_on)!, account_id: accountOf(r), account_name: nameOf(accountOf(r)), count: Number(r.count),
   }));
   return { today, totals, byAccount, groups, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta };
 }

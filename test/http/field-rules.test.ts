@@ -9,7 +9,8 @@ import { downloadBytes, uploadFile } from '../helpers/files';
  * The demo opportunity "Eva Lind – consulting" (rep1's, Qualification, 95 000.00 SEK, the only SEK one) gets a
  * description while nothing is hidden; then the admin hides its description and amount for sales reps in
  * Qualification. It also hides the name in Needs analysis and Won from sales reps and the sales director (and the
- * currency in Needs analysis from the director), which no test above reads: see the last describe.
+ * currency in Needs analysis from the director), and the account in Proposal from sales reps, which no test above
+ * reads: see the describes below.
  */
 
 let host: TestHost;
@@ -44,7 +45,10 @@ beforeAll(async () => {
   const roleId = (name: string) => String(roles.find((r) => r.name === name)!.id);
   const statusId = async (name: string) => String((await knex('crm_opportunity_statuses').where({ name }).first()).id);
   const hiddenNames = { [`rule_${await statusId('Needs analysis')}_name`]: 'hidden', [`rule_${await statusId('Won')}_name`]: 'hidden' };
-  const saved = await admin.post(RULES, { role_id: roleId('Sales rep'), [`rule_${opp.status_id}_description`]: 'hidden', [`rule_${opp.status_id}_amount_minor`]: 'hidden', ...hiddenNames });
+  const hiddenAccount = { [`rule_${await statusId('Proposal')}_account_id`]: 'hidden' };
+  const saved = await admin.post(RULES, {
+    role_id: roleId('Sales rep'), [`rule_${opp.status_id}_description`]: 'hidden', [`rule_${opp.status_id}_amount_minor`]: 'hidden', ...hiddenNames, ...hiddenAccount,
+  });
   expect(saved.status).toBe(303);
   const directorRules = { ...hiddenNames, [`rule_${await statusId('Needs analysis')}_currency`]: 'hidden' };
   expect((await admin.post(RULES, { role_id: roleId('Sales director'), ...directorRules })).status).toBe(303);
@@ -323,5 +327,101 @@ describe('an opportunity whose name the field rules hide is named “Opportunity
     }
     expect(await read(admin, { url: `/crm/opportunities/${nordic}` })).toContain(`hx-confirm="Delete ${NORDIC}?"`);
     expect(await read(admin, { url: `/crm/opportunities/${webshop}` })).toContain(`hx-confirm="Unlock ${WEBSHOP}?`);
+  });
+});
+
+/**
+ * The rules of beforeAll hide the account in Proposal from sales reps: "Acme – support renewal" (rep1's, Proposal,
+ * Acme Manufacturing; the demo's overdue "Renewal terms" call is on it) shows rep1 no account on its page, so its
+ * activities, calendar entries and sale confirmation do not name it either. Likewise an account the user may not
+ * see: "Private prospect – pilot" (rep1's, Negotiation) is for rep1's private account, which the director (who
+ * sees the opportunity) and the admin may not see.
+ */
+describe('an opportunity’s account hidden by the rules or not visible to the user is named nowhere its activities or sale show it', () => {
+  const ACME = 'Acme Manufacturing';
+  const PRIVATE = 'Rick’s private prospect';
+  let renewal: number;
+  let renewalCall: number;
+  let pilot: number;
+  let pilotCall: number;
+  const summaryOf = (ics: string) => /\r\nSUMMARY:([^\r\n]*)\r\n/.exec(ics.replace(/\r\n /g, ''))![1];
+  const rowOf = (html: string, activityId: number) => new RegExp(`<tr data-activity="${activityId}">[\\s\\S]*?</tr>`).exec(html)?.[0] ?? '';
+
+  beforeAll(async () => {
+    const knex = host.db.knex;
+    const r = await knex('crm_opportunities').where({ name: 'Acme – support renewal' }).first();
+    renewal = Number(r.id);
+    renewalCall = Number((await knex('crm_sales_activities').where({ record_type: 'opportunity', record_id: renewal, subject: 'Renewal terms' }).first()).id);
+    const privateAccount = await knex('crm_accounts').where({ name: PRIVATE }).first();
+    const [p] = await knex('crm_opportunities').insert({
+      project_id: r.project_id, name: 'Private prospect – pilot', account_id: privateAccount.id, owner_id: r.owner_id, author_id: r.owner_id,
+      status_id: (await knex('crm_opportunity_statuses').where({ name: 'Negotiation' }).first()).id, amount_minor: 100_000, currency: 'EUR',
+    }).returning('id');
+    pilot = Number(p.id ?? p);
+    const call = (await knex('crm_activity_categories').where({ name: 'Call' }).first()).id;
+    const [a] = await knex('crm_sales_activities').insert({
+      record_type: 'opportunity', record_id: pilot, account_id: privateAccount.id, project_id: r.project_id, category_id: call, subject: 'Pilot call',
+      notes: '', occurred_at: new Date().toISOString(), next_contact_on: '2020-01-01', responsible_id: r.owner_id, is_personal: false, author_id: r.owner_id,
+    }).returning('id');
+    pilotCall = Number(a.id ?? a);
+    // An active quote whose implementation day the demo's automation turns into “Plan the kick-off with {account.name}”.
+    const book = await knex('crm_price_books').where({ name: 'Standard 2026' }).whereNull('deleted_at').first();
+    const day = await knex('crm_product_prices as pp').join('crm_products as p', 'p.id', 'pp.product_id')
+      .where({ 'pp.price_book_id': book.id, 'p.code': 'IMPL-DAY', 'pp.unit_name': 'day', 'pp.currency': 'EUR' }).first('p.id', 'p.name', 'pp.price_minor');
+    const [q] = await knex('crm_quotes').insert({ opportunity_id: renewal, number: 'FR-3', name: 'Renewal offer', currency: 'EUR', is_active: true, author_id: r.owner_id }).returning('id');
+    await knex('crm_quote_items').insert({
+      quote_id: Number(q.id ?? q), position: 1, kind: 'product', name: day.name, product_id: day.id, price_book_id: book.id, code: 'IMPL-DAY', unit: 'day',
+      quantity_milli: 2000, unit_price_minor: Number(day.price_minor), tax_rate_bp: 2500,
+    });
+  });
+
+  test('the calendar entry is titled with the account only where the user may read it, else with the opportunity', async () => {
+    const summary = async (login: string, activityId: number) => {
+      const res = await (await Session.signIn(host.app, login)).get(`/crm/activities/${activityId}/calendar.ics`);
+      expect(res.status).toBe(200);
+      return summaryOf(res.text);
+    };
+    expect(await summary('rep1', renewalCall)).toBe('Acme – support renewal');
+    expect(await summary('director', renewalCall)).toBe(ACME);
+    expect(await summary('director', pilotCall)).toBe('Private prospect – pilot');
+    expect(await summary('admin', pilotCall)).toBe('Private prospect – pilot');
+    expect(await summary('rep1', pilotCall)).toBe(PRIVATE);
+  });
+
+  test('the activity list (HTML and JSON) and the to-do page leave the account out where the user may not read it', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const list = await rep1.get('/crm/activities');
+    expect(rowOf(list.text, renewalCall)).toContain('Renewal terms');
+    expect(visibleText(rowOf(list.text, renewalCall))).not.toContain(ACME);
+    const json = (await rep1.get('/crm/activities.json')).body.activities as { id: number; account_id: number | null; account_name: string | null }[];
+    expect(json.find((a) => a.id === renewalCall)).toMatchObject({ account_id: null, account_name: null });
+
+    // The to-do page counts the call with the activities of no account it may name, and its links list it there.
+    const acme = Number((await host.db.knex('crm_accounts').where({ name: ACME }).first()).id);
+    const todo = (await rep1.get('/crm/activities/todo.json')).body;
+    const overdueOf = (accountId: number | null) => todo.by_account.find((a: { account_id: number | null }) => a.account_id === accountId)?.overdue ?? 0;
+    expect(overdueOf(acme)).toBe(0);
+    expect(overdueOf(null)).toBeGreaterThanOrEqual(1);
+    const ids = async (url: string) => ((await rep1.get(url)).body.activities as { id: number }[]).map((a) => a.id);
+    expect(await ids(`/crm/activities.json?due=overdue&account=${acme}`)).not.toContain(renewalCall);
+    expect(await ids('/crm/activities.json?due=overdue&account=none')).toContain(renewalCall);
+
+    // The director may see the pilot, not its private account: neither the list nor the to-do names it.
+    const director = await Session.signIn(host.app, 'director');
+    const theirs = await director.get('/crm/activities?due=overdue');
+    expect(rowOf(theirs.text, pilotCall)).toContain('Pilot call');
+    expect(theirs.text).not.toContain(PRIVATE);
+    expect(JSON.stringify((await director.get('/crm/activities.json?due=overdue')).body)).not.toContain(PRIVATE);
+    const todoPage = await director.get('/crm/activities/todo');
+    expect(todoPage.text).not.toContain(PRIVATE);
+    expect(visibleText(todoPage.text)).toContain('an account you cannot see');
+    expect(JSON.stringify((await director.get('/crm/activities/todo.json')).body)).not.toContain(PRIVATE);
+    // Filtered by that account, the list is not titled with its name.
+    const privateId = Number((await host.db.knex('crm_accounts').where({ name: PRIVATE }).first()).id);
+    expect((await director.get(`/crm/activities?due=overdue&account=${privateId}`)).text).not.toContain(PRIVATE);
+
+    // Those who may read the account still do.
+    expect(visibleText(rowOf((await director.get('/crm/activities')).text, renewalCall))).toContain(ACME);
+    expect(visibleText(rowOf((await rep1.get('/crm/activities?due=overdue')).text, pilotCall))).toContain(PRIVATE);
   });
 });
