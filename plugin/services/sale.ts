@@ -10,7 +10,7 @@ import {
 } from './automation';
 import { bundleItemsOf, bundleSplit } from './bundles';
 import { todayUtc } from './dates';
-import { fieldRulesFor, missingRequired } from './field-rules';
+import { fieldRulesFor, hiddenFields, missingRequired, opportunityLabel } from './field-rules';
 import { list, lockVersionOf, text, type FormInput } from './form';
 import { journal } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity, statuses } from './opportunities';
@@ -48,8 +48,17 @@ export interface SalePlan {
   ruleProblems: Map<number, string>;
   rules: Map<number, AutomationRule[]>;
   targets: RuleTargets;
+  /** The account's name as the automation fills it in when the sale runs: empty where the seller may not see the account. */
   accountName: string;
+  /**
+   * The account's name as the seller may read it on the confirmation page, as on the opportunity's page: null where
+   * they may not see the account or the field rules of the opportunity's status hide its account (S5).
+   */
+  shownAccountName: string | null;
 }
+
+/** Where the confirmation page's preview of the automation would print an account the field rules hide. */
+const HIDDEN_ACCOUNT_TOKEN = '[account hidden]';
 
 /** `date` + `months` calendar months, the day clamped to the target month's last day (31 Jan + 1 → 28/29 Feb). */
 export function addMonths(date: string, months: number): string {
@@ -164,7 +173,7 @@ export async function contractsFor(db: Knex, quote: Quote, startsOn: string): Pr
   return out;
 }
 
-const factsOf = (c: Pick<PlannedContract, 'name' | 'product_name' | 'code' | 'starts_on' | 'ends_on'>, opp: Opportunity, accountName: string, quote: Quote, id: number | null): ContractFacts => ({
+const factsOf = (c: Pick<PlannedContract, 'name' | 'product_name' | 'code' | 'starts_on' | 'ends_on'>, opp: Pick<Opportunity, 'id' | 'name' | 'account_id'>, accountName: string, quote: Quote, id: number | null): ContractFacts => ({
   id, name: c.name, product: c.product_name, code: c.code, starts_on: c.starts_on, ends_on: c.ends_on, account_id: opp.account_id,
   account_name: accountName, opportunity_id: opp.id, opportunity_name: opp.name, quote_number: quote.number,
 });
@@ -181,6 +190,11 @@ export async function planSale(ctx: CrmContext, opp: Opportunity, saleDate = tod
   if (!won) problems.push(`There is no active opportunity status named “${String((await loadSettings(knex)).status_after_sold ?? '')}” (setting “status after sold”) and none of kind won.`);
   const quote = await activeQuote(knex, opp.id);
   const account = opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null;
+  // The page and its preview show the opportunity as its own page does (S5): what the rules hide stays hidden.
+  const shownRules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+  const accountHidden = hiddenFields(shownRules).has('account_id');
+  const shownAccountName = account && !accountHidden ? account.name : null;
+  const shownOpp = { id: opp.id, account_id: opp.account_id, name: opportunityLabel(opp, shownRules) };
   if (!opp.account_id) problems.push('The opportunity has no account: contracts belong to an account. Set it first.');
   if (won) {
     const missing = missingRequired(await fieldRulesFor(ctx, opp.project_id, won.id), opp as unknown as Record<string, unknown>);
@@ -207,10 +221,10 @@ export async function planSale(ctx: CrmContext, opp: Opportunity, saleDate = tod
     contracts = planned.map((c) => {
       const has = existing.get(c.source_key) ?? null;
       const categoryRules = !has && c.category_id !== null ? rules.get(c.category_id) ?? [] : [];
-      return { ...c, existing: has, automation: categoryRules.map((r) => describeRun(r, factsOf(c, opp, account?.name ?? '', quote, null), targets, saleDate)) };
+      return { ...c, existing: has, automation: categoryRules.map((r) => describeRun(r, factsOf(c, shownOpp, accountHidden && account ? HIDDEN_ACCOUNT_TOKEN : account?.name ?? '', quote, null), targets, saleDate)) };
     });
   }
-  return { opportunity: opp, quote, wonStatus: won, saleDate, contracts, problems, ruleProblems, rules, targets, accountName: account?.name ?? '' };
+  return { opportunity: opp, quote, wonStatus: won, saleDate, contracts, problems, ruleProblems, rules, targets, accountName: account?.name ?? '', shownAccountName };
 }
 
 // ---- selling ----------------------------------------------------------------------------------------------------

@@ -424,4 +424,45 @@ describe('an opportunity’s account hidden by the rules or not visible to the u
     expect(visibleText(rowOf((await director.get('/crm/activities')).text, renewalCall))).toContain(ACME);
     expect(visibleText(rowOf((await rep1.get('/crm/activities?due=overdue')).text, pilotCall))).toContain(PRIVATE);
   });
+
+  test('the sale confirmation and its preview (HTML and JSON) name the account only where the user may read it', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const page = await rep1.get(`/crm/opportunities/${renewal}/sell`);
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain(ACME);
+    // The preview says where the automation will print the account, not which.
+    expect(visibleText(page.text)).toContain('Task “Plan the kick-off with [account hidden]”');
+    expect(JSON.stringify((await rep1.get(`/crm/opportunities/${renewal}/sell.json`)).body)).not.toContain(ACME);
+
+    const admin = await Session.signIn(host.app, 'admin');
+    const full = visibleText((await admin.get(`/crm/opportunities/${renewal}/sell`)).text);
+    expect(full).toContain(`Acme – support renewal · ${ACME}`);
+    expect(full).toContain(`Plan the kick-off with ${ACME}`);
+    expect(JSON.stringify((await admin.get(`/crm/opportunities/${renewal}/sell.json`)).body)).toContain(`Plan the kick-off with ${ACME}`);
+  });
+
+  test('the sale preview names an opportunity whose name the rules hide “Opportunity #<id>”', async () => {
+    const knex = host.db.knex;
+    const nordic = (await knex('crm_opportunities').where({ name: 'Nordic Retail – POS upgrade' }).first()).id;
+    const category = (await knex('crm_product_categories').where({ name: 'Implementation services' }).first()).id;
+    const [rule] = await knex('crm_automation_rules').insert({
+      category_id: category, action: 'task', template_project_id: null, parent_project_id: null, name_pattern: '', task_subject: 'Brief the team on {opportunity.name}',
+      task_project_id: null, assignee_id: null, due_in_days: null, position: 9, active: true, problem: null, lock_version: 0,
+    }).returning('id');
+    const quote = await knex('crm_quotes').where({ opportunity_id: nordic, is_active: true }).first();
+    const day = await knex('crm_quote_items').where({ code: 'IMPL-DAY' }).first();
+    const [item] = await knex('crm_quote_items').insert({ ...day, id: undefined, quote_id: quote.id, position: 2 }).returning('id');
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const page = await rep1.get(`/crm/opportunities/${nordic}/sell`);
+      expect(page.text).not.toContain('POS upgrade');
+      expect(visibleText(page.text)).toContain(`Brief the team on Opportunity #${nordic}`);
+      expect(JSON.stringify((await rep1.get(`/crm/opportunities/${nordic}/sell.json`)).body)).not.toContain('POS upgrade');
+      const admin = await Session.signIn(host.app, 'admin');
+      expect(visibleText((await admin.get(`/crm/opportunities/${nordic}/sell`)).text)).toContain('Brief the team on Nordic Retail – POS upgrade');
+    } finally {
+      await knex('crm_quote_items').where({ id: Number(item.id ?? item) }).delete();
+      await knex('crm_automation_rules').where({ id: Number(rule.id ?? rule) }).delete();
+    }
+  });
 });
