@@ -8,7 +8,7 @@ import { globalContext, visibleAccountNames } from './accounts';
 import { opportunityLabel, viewerFieldRules } from './field-rules';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, positiveId, validId } from './form';
-import { journal } from './journal';
+import { journal, referenceTo } from './journal';
 import { amountInput } from './money';
 import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from './opportunities';
 import type { PageMeta } from './pagination';
@@ -269,7 +269,7 @@ export async function createUpsell(ctx: CrmContext, contract: ContractRow, proje
   const { data } = await readOpportunityInput(ctx, input, null, project);
   const opp = await createOpportunity(ctx, project, data);
   await ctx.host.knex.transaction(async (trx) => {
-    await journal(trx, { type: 'contract', id: contract.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'upsell opportunity', old: null, new: `#${opp.id} ${opp.name}` }] });
+    await journal(trx, { type: 'contract', id: contract.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'upsell_opportunity', old: null, new: `${opp.name}${referenceTo(opp.id)}` }] });
     await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [], notes: `Upsell of contract #${contract.id} ${contract.name}` });
   });
   return opp;

@@ -2,8 +2,10 @@ import type { CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
 import { visibleAccountNames } from './accounts';
 import { visibleContactIds } from './contacts';
+import { hiddenFields, opportunityLabel } from './field-rules';
 import { visiblePartnerNames } from './partners';
 import { referencedId, type HistoryPage } from './journal';
+import { visibleOpportunityRules } from './opportunities';
 import { amountInput } from './money';
 
 /** Readable names for journaled fields; a field not listed shows its own name with underscores as spaces. */
@@ -32,18 +34,49 @@ const LOOKUPS: Record<string, Lookup> = {
   responsible_id: users, account_id: accounts, parent_id: accounts,
 };
 
+/** How a detail naming another record is shown to this reader: as journaled (null), or this text in its place. */
+type Seen = Map<number, string | null>;
+
+interface Reference {
+  /** The id the detail's text names: by default `referenceTo`'s. */
+  idOf?: (text: string) => number | null;
+  /** Of `ids`, those the reader may see (one query for the page), with how each is shown. */
+  seen: (ctx: CrmContext, ids: number[]) => Promise<Seen>;
+  /** In place of a record the reader may not see, or of a text without its id. */
+  hidden: string;
+}
+
+const asJournaled = (ids: Iterable<number>): Seen => new Map([...ids].map((id) => [id, null]));
+
 /**
  * Details whose text names another record (`referenceTo`): the text shows only where the reader may see that
  * record; otherwise, and for a text without its id, what kind of record it was.
  */
-const REFERENCES: Record<string, { visible: (ctx: CrmContext, ids: number[]) => Promise<Set<number>>; hidden: string }> = {
-  linked_accounts: { visible: visibleAccountIds, hidden: 'an account you cannot see' },
-  accounts: { visible: visibleAccountIds, hidden: 'an account you cannot see' },
-  contacts: { visible: visibleContactIds, hidden: 'a contact you cannot see' },
+const REFERENCES: Record<string, Reference> = {
+  linked_accounts: { seen: visibleAccounts, hidden: 'an account you cannot see' },
+  accounts: { seen: visibleAccounts, hidden: 'an account you cannot see' },
+  contacts: { seen: async (ctx, ids) => asJournaled(await visibleContactIds(ctx, ids)), hidden: 'a contact you cannot see' },
+  // C3, on a contract: the upsell opportunity made from it. Entries journaled before it used referenceTo read
+  // `#<id> <name>` under the field "upsell opportunity": told apart by the field, as a name may start with `#1 ` or
+  // end with `(#1)`.
+  upsell_opportunity: { seen: visibleOpportunities, hidden: 'an opportunity you cannot see' },
+  'upsell opportunity': { idOf: leadingId, seen: visibleOpportunities, hidden: 'an opportunity you cannot see' },
 };
 
-async function visibleAccountIds(ctx: CrmContext, ids: number[]): Promise<Set<number>> {
-  return new Set((await visibleAccountNames(ctx, ids)).keys());
+async function visibleAccounts(ctx: CrmContext, ids: number[]): Promise<Seen> {
+  return asJournaled((await visibleAccountNames(ctx, ids)).keys());
+}
+
+/** Opportunities as the reader may name them: where the field rules of its status hide the name, `Opportunity #<id>` (S5). */
+async function visibleOpportunities(ctx: CrmContext, ids: number[]): Promise<Seen> {
+  const rulesOf = await visibleOpportunityRules(ctx, ids);
+  return new Map([...rulesOf].map(([id, rules]) => [id, hiddenFields(rules).has('name') ? opportunityLabel({ id }, rules) : null]));
+}
+
+/** The id a text names in the form `#<id> …`. */
+function leadingId(text: string): number | null {
+  const match = /^#(\d+)\s/.exec(text);
+  return match ? Number(match[1]) : null;
 }
 
 /**
@@ -69,8 +102,9 @@ export async function presentHistory(ctx: CrmContext, log: HistoryPage, options:
     if (value === null || value === '') return null;
     const reference = REFERENCES[field];
     if (reference) {
-      const id = referencedId(value);
-      return id !== null && seen.get(field)?.has(id) ? value : reference.hidden;
+      const id = (reference.idOf ?? referencedId)(value);
+      const shown = id === null ? undefined : seen.get(field)?.get(id);
+      return shown === undefined ? reference.hidden : shown ?? value;
     }
     if (field === 'amount_minor' && options.currency && /^-?\d+$/.test(value)) return `${amountInput(Number(value), options.currency)} ${options.currency}`;
     if (value === 'true' || value === 'false') return value === 'true' ? 'yes' : 'no';
@@ -87,18 +121,19 @@ export async function presentHistory(ctx: CrmContext, log: HistoryPage, options:
 }
 
 /** For each referencing field of the page, the ids its details name that this user may see (a query per field). */
-async function visibleReferences(ctx: CrmContext, log: HistoryPage): Promise<Map<string, Set<number>>> {
+async function visibleReferences(ctx: CrmContext, log: HistoryPage): Promise<Map<string, Seen>> {
   const named = new Map<string, number[]>();
   for (const entry of log.entries) {
     for (const d of entry.details ?? []) {
-      if (!REFERENCES[d.field]) continue;
+      const reference = REFERENCES[d.field];
+      if (!reference) continue;
       for (const v of [d.old_value, d.new_value]) {
-        const id = v === null ? null : referencedId(v);
+        const id = v === null ? null : (reference.idOf ?? referencedId)(v);
         if (id !== null) named.set(d.field, [...(named.get(d.field) ?? []), id]);
       }
     }
   }
-  const seen = new Map<string, Set<number>>();
-  for (const [field, ids] of named) seen.set(field, await REFERENCES[field].visible(ctx, ids));
+  const seen = new Map<string, Seen>();
+  for (const [field, ids] of named) seen.set(field, await REFERENCES[field].seen(ctx, ids));
   return seen;
 }

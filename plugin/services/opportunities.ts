@@ -280,6 +280,20 @@ export async function findVisibleOpportunity(ctx: CrmContext, id: number): Promi
   return row ? normalize(Opportunity.fromJson(row, { skipValidation: true })) : null;
 }
 
+/**
+ * Of `ids`, the opportunities this user may see (from any page, as findVisibleOpportunity; one query whatever their
+ * number), each with the field rules of its status for this user (read once per request): what mentions them
+ * elsewhere — a history naming an upsell — names them by these (opportunityLabel).
+ */
+export async function visibleOpportunityRules(ctx: CrmContext, ids: number[]): Promise<Map<number, FieldRules>> {
+  const wanted = [...new Set(ids.filter(validId))];
+  if (!wanted.length) return new Map();
+  const [scope, rules] = await Promise.all([recordScope(globalContext(ctx), 'opportunities', 'view_opportunities'), viewerFieldRules(ctx)]);
+  const q = ctx.host.knex('crm_opportunities as o').whereIn('o.id', wanted).select('o.id', 'o.project_id', 'o.status_id');
+  applyOpportunityScope(q, scope);
+  return new Map((await q).map((r: { id: number; project_id: number; status_id: number }) => [Number(r.id), rules.at(Number(r.project_id), Number(r.status_id))]));
+}
+
 export async function requireVisibleOpportunity(ctx: CrmContext, id: number): Promise<Opportunity> {
   const opp = await findVisibleOpportunity(ctx, id);
   if (!opp) throw notFound('Opportunity');

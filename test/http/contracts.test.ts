@@ -214,7 +214,7 @@ describe('contract detail, account tab and upsell (C3)', () => {
     expect(created).toMatchObject({ account_id: await idOf('crm_accounts', { name: 'Acme Manufacturing' }), project_id: host.demo.projects['crm-europe'].id, owner_id: host.demo.users.rep1.id });
     expect(Number(created.amount_minor)).toBe(500_000);
     const history = visibleText((await rep1.get(`/crm/contracts/${ids[0]}`)).text);
-    expect(history).toContain(`#${created.id} Acme – renewal 2027`);
+    expect(history).toContain(`Upsell opportunity : (empty) → Acme – renewal 2027 (#${created.id})`);
     // pm may view contracts but not add opportunities: no upsell for them.
     const pm = await Session.signIn(host.app, 'pm');
     expect((await pm.get(`/crm/contracts/${ids[0]}/upsell`)).status).toBe(404);

@@ -466,3 +466,48 @@ describe('an opportunity’s account hidden by the rules or not visible to the u
     }
   });
 });
+
+/**
+ * A contract's history notes the upsell opportunity made from it. Every reader of the contract reads its history;
+ * the entry names the opportunity only to those who may see it, and as they may read it (S5: a hidden name is
+ * “Opportunity #<id>”) — for entries journaled as `#<id> <name>` before as well.
+ */
+describe('the upsell entry of a contract’s history names the opportunity as the reader may read it', () => {
+  test('rep1, who may not see the upsell, reads “an opportunity you cannot see”; the director, from whom the rules hide its name, “Opportunity #<id>”', async () => {
+    const knex = host.db.knex;
+    const UPSELL = 'Webshop – upsell 2028';
+    const webshop = (await knex('crm_opportunities').where({ name: 'Webshop – integration' }).first()).id;
+    const contract = Number((await knex('crm_contracts').where({ opportunity_id: webshop, kind: 'time_based' }).first()).id);
+    const needsAnalysis = String((await knex('crm_opportunity_statuses').where({ name: 'Needs analysis' }).first()).id);
+    const admin = await Session.signIn(host.app, 'admin');
+    const made = await admin.post(`/crm/contracts/${contract}/upsell`, { name: UPSELL, status_id: needsAnalysis, currency: 'EUR', amount: '1000', expected_close_on: '2028-01-31' });
+    expect(made.status).toBe(303);
+    const upsell = Number((await knex('crm_opportunities').where({ name: UPSELL }).first()).id);
+    // Moved to a project rep1 is no member of: rep1 still reads the contract, no longer the upsell.
+    await knex('crm_opportunities').where({ id: upsell }).update({ project_id: host.demo.projects['crm-americas'].id });
+    // The same entry as journaled before it named the opportunity with referenceTo.
+    const [journal] = await knex('crm_journals').insert({ journalized_type: 'contract', journalized_id: contract, user_id: host.demo.users.admin.id, action: 'update', notes: '' }).returning('id');
+    await knex('crm_journal_details').insert({ journal_id: Number(journal.id ?? journal), field: 'upsell opportunity', old_value: null, new_value: `#${upsell} ${UPSELL}` });
+
+    const historyOf = async (login: string) => {
+      const page = await (await Session.signIn(host.app, login)).get(`/crm/contracts/${contract}`);
+      expect({ login, status: page.status }).toEqual({ login, status: 200 });
+      return visibleText(/<div id="contract-history">[\s\S]*?<\/ol>/.exec(page.text)![0]);
+    };
+    const entries = (history: string, shown: string) => history.split(`Upsell opportunity : (empty) → ${shown}`).length - 1;
+
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get(`/crm/opportunities/${upsell}`)).status).toBe(404);
+    const repHistory = await historyOf('rep1');
+    expect(repHistory).not.toContain('upsell 2028');
+    expect(entries(repHistory, 'an opportunity you cannot see')).toBe(2);
+
+    const directorHistory = await historyOf('director');
+    expect(directorHistory).not.toContain('upsell 2028');
+    expect(entries(directorHistory, `Opportunity #${upsell}`)).toBe(2);
+
+    const adminHistory = await historyOf('admin');
+    expect(entries(adminHistory, `${UPSELL} (#${upsell})`)).toBe(1);
+    expect(entries(adminHistory, `#${upsell} ${UPSELL}`)).toBe(1);
+  });
+});
