@@ -334,9 +334,11 @@ export function opportunityRoutes(): CrmRoute[] {
         const opp = await requireVisibleOpportunity(ctx, idParam(req));
         const project = await ctx.host.projectById(opp.project_id);
         const canAddThere = project && (await ctx.host.can(ctx.user, 'add_opportunities', project));
-        // Only what this user may see is copied into the form (which may show every field, outside the project).
+        // Only what this user may see is copied into the form (which may show every field, outside the project):
+        // a hidden name is not, the form asks for a new one.
         const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
-        const values = { ...visibleJson(opp, rules), name: `${opportunityLabel(opp, rules)} (copy)`, project_id: String(opp.project_id) } as FormInput;
+        const name = hiddenFields(rules).has('name') ? '' : `${opp.name} (copy)`;
+        const values = { ...visibleJson(opp, rules), name, project_id: String(opp.project_id) } as FormInput;
         await respond(ctx.host, req, res, await formPage({ ...ctx, project: canAddThere ? project : null }, canAddThere ? project : null, null, values));
       },
     },

@@ -226,7 +226,7 @@ describe('an opportunity whose name the field rules hide is named “Opportunity
   const pages = () => [
     { url: `/crm/opportunities/${nordic}`, names: NORDIC, id: nordic, titled: true },
     { url: `/crm/opportunities/${nordic}/edit`, names: NORDIC, id: nordic, titled: true },
-    // The copy's form leaves out the name field (the rules of the status apply to it too).
+    // The copy's form asks for a new name, not prefilled with the hidden one (see the last describe).
     { url: `/crm/opportunities/${nordic}/copy`, names: NORDIC, id: nordic, titled: false, unnamed: true },
     { url: `/crm/opportunities/${nordic}/move`, names: NORDIC, id: nordic, titled: true },
     { url: `/crm/opportunities/${nordic}/move`, htmx: true, names: NORDIC, id: nordic, titled: false },
@@ -509,5 +509,49 @@ describe('the upsell entry of a contract’s history names the opportunity as th
     const adminHistory = await historyOf('admin');
     expect(entries(adminHistory, `${UPSELL} (#${upsell})`)).toBe(1);
     expect(entries(adminHistory, `#${upsell} ${UPSELL}`)).toBe(1);
+  });
+});
+
+/**
+ * The rules of beforeAll hide the name in Needs analysis from sales reps. The hidden rule is about reading a record:
+ * a new opportunity in that status still needs a name, which its author types. The form asks for it and says that
+ * it is hidden once saved; the copy of an opportunity whose name is hidden is not prefilled with it.
+ */
+describe('a new opportunity in a status whose rules hide the name', () => {
+  const NEEDS_ANALYSIS = async () => String((await host.db.knex('crm_opportunity_statuses').where({ name: 'Needs analysis' }).first()).id);
+  const nameInput = (html: string) => /<input name="name" value="([^"]*)"/.exec(html)?.[1] ?? null;
+
+  test('the form asks for the name, saying it is hidden once saved; without one it says so next to the field', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const status = await NEEDS_ANALYSIS();
+    const missing = await rep1.post('/projects/crm-europe/crm/opportunities', { status_id: status, currency: 'EUR', amount: '1000' });
+    expect(missing.status).toBe(422);
+    expect(nameInput(missing.text)).toBe('');
+    expect(missing.text).toContain('data-field="name"');
+    expect(visibleText(missing.text)).toContain('Once saved in this status, the name is hidden from you');
+
+    const saved = await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Nordic Retail – kiosks', status_id: status, currency: 'EUR', amount: '1000' });
+    expect(saved.status).toBe(303);
+    const stored = await host.db.knex('crm_opportunities').where({ name: 'Nordic Retail – kiosks' }).first();
+    expect(stored).toMatchObject({ status_id: Number(status), owner_id: host.demo.users.rep1.id });
+    expect(saved.headers.location).toBe(`/crm/opportunities/${stored.id}`);
+    const page = await rep1.get(saved.headers.location);
+    expect(page.text).not.toContain('kiosks');
+    expect(visibleText(page.text)).toContain(`Opportunity #${stored.id}`);
+  });
+
+  test('the copy of an opportunity whose name is hidden asks for a new name and saves with it', async () => {
+    const knex = host.db.knex;
+    const nordic = await knex('crm_opportunities').where({ name: 'Nordic Retail – POS upgrade' }).first();
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const form = await rep1.get(`/crm/opportunities/${nordic.id}/copy`);
+    expect(form.status).toBe(200);
+    expect(nameInput(form.text)).toBe('');
+    expect(form.text).not.toContain('POS upgrade');
+    expect(visibleText(form.text)).toContain('Once saved in this status, the name is hidden from you');
+    const action = /<form method="post" action="([^"]+)"[^>]*id="opportunity-form"/.exec(form.text)![1];
+    const copied = await rep1.post(action, { name: 'Nordic Retail – POS phase 2', status_id: String(nordic.status_id), account_id: String(nordic.account_id), currency: 'EUR', amount: '2000' });
+    expect(copied.status).toBe(303);
+    expect(await knex('crm_opportunities').where({ name: 'Nordic Retail – POS phase 2' }).first()).toMatchObject({ account_id: nordic.account_id, project_id: nordic.project_id });
   });
 });
