@@ -12,4 +12,6 @@ export function requirePermissionName(name: string): string {
 }
 
 export type SettingValue = string | number | boolean;
+/** The names of the plugin's settings, as plugin.json declares them. */
+export type SettingName = keyof typeof manifestJson.settings;
 export const SETTING_DEFAULTS: Readonly<Record<string, SettingValue>> = manifest.settings;

@@ -83,9 +83,12 @@ function leadingId(text: string): number | null {
  * Turns a record's history page into what a person reads: labels instead of column names, names instead of
  * ids, money in its currency, yes/no for flags. The stored journal keeps the raw values. Details of
  * `hiddenFields` (an opportunity's fields that the field rules hide from this user, see field-rules.ts
- * hiddenFields) are left out: their old and new values are the hidden field's values.
+ * hiddenFields) are left out: their old and new values are the hidden field's values. `labels` names the fields
+ * of a record whose fields the table above does not know (the CRM settings).
  */
-export async function presentHistory(ctx: CrmContext, log: HistoryPage, options: { currency?: string; hiddenFields?: ReadonlySet<string> } = {}): Promise<HistoryPage> {
+export async function presentHistory(
+  ctx: CrmContext, log: HistoryPage, options: { currency?: string; hiddenFields?: ReadonlySet<string>; labels?: Readonly<Record<string, string>> } = {},
+): Promise<HistoryPage> {
   const hidden = options.hiddenFields;
   if (hidden?.size) for (const entry of log.entries) if (entry.details) entry.details = entry.details.filter((d) => !hidden.has(d.field));
   const wanted = new Map<string, Set<number>>();
@@ -114,7 +117,7 @@ export async function presentHistory(ctx: CrmContext, log: HistoryPage, options:
   };
   for (const entry of log.entries) {
     for (const d of entry.details ?? []) {
-      Object.assign(d, { label: LABELS[d.field] ?? capitalize(d.field.replace(/^cf:/, '').replace(/_/g, ' ')), old_text: show(d.field, d.old_value), new_text: show(d.field, d.new_value) });
+      Object.assign(d, { label: options.labels?.[d.field] ?? LABELS[d.field] ?? capitalize(d.field.replace(/^cf:/, '').replace(/_/g, ' ')), old_text: show(d.field, d.old_value), new_text: show(d.field, d.new_value) });
     }
   }
   return log;

@@ -7,6 +7,7 @@ import { readUnderVersions } from './data-version';
 import { journal } from './journal';
 import { isCurrencyCode } from './money';
 import { readOnce } from './request-memo';
+import { settingLabel } from './setting-fields';
 
 export type CrmSettings = Record<string, SettingValue>;
 
@@ -21,21 +22,21 @@ export async function loadSettings(knex: Knex): Promise<CrmSettings> {
   return { ...settings };
 }
 
-/** Turns form text into a setting of the same type as its default, or says why it cannot. */
+/** Turns form text into a setting of the same type as its default, or says why it cannot (naming the setting by its label). */
 export function parseSetting(name: string, raw: string | undefined): SettingValue {
   const def = SETTING_DEFAULTS[name];
-  if (def === undefined) throw invalid(`Unknown setting "${name}".`, { [name]: 'unknown setting' });
+  if (def === undefined) throw invalid(`Unknown setting “${name}”.`, { [name]: `Unknown setting “${name}”` });
+  const label = settingLabel(name);
+  const refuse = (problem: string) => invalid(`${label} ${problem}.`, { [name]: `${label} ${problem}` });
   if (typeof def === 'boolean') return raw === '1' || raw === 'true' || raw === 'on';
   if (typeof def === 'number') {
     const n = Number(raw);
-    if (raw === undefined || raw.trim() === '' || !Number.isInteger(n) || n < 1 || n > 500) {
-      throw invalid(`${name} must be a whole number from 1 to 500.`, { [name]: 'must be a whole number from 1 to 500' });
-    }
+    if (raw === undefined || raw.trim() === '' || !Number.isInteger(n) || n < 1 || n > 500) throw refuse('must be a whole number from 1 to 500');
     return n;
   }
   const text = (raw ?? '').trim();
-  if (!text || text.length > 200) throw invalid(`${name} must be 1–200 characters.`, { [name]: 'must be 1–200 characters' });
-  if (name.endsWith('_currency') && !isCurrencyCode(text)) throw invalid(`${name} must be an ISO 4217 code such as EUR.`, { [name]: 'must be a currency code such as EUR' });
+  if (!text || text.length > 200) throw refuse('must be 1–200 characters');
+  if (name.endsWith('_currency') && !isCurrencyCode(text)) throw refuse('must be an ISO 4217 code such as EUR');
   return text;
 }
 
@@ -58,9 +59,9 @@ export async function saveSettings(knex: Knex, user: HostUser, input: Record<str
     }
   }
   const unknown = Object.keys(input).find((k) => !(k in SETTING_DEFAULTS) && k !== '_csrf');
-  if (unknown) errors[unknown] = 'unknown setting';
+  if (unknown) errors[unknown] = `Unknown setting “${unknown}”`;
   if (typeof next.status_after_sold === 'string' && !(await isActiveWonStatus(knex, next.status_after_sold))) {
-    errors.status_after_sold = 'Choose an active status of kind won';
+    errors.status_after_sold = `${settingLabel('status_after_sold')}: choose an active status of kind won`;
   }
   if (Object.keys(errors).length) throw invalid('Settings were not saved: fix the fields marked below.', errors);
   await knex.transaction(async (trx) => {

@@ -32,7 +32,7 @@ describe('CRM settings (admin menu entry, S7)', () => {
     expect(json.body.settings).toMatchObject({ default_currency: 'SEK', page_size: 50, show_subproject_records: true });
     const page = await director.get('/crm/settings');
     const text = visibleText(page.text);
-    expect(text).toContain('default_currency : EUR → SEK');
+    expect(text).toContain('Default currency : EUR → SEK');
     expect(text).toContain('Diane Director');
   });
 
@@ -59,9 +59,40 @@ describe('CRM settings (admin menu entry, S7)', () => {
       const res = await director.post('/crm/settings', { ...defaults, status_after_sold: name });
       expect(res.status).toBe(422);
       expect(res.text).toContain('data-field="status_after_sold"');
-      expect(visibleText(res.text)).toContain('Choose an active status of kind won');
+      expect(visibleText(res.text)).toContain('Status after sold: choose an active status of kind won');
     }
     expect((await director.get('/crm/settings.json')).body.settings).toEqual(before);
     expect((await director.post('/crm/settings', { ...defaults, status_after_sold: 'won' })).status).toBe(303);
+  });
+});
+
+describe('CRM settings page labels', () => {
+  test('the settings page names every setting by its label, never by its key', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const text = visibleText((await director.get('/crm/settings')).text);
+    for (const label of [
+      'Use CRM items from price books', 'Show opportunities of all subprojects', 'Show sales activities on opportunities',
+      'Show item descriptions on quotes', 'Account type used for opportunities', 'Status after sold', 'Default tax rate',
+    ]) expect(text).toContain(label);
+    for (const key of Object.keys(defaults)) expect(text).not.toContain(key);
+  });
+
+  test('a changed setting shows its label in the settings history, not its key', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post('/crm/settings', { ...defaults, show_item_descriptions_on_quotes: '0' })).status).toBe(303);
+    const text = visibleText((await director.get('/crm/settings')).text);
+    expect(text).toContain('Show item descriptions on quotes : yes → no');
+    for (const key of Object.keys(defaults)) expect(text).not.toContain(key);
+    expect((await director.post('/crm/settings', defaults)).status).toBe(303);
+  });
+
+  test('a refused value’s message names the setting by its label', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const res = await director.post('/crm/settings', { ...defaults, page_size: '0', reporting_currency: 'euro' });
+    expect(res.status).toBe(422);
+    const text = visibleText(res.text);
+    expect(text).toContain('Rows per page must be a whole number from 1 to 500');
+    expect(text).toContain('Reporting currency must be an ISO 4217 code such as EUR');
+    for (const key of Object.keys(defaults)) expect(text).not.toContain(key);
   });
 });

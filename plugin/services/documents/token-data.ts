@@ -1,6 +1,7 @@
 import { amountInput, formatMoney } from '../money';
 import type { LineAmounts } from '../quote-pricing';
 import type { QuoteItem } from '../quotes';
+import { settingLabel } from '../setting-fields';
 
 /**
  * The one place a quote becomes the data a Word template is filled with (SPEC Q8/Q9, issue #5 point 9).
@@ -108,10 +109,10 @@ export const TOKEN_REFERENCE: TokenInfo[] = [
   { token: 'today', description: date('The day the document is made') },
   { token: 'today_raw', description: 'The day the document is made, ISO' },
 
-  { token: 'company.name', description: 'Your company name (CRM settings: company_name)' },
-  { token: 'company.address', description: 'Your company address; line breaks kept (company_address)' },
-  { token: 'company.vat_number', description: 'Your VAT number (company_vat_number)' },
-  { token: 'company.bank', description: 'Your bank details (company_bank)' },
+  { token: 'company.name', description: `Your company name (CRM settings: ${settingLabel('company_name')})` },
+  { token: 'company.address', description: `Your company address; line breaks kept (CRM settings: ${settingLabel('company_address')})` },
+  { token: 'company.vat_number', description: `Your VAT number (CRM settings: ${settingLabel('company_vat_number')})` },
+  { token: 'company.bank', description: `Your bank details (CRM settings: ${settingLabel('company_bank')})` },
 
   { token: 'account.name', description: 'Customer account name' },
   { token: 'account.organization', description: 'Organization (personal accounts)' },
