@@ -6,6 +6,7 @@ import { CrmSetting, ProjectSetting } from '../models/settings';
 import { readUnderVersions } from './data-version';
 import { journal } from './journal';
 import { isCurrencyCode } from './money';
+import { parsePercent } from './quote-pricing';
 import { readOnce } from './request-memo';
 import { settingLabel } from './setting-fields';
 
@@ -35,6 +36,11 @@ export function parseSetting(name: string, raw: string | undefined): SettingValu
     return n;
   }
   const text = (raw ?? '').trim();
+  if (name === 'default_tax_rate') {
+    // The rule every tax rate follows (quote items): a percentage from 0 to 100 with at most 2 decimals.
+    const rate = parsePercent(text);
+    if (!rate.ok) throw refuse(rate.error);
+  }
   if (!text || text.length > 200) throw refuse('must be 1–200 characters');
   if (name.endsWith('_currency') && !isCurrencyCode(text)) throw refuse('must be an ISO 4217 code such as EUR');
   return text;

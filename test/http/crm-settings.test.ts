@@ -66,7 +66,7 @@ describe('CRM settings (admin menu entry, S7)', () => {
   });
 });
 
-describe('CRM settings page labels', () => {
+describe('CRM settings page labels and the default tax rate', () => {
   test('the settings page names every setting by its label, never by its key', async () => {
     const director = await Session.signIn(host.app, 'director');
     const text = visibleText((await director.get('/crm/settings')).text);
@@ -94,5 +94,25 @@ describe('CRM settings page labels', () => {
     expect(text).toContain('Rows per page must be a whole number from 1 to 500');
     expect(text).toContain('Reporting currency must be an ISO 4217 code such as EUR');
     for (const key of Object.keys(defaults)) expect(text).not.toContain(key);
+  });
+
+  test('a default tax rate outside 0–100 % is refused with the field named and nothing stored', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const before = (await director.get('/crm/settings.json')).body.settings;
+    for (const rate of ['250', '-1', '12.345', 'lots', '']) {
+      const res = await director.post('/crm/settings', { ...defaults, default_tax_rate: rate });
+      expect(res.status).toBe(422);
+      expect(res.text).toContain('data-field="default_tax_rate"');
+      expect(res.text).toContain(`name="default_tax_rate" value="${rate}"`);
+      expect(visibleText(res.text)).toMatch(/Default tax rate (must be from 0 to 100 %|has at most 2 decimals|is not a percentage|is required)/);
+    }
+    const json = await director.agent.post('/crm/settings').type('form').set('Accept', 'application/json').send({ ...defaults, default_tax_rate: '250', _csrf: director.csrf });
+    expect(json.status).toBe(422);
+    expect(json.body.fields.default_tax_rate).toBe('Default tax rate must be from 0 to 100 %');
+    expect((await director.get('/crm/settings.json')).body.settings).toEqual(before);
+    const stored = await host.db.knex('crm_settings').where({ name: 'default_tax_rate' }).first();
+    expect(stored ? JSON.parse(stored.value) : defaults.default_tax_rate).toBe(before.default_tax_rate);
+    expect((await director.post('/crm/settings', { ...defaults, default_tax_rate: '12.5' })).status).toBe(303);
+    expect((await director.get('/crm/settings.json')).body.settings.default_tax_rate).toBe('12.5');
   });
 });
