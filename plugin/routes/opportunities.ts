@@ -113,7 +113,7 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
     project: ctx.project,
     locals: {
       ...board, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, params: opportunityFilterParams(f), qs, current: 'kanban',
-      moveQuery: `?board=${encodeURIComponent(base(ctx))}`,
+      moveQuery: `?board=${encodeURIComponent(base(ctx))}`, canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
     },
     json: {
       columns: board.columns.map((c) => ({

@@ -325,6 +325,26 @@ describe('create, edit, move (O1, O3, O7)', () => {
     expect((await rep1.get(`/crm/opportunities/${await oppId('Globex – data platform')}/move`)).status).toBe(404);
   });
 
+  test('the kanban has the opportunity list’s sidebar of actions: New opportunity only for who may add', async () => {
+    const sidebarOf = (html: string) => /<aside class="sidebar">([\s\S]*?)<\/aside>/.exec(html)?.[1] ?? '';
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    for (const board of [await rep1.get('/projects/crm-europe/crm/opportunities/kanban'), await rep1.htmxGet('/projects/crm-europe/crm/opportunities/kanban')]) {
+      const sidebar = sidebarOf(board.text);
+      expect(visibleText(sidebar)).toContain('Actions New opportunity');
+      expect(sidebar).toContain('href="/projects/crm-europe/crm/opportunities/new"');
+      expect(sidebar).toContain('href="/projects/crm-europe/crm/opportunities"');
+    }
+    const list = sidebarOf((await rep1.get('/projects/crm-europe/crm/opportunities')).text);
+    expect(list).toContain('href="/projects/crm-europe/crm/opportunities/kanban"');
+    // The project manager may see the pipeline but not add to it.
+    const pm = await Session.signIn(host.app, 'pm');
+    const pmBoard = await pm.get('/projects/crm/crm/opportunities/kanban');
+    expect(pmBoard.status).toBe(200);
+    const pmSidebar = visibleText(sidebarOf(pmBoard.text));
+    expect(pmSidebar).toContain('Actions');
+    expect(pmSidebar).not.toContain('New opportunity');
+  });
+
   test('a kanban move goes back only to a board of this site, never to an address given in the form', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     expect((await rep1.post('/projects/crm-europe/crm/opportunities', { name: 'Kanban – way back', currency: 'EUR' })).status).toBe(303);
