@@ -118,10 +118,20 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, acco
 }
 
 const listHandler = async (ctx: CrmContext, req: Request, res: Response) => respond(ctx.host, req, res, await listPage(ctx, req));
+/**
+ * The form's values from the address: a link's prefill (`?parent_id=…`), or, when the account type select
+ * re-renders the form (an htmx GET carrying the whole form, views/accounts/form.ejs), everything typed so far.
+ */
+function valuesInQuery(req: Request): FormInput {
+  const { _csrf: _token, ...values } = req.query as FormInput;
+  return values;
+}
+
+/** Whether the request is the account type select re-rendering the form, which always sends the type. */
+const isTypeSwitch = (req: Request) => (req.query as FormInput).account_type_id !== undefined;
+
 const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
-  const q = req.query as FormInput;
-  const values: FormInput = { parent_id: text(q, 'parent_id'), account_type_id: text(q, 'account_type_id') || undefined };
-  await respond(ctx.host, req, res, await formPage(ctx, req, null, values));
+  await respond(ctx.host, req, res, await formPage(ctx, req, null, valuesInQuery(req)));
 };
 const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   await saveOrRerender(ctx, req, res, null, async () => {
@@ -180,7 +190,7 @@ export function accountRoutes(): CrmRoute[] {
       method: 'get', path: '/crm/accounts/:id/edit', permission: 'edit_accounts',
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
-        await respond(ctx.host, req, res, await formPage(ctx, req, account, await valuesOf(ctx, account)));
+        await respond(ctx.host, req, res, await formPage(ctx, req, account, isTypeSwitch(req) ? valuesInQuery(req) : await valuesOf(ctx, account)));
       },
     },
     {

@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import type { Page } from 'playwright-core';
 import { screenshot, signIn, useBrowser } from './browser';
 
 // A 422 is the expected answer to the invalid form below; any other console error is a failure.
@@ -11,6 +12,13 @@ const session = useBrowser({
   },
 });
 
+/** Picks an account type and waits until htmx has settled the re-rendered form (so its select listens again). */
+async function switchAccountType(page: Page, label: string): Promise<void> {
+  const settled = page.evaluate(() => new Promise<void>((resolve) => document.body.addEventListener('htmx:afterSettle', () => resolve(), { once: true })));
+  await page.selectOption('select[name=account_type_id]', { label });
+  await settled;
+}
+
 test('create an account with a required custom field: refused without it, saved with it', async () => {
   const { page, consoleErrors } = session;
   const { baseUrl } = session.live;
@@ -18,10 +26,19 @@ test('create an account with a required custom field: refused without it, saved 
   await page.goto(`${baseUrl}/projects/crm-europe/crm/accounts`);
   await page.click('#new-account');
   await page.waitForURL(`${baseUrl}/projects/crm-europe/crm/accounts/new`);
-  await page.selectOption('select[name=account_type_id]', { label: 'Company' });
-  await page.waitForSelector('text=Framework agreement no.');
-  await page.fill('input[name=name]', 'Volvo Construction');
+  // Switching the type re-renders the form with the type's fields and keeps what was typed before.
   await page.fill('input[name=city]', 'Eskilstuna');
+  await page.check('input[name=is_supplier]');
+  await switchAccountType(page, 'Company');
+  expect(await page.textContent('#account-form')).toContain('Framework agreement no.');
+  expect(await page.inputValue('input[name=city]')).toBe('Eskilstuna');
+  expect(await page.isChecked('input[name=is_supplier]')).toBe(true);
+  await page.fill('input[name=name]', 'Volvo Construction');
+  await switchAccountType(page, 'Account');
+  expect(await page.textContent('#account-form')).not.toContain('Framework agreement no.');
+  expect(await page.inputValue('input[name=name]')).toBe('Volvo Construction');
+  await switchAccountType(page, 'Company');
+  expect(await page.inputValue('input[name=name]')).toBe('Volvo Construction');
   // The browser's own `required` check would stop the form; remove it to see the server's answer.
   await page.evaluate(() => document.querySelectorAll('[required]').forEach((el) => el.removeAttribute('required')));
   await page.click('#account-form button[type=submit]');

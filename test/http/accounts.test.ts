@@ -143,6 +143,65 @@ describe('creating accounts (A1–A3)', () => {
   });
 });
 
+/**
+ * The request the account type select sends when it changes (views/accounts/form.ejs), built from its own htmx
+ * attributes: a GET to its hx-get URL carrying the fields of the form it includes (`fields`: what the user has
+ * typed, as the browser would send it), without the parameters hx-params leaves out.
+ */
+function typeSwitchRequest(session: Session, formHtml: string, fields: Record<string, string | string[]>) {
+  const select = /<select name="account_type_id"([^>]*)>/.exec(formHtml)![1];
+  const attr = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(select)?.[1];
+  // The select sits in the account form: the request carries that whole form.
+  expect(['closest form', '#account-form']).toContain(attr('hx-include'));
+  expect(attr('hx-trigger')).toBe('change');
+  const left = (attr('hx-params') ?? '').replace(/^not /, '').split(',').map((p) => p.trim()).filter(Boolean);
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries({ _csrf: session.csrf, ...fields })) {
+    if (!left.includes(name)) for (const v of [value].flat()) query.append(name, v);
+  }
+  return session.agent.get(`${attr('hx-get')}?${query}`).set('HX-Request', 'true');
+}
+
+describe('switching the account type on the form (A1)', () => {
+  test('a new account’s form keeps everything typed so far and shows the new type’s fields', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const form = await rep.get('/projects/crm-europe/crm/accounts/new');
+    const industry = String((await host.db.knex('crm_industries').first()).id);
+    const res = await typeSwitchRequest(rep, form.text, {
+      account_type_id: String(companyType), name: 'Typed & Kept AB', city: 'Malmö', industry_id: industry, is_key_account: '1',
+      note: 'Met at the fair', [`custom_field_${numberField}`]: '40',
+    });
+    expect(res.status).toBe(200);
+    expect(res.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
+    expect(res.text).toContain('name="name" value="Typed &amp; Kept AB"');
+    expect(res.text).toContain('name="city" value="Malmö"');
+    expect(res.text).toContain(`<option value="${industry}" selected>`);
+    expect(res.text).toMatch(/name="is_key_account" value="1" checked/);
+    expect(visibleText(res.text)).toContain('Met at the fair');
+    expect(res.text).toContain(`name="custom_field_${numberField}" value="40"`);
+    expect(visibleText(res.text)).toContain('Contract region');
+    expect(res.text).toContain(`<option value="${companyType}" selected>`);
+    // The form still posts to the project's accounts, and the token never travels in the address.
+    expect(res.text).toContain('action="/projects/crm-europe/crm/accounts"');
+    expect(res.request.url).not.toContain('_csrf');
+  });
+
+  test('an account’s edit form keeps what was typed (and the version it was loaded at) when the type changes', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await accountId('Initech');
+    const edit = await director.get(`/crm/accounts/${id}/edit`);
+    const account = (await host.db.knex('crm_account_types').where({ name: 'Account' }).first()).id;
+    const res = await typeSwitchRequest(director, edit.text, { account_type_id: String(account), name: 'Initech Renamed', lock_version: lockVersionIn(edit.text), city: 'Austin' });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain(`<option value="${account}" selected>`);
+    expect(res.text).toContain('name="name" value="Initech Renamed"');
+    expect(res.text).toContain('name="city" value="Austin"');
+    expect(lockVersionIn(res.text)).toBe(lockVersionIn(edit.text));
+    // Nothing is saved by switching.
+    expect((await host.db.knex('crm_accounts').where({ id }).first()).name).toBe('Initech');
+  });
+});
+
 describe('visibility (A4, S3)', () => {
   test('a private account is seen only by its creator — not even by admins — everywhere', async () => {
     const privateId = await accountId('Rick’s private prospect');
