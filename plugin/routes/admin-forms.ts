@@ -4,11 +4,22 @@ import { CrmError } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import type { FormInput } from '../services/form';
+import { presentHistory } from '../services/history-display';
+import type { HistoryPage } from '../services/journal';
+import { recentChanges } from '../services/lookups';
 
-/** What the CRM settings pages share: reading the request, the names of users, and one save-or-rerender flow. */
+/** What the CRM settings pages share: reading the request, the names of users, their history, and one save-or-rerender flow. */
 
 export async function userNames(ctx: CrmContext): Promise<Map<number, string>> {
   return new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+}
+
+/**
+ * A settings page's latest changes (one journal type) as people read them: fields by their labels (`labels`, else
+ * history-display.ts's), ids by names, flags as yes/no.
+ */
+export async function settingsHistory(ctx: CrmContext, journalType: string, labels?: Readonly<Record<string, string>>): Promise<HistoryPage> {
+  return presentHistory(ctx, await recentChanges(ctx.host.knex, journalType), { labels });
 }
 
 /** Form state for a page that failed to save: which form, what the user typed, and the messages. */

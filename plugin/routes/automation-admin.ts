@@ -5,9 +5,8 @@ import {
   AUTOMATION_JOURNAL, RULE_ACTIONS, RULE_TOKENS, createRule, deleteRule, listRules, readRuleInput, requireRule, setRuleActive, updateRule,
 } from '../services/automation';
 import { flag, text } from '../services/form';
-import { recentChanges } from '../services/lookups';
 import { listCategories } from '../services/products';
-import { changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, settingsHistory, userNames, type Failure } from './admin-forms';
 
 /** C4 in the CRM settings: automation rules per product category (manage_crm_settings). */
 const PERMISSION = 'manage_crm_settings';
@@ -33,7 +32,7 @@ async function page(ctx: CrmContext, failure: Failure | null = null, notice: str
     status: failure?.status ?? 200,
     locals: {
       rules, categories, templates, projects: [...projects.values()].sort((a, b) => a.name.localeCompare(b.name)), users, actions: RULE_ACTIONS, tokens: RULE_TOKENS,
-      failure, notice, current: 'automation', action: BASE, log: await recentChanges(knex, AUTOMATION_JOURNAL), userNames: await userNames(ctx),
+      failure, notice, current: 'automation', action: BASE, log: await settingsHistory(ctx, AUTOMATION_JOURNAL), userNames: await userNames(ctx),
     },
     json: failure ? { error: failure.message, fields: failure.errors } : { rules },
   };

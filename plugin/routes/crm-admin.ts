@@ -3,12 +3,12 @@ import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, invalid } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
-import { changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, settingsHistory, userNames, type Failure } from './admin-forms';
 import { FIELD_FORMATS } from '../services/custom-fields';
 import { flag, text, type FormInput } from '../services/form';
 import {
   createCustomField, createLookup, CUSTOM_FIELD_JOURNAL, deleteLookup, listCustomFields, listLookup, lookupKind, moveLookup,
-  recentChanges, requireCustomField, setCustomFieldActive, setLookupActive, updateCustomField, updateLookup, type LookupKind,
+  requireCustomField, setCustomFieldActive, setLookupActive, updateCustomField, updateLookup, type LookupKind,
 } from '../services/lookups';
 import {
   cellName, loadMatrix, loadSupervisors, saveMatrix, saveSupervisors, supervisorField, SUPERVISORS_JOURNAL, VISIBILITY_JOURNAL,
@@ -33,6 +33,9 @@ const listUrl = (kind: LookupKind) => `${BASE}/lists/${kind.slug}`;
 
 // ---- lookup lists (S4, A1) ---------------------------------------------------------------------------------
 
+/** The account types' name-field switches, as their history names them (the form's “Name” would read as a rename). */
+const LOOKUP_LABELS = { use_first_last_name: 'First + last name fields', use_name: 'Name field' };
+
 async function lookupPage(ctx: CrmContext, kind: LookupKind, failure: Failure | null = null, notice: string | null = null): Promise<PageResponse> {
   const items = await listLookup(ctx.host.knex, kind);
   return {
@@ -41,7 +44,7 @@ async function lookupPage(ctx: CrmContext, kind: LookupKind, failure: Failure | 
     status: failure?.status ?? 200,
     locals: {
       kind, items, failure, notice, current: `lists/${kind.slug}`, action: listUrl(kind),
-      log: await recentChanges(ctx.host.knex, kind.journalType), users: await userNames(ctx),
+      log: await settingsHistory(ctx, kind.journalType, LOOKUP_LABELS), users: await userNames(ctx),
     },
     json: failure ? { error: failure.message, fields: failure.errors } : { kind: kind.slug, label: kind.label, items },
   };
@@ -116,6 +119,9 @@ function lookupRoutes(): CrmRoute[] {
 
 // ---- custom fields per account type (A3) -------------------------------------------------------------------
 
+/** The custom field form's names for the columns its history shows (the rest read well as they are). */
+const CUSTOM_FIELD_LABELS = { field_format: 'Format', is_required: 'Required' };
+
 async function accountTypes(ctx: CrmContext) {
   return (await ctx.host.knex('crm_account_types').orderBy([{ column: 'position' }, { column: 'id' }]).select('id', 'name', 'active'))
     .map((t) => ({ id: Number(t.id), name: String(t.name), active: Boolean(t.active) }));
@@ -129,7 +135,7 @@ async function customFieldsPage(ctx: CrmContext, failure: Failure | null = null,
     status: failure?.status ?? 200,
     locals: {
       fields, types: await accountTypes(ctx), formats: FIELD_FORMATS, failure, notice, current: 'custom-fields',
-      log: await recentChanges(ctx.host.knex, CUSTOM_FIELD_JOURNAL), users: await userNames(ctx),
+      log: await settingsHistory(ctx, CUSTOM_FIELD_JOURNAL, CUSTOM_FIELD_LABELS), users: await userNames(ctx),
     },
     json: failure ? { error: failure.message, fields: failure.errors } : { custom_fields: fields },
   };
@@ -208,7 +214,7 @@ async function visibilityPage(ctx: CrmContext, failure: Failure | null = null, n
     status: failure?.status ?? 200,
     locals: {
       roles, matrix, entities: VISIBILITY_ENTITIES, levels: VISIBILITY_LEVELS, cellName, failure, notice, current: 'visibility',
-      log: await recentChanges(ctx.host.knex, VISIBILITY_JOURNAL), users: await userNames(ctx),
+      log: await settingsHistory(ctx, VISIBILITY_JOURNAL), users: await userNames(ctx),
     },
     json: failure ? { error: failure.message, fields: failure.errors } : {
       visibility: roles.map((r) => ({ role_id: r.id, role: r.name, ...matrix[r.id] })),
@@ -225,7 +231,7 @@ async function supervisorsPage(ctx: CrmContext, failure: Failure | null = null, 
     status: failure?.status ?? 200,
     locals: {
       list: users, supervisors, supervisorField, failure, notice, current: 'supervisors',
-      log: await recentChanges(ctx.host.knex, SUPERVISORS_JOURNAL), users: new Map(users.map((u) => [u.id, u.name])),
+      log: await settingsHistory(ctx, SUPERVISORS_JOURNAL), users: new Map(users.map((u) => [u.id, u.name])),
     },
     json: failure ? { error: failure.message, fields: failure.errors } : {
       supervisors: users.map((u) => ({ user_id: u.id, user: u.name, supervisor_id: supervisors.get(u.id) ?? null })),

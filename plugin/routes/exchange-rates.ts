@@ -2,9 +2,8 @@ import type { CrmContext, CrmRoute } from '../http/guard';
 import { respond, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import { EXCHANGE_RATE_JOURNAL, createRate, deleteRate, listRates, rateText } from '../services/exchange-rates';
-import { recentChanges } from '../services/lookups';
 import { pageParam } from '../services/pagination';
-import { changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, settingsHistory, userNames, type Failure } from './admin-forms';
 
 /** Exchange rates (Q7) in the CRM settings: date-stamped rates per currency pair, added and deleted (never edited). */
 const PERMISSION = 'manage_crm_settings';
@@ -18,7 +17,7 @@ async function page(ctx: CrmContext, pageNo: number, failure: Failure | null = n
     title: 'CRM settings · Exchange rates',
     view: 'settings/exchange-rates',
     status: failure?.status ?? 200,
-    locals: { items: rows, meta, failure, notice, current: 'exchange-rates', action: BASE, log: await recentChanges(ctx.host.knex, EXCHANGE_RATE_JOURNAL), users: await userNames(ctx) },
+    locals: { items: rows, meta, failure, notice, current: 'exchange-rates', action: BASE, log: await settingsHistory(ctx, EXCHANGE_RATE_JOURNAL), users: await userNames(ctx) },
     json: failure ? { error: failure.message, fields: failure.errors } : { exchange_rates: rows, meta },
   };
 }

@@ -3,11 +3,10 @@ import type { CrmContext, CrmRoute } from '../http/guard';
 import { invalid, notFound } from '../http/errors';
 import { respond, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
-import { changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, settingsHistory, userNames, type Failure } from './admin-forms';
 import { FIELD_LABELS, RULED_FIELDS } from '../models/opportunity';
 import { FIELD_RULES } from '../services/field-rules';
 import { flag, text, type FormInput } from '../services/form';
-import { recentChanges } from '../services/lookups';
 import {
   createStatus, deleteStatus, FIELD_RULES_JOURNAL, listStatuses, loadRoleRules, moveStatus, pickRole, RULE_LABELS, ruleCellName, saveRoleRules,
   setStatusActive, STATUS_JOURNAL, STATUS_KINDS, updateStatus,
@@ -19,6 +18,8 @@ import {
  */
 const PERMISSION = 'manage_crm_settings';
 const STATUSES = '/crm/settings/statuses';
+/** The status form's names for the columns its history shows (the rest read well as they are). */
+const STATUS_LABELS = { color: 'Colour', is_default: 'Default' };
 const FIELD_RULES_URL = '/crm/settings/field-rules';
 
 
@@ -32,7 +33,7 @@ async function statusesPage(ctx: CrmContext, failure: Failure | null = null, not
     status: failure?.status ?? 200,
     locals: {
       items, kinds: STATUS_KINDS, failure, notice, current: 'statuses', action: STATUSES,
-      log: await recentChanges(ctx.host.knex, STATUS_JOURNAL), users: await userNames(ctx),
+      log: await settingsHistory(ctx, STATUS_JOURNAL, STATUS_LABELS), users: await userNames(ctx),
     },
     json: failure ? { error: failure.message, fields: failure.errors } : { statuses: items },
   };
@@ -100,7 +101,7 @@ async function fieldRulesPage(ctx: CrmContext, roleParam: string, failure: Failu
     status: failure?.status ?? 200,
     locals: {
       roles, role, statuses, rules, fields: RULED_FIELDS, labels: FIELD_LABELS, ruleNames: FIELD_RULES, ruleLabels: RULE_LABELS, cellName: ruleCellName,
-      failure, notice, current: 'field-rules', log: await recentChanges(ctx.host.knex, FIELD_RULES_JOURNAL), users: await userNames(ctx),
+      failure, notice, current: 'field-rules', log: await settingsHistory(ctx, FIELD_RULES_JOURNAL), users: await userNames(ctx),
     },
     json: failure ? { error: failure.message, fields: failure.errors } : {
       role: role && { id: role.id, name: role.name }, roles: roles.map((r) => ({ id: r.id, name: r.name })),

@@ -3,11 +3,10 @@ import { invalid } from '../http/errors';
 import { respond, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import { flag, text } from '../services/form';
-import { recentChanges } from '../services/lookups';
 import {
   CATEGORY_JOURNAL, CONTRACT_KINDS, createCategory, deleteCategory, listCategories, moveCategory, setCategoryActive, updateCategory,
 } from '../services/products';
-import { changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, settingsHistory, userNames, type Failure } from './admin-forms';
 
 /** Product categories (Q2) in the CRM settings: each names the contract kind a sold item becomes. */
 const PERMISSION = 'manage_crm_settings';
@@ -20,7 +19,7 @@ async function page(ctx: CrmContext, failure: Failure | null = null, notice: str
     title: 'CRM settings · Product categories',
     view: 'settings/product-categories',
     status: failure?.status ?? 200,
-    locals: { items, kinds: CONTRACT_KINDS, failure, notice, current: 'product-categories', action: BASE, log: await recentChanges(ctx.host.knex, CATEGORY_JOURNAL), users: await userNames(ctx) },
+    locals: { items, kinds: CONTRACT_KINDS, failure, notice, current: 'product-categories', action: BASE, log: await settingsHistory(ctx, CATEGORY_JOURNAL), users: await userNames(ctx) },
     json: failure ? { error: failure.message, fields: failure.errors } : { product_categories: items },
   };
 }

@@ -3,13 +3,12 @@ import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
 import { SETTING_DEFAULTS } from '../manifest';
-import { presentHistory } from '../services/history-display';
-import { history } from '../services/journal';
 import { settingGroups, SETTING_FIELDS, SETTING_LABELS } from '../services/setting-fields';
 import { loadSettings, saveSettings, type CrmSettings } from '../services/settings';
+import { settingsHistory } from './admin-forms';
 
 async function settingsPage(ctx: CrmContext, req: Request, settings: CrmSettings, errors: Record<string, string> = {}, message: string | null = null, status = 200): Promise<PageResponse> {
-  const log = await presentHistory(ctx, await history(ctx.host.knex, 'settings', 0, 1, 10), { labels: SETTING_LABELS });
+  const log = await settingsHistory(ctx, 'settings', SETTING_LABELS);
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   return {
     title: 'CRM settings',

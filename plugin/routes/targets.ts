@@ -3,12 +3,11 @@ import type { PageResponse } from '../http/respond';
 import { respond } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import { MEASURE_LABELS, TARGET_MEASURES } from '../services/dashboard-config';
-import { recentChanges } from '../services/lookups';
 import { loadSettings } from '../services/settings';
 import {
   PERIOD_KINDS, TARGET_JOURNAL, USER_TYPES, USER_TYPE_LABELS, deleteTarget, listTargets, periodLabel, saveTarget, setUserType, targetText, userTypes,
 } from '../services/targets';
-import { changeOrRerender, userNames, type Failure } from './admin-forms';
+import { changeOrRerender, settingsHistory, userNames, type Failure } from './admin-forms';
 
 /** User targets and user types (D5), a settings page behind the global permission manage_user_targets (S2). */
 const PERMISSION = 'manage_user_targets';
@@ -28,7 +27,7 @@ async function page(ctx: CrmContext, failure: Failure | null = null, notice: str
       rows, users, types, failure, notice, action: BASE, periodKinds: PERIOD_KINDS, measures: TARGET_MEASURES, measureLabels: MEASURE_LABELS,
       userTypes: USER_TYPES, userTypeLabels: USER_TYPE_LABELS, reporting: String(settings.reporting_currency || 'EUR'),
       canSettings: await ctx.host.can(ctx.user, 'manage_crm_settings'),
-      log: await recentChanges(knex, TARGET_JOURNAL), userNames: await userNames(ctx), current: 'targets',
+      log: await settingsHistory(ctx, TARGET_JOURNAL), userNames: await userNames(ctx), current: 'targets',
     },
     json: failure ? { error: failure.message, fields: failure.errors } : {
       targets: targets.map((t) => ({ ...t, user: names.get(t.user_id) ?? null })),

@@ -55,7 +55,7 @@ describe('lookup lists (S4)', () => {
       ['name', 'Biotech', 'Biotechnology'], ['active', 'true', 'false'], ['active', 'false', 'true'],
     ]));
     const history = visibleText((await director.get('/crm/settings/lists/industries')).text);
-    expect(history).toContain('name : Biotech → Biotechnology');
+    expect(history).toContain('Name : Biotech → Biotechnology');
     expect(history).toContain('Diane Director');
   });
 
@@ -338,8 +338,31 @@ describe('visibility per role and supervisors (S3)', () => {
     expect(await stored()).toEqual(expect.arrayContaining([[rep1.id, d.id], [pm.id, d.id]]));
     expect((await stored()).find(([u]) => u === rep2.id)).toBeUndefined();
     const history = visibleText((await director.get('/crm/settings/supervisors')).text);
-    expect(history).toContain('supervisor of Rita Rep : Diane Director → (empty)');
-    expect(history).toContain('supervisor of Paul Manager : (empty) → Diane Director');
+    expect(history).toContain('Supervisor of Rita Rep : Diane Director → (empty)');
+    expect(history).toContain('Supervisor of Paul Manager : (empty) → Diane Director');
+  });
+});
+
+describe('the settings pages’ history', () => {
+  /** The History section of a settings page, as the user reads it. */
+  const historyOn = (html: string) => visibleText(/<h3>History<\/h3>([\s\S]*?)<\/section>/.exec(html)![1]);
+  const columnName = /\b[a-z]+(_[a-z0-9]+)+\b/;
+
+  test('names each changed field by a label and each account type by its name, never a column or an id', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post('/crm/settings/lists/account-types', { name: 'Agency', use_first_last_name: ['0', '1'], use_name: ['0', '1'] })).status).toBe(303);
+    const agency = await idOf('crm_account_types', 'Agency');
+    const types = historyOn((await director.get('/crm/settings/lists/account-types')).text);
+    expect(types).toContain('Name : (empty) → Agency');
+    expect(types).toContain('First + last name fields : (empty) → yes');
+    expect(types).toContain('Name field : (empty) → yes');
+    expect(types).not.toMatch(columnName);
+    expect((await director.post('/crm/settings/custom-fields', { account_type_id: String(agency), name: 'Agency size', field_format: 'number', is_required: '1' })).status).toBe(303);
+    const fields = historyOn((await director.get('/crm/settings/custom-fields')).text);
+    expect(fields).toContain('Account type : (empty) → Agency');
+    expect(fields).toContain('Format : (empty) → number');
+    expect(fields).toContain('Required : (empty) → yes');
+    expect(fields).not.toMatch(columnName);
   });
 });
 

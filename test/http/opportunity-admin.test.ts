@@ -95,7 +95,8 @@ describe('opportunity statuses (S4)', () => {
       ['name', 'Verbal agreement', 'Verbal yes'], ['color', '#12ab3c', '#654321'], ['probability', '90', '95'],
     ]);
     const history = visibleText((await director.get(STATUSES)).text);
-    expect(history).toContain('name : Verbal agreement → Verbal yes');
+    expect(history).toContain('Name : Verbal agreement → Verbal yes');
+    expect(history).toContain('Colour : #12ab3c → #654321');
     expect(history).toContain('Diane Director');
 
     expect((await director.post(STATUSES, validStatus({ name: '<script>alert(1)</script>', kind: 'lost', probability: '0' }))).status).toBe(303);
