@@ -64,12 +64,17 @@ export async function saveSettings(knex: Knex, user: HostUser, input: Record<str
       Object.assign(errors, (err as { fieldErrors?: Record<string, string> }).fieldErrors ?? {});
     }
   }
-  const unknown = Object.keys(input).find((k) => !(k in SETTING_DEFAULTS) && k !== '_csrf');
-  if (unknown) errors[unknown] = `Unknown setting “${unknown}”`;
+  // An unknown name has no field on the page to mark: the message itself names it.
+  const unknown = Object.keys(input).filter((k) => !(k in SETTING_DEFAULTS) && k !== '_csrf');
+  for (const name of unknown) errors[name] = `Unknown setting “${name}”`;
   if (typeof next.status_after_sold === 'string' && !(await isActiveWonStatus(knex, next.status_after_sold))) {
     errors.status_after_sold = `${settingLabel('status_after_sold')}: choose an active status of kind won`;
   }
-  if (Object.keys(errors).length) throw invalid('Settings were not saved: fix the fields marked below.', errors);
+  if (Object.keys(errors).length) {
+    const sentences = ['Settings were not saved.', ...unknown.map((name) => `${errors[name]}.`)];
+    if (Object.keys(errors).length > unknown.length) sentences.push('Fix the fields marked below.');
+    throw invalid(sentences.join(' '), errors);
+  }
   await knex.transaction(async (trx) => {
     const changes = Object.keys(next).filter((k) => next[k] !== current[k]).map((k) => ({ field: k, old: current[k], new: next[k] }));
     for (const c of changes) {

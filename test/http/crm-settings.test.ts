@@ -66,6 +66,21 @@ describe('CRM settings (admin menu entry, S7)', () => {
   });
 });
 
+describe('CRM settings: an unknown setting', () => {
+  test('a posted setting name that is not a setting is named in the message (page and JSON), and nothing is saved', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const before = (await director.get('/crm/settings.json')).body.settings;
+    const res = await director.post('/crm/settings', { ...defaults, page_size: '40', sneaky_flag: '1' });
+    expect(res.status).toBe(422);
+    expect(visibleText(res.text)).toContain('Unknown setting “sneaky_flag”');
+    const json = await director.agent.post('/crm/settings').type('form').set('Accept', 'application/json').send({ ...defaults, sneaky_flag: '1', _csrf: director.csrf });
+    expect(json.status).toBe(422);
+    expect(json.body.error).toContain('Unknown setting “sneaky_flag”');
+    expect(json.body.fields.sneaky_flag).toBe('Unknown setting “sneaky_flag”');
+    expect((await director.get('/crm/settings.json')).body.settings).toEqual(before);
+  });
+});
+
 describe('CRM settings page labels and the default tax rate', () => {
   test('the settings page names every setting by its label, never by its key', async () => {
     const director = await Session.signIn(host.app, 'director');
