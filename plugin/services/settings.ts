@@ -46,10 +46,14 @@ export function parseSetting(name: string, raw: string | undefined): SettingValu
   return text;
 }
 
-/** A sale sets this status (sale.ts wonStatus): it must exist, be active and mean won, whatever the letter case. */
-async function isActiveWonStatus(knex: Knex, name: string): Promise<boolean> {
-  const won: string[] = await knex('crm_opportunity_statuses').where({ kind: 'won', active: true }).pluck('name');
-  return won.some((w) => w.toLowerCase() === name.toLowerCase());
+/** The statuses the setting status_after_sold may name (a sale sets it, sale.ts wonStatus), in their order. */
+export async function activeWonStatusNames(knex: Knex): Promise<string[]> {
+  return knex('crm_opportunity_statuses').where({ kind: 'won', active: true }).orderBy([{ column: 'position' }, { column: 'id' }]).pluck('name');
+}
+
+/** The active won status `name` means, whatever the letter case (as a sale reads it), or undefined. */
+export function wonStatusNamed(wonNames: readonly string[], name: string): string | undefined {
+  return wonNames.find((w) => w.toLowerCase() === name.toLowerCase());
 }
 
 /** Saves every setting in `input` (all or nothing), journaling old → new values. */
@@ -67,7 +71,7 @@ export async function saveSettings(knex: Knex, user: HostUser, input: Record<str
   // An unknown name has no field on the page to mark: the message itself names it.
   const unknown = Object.keys(input).filter((k) => !(k in SETTING_DEFAULTS) && k !== '_csrf');
   for (const name of unknown) errors[name] = `Unknown setting “${name}”`;
-  if (typeof next.status_after_sold === 'string' && !(await isActiveWonStatus(knex, next.status_after_sold))) {
+  if (typeof next.status_after_sold === 'string' && !wonStatusNamed(await activeWonStatusNames(knex), next.status_after_sold)) {
     errors.status_after_sold = `${settingLabel('status_after_sold')}: choose an active status of kind won`;
   }
   if (Object.keys(errors).length) {

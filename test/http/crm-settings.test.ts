@@ -66,6 +66,61 @@ describe('CRM settings (admin menu entry, S7)', () => {
   });
 });
 
+/** The options of a select on a page, as the user reads them, and the one selected. */
+const selectOf = (html: string, name: string) => {
+  const select = new RegExp(`<select name="${name}"[^>]*>([\\s\\S]*?)</select>`).exec(html);
+  const options = select ? [...select[1].matchAll(/<option value="([^"]*)"( selected)?[^>]*>([^<]*)<\/option>/g)] : [];
+  return { values: options.map((m) => visibleText(m[1])), labels: options.map((m) => visibleText(m[3])), selected: options.filter((m) => m[2]).map((m) => visibleText(m[3])) };
+};
+
+describe('CRM settings: the status after sold is chosen from the active won statuses', () => {
+  const addStatus = async (name: string, kind: string, active: boolean) => {
+    await host.db.knex('crm_opportunity_statuses').insert({ name, color: '#123456', position: 90, probability: 100, kind, active, is_default: false });
+  };
+  afterEach(async () => {
+    await host.db.knex('crm_settings').where({ name: 'status_after_sold' }).delete();
+    await host.db.knex('crm_opportunity_statuses').whereIn('name', ['Signed', 'Archived win', 'Dropped']).delete();
+  });
+
+  test('the page offers exactly the active won statuses; one is saved by its name; a bad name is refused with the field named', async () => {
+    await addStatus('Signed', 'won', true);
+    await addStatus('Archived win', 'won', false);
+    await addStatus('Dropped', 'lost', true);
+    const director = await Session.signIn(host.app, 'director');
+    const page = await director.get('/crm/settings');
+    const select = selectOf(page.text, 'status_after_sold');
+    expect(select.values).toEqual(['Won', 'Signed']);
+    expect(select.selected).toEqual(['Won']);
+    expect(page.text).not.toMatch(/<input name="status_after_sold"/);
+
+    expect((await director.post('/crm/settings', { ...defaults, status_after_sold: 'Signed' })).status).toBe(303);
+    expect((await director.get('/crm/settings.json')).body.settings.status_after_sold).toBe('Signed');
+    expect(selectOf((await director.get('/crm/settings')).text, 'status_after_sold').selected).toEqual(['Signed']);
+
+    for (const name of ['Archived win', 'Dropped']) {
+      const res = await director.post('/crm/settings', { ...defaults, status_after_sold: name });
+      expect(res.status).toBe(422);
+      expect(res.text).toContain('data-field="status_after_sold"');
+      expect(visibleText(res.text)).toContain('Status after sold: choose an active status of kind won');
+    }
+    expect((await director.get('/crm/settings.json')).body.settings.status_after_sold).toBe('Signed');
+  });
+
+  test('a stored status that is no longer an active won status shows as such, not as another status', async () => {
+    await addStatus('Signed', 'won', true);
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post('/crm/settings', { ...defaults, status_after_sold: 'Signed' })).status).toBe(303);
+    await host.db.knex('crm_opportunity_statuses').where({ name: 'Signed' }).update({ active: false });
+    const select = selectOf((await director.get('/crm/settings')).text, 'status_after_sold');
+    expect(select.selected).toEqual(['Signed (not an active won status)']);
+    expect(select.labels).toEqual(['Signed (not an active won status)', 'Won']);
+    // Saving the page as it is does not pick another status silently: the stale one is refused.
+    const res = await director.post('/crm/settings', { ...defaults, status_after_sold: 'Signed' });
+    expect(res.status).toBe(422);
+    expect(res.text).toContain('data-field="status_after_sold"');
+  });
+});
+
 describe('CRM settings: an unknown setting', () => {
   test('a posted setting name that is not a setting is named in the message (page and JSON), and nothing is saved', async () => {
     const director = await Session.signIn(host.app, 'director');
