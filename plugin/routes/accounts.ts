@@ -5,7 +5,7 @@ import { respond, respondAfterChange, type PageResponse } from '../http/respond'
 import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import {
-  accountFormOptions, canEditAccount, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
+  accountFormOptions, canEditAccount, carryNameToType, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
   listDeletedAccounts, parseAccountFilters, readAccountInput, requireEditableAccount, requireVisibleAccount, restoreAccount,
   setFavorite, updateAccount,
 } from '../services/accounts';
@@ -130,8 +130,15 @@ function valuesInQuery(req: Request): FormInput {
 /** Whether the request is the account type select re-rendering the form, which always sends the type. */
 const isTypeSwitch = (req: Request) => (req.query as FormInput).account_type_id !== undefined;
 
+/** What the form shows after the account type select changed: everything typed, the name carried to the new type's fields. */
+async function typeSwitchValues(ctx: CrmContext, req: Request, account: Account | null): Promise<FormInput> {
+  const values = valuesInQuery(req);
+  const type = (await accountFormOptions(ctx, account)).types.find((t) => String(t.id) === text(values, 'account_type_id'));
+  return type ? carryNameToType(values, type) : values;
+}
+
 const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
-  await respond(ctx.host, req, res, await formPage(ctx, req, null, valuesInQuery(req)));
+  await respond(ctx.host, req, res, await formPage(ctx, req, null, isTypeSwitch(req) ? await typeSwitchValues(ctx, req, null) : valuesInQuery(req)));
 };
 const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   await saveOrRerender(ctx, req, res, null, async () => {
@@ -190,7 +197,7 @@ export function accountRoutes(): CrmRoute[] {
       method: 'get', path: '/crm/accounts/:id/edit', permission: 'edit_accounts',
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, idParam(req));
-        await respond(ctx.host, req, res, await formPage(ctx, req, account, isTypeSwitch(req) ? valuesInQuery(req) : await valuesOf(ctx, account)));
+        await respond(ctx.host, req, res, await formPage(ctx, req, account, isTypeSwitch(req) ? await typeSwitchValues(ctx, req, account) : await valuesOf(ctx, account)));
       },
     },
     {

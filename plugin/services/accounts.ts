@@ -352,6 +352,26 @@ export async function accountFormOptions(ctx: CrmContext, account: Account | nul
   };
 }
 
+/**
+ * The form's values when the account type switches to `type` (A1): the name typed for the other kind of type
+ * fills the empty name fields of this one, so switching never drops it. First and last name become the name
+ * ("first last", as a personal account's name is made). A name becomes first and last name only when it is
+ * two words, the one case that splits unambiguously; any other (a single name, "Jan van der Berg", whose last
+ * name is "van der Berg") goes whole into the last name: the field a personal type requires and that a user
+ * reads as the family name, and the account keeps exactly the name typed until the user moves a given name over.
+ */
+export function carryNameToType(values: FormInput, type: Pick<AccountType, 'use_name' | 'use_first_last_name'>): FormInput {
+  const carried = { ...values };
+  const [name, first, last] = [text(values, 'name'), text(values, 'first_name'), text(values, 'last_name')];
+  if (type.use_name && !name && (first || last)) carried.name = [first, last].filter(Boolean).join(' ');
+  if (type.use_first_last_name && !first && !last && name) {
+    const words = name.split(/\s+/);
+    if (words.length === 2) [carried.first_name, carried.last_name] = words;
+    else carried.last_name = name;
+  }
+  return carried;
+}
+
 export interface AccountInput {
   data: Record<(typeof ACCOUNT_FIELDS)[number], unknown>;
   customFields: CustomFieldDef[];

@@ -202,6 +202,54 @@ describe('switching the account type on the form (A1)', () => {
   });
 });
 
+describe('switching between a personal and a company account type keeps the name typed (A1)', () => {
+  const typeId = async (name: string) => String((await host.db.knex('crm_account_types').where({ name }).first()).id);
+
+  test('Personal → Company: the first and last name typed become the company name', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const form = await rep.get('/crm/accounts/new');
+    expect(form.text).toContain(`<option value="${await typeId('Personal')}" selected>`);
+    const res = await typeSwitchRequest(rep, form.text, { account_type_id: String(companyType), first_name: 'Ola', last_name: 'Nordmann', city: 'Oslo' });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('name="name" value="Ola Nordmann"');
+    expect(res.text).not.toContain('name="first_name"');
+    expect(res.text).toContain('name="city" value="Oslo"');
+    // A name already typed for the company is not overwritten; a last name alone carries across too.
+    const named = await typeSwitchRequest(rep, form.text, { account_type_id: String(companyType), name: 'Nordmann Consulting', first_name: 'Ola', last_name: 'Nordmann' });
+    expect(named.text).toContain('name="name" value="Nordmann Consulting"');
+    const lastOnly = await typeSwitchRequest(rep, form.text, { account_type_id: String(companyType), first_name: ' ', last_name: 'Nordmann' });
+    expect(lastOnly.text).toContain('name="name" value="Nordmann"');
+  });
+
+  test('Company → Personal: a name of two words is split into first and last name, any other stays whole in the last name', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const form = await rep.get('/crm/accounts/new');
+    const personal = await typeId('Personal');
+    const split = await typeSwitchRequest(rep, form.text, { account_type_id: personal, name: 'Kari  Nordmann' });
+    expect(split.status).toBe(200);
+    expect(split.text).toContain('name="first_name" value="Kari"');
+    expect(split.text).toContain('name="last_name" value="Nordmann"');
+    expect(split.text).not.toContain('name="name"');
+    for (const name of ['Jan van der Berg', 'Madonna']) {
+      const whole = await typeSwitchRequest(rep, form.text, { account_type_id: personal, name });
+      expect(whole.text).toContain('name="first_name" value=""');
+      expect(whole.text).toContain(`name="last_name" value="${name}"`);
+    }
+    // First and last names already typed are kept as they are.
+    const typed = await typeSwitchRequest(rep, form.text, { account_type_id: personal, name: 'Kari Nordmann', first_name: 'K.', last_name: '' });
+    expect(typed.text).toContain('name="first_name" value="K."');
+    expect(typed.text).toContain('name="last_name" value=""');
+    // The round trip back and forth, then saving, gives the name typed first.
+    const back = await typeSwitchRequest(rep, split.text, { account_type_id: String(companyType), first_name: 'Kari', last_name: 'Nordmann' });
+    expect(back.text).toContain('name="name" value="Kari Nordmann"');
+    const saved = await rep.post('/crm/accounts', { account_type_id: personal, first_name: 'Kari', last_name: 'Nordmann' });
+    expect(saved.status).toBe(303);
+    const row = await host.db.knex('crm_accounts').where({ name: 'Kari Nordmann' }).first();
+    expect(row).toMatchObject({ first_name: 'Kari', last_name: 'Nordmann' });
+    await host.db.knex('crm_accounts').where({ id: row.id }).delete();
+  });
+});
+
 describe('visibility (A4, S3)', () => {
   test('a private account is seen only by its creator — not even by admins — everywhere', async () => {
     const privateId = await accountId('Rick’s private prospect');
