@@ -42,6 +42,11 @@ export interface ActivityRecord {
    * or the field rules of the opportunity's status hide its account (S5).
    */
   accountName: string | null;
+  /**
+   * The field rules of the opportunity's status hide its account from this user (S5): its activities are shown
+   * without theirs (`account_id` null), as the activity lists show them (seenAccountSql).
+   */
+  accountHidden: boolean;
   projectId: number | null;
   canEdit: boolean;
   /** The record's page, and where its activities live (`…/activities`). */
@@ -89,12 +94,16 @@ function recordBase(type: ActivityRecordType, id: number) {
 /** An opportunity already loaded and checked (the opportunity page) as an activity record. */
 export async function opportunityRecord(ctx: CrmContext, opp: Opportunity, canEdit: boolean): Promise<ActivityRecord> {
   const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
-  const account = opp.account_id && !hiddenFields(rules).has('account_id') ? await findVisibleAccount(ctx, opp.account_id) : null;
-  return { ...recordBase('opportunity', opp.id), name: opportunityLabel(opp, rules), accountId: opp.account_id, accountName: account?.name ?? null, projectId: opp.project_id, canEdit };
+  const accountHidden = hiddenFields(rules).has('account_id');
+  const account = opp.account_id && !accountHidden ? await findVisibleAccount(ctx, opp.account_id) : null;
+  return {
+    ...recordBase('opportunity', opp.id), name: opportunityLabel(opp, rules), accountId: opp.account_id, accountName: account?.name ?? null, accountHidden,
+    projectId: opp.project_id, canEdit,
+  };
 }
 
 export function accountRecord(account: Account, canEdit: boolean): ActivityRecord {
-  return { ...recordBase('account', account.id), name: account.name, accountId: account.id, accountName: account.name, projectId: null, canEdit };
+  return { ...recordBase('account', account.id), name: account.name, accountId: account.id, accountName: account.name, accountHidden: false, projectId: null, canEdit };
 }
 
 /** The record if this user may see it (404 otherwise), with whether they may change its activities. */
@@ -112,7 +121,7 @@ export async function requireActivityRecord(ctx: CrmContext, type: ActivityRecor
 }
 
 export function partnerRecord(partner: Partner, canEdit: boolean): ActivityRecord {
-  return { ...recordBase('partner', partner.id), name: partner.name, accountId: null, accountName: null, projectId: partner.project_id, canEdit };
+  return { ...recordBase('partner', partner.id), name: partner.name, accountId: null, accountName: null, accountHidden: false, projectId: partner.project_id, canEdit };
 }
 
 export async function activityCategories(knex: Knex, includeId: number | null = null): Promise<{ id: number; name: string }[]> {
@@ -130,6 +139,11 @@ function toActivity(r: Record<string, unknown>): Activity {
     next_contact_on: dateText(r.next_contact_on), responsible_id: r.responsible_id === null ? null : Number(r.responsible_id),
     is_personal: Boolean(r.is_personal), author_id: r.author_id === null ? null : Number(r.author_id), lock_version: Number(r.lock_version),
   };
+}
+
+/** An activity of `record` as this user may read it: without its account where the rules hide the record's (S5). */
+function seenOn(record: ActivityRecord, activity: Activity): Activity {
+  return record.accountHidden ? { ...activity, account_id: null } : activity;
 }
 
 /** Timestamps as ISO text in UTC, whether the driver returns a Date (PostgreSQL) or the stored text (SQLite). */
@@ -156,7 +170,7 @@ export async function listActivities(ctx: CrmContext, record: ActivityRecord, pa
   const current = Math.min(page, pages);
   const rows = await base.clone().join('crm_activity_categories as c', 'c.id', 'sa.category_id').select(columns)
     .orderBy([{ column: 'sa.occurred_at', order: 'desc' }, { column: 'sa.id', order: 'desc' }]).limit(perPage).offset((current - 1) * perPage);
-  return { rows: rows.map(toActivity), meta: { page: current, pages, total: count, per_page: perPage } };
+  return { rows: rows.map((r) => seenOn(record, toActivity(r))), meta: { page: current, pages, total: count, per_page: perPage } };
 }
 
 /** One activity of this record, visible to this user under the personal rule, else 404. */
@@ -167,7 +181,7 @@ export async function requireActivity(ctx: CrmContext, record: ActivityRecord, a
   applyPersonalRule(q, ctx.user.id);
   const row = await q.first();
   if (!row) throw notFound('Activity');
-  return toActivity(row);
+  return seenOn(record, toActivity(row));
 }
 
 /** An activity by id alone (the calendar link): its record must be visible, and the personal rule holds. */
@@ -252,7 +266,7 @@ export async function createActivity(ctx: CrmContext, record: ActivityRecord, da
     }).returning('id');
     const id = Number(row.id ?? row);
     await journal(trx, { type: record.type, id: record.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'activity', old: null, new: await summary(trx, data) }] });
-    return loadActivity(trx, id);
+    return seenOn(record, await loadActivity(trx, id));
   });
 }
 
@@ -275,7 +289,7 @@ export async function updateActivity(ctx: CrmContext, record: ActivityRecord, ac
       changes: oldText === newText ? [] : [{ field: 'activity', old: oldText, new: newText }],
       notes: changed.length ? `Activity changed: ${changed.map((k) => ACTIVITY_LABELS[k].toLowerCase()).join(', ')}` : undefined,
     });
-    return loadActivity(trx, activity.id);
+    return seenOn(record, await loadActivity(trx, activity.id));
   });
 }
 

@@ -425,6 +425,30 @@ describe('an opportunity’s account hidden by the rules or not visible to the u
     expect(visibleText(rowOf((await rep1.get('/crm/activities?due=overdue')).text, pilotCall))).toContain(PRIVATE);
   });
 
+  test('the opportunity’s own activities (list, edit and save JSON) leave the account out where the rules hide it', async () => {
+    const acme = Number((await host.db.knex('crm_accounts').where({ name: ACME }).first()).id);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const listed = await rep1.get(`/crm/opportunities/${renewal}/activities.json`);
+    expect(listed.status).toBe(200);
+    const call = (listed.body.activities as { id: number; account_id: number | null }[]).find((a) => a.id === renewalCall)!;
+    expect(call).toMatchObject({ id: renewalCall, account_id: null });
+    const edit = await rep1.get(`/crm/opportunities/${renewal}/activities/${renewalCall}/edit.json`);
+    expect(edit.status).toBe(200);
+    expect(edit.body.activity).toMatchObject({ id: renewalCall, account_id: null });
+    const lockVersion = Number((await host.db.knex('crm_sales_activities').where({ id: renewalCall }).first()).lock_version);
+    const saved = await rep1.agent.post(`/crm/opportunities/${renewal}/activities/${renewalCall}`).set('Accept', 'application/json').set('X-CSRF-Token', rep1.csrf).send({
+      category_id: String(edit.body.activity.category_id), subject: edit.body.activity.subject, notes: edit.body.activity.notes,
+      next_contact_on: edit.body.activity.next_contact_on, responsible_id: String(edit.body.activity.responsible_id), lock_version: String(lockVersion),
+    });
+    expect(saved.status).toBe(200);
+    expect(saved.body.activity).toMatchObject({ id: renewalCall, account_id: null });
+    // Stored with its account all the same, and shown to those from whom the rules do not hide it.
+    expect(Number((await host.db.knex('crm_sales_activities').where({ id: renewalCall }).first()).account_id)).toBe(acme);
+    const director = await Session.signIn(host.app, 'director');
+    const theirs = (await director.get(`/crm/opportunities/${renewal}/activities.json`)).body.activities as { id: number; account_id: number | null }[];
+    expect(theirs.find((a) => a.id === renewalCall)).toMatchObject({ account_id: acme });
+  });
+
   test('the sale confirmation and its preview (HTML and JSON) name the account only where the user may read it', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const page = await rep1.get(`/crm/opportunities/${renewal}/sell`);
