@@ -186,6 +186,19 @@ export async function findVisibleContract(ctx: CrmContext, id: number): Promise<
   return row ? (await rowsOf(ctx, [row]))[0] : null;
 }
 
+/**
+ * Of `ids`, the contracts this user may see (from any page, as findVisibleContract), in one query whatever their
+ * number: what names them elsewhere — an opportunity's history — names them only to those who may.
+ */
+export async function visibleContractIds(ctx: CrmContext, ids: number[]): Promise<Set<number>> {
+  const wanted = [...new Set(ids.filter(validId))];
+  if (!wanted.length) return new Set();
+  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_contracts');
+  const q = ctx.host.knex('crm_contracts as c').whereIn('c.id', wanted).select('c.id');
+  applyContractScope(q, scope);
+  return new Set((await q).map((r: { id: number | string }) => Number(r.id)));
+}
+
 export async function requireVisibleContract(ctx: CrmContext, id: number): Promise<ContractRow> {
   const contract = await findVisibleContract(ctx, id);
   if (!contract) throw notFound('Contract');
@@ -238,7 +251,7 @@ export async function removeContract(ctx: CrmContext, contract: Contract, opp: O
       .update({ status: 'cancelled', lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
     if (n === 0) throw new CrmError(409, 'This contract was removed already.');
     await journal(trx, { type: 'contract', id: contract.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'status', old: 'active', new: 'cancelled' }], notes: 'Removed from its opportunity' });
-    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contract', old: `#${contract.id} ${contract.name}`, new: null }], notes: `Contract #${contract.id} removed` });
+    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contracts', old: `${contract.name}${referenceTo(contract.id)}`, new: null }], notes: `Contract #${contract.id} removed` });
   });
 }
 
@@ -270,7 +283,7 @@ export async function createUpsell(ctx: CrmContext, contract: ContractRow, proje
   const opp = await createOpportunity(ctx, project, data);
   await ctx.host.knex.transaction(async (trx) => {
     await journal(trx, { type: 'contract', id: contract.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'upsell_opportunity', old: null, new: `${opp.name}${referenceTo(opp.id)}` }] });
-    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [], notes: `Upsell of contract #${contract.id} ${contract.name}` });
+    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'upsell_of_contract', old: null, new: `${contract.name}${referenceTo(contract.id)}` }] });
   });
   return opp;
 }

@@ -2,6 +2,7 @@ import type { CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
 import { visibleAccountNames } from './accounts';
 import { visibleContactIds } from './contacts';
+import { visibleContractIds } from './contracts';
 import { hiddenFields, opportunityLabel } from './field-rules';
 import { visiblePartnerNames } from './partners';
 import { referencedId, type HistoryPage } from './journal';
@@ -15,7 +16,7 @@ const LABELS: Record<string, string> = {
   customer_number: 'Customer number', is_supplier: 'Supplier', is_key_account: 'Key account', is_global: 'Global account',
   is_private: 'Private account', service_expires_on: 'Service expires', registration_number: 'Registration number', vat_number: 'VAT number',
   first_name: 'First name', last_name: 'Last name', contact_type_id: 'Contact type', job_title: 'Job title', responsible_id: 'Responsible',
-  project_id: 'Project',
+  project_id: 'Project', contracts: 'Contract',
 };
 
 const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
@@ -37,11 +38,13 @@ const LOOKUPS: Record<string, Lookup> = {
 /** How a detail naming another record is shown to this reader: as journaled (null), or this text in its place. */
 type Seen = Map<number, string | null>;
 
+/** Of `ids`, those the reader may see (one query for the page), with how each is shown. */
+type SeenLookup = (ctx: CrmContext, ids: number[]) => Promise<Seen>;
+
 interface Reference {
   /** The id the detail's text names: by default `referenceTo`'s. */
   idOf?: (text: string) => number | null;
-  /** Of `ids`, those the reader may see (one query for the page), with how each is shown. */
-  seen: (ctx: CrmContext, ids: number[]) => Promise<Seen>;
+  seen: SeenLookup;
   /** In place of a record the reader may not see, or of a text without its id. */
   hidden: string;
 }
@@ -61,7 +64,26 @@ const REFERENCES: Record<string, Reference> = {
   // end with `(#1)`.
   upsell_opportunity: { seen: visibleOpportunities, hidden: 'an opportunity you cannot see' },
   'upsell opportunity': { idOf: leadingId, seen: visibleOpportunities, hidden: 'an opportunity you cannot see' },
+  // C3, on an opportunity: a contract sold with it or removed from it, and the contract an upsell was made from. A
+  // contract is seen where its own opportunity is, which may not be the one whose history this is. Entries
+  // journaled before read `#<id> <name>` under the field "contract".
+  contracts: { seen: visibleContracts, hidden: 'a contract you cannot see' },
+  upsell_of_contract: { seen: visibleContracts, hidden: 'a contract you cannot see' },
+  contract: { idOf: leadingId, seen: visibleContracts, hidden: 'a contract you cannot see' },
 };
+
+/**
+ * Notes that named another record before it was named in a detail (`referenceTo`): the whole note gives way to
+ * `hidden` where the reader may not see the record its leading id names.
+ */
+const NOTE_REFERENCES: { idOf: (notes: string) => number | null; seen: SeenLookup; hidden: string }[] = [
+  // Up to the upsell_of_contract detail, an upsell's history read “Upsell of contract #<id> <name>”.
+  { idOf: (notes) => (notes.startsWith('Upsell of contract ') ? leadingId(notes.slice('Upsell of contract '.length)) : null), seen: visibleContracts, hidden: 'Upsell of a contract you cannot see' },
+];
+
+async function visibleContracts(ctx: CrmContext, ids: number[]): Promise<Seen> {
+  return asJournaled(await visibleContractIds(ctx, ids));
+}
 
 async function visibleAccounts(ctx: CrmContext, ids: number[]): Promise<Seen> {
   return asJournaled((await visibleAccountNames(ctx, ids)).keys());
@@ -106,7 +128,7 @@ export async function presentHistory(
     const reference = REFERENCES[field];
     if (reference) {
       const id = (reference.idOf ?? referencedId)(value);
-      const shown = id === null ? undefined : seen.get(field)?.get(id);
+      const shown = id === null ? undefined : seen.get(reference.seen)?.get(id);
       return shown === undefined ? reference.hidden : shown ?? value;
     }
     if (field === 'amount_minor' && options.currency && /^-?\d+$/.test(value)) return `${amountInput(Number(value), options.currency)} ${options.currency}`;
@@ -116,6 +138,10 @@ export async function presentHistory(
     return value;
   };
   for (const entry of log.entries) {
+    for (const note of NOTE_REFERENCES) {
+      const id = entry.notes ? note.idOf(entry.notes) : null;
+      if (id !== null && seen.get(note.seen)?.get(id) === undefined) entry.notes = note.hidden;
+    }
     for (const d of entry.details ?? []) {
       Object.assign(d, { label: options.labels?.[d.field] ?? LABELS[d.field] ?? capitalize(d.field.replace(/^cf:/, '').replace(/_/g, ' ')), old_text: show(d.field, d.old_value), new_text: show(d.field, d.new_value) });
     }
@@ -123,20 +149,22 @@ export async function presentHistory(
   return log;
 }
 
-/** For each referencing field of the page, the ids its details name that this user may see (a query per field). */
-async function visibleReferences(ctx: CrmContext, log: HistoryPage): Promise<Map<string, Seen>> {
-  const named = new Map<string, number[]>();
+/**
+ * For each kind of record the page's details and notes name (`seen` of REFERENCES and NOTE_REFERENCES), those of
+ * the named ones this user may see: a query per kind, whatever the number of entries.
+ */
+async function visibleReferences(ctx: CrmContext, log: HistoryPage): Promise<Map<SeenLookup, Seen>> {
+  const named = new Map<SeenLookup, number[]>();
+  const name = (seen: SeenLookup, id: number | null) => { if (id !== null) named.set(seen, [...(named.get(seen) ?? []), id]); };
   for (const entry of log.entries) {
+    for (const note of NOTE_REFERENCES) if (entry.notes) name(note.seen, note.idOf(entry.notes));
     for (const d of entry.details ?? []) {
       const reference = REFERENCES[d.field];
       if (!reference) continue;
-      for (const v of [d.old_value, d.new_value]) {
-        const id = v === null ? null : (reference.idOf ?? referencedId)(v);
-        if (id !== null) named.set(d.field, [...(named.get(d.field) ?? []), id]);
-      }
+      for (const v of [d.old_value, d.new_value]) if (v !== null) name(reference.seen, (reference.idOf ?? referencedId)(v));
     }
   }
-  const seen = new Map<string, Seen>();
-  for (const [field, ids] of named) seen.set(field, await REFERENCES[field].seen(ctx, ids));
+  const seen = new Map<SeenLookup, Seen>();
+  for (const [lookup, ids] of named) seen.set(lookup, await lookup(ctx, ids));
   return seen;
 }

@@ -12,7 +12,7 @@ import { bundleItemsOf, bundleSplit } from './bundles';
 import { todayUtc } from './dates';
 import { fieldRulesFor, hiddenFields, missingRequired, opportunityLabel } from './field-rules';
 import { list, lockVersionOf, text, type FormInput } from './form';
-import { journal } from './journal';
+import { journal, referenceTo } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity, statuses } from './opportunities';
 import { priceQuote } from './quote-pricing';
 import { itemsOf, quotesOf, type Quote, type QuoteItem } from './quotes';
@@ -303,7 +303,7 @@ export async function sell(ctx: CrmContext, opp: Opportunity, input: FormInput):
         changes: [
           ...(opp.status_id !== won.id ? [{ field: 'status_id', old: opp.status_id, new: won.id }] : []),
           { field: 'is_locked', old: false, new: true },
-          ...created.map((c) => ({ field: 'contract', old: null, new: `#${c.id} ${c.name}` })),
+          ...created.map((c) => ({ field: 'contracts', old: null, new: `${c.name}${referenceTo(c.id)}` })),
         ],
         notes: `Sold (${quote.number}): ${created.length} contract(s) created${existing.size ? `, ${existing.size} kept from an earlier sale` : ''}.`,
       });

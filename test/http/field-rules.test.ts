@@ -1,6 +1,6 @@
 import PizZip from 'pizzip';
 import { docxPackage, para } from '../../scripts/docx-package';
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { downloadBytes, uploadFile } from '../helpers/files';
 
 /**
@@ -533,6 +533,77 @@ describe('the upsell entry of a contract’s history names the opportunity as th
     const adminHistory = await historyOf('admin');
     expect(entries(adminHistory, `${UPSELL} (#${upsell})`)).toBe(1);
     expect(entries(adminHistory, `#${upsell} ${UPSELL}`)).toBe(1);
+  });
+});
+
+/**
+ * An opportunity's history names contracts: the contract an upsell was made from, on the upsell, and a contract
+ * removed from the opportunity. A contract is seen where its own opportunity is, with view_contracts
+ * (applyContractScope), so a reader of the history may not see it: the entry then says so instead of naming it —
+ * for entries journaled before as `#<id> <name>` as well — with one query for the page, not one per entry.
+ */
+describe('an opportunity’s history names a contract only to a reader who may see it', () => {
+  test('sales reps, who here may not view contracts, read “a contract you cannot see” in the upsell and removal entries, old and new; the director reads its name', async () => {
+    const knex = host.db.knex;
+    const SECRET_CONTRACT = 'Europe secret licence';
+    const europe = host.demo.projects['crm-europe'].id;
+    const negotiation = (await knex('crm_opportunity_statuses').where({ name: 'Negotiation' }).first()).id;
+    const [deal] = await knex('crm_opportunities').insert({
+      project_id: europe, name: 'Europe licence deal', owner_id: host.demo.users.rep1.id, author_id: host.demo.users.rep1.id, status_id: negotiation, amount_minor: 100_000, currency: 'EUR',
+    }).returning('id');
+    const dealId = Number(deal.id ?? deal);
+    const model = await knex('crm_contracts').where({ kind: 'time_based' }).first();
+    const [c] = await knex('crm_contracts').insert({
+      ...model, id: undefined, source_key: 'test:europe-secret', opportunity_id: dealId, quote_id: null, quote_item_id: null, account_id: null, project_id: europe,
+      owner_id: host.demo.users.rep1.id, name: SECRET_CONTRACT, status: 'active', lock_version: 0,
+    }).returning('id');
+    const contract = Number(c.id ?? c);
+
+    const admin = await Session.signIn(host.app, 'admin');
+    const made = await admin.post(`/crm/contracts/${contract}/upsell`, { name: 'Europe upsell', status_id: String(negotiation), currency: 'EUR', amount: '1000', expected_close_on: '2028-01-31' });
+    expect(made.status).toBe(303);
+    const upsell = Number((await knex('crm_opportunities').where({ name: 'Europe upsell' }).first()).id);
+    expect((await admin.post(`/crm/contracts/${contract}/remove`, { confirm: '1' })).status).toBe(303);
+    // The same entries as journaled before they named the contract with referenceTo.
+    const oldEntry = async (oppId: number, entry: { notes?: string; field?: string; old?: string | null; new?: string | null }) => {
+      const [j] = await knex('crm_journals').insert({ journalized_type: 'opportunity', journalized_id: oppId, user_id: host.demo.users.admin.id, action: 'update', notes: entry.notes ?? '' }).returning('id');
+      if (entry.field) await knex('crm_journal_details').insert({ journal_id: Number(j.id ?? j), field: entry.field, old_value: entry.old ?? null, new_value: entry.new ?? null });
+    };
+    await oldEntry(upsell, { notes: `Upsell of contract #${contract} ${SECRET_CONTRACT}` });
+    await oldEntry(dealId, { field: 'contract', old: `#${contract} ${SECRET_CONTRACT}`, new: null, notes: `Contract #${contract} removed` });
+    await oldEntry(dealId, { field: 'contract', old: null, new: `#${contract} ${SECRET_CONTRACT}` });
+
+    const historyOf = async (login: string, oppId: number) => {
+      const page = await (await Session.signIn(host.app, login)).get(`/crm/opportunities/${oppId}`);
+      expect({ login, oppId, status: page.status }).toEqual({ login, oppId, status: 200 });
+      return visibleText(page.text);
+    };
+    const times = (text: string, part: string) => text.split(part).length - 1;
+    const salesRep = (await knex('roles').where({ name: 'Sales rep' }).first()).id;
+    await knex('role_permissions').where({ role_id: salesRep, permission: 'view_contracts' }).delete();
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get(`/crm/contracts/${contract}`)).status).toBe(404);
+      for (const [oppId, entries] of [[upsell, 2], [dealId, 3]]) {
+        const seenByRep = await historyOf('rep1', oppId);
+        expect(seenByRep).not.toContain(SECRET_CONTRACT);
+        expect(times(seenByRep, 'a contract you cannot see')).toBe(entries);
+        const seenByDirector = await historyOf('director', oppId);
+        expect(times(seenByDirector, SECRET_CONTRACT)).toBeGreaterThanOrEqual(entries);
+        expect(seenByDirector).not.toContain('a contract you cannot see');
+      }
+      expect(await historyOf('director', upsell)).toContain(`Upsell of contract : (empty) → ${SECRET_CONTRACT} (#${contract})`);
+      expect(await historyOf('director', dealId)).toContain(`Contract : ${SECRET_CONTRACT} (#${contract}) → (empty)`);
+
+      // More entries naming the contract, no more queries on contracts.
+      const contractQueries = async () => (await statementsDuring(knex, () => rep1.get(`/crm/opportunities/${dealId}`))).statements.filter((q) => q.sql.includes('crm_contracts')).length;
+      const before = await contractQueries();
+      for (let n = 0; n < 3; n++) await oldEntry(dealId, { field: 'contract', old: null, new: `#${contract} ${SECRET_CONTRACT}` });
+      await oldEntry(dealId, { notes: `Upsell of contract #${contract} ${SECRET_CONTRACT}` });
+      expect(await contractQueries()).toBe(before);
+    } finally {
+      await knex('role_permissions').insert({ role_id: salesRep, permission: 'view_contracts' });
+    }
   });
 });
 
