@@ -4,7 +4,7 @@ import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import { applyAccountScope, type Account } from '../models/account';
 import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
 import { applyPartnerScope, type Partner } from '../models/partner';
-import { canEditAccount, dateText, findVisibleAccount, requireVisibleAccount, visibleAccountNames } from './accounts';
+import { canEditAccount, dateText, findVisibleAccount, globalContext, requireVisibleAccount, visibleAccountNames } from './accounts';
 import { fieldRulesFor, hiddenFields, hiddenSql, opportunityLabel, viewerFieldRules, type ViewerFieldRules } from './field-rules';
 import { addDays, todayUtc } from './dates';
 import { FieldErrors, flag, isIsoDate, text, type FormInput, validId } from './form';
@@ -471,7 +471,8 @@ export interface UpcomingGroup {
 /**
  * The to-do page, aggregated in SQL: totals for today, overdue and "no responsible person"; the same three
  * per account; and the upcoming follow-ups grouped by next contact date and account (a page of groups). The
- * groups go by the account as this user may read it (seenAccountSql), named where they may see it (one query).
+ * groups go by the account as this user may read it (seenAccountSql), named and sorted by name where they may see
+ * it; the others follow by id, then the activities of no account.
  */
 export async function todo(ctx: CrmContext, page: number, perPage: number, today = todayUtc()) {
   const knex = ctx.host.knex;
@@ -484,28 +485,31 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
   const [totalsRow] = await sums(base.clone(), 'sa');
   const totals = { today: Number(totalsRow?.today ?? 0), overdue: Number(totalsRow?.overdue ?? 0), unassigned: Number(totalsRow?.unassigned ?? 0) };
   // The activities with their seen account as `t`: grouped by it, the account expression (and its bound ids) is
-  // written once, so PostgreSQL sees the same column in the select and the group by.
+  // written once, so PostgreSQL sees the same column in the select and the group by. The accounts are joined as
+  // this user may name them (as visibleAccountNames, from any page): groups are sorted by the names they may read,
+  // and those of an account they may not see follow, by id — never in its hidden name's alphabetical place.
   const seenAccount = seenAccountSql(knex, rules);
+  const named = knex('crm_accounts as a').select('a.id', 'a.name');
+  applyAccountScope(named, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }), 'list');
   const withAccount = (q: Knex.QueryBuilder) => knex.from(q.select('sa.next_contact_on', 'sa.responsible_id', knex.raw('? as account_id', [seenAccount])).as('t'))
-    .leftJoin('crm_accounts as ac', (j) => j.on('ac.id', '=', 't.account_id').andOnNull('ac.deleted_at'));
+    .leftJoin(named.as('ac'), 'ac.id', 't.account_id');
   const byAccountRows = await sums(withAccount(base.clone().where((b) => b.where('sa.next_contact_on', '<=', today).orWhereNull('sa.responsible_id')))
-    .groupBy('t.account_id', 'ac.name').select('t.account_id'), 't')
-    .orderByRaw('ac.name asc nulls last').limit(500);
+    .groupBy('t.account_id', 'ac.name').select('t.account_id', 'ac.name as account_name'), 't')
+    .orderByRaw('ac.name asc nulls last, t.account_id asc nulls last').limit(500);
   const upcoming = withAccount(base.clone().where('sa.next_contact_on', '>=', today)).groupBy('t.next_contact_on', 't.account_id', 'ac.name');
   const [countRow] = await knex.count({ n: '*' }).from(upcoming.clone().select('t.next_contact_on', 't.account_id').as('g'));
   const count = Number((countRow as { n: number | string }).n);
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
-  const groupRows = await upcoming.select('t.next_contact_on', 't.account_id').count({ count: '*' })
-    .orderByRaw('t.next_contact_on asc, ac.name asc nulls last').limit(perPage).offset((current - 1) * perPage);
+  const groupRows = await upcoming.select('t.next_contact_on', 't.account_id', 'ac.name as account_name').count({ count: '*' })
+    .orderByRaw('t.next_contact_on asc, ac.name asc nulls last, t.account_id asc nulls last').limit(perPage).offset((current - 1) * perPage);
   const accountOf = (r: Record<string, unknown>): number | null => (r.account_id === null ? null : Number(r.account_id));
-  const names = await visibleAccountNames(ctx, [...byAccountRows, ...groupRows].map(accountOf).filter((id): id is number => id !== null));
-  const nameOf = (id: number | null) => (id === null ? null : names.get(id) ?? null);
+  const nameOf = (r: Record<string, unknown>): string | null => (r.account_name === null || r.account_name === undefined ? null : String(r.account_name));
   const byAccount: AccountCounts[] = byAccountRows.map((r: Record<string, unknown>) => ({
-    account_id: accountOf(r), account_name: nameOf(accountOf(r)), today: Number(r.today ?? 0), overdue: Number(r.overdue ?? 0), unassigned: Number(r.unassigned ?? 0),
+    account_id: accountOf(r), account_name: nameOf(r), today: Number(r.today ?? 0), overdue: Number(r.overdue ?? 0), unassigned: Number(r.unassigned ?? 0),
   }));
   const groups: UpcomingGroup[] = groupRows.map((r: Record<string, unknown>) => ({
-    next_contact_on: dateText(r.next_contact_on)!, account_id: accountOf(r), account_name: nameOf(accountOf(r)), count: Number(r.count),
+    next_contact_on: dateText(r.next_contact_on)!, account_id: accountOf(r), account_name: nameOf(r), count: Number(r.count),
   }));
   return { today, totals, byAccount, groups, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta };
 }

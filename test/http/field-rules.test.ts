@@ -449,6 +449,49 @@ describe('an opportunity’s account hidden by the rules or not visible to the u
     expect(theirs.find((a) => a.id === renewalCall)).toMatchObject({ account_id: acme });
   });
 
+  test('the to-do page lists the accounts the user may not name after those it names, by id, not in the hidden names’ alphabetical place', async () => {
+    const knex = host.db.knex;
+    // The director's deal for webshop.example, whose name sorts after the private account's, due long ago and far ahead.
+    const webshop = await knex('crm_opportunities').where({ name: 'Webshop – integration' }).first();
+    const call = (await knex('crm_activity_categories').where({ name: 'Call' }).first()).id;
+    const FAR = '2099-12-31';
+    const activity = (recordId: number, accountId: number, nextContactOn: string) => ({
+      record_type: 'opportunity', record_id: recordId, account_id: accountId, project_id: webshop.project_id, category_id: call, subject: 'Order check',
+      notes: '', occurred_at: new Date().toISOString(), next_contact_on: nextContactOn, responsible_id: null, is_personal: false, author_id: webshop.owner_id,
+    });
+    const privateAccount = Number((await knex('crm_accounts').where({ name: PRIVATE }).first()).id);
+    const inserted = await knex('crm_sales_activities').insert([
+      activity(Number(webshop.id), Number(webshop.account_id), '2020-01-02'), activity(Number(webshop.id), Number(webshop.account_id), FAR), activity(pilot, privateAccount, FAR),
+    ]).returning('id');
+    try {
+      const director = await Session.signIn(host.app, 'director');
+      type Group = { account_id: number | null; account_name: string | null; next_contact_on?: string };
+      const inOrder = (groups: Group[]) => {
+        const named = groups.filter((g) => g.account_name !== null);
+        const unnamed = groups.filter((g) => g.account_id !== null && g.account_name === null);
+        const none = groups.filter((g) => g.account_id === null);
+        expect(groups).toEqual([...named, ...unnamed, ...none]);
+        expect(named.map((g) => g.account_name)).toEqual(named.map((g) => g.account_name).sort((a, b) => a!.localeCompare(b!)));
+        expect(unnamed.map((g) => g.account_id)).toEqual(unnamed.map((g) => g.account_id).sort((a, b) => a! - b!));
+      };
+      const todo = (await director.get('/crm/activities/todo.json')).body;
+      const byAccount = todo.by_account as Group[];
+      expect(byAccount.map((g) => g.account_id)).toEqual(expect.arrayContaining([privateAccount, Number(webshop.account_id)]));
+      expect(byAccount.find((g) => g.account_id === privateAccount)!.account_name).toBeNull();
+      inOrder(byAccount);
+      const html = (await director.get('/crm/activities/todo')).text;
+      const rows = [...(/<table class="list" id="todo-by-account">[\s\S]*?<\/table>/.exec(html)![0]).matchAll(/<tr data-account="([^"]*)"/g)].map((m) => m[1]);
+      expect(rows).toEqual(byAccount.map((g) => (g.account_id === null ? 'none' : String(g.account_id))));
+
+      const last = (await director.get(`/crm/activities/todo.json?page=${todo.pagination.pages}`)).body.upcoming as Group[];
+      const far = last.filter((g) => g.next_contact_on === FAR);
+      expect(far.map((g) => g.account_id)).toEqual([Number(webshop.account_id), privateAccount]);
+      inOrder(far);
+    } finally {
+      await knex('crm_sales_activities').whereIn('id', inserted.map((r: { id: number } | number) => Number(typeof r === 'object' ? r.id : r))).delete();
+    }
+  });
+
   test('the sale confirmation and its preview (HTML and JSON) name the account only where the user may read it', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const page = await rep1.get(`/crm/opportunities/${renewal}/sell`);
