@@ -1,6 +1,10 @@
 import type { DemoDirectory, HostApi } from '../host';
+import { addDays, todayUtc } from '../services/dates';
 
-/** Demo accounts across the CRM projects: customers, a key account, a supplier, a global and a private one. */
+/**
+ * Demo accounts across the CRM projects: customers, a key account, a supplier, a global and a private one. The key
+ * account's service expires some four months after the day the demo is seeded, so it is always still ahead.
+ */
 export async function seedAccountsDemo(host: HostApi, demo: DemoDirectory): Promise<void> {
   const knex = host.knex;
   const type = async (name: string) => Number((await knex('crm_account_types').where({ name }).first()).id);
@@ -18,7 +22,7 @@ export async function seedAccountsDemo(host: HostApi, demo: DemoDirectory): Prom
   const { director, rep1, rep2, admin } = demo.users;
   const p = demo.projects;
   const accounts: { row: Record<string, unknown>; projects: string[]; groups?: number[]; tier?: string }[] = [
-    { row: { account_type_id: company, name: 'Acme Manufacturing', organization: 'Acme Manufacturing AB', email: 'info@acme.example', phone: '+46 8 123 45 67', street: 'Sveavägen 1', city: 'Stockholm', postcode: '111 57', country: 'Sweden', customer_number: 'C-1001', is_key_account: true, industry_id: await industry('Manufacturing'), account_manager_id: rep1.id, author_id: rep1.id, vat_number: 'SE556677889901', service_expires_on: '2027-03-31' }, projects: ['crm-europe'], groups: [groupEu, groupTop], tier: 'Gold' },
+    { row: { account_type_id: company, name: 'Acme Manufacturing', organization: 'Acme Manufacturing AB', email: 'info@acme.example', phone: '+46 8 123 45 67', street: 'Sveavägen 1', city: 'Stockholm', postcode: '111 57', country: 'Sweden', customer_number: 'C-1001', is_key_account: true, industry_id: await industry('Manufacturing'), account_manager_id: rep1.id, author_id: rep1.id, vat_number: 'SE556677889901', service_expires_on: addDays(todayUtc(), 127) }, projects: ['crm-europe'], groups: [groupEu, groupTop], tier: 'Gold' },
     { row: { account_type_id: company, name: 'Nordic Retail Group', organization: 'Nordic Retail Group Oy', email: 'contact@nordicretail.example', city: 'Helsinki', country: 'Finland', customer_number: 'C-1002', industry_id: await industry('Retail'), account_manager_id: rep1.id, author_id: director.id }, projects: ['crm-europe'], groups: [groupEu], tier: 'Silver' },
     { row: { account_type_id: company, name: 'Globex Corporation', email: 'sales@globex.example', city: 'Chicago', country: 'USA', customer_number: 'C-2001', is_key_account: true, industry_id: await industry('Software'), account_manager_id: rep2.id, author_id: rep2.id }, projects: ['crm-americas'], groups: [groupTop], tier: 'Gold' },
     { row: { account_type_id: company, name: 'Initech', email: 'hello@initech.example', city: 'Austin', country: 'USA', industry_id: await industry('Software'), account_manager_id: rep2.id, author_id: rep2.id }, projects: ['crm-americas'] },

@@ -1,5 +1,6 @@
 import type { DemoDirectory, HostApi } from '../host';
 import { ensurePages } from '../services/dashboards';
+import { quarterStart } from '../services/dashboard-config';
 import { todayUtc } from '../services/dates';
 
 /**
@@ -14,8 +15,7 @@ export async function seedDashboardsDemo(host: HostApi, demo: DemoDirectory): Pr
   const types = [[director, 'sales_director'], [rep1, 'sales_rep'], [rep2, 'sales_rep']] as const;
   for (const [user, type] of types) if (user) await knex('crm_user_types').insert({ user_id: user.id, type }).onConflict('user_id').merge({ type });
   const today = todayUtc();
-  const month = Number(today.slice(5, 7));
-  const quarter = `${today.slice(0, 4)}-${String(Math.floor((month - 1) / 3) * 3 + 1).padStart(2, '0')}-01`;
+  const quarter = quarterStart(today);
   const year = `${today.slice(0, 4)}-01-01`;
   const at = new Date().toISOString();
   const rows = [];

@@ -1,10 +1,12 @@
 import type { DemoDirectory, HostApi } from '../host';
 import { loadSettings } from '../services/settings';
 import { defaultTaxRate, nextQuoteNumber } from '../services/quotes';
+import { addDays, todayUtc } from '../services/dates';
 
 /**
  * A demo quote (Q5, Q6) on "Acme – ERP rollout" (EUR), active: licences, consulting days and the Starter pack
- * from the "Standard 2026" price book, plus a manual item with a 10 % discount. Does nothing without them.
+ * from the "Standard 2026" price book, plus a manual item with a 10 % discount. Valid from a week before the day the
+ * demo is seeded to two months after it, so it is current whenever the demo is new. Does nothing without them.
  */
 export async function seedQuotesDemo(host: HostApi, demo: DemoDirectory): Promise<void> {
   const knex = host.knex;
@@ -15,9 +17,10 @@ export async function seedQuotesDemo(host: HostApi, demo: DemoDirectory): Promis
   const tax = await defaultTaxRate(knex);
   const number = await nextQuoteNumber(knex, String((await loadSettings(knex)).quote_number_format));
   const author = opp.owner_id ?? demo.users.rep1?.id ?? null;
+  const today = todayUtc();
   const [row] = await knex('crm_quotes').insert({
     opportunity_id: opp.id, number, name: 'ERP rollout – phase 1', currency, brand: 'Acme CRM Suite', product_version: '2026',
-    valid_from: '2026-11-01', valid_to: '2026-12-31', is_active: true, author_id: author,
+    valid_from: addDays(today, -7), valid_to: addDays(today, 60), is_active: true, author_id: author,
   }).returning('id');
   const quoteId = Number(row.id ?? row);
   const price = async (code: string, unit: string) => knex('crm_product_prices as pp').join('crm_products as p', 'p.id', 'pp.product_id')

@@ -1,6 +1,10 @@
 import type { DemoDirectory, HostApi } from '../host';
+import { addDays, todayUtc } from '../services/dates';
 
-/** A7/A8 demo: linked accounts in both wordings, an internal relation with a commission, a task with a primary account. */
+/**
+ * A7/A8 demo: linked accounts in both wordings, an internal relation with a commission, a task with a primary account
+ * (due some three months after the day the demo is seeded).
+ */
 export async function seedRelationsDemo(host: HostApi, demo: DemoDirectory): Promise<void> {
   const knex = host.knex;
   const account = async (name: string) => (await knex('crm_accounts').where({ name }).first('id'))?.id as number | undefined;
@@ -21,7 +25,7 @@ export async function seedRelationsDemo(host: HostApi, demo: DemoDirectory): Pro
   if (category) await knex('crm_internal_relations').insert({ account_id: acme, user_id: director.id, category_id: category, since: '2025-01-01', commission_bp: 250 });
   const europe = demo.projects['crm-europe'];
   if (!europe) return;
-  const task = await host.createTask({ projectId: europe.id, subject: 'Prepare the Acme renewal offer', assigneeId: rep1.id, dueDate: '2027-02-15' });
+  const task = await host.createTask({ projectId: europe.id, subject: 'Prepare the Acme renewal offer', assigneeId: rep1.id, dueDate: addDays(todayUtc(), 83) });
   await knex('crm_task_accounts').insert([
     { task_id: task.id, account_id: acme, is_primary: true },
     { task_id: task.id, account_id: service, is_primary: false },

@@ -1,4 +1,8 @@
 import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { dateText } from '../../plugin/services/accounts';
+import { monthStart, quarterStart } from '../../plugin/services/dashboard-config';
+import { todayUtc } from '../../plugin/services/dates';
+import { convertMinor, rateOn } from '../../plugin/services/exchange-rates';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -55,6 +59,31 @@ async function moduleOn(s: Session, project: string | null, type: string, config
 }
 
 const row = (data: { rows: { key: string; label: string; values: Record<string, number | null>; link?: string | null }[] }, label: string) => data.rows.find((r) => r.label === label)!;
+
+describe('the demo overview (D1, D5 at npm start)', () => {
+  test('the demo’s won deals closed in this quarter, so its targets vs actual show rep2’s progress on the day it is seeded', async () => {
+    const closeOf = async (name: string) => dateText((await knex()('crm_opportunities').where({ name }).first('expected_close_on')).expected_close_on) ?? '';
+    const today = todayUtc();
+    const initech = await closeOf('Initech – licences');
+    expect(initech >= quarterStart(today) && initech <= today).toBe(true);
+    const webshop = await closeOf('Webshop – integration');
+    expect(webshop >= monthStart(today) && webshop <= today).toBe(true);
+
+    const director = await Session.signIn(host.app, 'director');
+    const overview = (await director.get('/crm.json')).body;
+    const targets = overview.modules.find((m: { type: string }) => m.type === 'targets');
+    expect(targets).toBeDefined();
+    const module = (await director.get(`/crm/modules/${targets.id}.json`)).body;
+    const values = (label: string) => module.rows.find((r: { label: string }) => r.label === label)?.values;
+    const rate = await rateOn(knex(), 'USD', 'EUR', today);
+    expect(rate).not.toBeNull();
+    // rep2 (Rita) won Initech – licences, 36 000.00 USD, against a quarter target of 90 000.00 EUR; rep1 won nothing yet.
+    const won = convertMinor(3_600_000, 'USD', 'EUR', rate!.rate_micro);
+    expect(values('Rita Rep')).toMatchObject({ target: 9_000_000, actual: won });
+    expect(values('Rita Rep').progress).toBeGreaterThan(0);
+    expect(values('Rick Rep')).toMatchObject({ target: 12_000_000, actual: 0 });
+  });
+});
 
 describe('overview pages of modules (D1)', () => {
   test('the global overview has the four seeded pages as tabs, each with modules, and still lists the CRM projects', async () => {
@@ -439,9 +468,9 @@ describe('module numbers (D2, D3): SQL aggregates, currencies, periods, visibili
       return n;
     };
     // Each count follows a write, so every module is computed afresh (not taken from the result cache).
-    await opportunity({ project: 'crm-asia', name: 'Bulk first', status: 'Won', amount: 999, currency: 'EUR', close: '2026-12-01', owner: 'rep1' });
+    await opportunity({ project: 'crm-asia', name: 'Bulk first', status: 'Won', amount: 999, currency: 'EUR', close: todayUtc(), owner: 'rep1' });
     const before = await count();
-    for (let i = 0; i < 25; i++) await opportunity({ project: 'crm-asia', name: `Bulk ${i}`, status: i % 2 ? 'Won' : 'Proposal', amount: 1000 + i, currency: i % 3 ? 'EUR' : 'USD', close: '2026-12-01', owner: i % 2 ? 'rep1' : 'rep2' });
+    for (let i = 0; i < 25; i++) await opportunity({ project: 'crm-asia', name: `Bulk ${i}`, status: i % 2 ? 'Won' : 'Proposal', amount: 1000 + i, currency: i % 3 ? 'EUR' : 'USD', close: todayUtc(), owner: i % 2 ? 'rep1' : 'rep2' });
     const after = await count();
     expect(after).toBe(before);
     expect(before).toBeLessThan(150);
@@ -463,7 +492,7 @@ describe('module numbers (D2, D3): SQL aggregates, currencies, periods, visibili
     };
     const first = await funnelTotals();
     expect(await funnelTotals()).toBe(first);
-    await opportunity({ project: 'crm-asia', name: 'Cache probe', status: 'Proposal', amount: 77_700, currency: 'EUR', close: '2026-11-20', owner: 'rep1' });
+    await opportunity({ project: 'crm-asia', name: 'Cache probe', status: 'Proposal', amount: 77_700, currency: 'EUR', close: todayUtc(), owner: 'rep1' });
     const afterWrite = await funnelTotals();
     expect(afterWrite).not.toBe(first);
     // The host's memberships are not CRM tables: the viewer's scope is part of the cache key instead.

@@ -41,15 +41,19 @@ describe('exchange rates in the CRM settings (Q7)', () => {
     expect(page.status).toBe(200);
     expect(visibleText(page.text)).toContain('1 EUR = 11.45 SEK');
     expect(page.text).toContain(`href="${BASE}"`);
-    const added = await admin.post(BASE, { from_currency: 'gbp', to_currency: 'eur', rate: '1.171234', valid_on: '2026-03-01' });
+    // The demo rates are valid from the first day of last year; the added rate is newer.
+    const demoDay = `${Number(today().slice(0, 4)) - 1}-01-01`;
+    const newer = `${today().slice(0, 4)}-03-01`;
+    const added = await admin.post(BASE, { from_currency: 'gbp', to_currency: 'eur', rate: '1.171234', valid_on: newer });
     expect(added.status).toBe(303);
     const row = await host.db.knex('crm_exchange_rates').where({ from_currency: 'GBP', to_currency: 'EUR' }).first();
     expect(Number(row.rate_micro)).toBe(1_171_234);
     const list = visibleText((await admin.get(BASE)).text);
     expect(list).toContain('1 GBP = 1.171234 EUR');
-    expect(list.indexOf('2026-03-01')).toBeLessThan(list.indexOf('2026-01-01'));
+    expect(list.indexOf(demoDay)).toBeGreaterThan(-1);
+    expect(list.indexOf(newer)).toBeLessThan(list.indexOf(demoDay));
     const json = (await admin.get(`${BASE}.json`)).body;
-    expect(json.exchange_rates[0]).toMatchObject({ from_currency: 'GBP', to_currency: 'EUR', rate_micro: 1_171_234, valid_on: '2026-03-01' });
+    expect(json.exchange_rates[0]).toMatchObject({ from_currency: 'GBP', to_currency: 'EUR', rate_micro: 1_171_234, valid_on: newer });
     const journal = await host.db.knex('crm_journals').where({ journalized_type: 'settings_exchange_rates', journalized_id: row.id });
     expect(journal.map((j) => j.action)).toEqual(['create']);
     // htmx: the fragment and an event
@@ -79,7 +83,8 @@ describe('exchange rates in the CRM settings (Q7)', () => {
     expect(zero.status).toBe(422);
     expect(visibleText(zero.text)).toContain('Rate must be more than 0');
     expect(visibleText(zero.text)).toContain('To must differ from From');
-    const dup = await admin.post(BASE, { from_currency: 'EUR', to_currency: 'SEK', rate: '11.5', valid_on: '2026-01-01' });
+    // The demo's EUR → SEK rate is valid from the first day of last year.
+    const dup = await admin.post(BASE, { from_currency: 'EUR', to_currency: 'SEK', rate: '11.5', valid_on: `${Number(today().slice(0, 4)) - 1}-01-01` });
     expect(dup.status).toBe(422);
     expect(dup.text).toContain('data-field="valid_on"');
     expect(dup.text).toContain('value="11.5"');

@@ -1,4 +1,5 @@
 import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { addDays, todayUtc } from '../../plugin/services/dates';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -44,6 +45,8 @@ describe('quotes on the opportunity page (Q5)', () => {
     const quote = await host.db.knex('crm_quotes').where({ opportunity_id: opp.id }).first();
     const json = await quoteJson(rep1, quote.id);
     expect(json.quote.is_active).toBe(true);
+    // Valid from a week before the day the demo is seeded to two months after it: current, not expired.
+    expect([json.quote.valid_from, json.quote.valid_to]).toEqual([addDays(todayUtc(), -7), addDays(todayUtc(), 60)]);
     expect(json.items.some((i: { kind: string; discount_kind: string; discount_value: number }) => i.kind === 'manual' && i.discount_kind === 'percent' && i.discount_value === 1000)).toBe(true);
     expect(json.items.some((i: { kind: string }) => i.kind === 'bundle')).toBe(true);
   });
