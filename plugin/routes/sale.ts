@@ -35,6 +35,7 @@ function planJson(plan: SalePlan, rules: FieldRules) {
       starts_on: c.starts_on, ends_on: c.ends_on, existing_contract_id: c.existing?.id ?? null, automation: c.automation,
     })),
     problems: plan.problems,
+    notes: plan.notes,
   };
 }
 

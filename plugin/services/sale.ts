@@ -17,6 +17,7 @@ import { canEditOpportunity, requireVisibleOpportunity, statuses } from './oppor
 import { priceQuote } from './quote-pricing';
 import { itemsOf, quotesOf, type Quote, type QuoteItem } from './quotes';
 import { loadSettings } from './settings';
+import { settingLabel } from './setting-fields';
 
 /**
  * Selling an opportunity (SPEC C1, C2, C4): "confirm deal and order service" previews, then in one transaction
@@ -44,6 +45,8 @@ export interface SalePlan {
   contracts: PlannedContract[];
   /** Why the sale cannot happen now; empty when it can. */
   problems: string[];
+  /** What the seller should know before confirming (a "status after sold" setting that no longer names a won status). */
+  notes: string[];
   /** Rules that cannot run, by id, with their problem (flagged in settings when a sale is attempted). */
   ruleProblems: Map<number, string>;
   rules: Map<number, AutomationRule[]>;
@@ -101,14 +104,13 @@ export async function requireUnlockable(ctx: CrmContext, id: number): Promise<Op
 
 /**
  * The status a sale sets: the won status named by the setting status_after_sold, else the first "won" status
- * (settings only accept a won status's name; a status renamed or re-kinded since falls back rather than marking a
- * sold deal lost).
+ * (settings only accept a won status's name; a status renamed, re-kinded or switched off since falls back rather
+ * than marking a sold deal lost — and the confirmation page says so: `named` is the setting's name then).
  */
-export async function wonStatus(knex: Knex): Promise<OpportunityStatus | null> {
-  const name = String((await loadSettings(knex)).status_after_sold ?? '').trim().toLowerCase();
-  const all = await statuses(knex);
-  const activeWon = all.filter((s) => s.kind === 'won' && s.active);
-  return activeWon.find((s) => s.name.toLowerCase() === name) ?? activeWon[0] ?? null;
+export async function wonStatus(knex: Knex): Promise<{ status: OpportunityStatus | null; named: string }> {
+  const named = String((await loadSettings(knex)).status_after_sold ?? '').trim();
+  const activeWon = (await statuses(knex)).filter((s) => s.kind === 'won' && s.active);
+  return { status: activeWon.find((s) => s.name.toLowerCase() === named.toLowerCase()) ?? activeWon[0] ?? null, named };
 }
 
 /** The opportunity's active quote, read with `db` (the sale's transaction or the plain connection). */
@@ -186,8 +188,11 @@ export async function planSale(ctx: CrmContext, opp: Opportunity, saleDate = tod
   const knex = ctx.host.knex;
   const problems: string[] = [];
   if (opp.is_locked) problems.push('This opportunity is already sold and locked.');
-  const won = await wonStatus(knex);
-  if (!won) problems.push(`There is no active opportunity status named “${String((await loadSettings(knex)).status_after_sold ?? '')}” (setting “status after sold”) and none of kind won.`);
+  const { status: won, named } = await wonStatus(knex);
+  const label = settingLabel('status_after_sold');
+  if (!won) problems.push(`There is no active opportunity status named “${named}” (setting “${label}”) and none of kind won.`);
+  const notes = won && named && won.name.toLowerCase() !== named.toLowerCase()
+    ? [`The setting “${label}” names “${named}”, which is not an active won status: confirming sets ${won.name} instead.`] : [];
   const quote = await activeQuote(knex, opp.id);
   const account = opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null;
   // The page and its preview show the opportunity as its own page does (S5): what the rules hide stays hidden.
@@ -224,7 +229,7 @@ export async function planSale(ctx: CrmContext, opp: Opportunity, saleDate = tod
       return { ...c, existing: has, automation: categoryRules.map((r) => describeRun(r, factsOf(c, shownOpp, accountHidden && account ? HIDDEN_ACCOUNT_TOKEN : account?.name ?? '', quote, null), targets, saleDate)) };
     });
   }
-  return { opportunity: opp, quote, wonStatus: won, saleDate, contracts, problems, ruleProblems, rules, targets, accountName: account?.name ?? '', shownAccountName };
+  return { opportunity: opp, quote, wonStatus: won, saleDate, contracts, problems, notes, ruleProblems, rules, targets, accountName: account?.name ?? '', shownAccountName };
 }
 
 // ---- selling ----------------------------------------------------------------------------------------------------

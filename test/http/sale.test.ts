@@ -218,6 +218,33 @@ describe('confirm deal and order service (C1)', () => {
     expect(Boolean(c.renewal)).toBe(true);
   });
 
+  test('a “status after sold” that is no longer an active won status: the page says so and which status the sale sets', async () => {
+    const { opp } = await deal([LICENCE]);
+    const [signed] = await knex()('crm_opportunity_statuses').insert({ name: 'Signed', kind: 'won', probability: 100, position: 98, active: false, color: '#2e7d32' }).returning('id');
+    const signedId = Number(signed.id ?? signed);
+    const row = await knex()('crm_settings').where({ name: 'status_after_sold' }).first();
+    if (row) await knex()('crm_settings').where({ name: 'status_after_sold' }).update({ value: JSON.stringify('Signed') });
+    else await knex()('crm_settings').insert({ name: 'status_after_sold', value: JSON.stringify('Signed') });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const page = visibleText((await rep1.get(`/crm/opportunities/${opp}/sell`)).text);
+      expect(page).toContain('The setting “Status after sold” names “Signed”, which is not an active won status: confirming sets Won instead.');
+      expect(page).toContain('Confirming sets the status Won');
+      const json = (await rep1.get(`/crm/opportunities/${opp}/sell.json`)).body;
+      expect(json.won_status.name).toBe('Won');
+      expect(json.notes).toContain('The setting “Status after sold” names “Signed”, which is not an active won status: confirming sets Won instead.');
+      // With the setting in line again, no such note.
+      await knex()('crm_opportunity_statuses').where({ id: signedId }).update({ active: true });
+      const again = visibleText((await rep1.get(`/crm/opportunities/${opp}/sell`)).text);
+      expect(again).toContain('Confirming sets the status Signed');
+      expect(again).not.toContain('which is not an active won status');
+    } finally {
+      if (row) await knex()('crm_settings').where({ name: 'status_after_sold' }).update({ value: row.value });
+      else await knex()('crm_settings').where({ name: 'status_after_sold' }).delete();
+      await knex()('crm_opportunity_statuses').where({ id: signedId }).delete();
+    }
+  });
+
   test('JSON: the preview and the sale', async () => {
     const { opp } = await deal([LICENCE]);
     const rep1 = await Session.signIn(host.app, 'rep1');
