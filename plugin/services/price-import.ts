@@ -101,17 +101,28 @@ export function parseImportCsv(data: Buffer): { records: Array<Record<string, st
   return { records, delimiter };
 }
 
+/** Product codes are unique whatever their case (as the product form checks them): rows match on this key. */
+const codeKey = (code: string) => code.toLowerCase();
+
+/** The products (deleted ones too) whose codes have these keys, in chunks. */
+async function productsByCodeKey(knex: Knex, keys: string[]): Promise<Array<{ id: number; code: string; deleted_at: unknown }>> {
+  const out: Array<{ id: number; code: string; deleted_at: unknown }> = [];
+  for (let i = 0; i < keys.length; i += 500) {
+    const chunk = keys.slice(i, i + 500);
+    out.push(...await knex('crm_products').whereRaw(`lower(code) in (${chunk.map(() => '?').join(', ')})`, chunk).select('id', 'code', 'deleted_at'));
+  }
+  return out;
+}
+
 /**
  * Checks each record against the file and the database: unknown currency, too many decimals, negative price,
  * missing unit, an unknown product code without a name to create it, duplicates within the file.
  */
 export async function checkRows(knex: Knex, priceBookId: number, records: Array<Record<string, string>>): Promise<ImportRow[]> {
-  const codes = [...new Set(records.map((r) => (r.product_code ?? '').trim()).filter(Boolean))];
+  const codes = [...new Set(records.map((r) => codeKey((r.product_code ?? '').trim())).filter(Boolean))];
   const products = new Map<string, { id: number; deleted: boolean }>();
-  for (let i = 0; i < codes.length; i += 500) {
-    for (const p of await knex('crm_products').whereIn('code', codes.slice(i, i + 500)).select('id', 'code', 'deleted_at')) {
-      products.set(String(p.code), { id: Number(p.id), deleted: p.deleted_at !== null && p.deleted_at !== undefined });
-    }
+  for (const p of await productsByCodeKey(knex, codes)) {
+    products.set(codeKey(String(p.code)), { id: Number(p.id), deleted: p.deleted_at !== null && p.deleted_at !== undefined });
   }
   const existing = new Map<string, number>();
   const productIds = [...products.values()].map((p) => p.id);
@@ -124,7 +135,7 @@ export async function checkRows(knex: Knex, priceBookId: number, records: Array<
   for (const r of records) {
     const code = (r.product_code ?? '').trim();
     const name = (r.product_name ?? '').trim();
-    if (code && name && name.length <= 200 && !products.has(code) && !newNames.has(code)) newNames.set(code, name);
+    if (code && name && name.length <= 200 && !products.has(codeKey(code)) && !newNames.has(codeKey(code))) newNames.set(codeKey(code), name);
   }
   const seen = new Map<string, number>();
   return records.map((record, index) => {
@@ -151,16 +162,16 @@ export async function checkRows(knex: Knex, priceBookId: number, records: Array<
       else if (parsed.minor < 0) errors.push('price must not be negative');
       else priceMinor = parsed.minor;
     }
-    const product = productCode ? products.get(productCode) : undefined;
+    const product = productCode ? products.get(codeKey(productCode)) : undefined;
     let createProduct = false;
     if (productCode && !product) {
-      if (newNames.has(productCode)) createProduct = true;
+      if (newNames.has(codeKey(productCode))) createProduct = true;
       else errors.push(`product ${productCode} does not exist; give a product_name to create it`);
     } else if (product?.deleted) {
       errors.push(`product ${productCode} is deleted`);
     }
     if (productCode && unit && currency) {
-      const key = `${productCode}\u0000${unit}\u0000${currency}`;
+      const key = `${codeKey(productCode)}\u0000${unit}\u0000${currency}`;
       const first = seen.get(key);
       if (first !== undefined) errors.push(`duplicate of line ${first} (same product, unit and currency)`);
       else seen.set(key, line);
@@ -174,7 +185,7 @@ export async function checkRows(knex: Knex, priceBookId: number, records: Array<
     }
     return {
       line, product_code: productCode, product_name: productName, unit, price: priceRaw, currency, price_minor: priceMinor,
-      product_id: product?.id ?? null, create_product: createProduct && !errors.length, new_product_name: createProduct ? newNames.get(productCode) ?? null : null, action, old_price_minor: oldPrice, errors,
+      product_id: product?.id ?? null, create_product: createProduct && !errors.length, new_product_name: createProduct ? newNames.get(codeKey(productCode)) ?? null : null, action, old_price_minor: oldPrice, errors,
     };
   });
 }
@@ -277,17 +288,17 @@ export async function runImport(ctx: CrmContext, priceBook: PriceBook, data: Buf
     const good = rows.filter((r) => !r.errors.length);
     if (!good.length) throw invalid('Nothing was imported: the file has no valid rows.', { file: 'No valid rows' });
 
-    const toCreate = new Map<string, string>();
-    for (const r of good) if (r.create_product && r.new_product_name && !toCreate.has(r.product_code)) toCreate.set(r.product_code, r.new_product_name);
-    const newProducts = [...toCreate].map(([code, name]) => ({ code, name, description: '', active: true, category_id: null }));
+    // A new product takes the code as its first valid row spells it.
+    const toCreate = new Map<string, { code: string; name: string }>();
+    for (const r of good) {
+      if (r.create_product && r.new_product_name && !toCreate.has(codeKey(r.product_code))) toCreate.set(codeKey(r.product_code), { code: r.product_code, name: r.new_product_name });
+    }
+    const newProducts = [...toCreate.values()].map(({ code, name }) => ({ code, name, description: '', active: true, category_id: null }));
     for (let i = 0; i < newProducts.length; i += 200) await trx('crm_products').insert(newProducts.slice(i, i + 200)).onConflict('code').ignore();
     const ids = new Map<string, number>();
-    const createdCodes = [...toCreate.keys()];
-    for (let i = 0; i < createdCodes.length; i += 500) {
-      for (const p of await trx('crm_products').whereIn('code', createdCodes.slice(i, i + 500)).select('id', 'code')) ids.set(String(p.code), Number(p.id));
-    }
+    for (const p of await productsByCodeKey(trx, [...toCreate.keys()])) ids.set(codeKey(String(p.code)), Number(p.id));
     const prices = good.filter((r) => r.action !== 'unchanged').map((r) => ({
-      price_book_id: priceBook.id, product_id: r.product_id ?? (ids.get(r.product_code) as number), unit_name: r.unit, price_minor: r.price_minor as number, currency: r.currency,
+      price_book_id: priceBook.id, product_id: r.product_id ?? (ids.get(codeKey(r.product_code)) as number), unit_name: r.unit, price_minor: r.price_minor as number, currency: r.currency,
     }));
     for (let i = 0; i < prices.length; i += 200) {
       await trx('crm_product_prices').insert(prices.slice(i, i + 200)).onConflict(['price_book_id', 'product_id', 'unit_name', 'currency']).merge(['price_minor']);

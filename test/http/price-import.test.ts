@@ -127,6 +127,22 @@ describe('price import from CSV (Q4)', () => {
     expect(await pricesOf(book)).toEqual([['I-UPD', 'day', 12000, 'EUR'], ['I-UPD', 'day', 11000, 'USD']]);
   });
 
+  test('product codes match whatever their case, as the product form compares them: no second product whose code differs only in case', async () => {
+    const book = await newPriceBook('Import code case');
+    const existing = await newProduct('I-CASE');
+    const director = await Session.signIn(host.app, 'director');
+    const csv = 'product_code,product_name,unit,price,currency\ni-case,Lower case,licence,10,EUR\nI-CASE2,Fresh,day,20,EUR\ni-case2,,month,30,EUR\ni-CASE2,,day,25,EUR\n';
+    const { url } = await uploadForPreview(director, book, csv);
+    const text = visibleText((await director.get(url)).text);
+    expect(text).toContain('2 i-case Lower case licence 10.00 EUR new price');
+    expect(text).toContain('5 i-CASE2 day 25.00 EUR duplicate of line 3 (same product, unit and currency)');
+    const before = (await counts(book)).products;
+    expect((await director.post(url, { skip_errors: '1' })).status).toBe(303);
+    expect((await counts(book)).products).toBe(before + 1);
+    expect(await host.db.knex('crm_products').whereRaw('lower(code) = ?', ['i-case']).pluck('id')).toEqual([existing]);
+    expect(await pricesOf(book)).toEqual([['I-CASE', 'licence', 1000, 'EUR'], ['I-CASE2', 'day', 2000, 'EUR'], ['I-CASE2', 'month', 3000, 'EUR']]);
+  });
+
   test('a semicolon-separated file with a BOM and decimal commas', async () => {
     const book = await newPriceBook('Import semicolon');
     const director = await Session.signIn(host.app, 'director');
