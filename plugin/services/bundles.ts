@@ -253,9 +253,18 @@ export async function updateBundle(ctx: CrmContext, bundle: Bundle, input: Bundl
   });
 }
 
+/** The bundle's items whose product unit `priceBookId` has no price for (what the bundle form would refuse there). */
+async function itemsUnpricedIn(knex: Knex, bundleId: number, priceBookId: number): Promise<BundleItem[]> {
+  const items = await bundleItems(knex, bundleId);
+  const priced = new Set((await knex('crm_product_prices').where({ price_book_id: priceBookId }).whereIn('product_id', [...new Set(items.map((i) => i.product_id))]).select('product_id', 'unit_name'))
+    .map((p: { product_id: number; unit_name: string }) => `${Number(p.product_id)}:${String(p.unit_name)}`));
+  return items.filter((i) => !priced.has(`${i.product_id}:${i.unit_name}`));
+}
+
 /**
  * Moves a bundle with its items to another price book. The target must price things in the bundle's
- * currency and must not hold a bundle with the same code; otherwise 422 and nothing moves.
+ * currency, price every item's product unit and must not hold a bundle with the same code; otherwise 422
+ * and nothing moves.
  */
 export async function moveBundle(ctx: CrmContext, bundle: Bundle, targetId: number, lockVersion: number): Promise<Bundle> {
   await requireManageablePriceBook(ctx, bundle.price_book_id);
@@ -273,6 +282,11 @@ export async function moveBundle(ctx: CrmContext, bundle: Bundle, targetId: numb
   return ctx.host.knex.transaction(async (trx) => {
     const clash = await trx('crm_bundles').where({ price_book_id: target.id }).whereRaw('lower(code) = ?', [bundle.code.toLowerCase()]).first('id');
     if (clash) throw invalid(`The bundle was not moved: ${target.name} already has a bundle with the code ${bundle.code}.`, { price_book_id: `${target.name} already has the code ${bundle.code}` });
+    const unpriced = await itemsUnpricedIn(trx, bundle.id, target.id);
+    if (unpriced.length) {
+      const names = unpriced.map((i) => `${i.product_name} (${i.product_code}) · ${i.unit_name}`).join(', ');
+      throw invalid(`The bundle was not moved: ${target.name} has no price for ${names}.`, { price_book_id: `${target.name} does not price every item` });
+    }
     const updated = await trx('crm_bundles').where({ id: bundle.id, lock_version: lockVersion }).update({ price_book_id: target.id, lock_version: lockVersion + 1, updated_at: trx.fn.now() });
     if (updated === 0) throw staleRecord('This bundle');
     await journal(trx, { type: 'bundle', id: bundle.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'price_book_id', old: bundle.price_book_id, new: target.id }] });

@@ -192,6 +192,19 @@ describe('bundles (Q3)', () => {
     expect(detail).toEqual({ old_value: String(europeBook), new_value: String(americasBook) });
   });
 
+  test('move: refused, naming the items, to a price book that lacks a price for any of the bundle’s product units; nothing moves', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const partialBook = await priceBook('Bundles partial', 'crm-americas', [['B-LIC', 'licence', 65000, 'EUR'], ['B-IMPL', 'hour', 12000, 'EUR']]);
+    const id = await createBundle(director, europeBook, 'MOVE-PARTIAL');
+    const refused = await director.post(`/crm/bundles/${id}/move`, { price_book_id: String(partialBook), lock_version: '0' });
+    expect(refused.status).toBe(422);
+    expect(visibleText(refused.text)).toContain('The bundle was not moved: Bundles partial has no price for Product B-IMPL (B-IMPL) · day, Product B-SUP (B-SUP) · year.');
+    const row = await host.db.knex('crm_bundles').where({ id }).first();
+    expect(row).toMatchObject({ price_book_id: europeBook, lock_version: 0 });
+    const edit = await director.get(`/crm/bundles/${id}/edit`);
+    expect(edit.status).toBe(200);
+  });
+
   test('delete needs a confirmation; then the bundle and its items are gone', async () => {
     const director = await Session.signIn(host.app, 'director');
     const id = await createBundle(director, europeBook, 'GONE');
