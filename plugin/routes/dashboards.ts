@@ -208,7 +208,7 @@ export function dashboardRoutes(): CrmRoute[] {
       method: 'post',
       async handler(ctx, req, res) {
         const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
-        const baseline = await requireBaseline(ctx.host.knex, module, idParam(req, 'baselineId'));
+        const baseline = await requireBaseline(ctx.host.knex, module, idParam(req, 'baselineId'), ctx.user);
         await deleteBaseline(ctx.host.knex, ctx.user, module, baseline);
         await respondAfterChange(ctx.host, req, res, moduleUrl(ctx, module.id), async () => ({
           ...(await modulePage(ctx, req, module.id, { notice: `Deleted the baseline “${baseline.name}”.` })), trigger: CHANGED,

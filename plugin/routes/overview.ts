@@ -127,7 +127,7 @@ export async function overviewPage(ctx: CrmContext, req: Request, pageId: number
   const choice = options.customize ? { period: null, baselineId: null } : viewerChoice(req);
   const env = await dashboardEnv(ctx, base, todayUtc());
   const modules = await modulesOf(knex, page.id);
-  const baselines = await baselinesOf(knex, modules.map((m) => m.id));
+  const baselines = await baselinesOf(knex, modules.map((m) => m.id), ctx.user);
   const views: ModuleView[] = [];
   for (const m of modules) views.push(await moduleView(ctx, env, m, baselines.get(m.id) ?? [], { period: choice.period, baselineId: null }));
   const sections = await visibleSections(ctx, base);
@@ -175,7 +175,7 @@ export async function modulePage(ctx: CrmContext, req: Request, moduleId: number
   const { module, page } = await requireModule(knex, projectIdOf(ctx), moduleId);
   const base = levelBase(ctx);
   const env = await dashboardEnv(ctx, base, todayUtc());
-  const baselines = (await baselinesOf(knex, [module.id])).get(module.id) ?? [];
+  const baselines = (await baselinesOf(knex, [module.id], ctx.user)).get(module.id) ?? [];
   const view = await moduleView(ctx, env, module, baselines, options.status === 422 ? { period: null, baselineId: null } : viewerChoice(req));
   const canManage = await canCustomize(ctx);
   const card = isHtmx(req) && req.get('HX-Target') === `module-${module.id}`;
@@ -282,7 +282,7 @@ export function overviewRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { module } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         const env = await dashboardEnv(ctx, levelBase(ctx), todayUtc());
-        const baselines = (await baselinesOf(ctx.host.knex, [module.id])).get(module.id) ?? [];
+        const baselines = (await baselinesOf(ctx.host.knex, [module.id], ctx.user)).get(module.id) ?? [];
         const view = await moduleView(ctx, env, module, baselines, viewerChoice(req));
         const name = module.title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'module';
         res.set('Content-Disposition', `attachment; filename="${name}-${view.data.period.from}-${view.data.period.to}.csv"`);

@@ -270,10 +270,15 @@ function toBaseline(r: Record<string, unknown>): Baseline {
   };
 }
 
-export async function baselinesOf(knex: Knex, moduleIds: number[]): Promise<Map<number, Baseline[]>> {
+/**
+ * The baselines `viewer` took on these modules. A baseline holds numbers counted under its author's visibility
+ * (their projects, roles, field rules, "my numbers"): shown to anyone else, it would count records they may not
+ * see (S3), so each is its author's alone.
+ */
+export async function baselinesOf(knex: Knex, moduleIds: number[], viewer: HostUser): Promise<Map<number, Baseline[]>> {
   const out = new Map<number, Baseline[]>();
   if (!moduleIds.length) return out;
-  for (const r of await knex('crm_baselines').whereIn('module_id', moduleIds).orderBy('id')) {
+  for (const r of await knex('crm_baselines').whereIn('module_id', moduleIds).where({ author_id: viewer.id }).orderBy('id')) {
     const b = toBaseline(r);
     out.set(b.module_id, [...(out.get(b.module_id) ?? []), b]);
   }
@@ -291,8 +296,9 @@ export async function createBaseline(knex: Knex, user: HostUser, module: Dashboa
   });
 }
 
-export async function requireBaseline(knex: Knex, module: DashboardModule, id: number): Promise<Baseline> {
-  const row = Number.isInteger(id) && id > 0 ? await knex('crm_baselines').where({ id, module_id: module.id }).first() : null;
+/** One of `viewer`'s baselines on the module (see baselinesOf); another user's answers 404. */
+export async function requireBaseline(knex: Knex, module: DashboardModule, id: number, viewer: HostUser): Promise<Baseline> {
+  const row = Number.isInteger(id) && id > 0 ? await knex('crm_baselines').where({ id, module_id: module.id, author_id: viewer.id }).first() : null;
   if (!row) throw notFound('Baseline');
   return toBaseline(row);
 }

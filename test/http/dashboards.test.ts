@@ -548,6 +548,36 @@ describe('baselines (D4)', () => {
     const rep = await Session.signIn(host.app, 'rep1');
     expect((await rep.post(`${url}/baselines`, { name: 'Rep' })).status).toBe(404);
   });
+  test('a baseline is shown only to the user who took it: its numbers were counted under their visibility, not the reader’s (S3)', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const period = { period: 'custom', from: '2036-01-01', to: '2036-12-31', people: 'all' };
+    await opportunity({ project: 'crm-americas', name: 'Hidden baseline deal', status: 'Proposal', amount: 70_000, currency: 'EUR', close: '2036-05-01', owner: 'rep2' });
+    const { url, moduleId } = await moduleOn(director, null, 'funnel', period);
+    expect((await director.post(`${url}/baselines`, { name: 'Americas included' })).status).toBe(303);
+    const baseline = await knex()('crm_baselines').where({ module_id: moduleId }).first();
+    const mine = (await director.get(`${url}.json?baseline=${baseline.id}`)).body;
+    expect(mine.baselines.map((b: { name: string }) => b.name)).toEqual(['Americas included']);
+    expect(mine.baseline.rows.find((r: { label: string }) => r.label === 'Proposal').values.count).toBe(1);
+
+    // rep1 may read the global overview but not crm-americas: its deal counts nowhere in what rep1 sees.
+    const rep = await Session.signIn(host.app, 'rep1');
+    const theirs = await rep.get(`${url}.json?baseline=${baseline.id}`);
+    expect(theirs.status).toBe(200);
+    expect(row(theirs.body, 'Proposal').values.count).toBe(0);
+    expect(theirs.body.baselines).toEqual([]);
+    expect(theirs.body.baseline).toBeNull();
+    const page = await rep.get(`${url}?baseline=${baseline.id}`);
+    expect(visibleText(page.text)).not.toContain('Americas included');
+    const csv = await rep.get(`${url}/data.csv?baseline=${baseline.id}`);
+    expect(csv.text).not.toContain('Americas included');
+    const overview = await rep.get('/crm.json');
+    expect(JSON.stringify(overview.body)).not.toContain('Americas included');
+    // Another customizer of the global overview neither sees nor deletes it.
+    const admin = await Session.signIn(host.app, 'admin');
+    expect((await admin.get(`${url}.json`)).body.baselines).toEqual([]);
+    expect((await admin.post(`${url}/baselines/${baseline.id}/delete`)).status).toBe(404);
+    expect(await knex()('crm_baselines').where({ id: baseline.id }).first()).toBeDefined();
+  });
 });
 
 describe('page templates (D1)', () => {
