@@ -5,7 +5,7 @@ import { isHtmx, respond, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import {
   ACTIVITY_RECORD_TYPES, activityCategories, canChangeActivity, createActivity, deleteActivity, dueParams, listActivities, listDue,
-  parseDueQuery, readActivityInput, RECORD_KINDS, requireActivity, requireActivityRecord, requireVisibleActivity, todo, updateActivity,
+  parseDueQuery, readActivityInput, RECORD_KINDS, requireActivity, requireActivityRecord, requireAddable, requireChangeable, requireVisibleActivity, todo, updateActivity,
   type Activity, type ActivityRecord, type ActivityRecordType, type DueQuery,
 } from '../services/activities';
 import { text, type FormInput, lockVersionOf } from '../services/form';
@@ -120,6 +120,7 @@ function recordRoutes(type: ActivityRecordType): CrmRoute[] {
       method: 'post', path: base, permission: kind.edit,
       async handler(ctx, req, res) {
         const record = await load(ctx, req);
+        requireAddable(record);
         const input = formBody(req);
         const variant = variantOf(input);
         await orRerender(req, async () => {
@@ -147,6 +148,7 @@ function recordRoutes(type: ActivityRecordType): CrmRoute[] {
       async handler(ctx, req, res) {
         const record = await load(ctx, req);
         const activity = await requireActivity(ctx, record, numberParam(req, 'activityId'));
+        requireChangeable(ctx, record, activity);
         const input = formBody(req);
         await orRerender(req, async () => {
           const lockVersion = lockVersionOf(input);

@@ -258,8 +258,13 @@ async function loadActivity(knex: Knex, id: number): Promise<Activity> {
   return toActivity(await knex('crm_sales_activities as sa').join('crm_activity_categories as c', 'c.id', 'sa.category_id').where('sa.id', id).first(columns));
 }
 
-export async function createActivity(ctx: CrmContext, record: ActivityRecord, data: ActivityData): Promise<Activity> {
+/** 403 unless the user may add activities to the record; routes call it before reading the form, so a refused user gets no field errors. */
+export function requireAddable(record: ActivityRecord): void {
   if (!record.canEdit) throw forbidden(`You may see this ${record.type} but not add activities to it.`);
+}
+
+export async function createActivity(ctx: CrmContext, record: ActivityRecord, data: ActivityData): Promise<Activity> {
+  requireAddable(record);
   return ctx.host.knex.transaction(async (trx) => {
     const [row] = await trx('crm_sales_activities').insert({
       ...data, record_type: record.type, record_id: record.id, account_id: record.accountId, project_id: record.projectId, author_id: ctx.user.id,
@@ -270,7 +275,8 @@ export async function createActivity(ctx: CrmContext, record: ActivityRecord, da
   });
 }
 
-function requireChangeable(ctx: CrmContext, record: ActivityRecord, activity: Activity): void {
+/** 403 unless the user may change this activity (see canChangeActivity); checked before the form is read too. */
+export function requireChangeable(ctx: CrmContext, record: ActivityRecord, activity: Activity): void {
   if (!record.canEdit) throw forbidden(`You may see this ${record.type} but not change its activities.`);
   if (activity.is_personal && activity.author_id !== ctx.user.id) throw forbidden('Only its author may change a personal activity.');
 }

@@ -175,6 +175,30 @@ describe('visibility', () => {
     expect((await rep1.htmxGet(`/crm/opportunities/${await oppId('Acme – ERP rollout')}/activities/${hidden}/edit`)).status).toBe(404);
     expect(await activity('Sneaky')).toBeUndefined();
   });
+  test('a user who may see an opportunity but not change it is refused with 403 before the form is read: no field errors, no add form, nothing saved (S1)', async () => {
+    // pm views the CRM project only; as a sales rep in crm-asia they do hold edit_opportunities, so the route's own check passes.
+    const role = await knex()('roles').where({ name: 'Sales rep' }).first('id');
+    const membership = { project_id: host.demo.projects['crm-asia'].id, user_id: host.demo.users.pm.id, role_id: role.id };
+    await knex()('members').insert(membership);
+    try {
+      const pm = await Session.signIn(host.app, 'pm');
+      const base = `/crm/opportunities/${await oppId('Webshop – integration')}/activities`;
+      expect((await pm.get(`${base}.json`)).body.can_edit).toBe(false);
+      const incomplete = await pm.post(base, { category_id: '', subject: 'Half typed' });
+      expect(incomplete.status).toBe(403);
+      expect(visibleText(incomplete.text)).toContain('You may see this opportunity but not add activities to it.');
+      expect(visibleText(incomplete.text)).not.toContain('Subject is required');
+      expect(incomplete.text).not.toContain('name="subject"');
+      const json = await pm.agent.post(base).set('Accept', 'application/json').set('X-CSRF-Token', pm.csrf).send({ subject: '' });
+      expect(json.status).toBe(403);
+      expect(json.body.fields ?? {}).toEqual({});
+      const complete = await pm.htmxPost(base, { category_id: String(await categoryId('Call')), subject: 'Half typed' });
+      expect(complete.status).toBe(403);
+      expect(await activity('Half typed')).toBeUndefined();
+    } finally {
+      await knex()('members').where(membership).delete();
+    }
+  });
   test('partners: activities through the same routes (JSON), journaled on the partner; another region’s partner is 404', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     const baltic = Number((await knex()('crm_partners').where({ name: 'Baltic Consulting' }).first()).id);
