@@ -177,7 +177,14 @@ export function productRoutes(): CrmRoute[] {
           const err = invalid('Confirm the deletion.', { confirm: 'Tick the box to confirm' });
           return respond(ctx.host, req, res, await productPage(ctx, req, product, null, { target: 'delete', values: formBody(req), errors: err.fieldErrors, message: err.message, status: 422 }));
         }
-        await deleteProduct(ctx, product);
+        try {
+          await deleteProduct(ctx, product);
+        } catch (err) {
+          if (err instanceof CrmError && err.status === 422) {
+            return respond(ctx.host, req, res, await productPage(ctx, req, product, null, { target: 'delete', values: formBody(req), errors: err.fieldErrors, message: err.message, status: err.status }));
+          }
+          throw err;
+        }
         if (isHtmx(req)) return void res.set('HX-Redirect', LIST).status(204).end();
         if (wantsJson(req)) return void res.json({ deleted: product.id });
         res.redirect(303, LIST);

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isPg } from '../../migrations/dialect';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
 import { FieldErrors, flag, text, type FormInput, validId } from './form';
@@ -221,6 +222,7 @@ export async function createBundle(ctx: CrmContext, priceBook: PriceBook, input:
   await requireManageablePriceBook(ctx, priceBook.id);
   return ctx.host.knex.transaction(async (trx) => {
     await assertCodeFree(trx, priceBook.id, input.code, null);
+    await assertItemsStillPriced(trx, priceBook.id, input.items);
     const [row] = await trx('crm_bundles').insert({
       price_book_id: priceBook.id, name: input.name, description: input.description, code: input.code, active: input.active,
       price_minor: input.price_minor, currency: input.currency, lock_version: 0,
@@ -238,6 +240,7 @@ export async function updateBundle(ctx: CrmContext, bundle: Bundle, input: Bundl
   await requireManageablePriceBook(ctx, bundle.price_book_id);
   return ctx.host.knex.transaction(async (trx) => {
     await assertCodeFree(trx, bundle.price_book_id, input.code, bundle.id);
+    await assertItemsStillPriced(trx, bundle.price_book_id, input.items);
     const current = await trx('crm_bundles').where({ id: bundle.id }).first();
     if (!current) throw notFound('Bundle');
     const before = { ...normalizeBundle(current), items: itemsText(await bundleItems(trx, bundle.id)) };
@@ -259,6 +262,57 @@ async function itemsUnpricedIn(knex: Knex, bundleId: number, priceBookId: number
   const priced = new Set((await knex('crm_product_prices').where({ price_book_id: priceBookId }).whereIn('product_id', [...new Set(items.map((i) => i.product_id))]).select('product_id', 'unit_name'))
     .map((p: { product_id: number; unit_name: string }) => `${Number(p.product_id)}:${String(p.unit_name)}`));
   return items.filter((i) => !priced.has(`${i.product_id}:${i.unit_name}`));
+}
+
+/**
+ * Inside a bundle save's transaction: its items' products still exist and their units are still priced in the
+ * price book (the form checked before the transaction). On PostgreSQL those product and price rows are locked
+ * for share, so a concurrent product delete or price removal — which checks for bundles using them in its own
+ * transaction — runs either wholly before this check or after this save. SQLite runs one writer at a time anyway.
+ */
+async function assertItemsStillPriced(trx: Knex.Transaction, priceBookId: number, items: BundleItemInput[]): Promise<void> {
+  if (!items.length) return;
+  const ids = [...new Set(items.map((i) => i.product_id))];
+  const products = trx('crm_products').whereIn('id', ids).whereNull('deleted_at');
+  const prices = trx('crm_product_prices').where({ price_book_id: priceBookId }).whereIn('product_id', ids);
+  if (isPg(trx)) {
+    products.forShare();
+    prices.forShare();
+  }
+  const alive = new Set((await products.pluck('id')).map(Number));
+  const priced = new Set((await prices.select('product_id', 'unit_name')).map((p: { product_id: number; unit_name: string }) => `${Number(p.product_id)}:${String(p.unit_name)}`));
+  const gone = items.findIndex((i) => !alive.has(i.product_id) || !priced.has(`${i.product_id}:${i.unit_name}`));
+  if (gone >= 0) throw invalid('The bundle was not saved: fix the fields marked below.', { items: `Item ${gone + 1}: this price book no longer prices that product in the unit “${items[gone].unit_name}”` });
+}
+
+export interface BundleUse {
+  id: number;
+  name: string;
+  code: string;
+  price_book_name: string;
+}
+
+/**
+ * Bundles (of price books not deleted) with an item of `productId` — in `unitName` of `priceBookId` when given.
+ * While one does, that product or that unit's last price there may not go: the bundle would point at it, and
+ * its edit form would refuse every save.
+ */
+export async function bundlesUsing(knex: Knex, use: { productId: number; priceBookId?: number; unitName?: string }): Promise<BundleUse[]> {
+  const q = knex('crm_bundle_items as bi').join('crm_bundles as b', 'b.id', 'bi.bundle_id').join('crm_price_books as pb', 'pb.id', 'b.price_book_id')
+    .where('bi.product_id', use.productId).whereNull('pb.deleted_at');
+  if (use.priceBookId !== undefined) q.where('b.price_book_id', use.priceBookId);
+  if (use.unitName !== undefined) q.where('bi.unit_name', use.unitName);
+  const rows = await q.distinct('b.id', 'b.name', 'b.code', 'pb.name as price_book_name').orderBy([{ column: 'pb.name' }, { column: 'b.name' }, { column: 'b.id' }]);
+  return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), name: String(r.name), code: String(r.code), price_book_name: String(r.price_book_name) }));
+}
+
+/** Refuses (422) a change that would take away what `uses` point at, naming them: "`notDone`: it is used by bundle …". */
+export function refuseWhileBundlesUse(uses: BundleUse[], notDone: string): void {
+  if (!uses.length) return;
+  const shown = uses.slice(0, 5).map((b) => `${b.name} (${b.code}) in ${b.price_book_name}`).join(', ');
+  const more = uses.length > 5 ? ` and ${uses.length - 5} more` : '';
+  const which = uses.length === 1 ? 'bundle' : 'bundles';
+  throw invalid(`${notDone}: it is used by ${which} ${shown}${more}; remove it from the ${which} first.`);
 }
 
 /**

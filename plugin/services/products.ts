@@ -5,6 +5,7 @@ import type { HostUser } from '../host';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
+import { bundlesUsing, refuseWhileBundlesUse } from './bundles';
 import { amountInput, isCurrencyCode, parseAmount } from './money';
 import { moveInList } from './ordering';
 import type { PageMeta } from './pagination';
@@ -301,6 +302,8 @@ export async function deleteProduct(ctx: CrmContext, product: Product): Promise<
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_products').where({ id: product.id }).whereNull('deleted_at').update({ deleted_at: new Date().toISOString(), lock_version: product.lock_version + 1 });
     if (n === 0) throw notFound('Product');
+    // After the update, in its transaction: a bundle saved meanwhile has either committed (and is found) or waits.
+    refuseWhileBundlesUse(await bundlesUsing(trx, { productId: product.id }), 'The product was not deleted');
     await journal(trx, { type: 'product', id: product.id, userId: ctx.user.id, action: 'delete', changes: [] });
   });
 }
@@ -416,6 +419,7 @@ export async function updatePrice(ctx: CrmContext, book: PriceBook, product: Pro
       if (clash) throw duplicateUnit();
       const n = await q.update(input);
       if (n === 0) throw staleRecord('This price');
+      if (input.unit_name !== price.unit_name) await refuseLastPriceOfBundledUnit(trx, book, product, price.unit_name, 'The price was not saved');
       if (priceText(price) !== priceText(input)) await journalPrice(trx, ctx, book, product, { field: 'price', old: priceText(price), new: priceText(input) });
       return priceRow(await trx('crm_product_prices').where({ id: price.id }).first());
     });
@@ -425,11 +429,21 @@ export async function updatePrice(ctx: CrmContext, book: PriceBook, product: Pro
   }
 }
 
+/**
+ * After a unit's price left `book` (inside that change's transaction): refuses (422) when it was the unit's last
+ * price there and a bundle of the book has the unit as an item.
+ */
+async function refuseLastPriceOfBundledUnit(trx: Knex.Transaction, book: PriceBook, product: Product, unitName: string, notDone: string): Promise<void> {
+  if (await trx('crm_product_prices').where({ price_book_id: book.id, product_id: product.id, unit_name: unitName }).first('id')) return;
+  refuseWhileBundlesUse(await bundlesUsing(trx, { productId: product.id, priceBookId: book.id, unitName }), notDone);
+}
+
 export async function removePrice(ctx: CrmContext, book: PriceBook, product: Product, price: PriceRow): Promise<void> {
   await requireManager(ctx);
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_product_prices').where({ id: price.id }).delete();
     if (n === 0) throw notFound('Price');
+    await refuseLastPriceOfBundledUnit(trx, book, product, price.unit_name, 'The price was not removed');
     await journalPrice(trx, ctx, book, product, { field: 'price', old: priceText(price), new: null });
   });
 }

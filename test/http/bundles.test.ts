@@ -205,6 +205,55 @@ describe('bundles (Q3)', () => {
     expect(edit.status).toBe(200);
   });
 
+  test('a product unit a bundle uses keeps its last price in that price book: removing or renaming it is refused (422) naming the bundle, until the bundle drops it', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const book = await priceBook('Bundles removal', 'crm-europe', [['R-LIC', 'licence', 1000, 'EUR'], ['R-LIC', 'licence', 1200, 'USD'], ['R-SUP', 'year', 500, 'EUR']]);
+    const form = { item_key: [`${await productId('R-LIC')}:licence`, `${await productId('R-SUP')}:year`], item_weight: ['1', '1'] };
+    const created = await director.post(`/crm/price-books/${book}/bundles`, await bundleForm('REMOVE', form));
+    expect(created.status).toBe(303);
+    const bundle = Number(/\/crm\/bundles\/(\d+)$/.exec(created.headers.location)![1]);
+    const priceOf = async (code: string, currency: string) => Number((await host.db.knex('crm_product_prices').where({ price_book_id: book, product_id: await productId(code), currency }).first('id')).id);
+    const support = await priceOf('R-SUP', 'EUR');
+    const refusal = 'The price was not removed: it is used by bundle Starter pack (REMOVE) in Bundles removal; remove it from the bundle first.';
+
+    const fromBook = await director.post(`/crm/price-books/${book}/prices/${support}/delete`, {});
+    expect(fromBook.status).toBe(422);
+    expect(visibleText(fromBook.text)).toContain(refusal);
+    const fromProduct = await director.post(`/crm/products/${await productId('R-SUP')}/prices/${support}/delete`, {});
+    expect(fromProduct.status).toBe(422);
+    expect(visibleText(fromProduct.text)).toContain(refusal);
+    const renamed = await director.post(`/crm/price-books/${book}/prices/${support}`, { unit_name: 'years', price: '5', currency: 'EUR', old_unit_name: 'year', old_price_minor: '500', old_currency: 'EUR' });
+    expect(renamed.status).toBe(422);
+    expect(visibleText(renamed.text)).toContain('The price was not saved: it is used by bundle Starter pack (REMOVE) in Bundles removal; remove it from the bundle first.');
+    expect(await host.db.knex('crm_product_prices').where({ id: support }).first()).toMatchObject({ unit_name: 'year' });
+    // The licence keeps its EUR price, so its USD price may go.
+    expect((await director.post(`/crm/price-books/${book}/prices/${await priceOf('R-LIC', 'USD')}/delete`, {})).status).toBe(303);
+
+    const edited = await director.post(`/crm/bundles/${bundle}`, await bundleForm('REMOVE', { item_key: [form.item_key[0]], item_weight: ['1'], lock_version: '0' }));
+    expect(edited.status).toBe(303);
+    expect((await director.post(`/crm/price-books/${book}/prices/${support}/delete`, {})).status).toBe(303);
+    expect(await host.db.knex('crm_product_prices').where({ id: support }).first()).toBeUndefined();
+    expect((await director.get(`/crm/bundles/${bundle}/edit`)).status).toBe(200);
+  });
+
+  test('a product a bundle uses cannot be deleted (422 naming the bundle) until the bundle is gone', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const book = await priceBook('Bundles product delete', 'crm-europe', [['D-LIC', 'licence', 1000, 'EUR']]);
+    const created = await director.post(`/crm/price-books/${book}/bundles`, await bundleForm('USES-D', { item_key: [`${await productId('D-LIC')}:licence`], item_weight: ['1'] }));
+    expect(created.status).toBe(303);
+    const bundle = Number(/\/crm\/bundles\/(\d+)$/.exec(created.headers.location)![1]);
+    const product = await productId('D-LIC');
+
+    const refused = await director.post(`/crm/products/${product}/delete`, { confirm: '1' });
+    expect(refused.status).toBe(422);
+    expect(visibleText(refused.text)).toContain('The product was not deleted: it is used by bundle Starter pack (USES-D) in Bundles product delete; remove it from the bundle first.');
+    expect((await host.db.knex('crm_products').where({ id: product }).first()).deleted_at).toBeNull();
+
+    expect((await director.post(`/crm/bundles/${bundle}/delete`, { confirm: '1', lock_version: '0' })).status).toBe(303);
+    expect((await director.post(`/crm/products/${product}/delete`, { confirm: '1' })).status).toBe(303);
+    expect((await host.db.knex('crm_products').where({ id: product }).first()).deleted_at).not.toBeNull();
+  });
+
   test('delete needs a confirmation; then the bundle and its items are gone', async () => {
     const director = await Session.signIn(host.app, 'director');
     const id = await createBundle(director, europeBook, 'GONE');
