@@ -109,7 +109,7 @@ export function bundleRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const priceBook = await requireManageablePriceBook(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, { priceBook, bundle: null, values: formBody(req) }, async () => {
-          const input = await readBundleInput(ctx.host.knex, formBody(req), priceBook.id);
+          const input = await readBundleInput(ctx.host.knex, formBody(req), priceBook);
           const bundle = await createBundle(ctx, priceBook, input);
           if (wantsJson(req)) return void res.status(201).json({ bundle: bundleJson(bundle, await bundleItems(ctx.host.knex, bundle.id)) });
           if (req.get('HX-Request')) res.set('HX-Push-Url', bundleUrl(bundle.id));
@@ -137,7 +137,7 @@ export function bundleRoutes(): CrmRoute[] {
         const { bundle, priceBook } = await requireManageableBundle(ctx, idParam(req));
         await saveOrRerender(ctx, req, res, { priceBook, bundle, values: formBody(req) }, async () => {
           const lockVersion = lockVersionOf(formBody(req));
-          const input = await readBundleInput(ctx.host.knex, formBody(req), priceBook.id);
+          const input = await readBundleInput(ctx.host.knex, formBody(req), priceBook);
           const saved = await updateBundle(ctx, bundle, input, lockVersion);
           await respondAfterChange(ctx.host, req, res, bundleUrl(saved.id), async () => ({ ...(await bundleDetailPage(ctx, saved, priceBook, 'Bundle saved.')), trigger: 'crm:bundleSaved' }));
         });

@@ -154,10 +154,11 @@ function readItems(input: FormInput, errors: FieldErrors): Array<{ product_id: n
 }
 
 /**
- * Reads and checks a bundle form for `priceBookId`; every problem is reported at once (422 naming the fields). Its
- * items are product units priced in that book (what the form offers), each once.
+ * Reads and checks a bundle form for `priceBook`; every problem is reported at once (422 naming the fields). Its
+ * currency is one the book prices in, its items are product units priced in that book (what the form offers), each once.
  */
-export async function readBundleInput(knex: Knex, input: FormInput, priceBookId: number): Promise<BundleInput> {
+export async function readBundleInput(knex: Knex, input: FormInput, priceBook: Pick<PriceBook, 'id' | 'name'>): Promise<BundleInput> {
+  const priceBookId = priceBook.id;
   const errors = new FieldErrors();
   const name = errors.text(input, 'name', 'Name', { max: 200, required: true });
   const description = errors.text(input, 'description', 'Description', { max: 5000 });
@@ -166,6 +167,13 @@ export async function readBundleInput(knex: Knex, input: FormInput, priceBookId:
   const currency = text(input, 'currency').toUpperCase();
   if (!currency) errors.add('currency', 'Currency is required');
   else if (!isCurrencyCode(currency)) errors.add('currency', 'Currency is not a known ISO 4217 code');
+  else {
+    // The rule a move applies to its target: a bundle is sold in a currency its price book prices things in.
+    const used = await priceBookCurrencies(knex, priceBookId);
+    if (!used.includes(currency)) {
+      errors.add('currency', used.length ? `${priceBook.name} has no prices in ${currency}; use a currency it prices in: ${used.join(', ')}` : `${priceBook.name} has no prices yet; add prices to it first`);
+    }
+  }
   let priceMinor = 0;
   const priceRaw = text(input, 'price');
   if (!priceRaw) errors.add('price', 'Price is required');

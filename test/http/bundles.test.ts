@@ -125,6 +125,27 @@ describe('bundles (Q3)', () => {
     expect(Number(after!.n)).toBe(Number(before!.n));
   });
 
+  test('create and edit: the currency must be one the price book prices in, as a move demands; 422 naming the field, nothing stored', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const before = Number((await host.db.knex('crm_bundles').count({ n: '*' }).first())!.n);
+    const message = 'Bundles Europe has no prices in USD; use a currency it prices in: EUR';
+    const form = await director.post(`/crm/price-books/${europeBook}/bundles`, await bundleForm('USD-FORM', { currency: 'USD' }));
+    expect(form.status).toBe(422);
+    expect(form.text).toContain('data-field="currency"');
+    expect(visibleText(form.text)).toContain(message);
+    const json = await director.agent.post(`/crm/price-books/${europeBook}/bundles`).set('Accept', 'application/json').set('X-CSRF-Token', director.csrf)
+      .send({ name: 'API pack', code: 'USD-API', price: '10', currency: 'usd', items: [{ product_id: await productId('B-LIC'), unit_name: 'licence', weight: 1 }] });
+    expect(json.status).toBe(422);
+    expect(json.body.fields.currency).toBe(message);
+    expect(Number((await host.db.knex('crm_bundles').count({ n: '*' }).first())!.n)).toBe(before);
+
+    const id = await createBundle(director, europeBook, 'EUR-ONLY');
+    const edit = await director.post(`/crm/bundles/${id}`, await bundleForm('EUR-ONLY', { currency: 'USD', lock_version: '0' }));
+    expect(edit.status).toBe(422);
+    expect(visibleText(edit.text)).toContain(message);
+    expect(await host.db.knex('crm_bundles').where({ id }).first()).toMatchObject({ currency: 'EUR', lock_version: 0 });
+  });
+
   test('a code is unique within a price book (not across price books)', async () => {
     const director = await Session.signIn(host.app, 'director');
     await createBundle(director, europeBook, 'UNIQ');
