@@ -177,8 +177,18 @@ export function bundleRoutes(): CrmRoute[] {
       method: 'post', path: '/crm/bundles/:id/delete', permission: MANAGE,
       async handler(ctx, req, res) {
         const { bundle, priceBook } = await requireManageableBundle(ctx, idParam(req));
-        if (text(formBody(req), 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'required' });
-        await deleteBundle(ctx, bundle);
+        const body = formBody(req);
+        try {
+          const lockVersion = lockVersionOf(body);
+          if (text(body, 'confirm') !== '1') throw invalid('Confirm the deletion.', { confirm: 'Tick the box to confirm' });
+          await deleteBundle(ctx, bundle, lockVersion);
+        } catch (err) {
+          // The page shown again carries the bundle as this request read it, so its lock version is current.
+          if (err instanceof CrmError && (err.status === 422 || err.status === 409)) {
+            return respond(ctx.host, req, res, await bundleDetailPage(ctx, bundle, priceBook, err.message, err.fieldErrors, err.status));
+          }
+          throw err;
+        }
         if (req.get('HX-Request')) return void res.set('HX-Redirect', priceBookUrl(priceBook.id)).status(204).end();
         if (wantsJson(req)) return void res.json({ deleted: bundle.id });
         res.redirect(303, priceBookUrl(priceBook.id));

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { isPg } from '../../migrations/dialect';
 import type { CrmContext } from '../http/guard';
-import { invalid, notFound, staleRecord } from '../http/errors';
+import { CrmError, invalid, notFound, staleRecord } from '../http/errors';
 import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
 import { amountInput, isCurrencyCode, parseAmount, splitByWeights } from './money';
@@ -356,12 +356,16 @@ export async function moveBundle(ctx: CrmContext, bundle: Bundle, targetId: numb
   });
 }
 
-export async function deleteBundle(ctx: CrmContext, bundle: Bundle): Promise<void> {
+/** Deletes a bundle with its items if nobody changed it since `lockVersion` was shown (else 409, nothing goes). */
+export async function deleteBundle(ctx: CrmContext, bundle: Bundle, lockVersion: number): Promise<void> {
   await requireManageablePriceBook(ctx, bundle.price_book_id);
   await ctx.host.knex.transaction(async (trx) => {
+    const deleted = await trx('crm_bundles').where({ id: bundle.id, lock_version: lockVersion }).delete();
+    if (!deleted) {
+      if (!(await trx('crm_bundles').where({ id: bundle.id }).first('id'))) throw notFound('Bundle');
+      throw new CrmError(409, 'This bundle was changed by someone else since this page was opened, so it was not deleted. Review it and delete it again if you still want to.');
+    }
     await trx('crm_bundle_items').where({ bundle_id: bundle.id }).delete();
-    const deleted = await trx('crm_bundles').where({ id: bundle.id }).delete();
-    if (!deleted) throw notFound('Bundle');
     await journal(trx, { type: 'bundle', id: bundle.id, userId: ctx.user.id, action: 'delete', changes: [{ field: 'code', old: bundle.code, new: null }, { field: 'name', old: bundle.name, new: null }] });
   });
 }

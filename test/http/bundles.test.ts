@@ -278,13 +278,36 @@ describe('bundles (Q3)', () => {
   test('delete needs a confirmation; then the bundle and its items are gone', async () => {
     const director = await Session.signIn(host.app, 'director');
     const id = await createBundle(director, europeBook, 'GONE');
-    expect((await director.post(`/crm/bundles/${id}/delete`, {})).status).toBe(422);
-    const res = await director.post(`/crm/bundles/${id}/delete`, { confirm: '1' });
+    expect((await director.post(`/crm/bundles/${id}/delete`, { lock_version: '0' })).status).toBe(422);
+    const res = await director.post(`/crm/bundles/${id}/delete`, { confirm: '1', lock_version: '0' });
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe(`/crm/price-books/${europeBook}`);
     expect(await host.db.knex('crm_bundles').where({ id }).first()).toBeUndefined();
     expect(await host.db.knex('crm_bundle_items').where({ bundle_id: id })).toHaveLength(0);
     expect((await director.get(`/crm/bundles/${id}`)).status).toBe(404);
+  });
+
+  test('delete carries the lock version its page showed: a bundle edited since answers 409 with a clear message and stays; deleting again from the fresh page works', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await createBundle(director, europeBook, 'STALE-DEL');
+    const deleteForm = (html: string) => /<form[^>]*action="\/crm\/bundles\/\d+\/delete"[\s\S]*?<\/form>/.exec(html)![0];
+    expect(lockVersionIn(deleteForm((await director.get(`/crm/bundles/${id}`)).text))).toBe('0');
+    expect((await director.post(`/crm/bundles/${id}`, await bundleForm('STALE-DEL', { price: '5', lock_version: '0' }))).status).toBe(303);
+
+    const missing = await director.post(`/crm/bundles/${id}/delete`, { confirm: '1' });
+    expect(missing.status).toBe(422);
+    expect(visibleText(missing.text)).toContain('The form is missing its lock version; reload the page.');
+    const stale = await director.post(`/crm/bundles/${id}/delete`, { confirm: '1', lock_version: '0' });
+    expect(stale.status).toBe(409);
+    expect(visibleText(stale.text)).toContain('This bundle was changed by someone else since this page was opened, so it was not deleted. Review it and delete it again if you still want to.');
+    expect(visibleText(stale.text)).toContain('5.00 EUR');
+    const kept = await host.db.knex('crm_bundles').where({ id }).first();
+    expect([Number(kept.price_minor), Number(kept.lock_version)]).toEqual([500, 1]);
+    expect(await host.db.knex('crm_bundle_items').where({ bundle_id: id })).toHaveLength(3);
+
+    const again = await director.post(`/crm/bundles/${id}/delete`, { confirm: '1', lock_version: lockVersionIn(deleteForm(stale.text)) });
+    expect(again.status).toBe(303);
+    expect(await host.db.knex('crm_bundles').where({ id }).first()).toBeUndefined();
   });
 
   test('visibility: a rep sees bundles of price books in reach, 404 elsewhere, and changes nothing', async () => {
