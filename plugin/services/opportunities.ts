@@ -403,6 +403,17 @@ export async function createOpportunity(ctx: CrmContext, project: HostProject, d
 }
 
 /**
+ * An opportunity's sales activities keep a copy of its account and project (the to-do page and the dashboards
+ * group and filter by them in SQL): they follow a change of either, in the change's transaction.
+ */
+async function activitiesFollowOpportunity(trx: Knex.Transaction, opp: Opportunity, data: Partial<OpportunityData> & Record<string, unknown>): Promise<void> {
+  const follow: Record<string, unknown> = {};
+  if ('account_id' in data && data.account_id !== opp.account_id) follow.account_id = data.account_id ?? null;
+  if ('project_id' in data && data.project_id !== opp.project_id) follow.project_id = data.project_id;
+  if (Object.keys(follow).length) await trx('crm_sales_activities').where({ record_type: 'opportunity', record_id: opp.id }).update(follow);
+}
+
+/**
  * Every change of an opportunity goes through here, so its contracts' copies of its owner and project follow in
  * the same transaction (`contractNotes` says why on each contract's journal).
  */
@@ -418,6 +429,7 @@ async function saveChanges(
     changes: changedFields(opp as unknown as Record<string, unknown>, data, Object.keys(data)),
   });
   await contractsFollowOpportunity(trx, ctx.user.id, opp.id, data, contractNotes);
+  await activitiesFollowOpportunity(trx, opp, data);
   const row = await trx('crm_opportunities').where({ id: opp.id }).first();
   return normalize(Opportunity.fromJson(row, { skipValidation: true }));
 }

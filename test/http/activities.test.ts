@@ -346,6 +346,43 @@ describe('to-do (O5)', () => {
   });
 });
 
+describe('an opportunity’s activities follow it', () => {
+  test('when the opportunity changes account or project, its activities are listed, filtered and grouped under the new ones', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await oppId('Acme – ERP rollout');
+    const before = await knex()('crm_opportunities').where({ id }).first();
+    const [acme, nordic] = [before.account_id as number, await accountId('Nordic Retail Group')];
+    const [europe, americas] = [host.demo.projects['crm-europe'].id, host.demo.projects['crm-americas'].id];
+    const target = before.project_id === europe ? americas : europe;
+    try {
+      const added = await director.post(`/crm/opportunities/${id}/activities`, {
+        category_id: String(await categoryId('Call')), subject: 'follows its opportunity', next_contact_on: day(0),
+      });
+      expect(added.status).toBe(303);
+      expect((await activity('follows its opportunity')).account_id).toBe(acme);
+      const saved = await director.post(`/crm/opportunities/${id}`, {
+        name: before.name, status_id: String(before.status_id), currency: before.currency, account_id: String(nordic), lock_version: String(before.lock_version),
+      });
+      expect(saved.status).toBe(303);
+      expect((await activity('follows its opportunity')).account_id).toBe(nordic);
+      const subjects = async (q: string) => ((await director.get(`/crm/activities.json${q}`)).body.activities as { subject: string }[]).map((a) => a.subject);
+      expect(await subjects(`?due=today&account=${nordic}`)).toContain('follows its opportunity');
+      expect(await subjects(`?due=today&account=${acme}`)).not.toContain('follows its opportunity');
+      const listed = await director.get(`/crm/opportunities/${id}/activities.json`);
+      expect(listed.body.activities.find((a: { subject: string }) => a.subject === 'follows its opportunity').account_id).toBe(nordic);
+
+      const lock = (await knex()('crm_opportunities').where({ id }).first()).lock_version;
+      expect((await director.post(`/crm/opportunities/${id}/project`, { project_id: String(target), lock_version: String(lock) })).status).toBe(303);
+      expect((await activity('follows its opportunity')).project_id).toBe(target);
+      expect(await subjects(`?due=today&project=${target}`)).toContain('follows its opportunity');
+      expect(await subjects(`?due=today&project=${before.project_id}`)).not.toContain('follows its opportunity');
+    } finally {
+      await knex()('crm_sales_activities').where({ subject: 'follows its opportunity' }).delete();
+      await knex()('crm_opportunities').where({ id }).update({ account_id: before.account_id, project_id: before.project_id });
+    }
+  });
+});
+
 describe('calendar entry (O6)', () => {
   test('an .ics with the account as title, the notes escaped, 30 minutes from now rounded up to 5 minutes', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
