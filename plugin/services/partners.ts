@@ -191,13 +191,35 @@ export async function updatePartner(ctx: CrmContext, partner: Partner, data: Par
   });
 }
 
-/** Soft delete: the row stays (journal, restore later); it disappears from every list and lookup. */
+/** The records a partner manages (A10): each loses the partner when the partner is deleted. */
+const MANAGED_BY_PARTNER = [
+  { table: 'crm_accounts', type: 'account' },
+  { table: 'crm_personal_contacts', type: 'personal_contact' },
+  { table: 'crm_opportunities', type: 'opportunity' },
+] as const;
+
+/**
+ * Soft delete: the row stays for the journal; it disappears from every list and lookup. Its accounts, consultants
+ * and opportunities lose the partner in the same transaction, each journaled (field partner_id), so its users
+ * (who see only what is assigned to it) no longer see them, and no record keeps pointing at a partner that is gone.
+ * The user links stay: a former partner user keeps seeing only its partner's records, now none.
+ */
 export async function deletePartner(ctx: CrmContext, partner: Partner): Promise<void> {
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_partners').where({ id: partner.id }).whereNull('deleted_at')
       .update({ deleted_at: new Date().toISOString(), lock_version: partner.lock_version + 1 });
     if (n === 0) throw notFound('Partner');
     await journal(trx, { type: 'partner', id: partner.id, userId: ctx.user.id, action: 'delete', changes: [] });
+    // Not named: the record's readers need not be the partner's.
+    const notes = 'Its partner was deleted';
+    for (const { table, type } of MANAGED_BY_PARTNER) {
+      const ids = (await trx(table).where({ partner_id: partner.id }).pluck('id')).map(Number);
+      if (!ids.length) continue;
+      await trx(table).whereIn('id', ids).update({ partner_id: null, lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
+      for (const id of ids) {
+        await journal(trx, { type, id, userId: ctx.user.id, action: 'update', changes: [{ field: 'partner_id', old: partner.id, new: null }], notes });
+      }
+    }
   });
 }
 

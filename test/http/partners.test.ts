@@ -109,6 +109,47 @@ describe('partners: create, show, edit, delete (A10, P5, P6)', () => {
     expect(await knex()('crm_journals').where({ journalized_type: 'partner', journalized_id: id }).orderBy('id').pluck('action')).toEqual(['create', 'delete']);
   });
 
+  test('deleting a partner frees what it managed: its accounts, consultants and opportunities lose the partner (journaled on each), and its users no longer see them', async () => {
+    const id = await newPartner('director', { name: 'Leaving Partner', project_id: project('crm-americas') });
+    const globex = await accountId('Globex Corporation');
+    const opp = Number((await knex()('crm_opportunities').where({ name: 'Globex – data platform' }).first()).id);
+    const [contactRow] = await knex()('crm_personal_contacts').insert({ last_name: 'Consultantson', partner_id: id, project_id: host.demo.projects['crm-americas'].id }).returning('id');
+    const consultant = Number(contactRow.id ?? contactRow);
+    const versions = { account: (await knex()('crm_accounts').where({ id: globex }).first()).lock_version, opportunity: (await knex()('crm_opportunities').where({ id: opp }).first()).lock_version };
+    await knex()('crm_accounts').where({ id: globex }).update({ partner_id: id });
+    await knex()('crm_opportunities').where({ id: opp }).update({ partner_id: id });
+    await knex()('crm_partner_users').insert({ partner_id: id, user_id: host.demo.users.rep2.id });
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    try {
+      expect((await rep2.get(`/crm/accounts/${globex}`)).status).toBe(200);
+      const director = await Session.signIn(host.app, 'director');
+      expect((await director.post(`/crm/partners/${id}/delete`, { confirm: '1' })).status).toBe(303);
+
+      expect((await rep2.get(`/crm/accounts/${globex}`)).status).toBe(404);
+      expect((await rep2.get(`/crm/opportunities/${opp}`)).status).toBe(404);
+      expect((await rep2.get(`/crm/personal-contacts/${consultant}`)).status).toBe(404);
+      expect((await rep2.get('/crm/accounts.json')).body.accounts).toEqual([]);
+      const account = await knex()('crm_accounts').where({ id: globex }).first();
+      expect(account.partner_id).toBeNull();
+      expect(account.lock_version).toBe(versions.account + 1);
+      expect((await knex()('crm_opportunities').where({ id: opp }).first()).partner_id).toBeNull();
+      expect((await knex()('crm_personal_contacts').where({ id: consultant }).first()).partner_id).toBeNull();
+      const cleared = async (type: string, recordId: number) => knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+        .where({ 'j.journalized_type': type, 'j.journalized_id': recordId, 'd.field': 'partner_id' }).orderBy('j.id', 'desc').first('d.old_value', 'd.new_value');
+      for (const [type, recordId] of [['account', globex], ['opportunity', opp], ['personal_contact', consultant]] as const) {
+        expect(await cleared(type, recordId)).toEqual({ old_value: String(id), new_value: null });
+      }
+      const page = visibleText((await director.get(`/crm/accounts/${globex}?tab=history`)).text);
+      expect(page).toContain('Its partner was deleted');
+      expect(page).not.toContain('Leaving Partner');
+    } finally {
+      await knex()('crm_partner_users').where({ partner_id: id }).delete();
+      await knex()('crm_accounts').where({ id: globex }).update({ partner_id: null });
+      await knex()('crm_opportunities').where({ id: opp }).update({ partner_id: null });
+      await knex()('crm_personal_contacts').where({ id: consultant }).delete();
+    }
+  });
+
   test('ids that do not exist or cannot be seen answer 404 everywhere', async () => {
     const pacific = await partnerId('Pacific Partners'); // crm-americas: rep1 is not there
     const rep1 = await Session.signIn(host.app, 'rep1');
