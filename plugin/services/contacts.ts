@@ -10,6 +10,7 @@ import { FieldErrors, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal, referenceTo } from './journal';
 import type { PageMeta } from './pagination';
 import { findVisiblePartner, partnerPicker, type PartnerPicker } from './partners';
+import { roleLabel } from './opportunity-actions';
 import { recordScope, type RecordScope } from './visibility';
 
 export const CONTACT_SORTS = ['last_name', 'first_name', 'city', 'created_at', 'updated_at'] as const;
@@ -241,13 +242,33 @@ export async function updateContact(ctx: CrmContext, contact: PersonalContact, i
   });
 }
 
-/** Soft delete: the row stays for the journal; it disappears from lists, lookups and account People tabs. */
+/**
+ * Soft delete: the row stays for the journal; it disappears from lists and lookups. Nothing keeps pointing at it:
+ * in the same transaction it leaves the accounts it works for, its business roles, and the opportunities it is the
+ * contact of, each journaled on that record (or every reader of those would meet "a contact you cannot see").
+ */
 export async function deleteContact(ctx: CrmContext, contact: PersonalContact): Promise<void> {
   await ctx.host.knex.transaction(async (trx) => {
     const n = await trx('crm_personal_contacts').where({ id: contact.id }).whereNull('deleted_at')
       .update({ deleted_at: new Date().toISOString(), lock_version: contact.lock_version + 1 });
     if (n === 0) throw notFound('Contact');
     await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'delete', changes: [] });
+    const notes = 'Its contact was deleted';
+    const named = `${contactName(contact)}${referenceTo(contact.id)}`;
+    const accountIds = (await trx('crm_account_contacts').where({ contact_id: contact.id }).pluck('account_id')).map(Number);
+    await trx('crm_account_contacts').where({ contact_id: contact.id }).delete();
+    for (const id of accountIds) await journal(trx, { type: 'account', id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: named, new: null }], notes });
+    const roles: { opportunity_id: number; description: string | null }[] = await trx('crm_business_roles').where({ contact_id: contact.id }).select('opportunity_id', 'description');
+    await trx('crm_business_roles').where({ contact_id: contact.id }).delete();
+    const oppIds = (await trx('crm_opportunities').where({ contact_id: contact.id }).pluck('id')).map(Number);
+    if (oppIds.length) await trx('crm_opportunities').whereIn('id', oppIds).update({ contact_id: null, lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
+    for (const id of new Set([...oppIds, ...roles.map((r) => Number(r.opportunity_id))])) {
+      const changes = [
+        ...(oppIds.includes(id) ? [{ field: 'contact_id', old: contact.id, new: null }] : []),
+        ...roles.filter((r) => Number(r.opportunity_id) === id).map((r) => ({ field: 'business_roles', old: roleLabel(contact.id, String(r.description ?? '')), new: null })),
+      ];
+      await journal(trx, { type: 'opportunity', id, userId: ctx.user.id, action: 'update', changes, notes });
+    }
   });
 }
 

@@ -138,7 +138,8 @@ export async function roleContactOptions(ctx: CrmContext, opp: Opportunity): Pro
 }
 
 /** The journal names the contact by id: the history is read by people who may not see that contact. */
-const roleLabel = (contactId: number, description: string) => `contact #${contactId}${description ? `: ${description}` : ''}`;
+/** How an opportunity's history names a business role (field business_roles). */
+export const roleLabel = (contactId: number, description: string) => `contact #${contactId}${description ? `: ${description}` : ''}`;
 
 /** Adds a contact the user may see (404 otherwise) with a role description of at most 200 characters. */
 export async function addBusinessRole(ctx: CrmContext, opp: Opportunity, input: FormInput): Promise<BusinessRoleRow> {

@@ -147,6 +147,39 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     expect(actions).toEqual(['create', 'delete']);
   });
 
+  test('deleting a contact leaves nothing pointing at it: its account links, business roles and the opportunities it was the contact of let go, journaled', async () => {
+    const id = await newContact('director', { first_name: 'Otto', last_name: 'Leaving', project_id: project('crm-europe') });
+    const director = await Session.signIn(host.app, 'director');
+    const account = await accountId('Acme Manufacturing');
+    const opp = Number((await knex()('crm_opportunities').where({ name: 'Acme – ERP rollout' }).first()).id);
+    const before = await knex()('crm_opportunities').where({ id: opp }).first();
+    try {
+      expect((await director.post(`/crm/accounts/${account}/contacts`, { contact: String(id), role: 'Buyer' })).status).toBe(303);
+      await knex()('crm_opportunities').where({ id: opp }).update({ contact_id: id });
+      await knex()('crm_business_roles').insert({ opportunity_id: opp, contact_id: id, description: 'Decision maker' });
+      expect(visibleText((await director.get(`/crm/opportunities/${opp}`)).text)).toContain('Otto Leaving');
+
+      expect((await director.post(`/crm/personal-contacts/${id}/delete`, { confirm: '1' })).status).toBe(303);
+      expect(await knex()('crm_account_contacts').where({ contact_id: id })).toEqual([]);
+      expect(await knex()('crm_business_roles').where({ contact_id: id })).toEqual([]);
+      const after = await knex()('crm_opportunities').where({ id: opp }).first();
+      expect(after.contact_id).toBeNull();
+      expect(after.lock_version).toBe(before.lock_version + 1);
+      const page = visibleText((await director.get(`/crm/opportunities/${opp}`)).text);
+      expect(page).not.toContain('a contact you cannot see');
+      const fields = async (type: string, recordId: number) => knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+        .where({ 'j.journalized_type': type, 'j.journalized_id': recordId }).where('j.id', '>', 0).orderBy('d.id').select('d.field', 'd.old_value', 'd.new_value');
+      expect(await fields('account', account)).toContainEqual({ field: 'contacts', old_value: `Otto Leaving (#${id})`, new_value: null });
+      const oppFields = await fields('opportunity', opp);
+      expect(oppFields).toContainEqual({ field: 'contact_id', old_value: String(id), new_value: null });
+      expect(oppFields).toContainEqual({ field: 'business_roles', old_value: `contact #${id}: Decision maker`, new_value: null });
+    } finally {
+      await knex()('crm_business_roles').where({ contact_id: id }).delete();
+      await knex()('crm_account_contacts').where({ contact_id: id }).delete();
+      await knex()('crm_opportunities').where({ id: opp }).update({ contact_id: before.contact_id });
+    }
+  });
+
   test('ids that do not exist or cannot be seen answer 404 on every route', async () => {
     const hidden = await newContact('rep2', { last_name: 'Hidden', project_id: project('crm-americas') });
     const rep1 = await Session.signIn(host.app, 'rep1');
