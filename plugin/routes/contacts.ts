@@ -79,7 +79,10 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
   const knex = ctx.host.knex;
   const type = contact.contact_type_id ? await knex('crm_contact_types').where({ id: contact.contact_type_id }).first('name') : null;
   const partner = contact.partner_id ? await findVisiblePartner(ctx, contact.partner_id) : null;
-  const project = contact.project_id ? await ctx.host.projectById(contact.project_id) : null;
+  // A contact is also seen through an account it works for: its project and partner are named only to those who
+  // may see them, the others learn that there is one, not which.
+  const stored = contact.project_id ? await ctx.host.projectById(contact.project_id) : null;
+  const project = stored && (await ctx.host.can(ctx.user, 'view_personal_contacts', stored)) ? stored : null;
   const accounts = await accountsOfContact(ctx, contact);
   const log = tab.id === 'history' ? await presentHistory(ctx, await history(knex, 'personal_contact', contact.id, pageParam(req), 20)) : null;
   const files = tab.id === 'files' ? await attachmentListLocals(ctx, CONTACT_ATTACHMENTS, contact) : null;
@@ -90,7 +93,7 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
     title: contactName(contact),
     view: 'contacts/show',
     status,
-    locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, accounts, log, files, canEdit, canDelete, taskIn, message, errors },
+    locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, hiddenProject: Boolean(stored) && !project, accounts, log, files, canEdit, canDelete, taskIn, message, errors },
     json: {
       personal_contact: { ...contactJson(contact), type: type?.name ?? null, partner: partner ? { id: partner.id, name: partner.name } : null, accounts },
       can_edit: canEdit, error: status >= 400 ? message : undefined, fields: status >= 400 ? errors : undefined,

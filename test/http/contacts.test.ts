@@ -180,6 +180,35 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     }
   });
 
+  test('a contact seen through its account names its project and partner only to those who may see them', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const [row] = await knex()('crm_partners').insert({ name: 'Far Away Partner', project_id: host.demo.projects['crm-americas'].id, author_id: host.demo.users.director.id }).returning('id');
+    const partner = Number(row.id ?? row);
+    const id = await newContact('rep2', { last_name: 'Acrossprojects', partner_id: String(partner), project_id: project('crm-americas') });
+    const account = await accountId('Acme Manufacturing');
+    try {
+      expect((await director.post(`/crm/accounts/${account}/contacts`, { contact: String(id) })).status).toBe(303);
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get('/projects/crm-americas/crm/personal-contacts')).status).toBe(404);
+      const page = await rep1.get(`/crm/personal-contacts/${id}`);
+      expect(page.status).toBe(200);
+      const text = visibleText(page.text);
+      expect(text).toContain('Acrossprojects');
+      expect(text).not.toContain(host.demo.projects['crm-americas'].name);
+      expect(page.text).not.toContain('/projects/crm-americas/');
+      expect(text).toContain('Project a project you cannot see');
+      expect(text).not.toContain('Far Away Partner');
+      expect(text).toContain('Partner a partner you cannot see');
+      const json = (await rep1.get(`/crm/personal-contacts/${id}.json`)).body.personal_contact;
+      expect(json.partner).toBeNull();
+      expect(visibleText((await director.get(`/crm/personal-contacts/${id}`)).text)).toContain(`Project ${host.demo.projects['crm-americas'].name}`);
+    } finally {
+      await knex()('crm_account_contacts').where({ contact_id: id }).delete();
+      await knex()('crm_personal_contacts').where({ id }).delete();
+      await knex()('crm_partners').where({ id: partner }).delete();
+    }
+  });
+
   test('ids that do not exist or cannot be seen answer 404 on every route', async () => {
     const hidden = await newContact('rep2', { last_name: 'Hidden', project_id: project('crm-americas') });
     const rep1 = await Session.signIn(host.app, 'rep1');
