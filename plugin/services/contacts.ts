@@ -3,6 +3,7 @@ import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject, HostTask } from '../host';
 import { applyAccountScope, type Account } from '../models/account';
+import { applyPartnerScope } from '../models/partner';
 import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalContact } from '../models/contact';
 import { canEditAccount, findVisibleAccount, globalContext } from './accounts';
 import { whereAnyContains } from './text-search';
@@ -98,10 +99,13 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   const count = Number(total);
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
+  // A contact is also seen through an account it works for: its partner is named only to those who may see it.
+  const partners = knex('crm_partners as p').select('p.id', 'p.name');
+  applyPartnerScope(partners, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
   const rows = await base.clone()
     .leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
-    .leftJoin('crm_partners as p', (j) => j.on('p.id', 'c.partner_id').andOnNull('p.deleted_at'))
-    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'c.city', 'c.owner_id', 'c.partner_id', 't.name as type_name', 'p.name as partner_name')
+    .leftJoin(partners.as('vp'), 'vp.id', 'c.partner_id')
+    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'c.city', 'c.owner_id', 'c.partner_id', 't.name as type_name', 'vp.name as partner_name')
     .orderBy([{ column: `c.${filters.sort}`, order: filters.dir }, { column: 'c.first_name', order: filters.dir }, { column: 'c.id', order: filters.dir }])
     .limit(perPage).offset((current - 1) * perPage);
   return { rows, meta: { page: current, pages, total: count, per_page: perPage } };

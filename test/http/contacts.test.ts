@@ -201,6 +201,12 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
       expect(text).toContain('Partner a partner you cannot see');
       const json = (await rep1.get(`/crm/personal-contacts/${id}.json`)).body.personal_contact;
       expect(json.partner).toBeNull();
+      const list = await rep1.get('/crm/personal-contacts?q=acrossprojects');
+      expect(listedNames(list.text)).toEqual(['Acrossprojects']);
+      expect(visibleText(list.text)).not.toContain('Far Away Partner');
+      const listed = (await rep1.get('/crm/personal-contacts.json?q=acrossprojects')).body.personal_contacts;
+      expect(listed).toEqual([expect.objectContaining({ id, partner_name: null })]);
+      expect((await director.get('/crm/personal-contacts.json?q=acrossprojects')).body.personal_contacts).toEqual([expect.objectContaining({ id, partner_name: 'Far Away Partner' })]);
       expect(visibleText((await director.get(`/crm/personal-contacts/${id}`)).text)).toContain(`Project ${host.demo.projects['crm-americas'].name}`);
     } finally {
       await knex()('crm_account_contacts').where({ contact_id: id }).delete();
