@@ -60,10 +60,14 @@ export async function listPartners(ctx: CrmContext, filters: PartnerFilters, pag
   const count = Number(total);
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
+  // Counted as the partner page lists them (consultantsOf, managedAccounts): only what this user may see.
+  const { query: consultants } = await visibleContactsQuery(ctx);
+  const accounts = knex('crm_accounts as a').count('*').whereRaw('a.partner_id = p.id');
+  applyAccountScope(accounts, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }));
   const rows = await base.clone()
     .select('p.id', 'p.name', 'p.email', 'p.city', 'p.country', 'p.manager_id', 'p.project_id')
-    .select(knex('crm_personal_contacts as c').count('*').whereRaw('c.partner_id = p.id').whereNull('c.deleted_at').as('consultants'))
-    .select(knex('crm_accounts as a').count('*').whereRaw('a.partner_id = p.id').whereNull('a.deleted_at').as('accounts'))
+    .select(consultants.count('*').whereRaw('c.partner_id = p.id').as('consultants'))
+    .select(accounts.as('accounts'))
     .orderBy([{ column: `p.${filters.sort}`, order: filters.dir }, { column: 'p.id', order: filters.dir }])
     .limit(perPage).offset((current - 1) * perPage);
   return {

@@ -150,6 +150,30 @@ describe('partners: create, show, edit, delete (A10, P5, P6)', () => {
     }
   });
 
+  test('the list counts only the consultants and accounts the reader may see, as the partner page lists them', async () => {
+    const baltic = await partnerId('Baltic Consulting');
+    const director = host.demo.users.director.id;
+    const type = Number((await knex()('crm_accounts').first('account_type_id')).account_type_id);
+    const [accountRow] = await knex()('crm_accounts').insert({ name: 'Director Private Ltd', account_type_id: type, is_private: true, author_id: director, partner_id: baltic }).returning('id');
+    const [contactRow] = await knex()('crm_personal_contacts').insert({ last_name: 'Unseenconsultant', partner_id: baltic, project_id: host.demo.projects['crm-americas'].id, author_id: director }).returning('id');
+    try {
+      const counts = async (login: string) => {
+        const s = await Session.signIn(host.app, login);
+        const row = (await s.get('/crm/partners.json?q=baltic')).body.partners.find((p: { id: number }) => p.id === baltic);
+        const page = (await s.get(`/crm/partners/${baltic}.json`)).body;
+        return { listed: { consultants: row.consultants, accounts: row.accounts }, shown: { consultants: page.consultants.length, accounts: page.accounts.length } };
+      };
+      const rep = await counts('rep1');
+      expect(rep.listed).toEqual(rep.shown);
+      const boss = await counts('director');
+      expect(boss.listed).toEqual(boss.shown);
+      expect(boss.listed.accounts).toBe(rep.listed.accounts + 1);
+    } finally {
+      await knex()('crm_accounts').where({ id: Number(accountRow.id ?? accountRow) }).delete();
+      await knex()('crm_personal_contacts').where({ id: Number(contactRow.id ?? contactRow) }).delete();
+    }
+  });
+
   test('ids that do not exist or cannot be seen answer 404 everywhere', async () => {
     const pacific = await partnerId('Pacific Partners'); // crm-americas: rep1 is not there
     const rep1 = await Session.signIn(host.app, 'rep1');
