@@ -57,7 +57,7 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
 }
 
 async function formPage(ctx: CrmContext, contact: PersonalContact | null, values: FormInput, errors: Record<string, string> = {}, message: string | null = null, status = 200): Promise<PageResponse> {
-  const options = await contactFormOptions(ctx, positiveId(text(values, 'partner_id')));
+  const options = await contactFormOptions(ctx, positiveId(text(values, 'partner_id')), contact?.contact_type_id ?? null);
   const projects = contact || ctx.project ? [] : await ctx.host.projectsWhere(ctx.user, 'add_personal_contacts');
   const accountId = Number(text(values, 'account_id'));
   const account = !contact && accountId ? await findVisibleAccount(ctx, accountId) : null;

@@ -148,10 +148,13 @@ export interface ContactFormOptions {
   users: { id: number; name: string }[];
 }
 
-/** `partnerId`: the partner the form or filter holds, kept in its picker even when this user cannot see it. */
-export async function contactFormOptions(ctx: CrmContext, partnerId: number | null): Promise<ContactFormOptions> {
+/**
+ * `partnerId`: the partner the form or filter holds, kept in its picker even when this user cannot see it.
+ * `typeId`: the contact's own type, offered even when switched off since, so saving the form keeps it.
+ */
+export async function contactFormOptions(ctx: CrmContext, partnerId: number | null, typeId: number | null = null): Promise<ContactFormOptions> {
   return {
-    types: await ContactType.query(ctx.host.knex).where({ active: true }).orderBy('position'),
+    types: await ContactType.query(ctx.host.knex).where((b) => { b.where('active', true); if (typeId) b.orWhere('id', typeId); }).orderBy(['position', 'id']),
     partners: await partnerPicker(ctx, partnerId),
     users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })),
   };
@@ -174,7 +177,10 @@ export async function readContactInput(ctx: CrmContext, input: FormInput, existi
   const knex = ctx.host.knex;
   const errors = new FieldErrors();
   const typeId = errors.id(input, 'contact_type_id', 'Contact type');
-  if (typeId && !(await knex('crm_contact_types').where({ id: typeId, active: true }).first())) errors.add('contact_type_id', 'Choose a contact type from the list');
+  // A type switched off since stays on the contacts that have it; it is not given to others.
+  if (typeId && typeId !== existing?.contact_type_id && !(await knex('crm_contact_types').where({ id: typeId, active: true }).first())) {
+    errors.add('contact_type_id', 'Choose a contact type from the list');
+  }
   const ownerId = errors.id(input, 'owner_id', 'Owner');
   if (ownerId && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');
   const partnerId = errors.id(input, 'partner_id', 'Partner');

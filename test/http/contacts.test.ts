@@ -215,6 +215,30 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     }
   });
 
+  test('a contact whose type was switched off keeps it: the edit form still offers and selects it, and saving another field stores it unchanged', async () => {
+    const [typeRow] = await knex()('crm_contact_types').insert({ name: 'Retired type', active: true, position: 99 }).returning('id');
+    const retired = Number(typeRow.id ?? typeRow);
+    const id = await newContact('director', { last_name: 'Typekeeper', contact_type_id: String(retired), project_id: project('crm-europe') });
+    try {
+      await knex()('crm_contact_types').where({ id: retired }).update({ active: false });
+      const director = await Session.signIn(host.app, 'director');
+      const form = await director.get(`/crm/personal-contacts/${id}/edit`);
+      expect(form.text).toMatch(new RegExp(`<option value="${retired}" selected>Retired type</option>`));
+      const saved = await director.post(`/crm/personal-contacts/${id}`, { last_name: 'Typekeeper', phone: '+46 8 123', contact_type_id: String(retired), lock_version: lockVersionIn(form.text) });
+      expect(saved.status).toBe(303);
+      const row = await knex()('crm_personal_contacts').where({ id }).first();
+      expect(row).toMatchObject({ contact_type_id: retired, phone: '+46 8 123' });
+      // A switched-off type is not offered to other contacts.
+      expect((await director.get('/crm/personal-contacts/new')).text).not.toContain('Retired type');
+      const other = await director.post('/crm/personal-contacts', { last_name: 'Newcomer', contact_type_id: String(retired), project_id: project('crm-europe') });
+      expect(other.status).toBe(422);
+      expect(other.text).toContain('data-field="contact_type_id"');
+    } finally {
+      await knex()('crm_personal_contacts').where({ id }).delete();
+      await knex()('crm_contact_types').where({ id: retired }).delete();
+    }
+  });
+
   test('ids that do not exist or cannot be seen answer 404 on every route', async () => {
     const hidden = await newContact('rep2', { last_name: 'Hidden', project_id: project('crm-americas') });
     const rep1 = await Session.signIn(host.app, 'rep1');
