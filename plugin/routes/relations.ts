@@ -61,13 +61,14 @@ async function linkFormPage(ctx: CrmContext, account: Account, values: FormInput
 }
 
 async function internalFormPage(ctx: CrmContext, account: Account, relationId: number | null, values: FormInput, errors: Record<string, string> = {}, message: string | null = null, status = 200): Promise<PageResponse> {
+  const storedCategory = relationId ? (await findInternalRelation(ctx, account, relationId)).category_id : null;
   return {
     title: relationId ? `Edit internal relation · ${account.name}` : `New internal relation · ${account.name}`,
     view: 'accounts/tabs/relations-more',
     status,
     locals: {
       internalPage: true, account, relationId, values, errors, message,
-      users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })), categories: await internalCategories(ctx.host.knex),
+      users: (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name })), categories: await internalCategories(ctx.host.knex, storedCategory),
     },
     json: { error: message, fields: errors },
   };
@@ -148,9 +149,9 @@ export function relationRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireEditableAccount(ctx, numberParam(req, 'id'));
         const relationId = numberParam(req, 'relationId');
-        await findInternalRelation(ctx, account, relationId);
+        const relation = await findInternalRelation(ctx, account, relationId);
         await changeOrRerender(ctx, req, res, async () => {
-          await updateInternalRelation(ctx, account, relationId, await readInternalRelation(ctx, formBody(req)));
+          await updateInternalRelation(ctx, account, relationId, await readInternalRelation(ctx, formBody(req), relation.category_id));
           await afterChange(ctx, req, res, account, 'relations', 'crm:internalRelationSaved', { internal_relation: { id: relationId } });
         }, async (err) => internalFormPage(ctx, account, relationId, formBody(req), err.fieldErrors, err.message, err.status));
       },

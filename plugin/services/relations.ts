@@ -222,8 +222,10 @@ export interface InternalRelation {
   commission: string | null;
 }
 
-export async function internalCategories(knex: Knex): Promise<{ id: number; name: string }[]> {
-  return (await knex('crm_internal_relation_categories').where({ active: true }).orderBy(['position', 'id']).select('id', 'name'))
+/** The categories to choose from; `includeId`, a relation's own, even when switched off since (saving keeps it). */
+export async function internalCategories(knex: Knex, includeId: number | null = null): Promise<{ id: number; name: string }[]> {
+  return (await knex('crm_internal_relation_categories').where((b) => { b.where('active', true); if (includeId) b.orWhere('id', includeId); })
+    .orderBy(['position', 'id']).select('id', 'name'))
     .map((r) => ({ id: Number(r.id), name: String(r.name) }));
 }
 
@@ -287,15 +289,18 @@ export interface InternalRelationInput {
   commission_bp: number | null;
 }
 
-/** Reads the internal relation form, reporting every problem at once (422). */
-export async function readInternalRelation(ctx: CrmContext, input: FormInput): Promise<InternalRelationInput> {
+/**
+ * Reads the internal relation form, reporting every problem at once (422). `existingCategoryId`: the edited
+ * relation's category, kept even when switched off since.
+ */
+export async function readInternalRelation(ctx: CrmContext, input: FormInput, existingCategoryId: number | null = null): Promise<InternalRelationInput> {
   const errors = new FieldErrors();
   const userId = errors.id(input, 'user_id', 'User');
   if (!userId) errors.add('user_id', 'Choose a user');
   else if (!(await ctx.host.userById(userId))) errors.add('user_id', 'Choose a user from the list');
   const categoryId = errors.id(input, 'category_id', 'Category');
   if (!categoryId) errors.add('category_id', 'Choose a category');
-  else if (!(await internalCategories(ctx.host.knex)).some((c) => c.id === categoryId)) errors.add('category_id', 'Choose a category from the list');
+  else if (!(await internalCategories(ctx.host.knex, existingCategoryId)).some((c) => c.id === categoryId)) errors.add('category_id', 'Choose a category from the list');
   const since = errors.date(input, 'since', 'Since');
   const commission = parseCommission(text(input, 'commission'), errors);
   if (errors.any) throw invalid('The internal relation was not saved: fix the fields marked below.', errors.errors);
@@ -310,7 +315,8 @@ function describe(r: InternalRelationInput, users: Map<number, string>, categori
 async function names(ctx: CrmContext) {
   return {
     users: new Map((await ctx.host.users()).map((u) => [u.id, u.name])),
-    categories: new Map((await internalCategories(ctx.host.knex)).map((c) => [c.id, c.name])),
+    // Every category, switched off or not: a relation may keep one switched off since.
+    categories: new Map((await ctx.host.knex('crm_internal_relation_categories').select('id', 'name')).map((c: { id: number; name: string }) => [Number(c.id), String(c.name)])),
   };
 }
 

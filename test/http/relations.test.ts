@@ -260,6 +260,31 @@ describe('internal relations (A7)', () => {
     ]);
   });
 
+  test('a relation whose category was switched off keeps it: the edit form selects it, saving stores it, the history names it; others cannot choose it', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const a = await makeAccount('Retired Category Co');
+    const [catRow] = await knex('crm_internal_relation_categories').insert({ name: 'Retired role', active: true, position: 99 }).returning('id');
+    const retired = Number(catRow.id ?? catRow);
+    try {
+      await director.post(`/crm/accounts/${a}/internal-relations`, { user_id: String(host.demo.users.rep2.id), category_id: String(retired) });
+      const [row] = await knex('crm_internal_relations').where({ account_id: a });
+      await knex('crm_internal_relation_categories').where({ id: retired }).update({ active: false });
+      const form = await director.get(`/crm/accounts/${a}/internal-relations/${row.id}/edit`);
+      expect(form.text).toContain(`<option value="${retired}" selected>Retired role</option>`);
+      const saved = await director.post(`/crm/accounts/${a}/internal-relations/${row.id}`, { user_id: String(host.demo.users.rep2.id), category_id: String(retired), commission: '5' });
+      expect(saved.status).toBe(303);
+      expect(await knex('crm_internal_relations').where({ id: row.id }).first()).toMatchObject({ category_id: retired, commission_bp: 500 });
+      expect((await journalDetails(a, 'internal_relations')).pop()).toEqual({ old_value: 'Rita Rep · Retired role', new_value: 'Rita Rep · Retired role · 5 %' });
+      const other = await director.post(`/crm/accounts/${a}/internal-relations`, { user_id: String(host.demo.users.rep1.id), category_id: String(retired) });
+      expect(other.status).toBe(422);
+      expect(other.text).toContain('data-field="category_id"');
+    } finally {
+      await knex('crm_internal_relations').where({ account_id: a }).delete();
+      await knex('crm_internal_relation_categories').where({ id: retired }).delete();
+    }
+  });
+
   test('internal relations of another account, or of an account the user cannot edit, are out of reach', async () => {
     const director = await Session.signIn(host.app, 'director');
     const a = await makeAccount('Reach Alpha');
