@@ -239,6 +239,29 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     }
   });
 
+  test('a partner user’s new contact is their partner’s consultant (they see only those): the partner is filled in, clearing it is refused', async () => {
+    const pacific = Number((await knex()('crm_partners').where({ name: 'Pacific Partners' }).first()).id);
+    await knex()('crm_partner_users').insert({ partner_id: pacific, user_id: host.demo.users.rep2.id });
+    try {
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      const res = await rep2.post('/crm/personal-contacts', { last_name: 'Ownconsultant', project_id: project('crm-americas') });
+      expect(res.status).toBe(303);
+      const id = await contactId('Ownconsultant');
+      expect((await knex()('crm_personal_contacts').where({ id }).first()).partner_id).toBe(pacific);
+      const page = await rep2.get(res.headers.location);
+      expect(page.status).toBe(200);
+      expect(visibleText(page.text)).toContain('Partner Pacific Partners');
+      // Clearing the partner on edit would hide the contact from its editor: refused.
+      const cleared = await rep2.post(`/crm/personal-contacts/${id}`, { last_name: 'Ownconsultant', partner_id: '', lock_version: '0' });
+      expect(cleared.status).toBe(422);
+      expect(cleared.text).toContain('data-field="partner_id"');
+      expect((await knex()('crm_personal_contacts').where({ id }).first()).partner_id).toBe(pacific);
+    } finally {
+      await knex()('crm_partner_users').where({ partner_id: pacific }).delete();
+      await knex()('crm_personal_contacts').where({ last_name: 'Ownconsultant' }).delete();
+    }
+  });
+
   test('ids that do not exist or cannot be seen answer 404 on every route', async () => {
     const hidden = await newContact('rep2', { last_name: 'Hidden', project_id: project('crm-americas') });
     const rep1 = await Session.signIn(host.app, 'rep1');
