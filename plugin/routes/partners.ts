@@ -16,7 +16,7 @@ import { activityListLocals, addFormLocals } from './activities';
 import { attachmentListLocals, PARTNER_ATTACHMENTS } from './attachments';
 import { pageParam } from '../services/pagination';
 import {
-  assignAccountToPartner, canEditPartner, consultantsOf, createPartner, deletePartner, findVisiblePartner, listPartners, managedAccounts,
+  assignAccountToPartner, canEditPartner, isPartnerUser, requireMayAddPartners, consultantsOf, createPartner, deletePartner, findVisiblePartner, listPartners, managedAccounts,
   parsePartnerFilters, partnerFilterParams, partnerPicker, partnerUsers, readPartnerInput, requireEditablePartner, requireVisiblePartner,
   setPartnerUser, updatePartner,
 } from '../services/partners';
@@ -48,7 +48,7 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
     project: ctx.project,
     locals: {
       rows, meta, filters, params: partnerFilterParams(filters), users, base: listBase(ctx), queryString, project: ctx.project,
-      canAdd: await ctx.host.can(ctx.user, 'add_partners', ctx.project),
+      canAdd: (await ctx.host.can(ctx.user, 'add_partners', ctx.project)) && !(await isPartnerUser(ctx)),
     },
     json: {
       partners: rows.map((r) => ({ ...r, manager: r.manager_id ? users.get(r.manager_id) ?? null : null, url: partnerUrl(r.id) })),
@@ -122,8 +122,12 @@ async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, part
 }
 
 const listHandler = async (ctx: CrmContext, req: Request, res: Response) => respond(ctx.host, req, res, await listPage(ctx, req));
-const newHandler = async (ctx: CrmContext, req: Request, res: Response) => respond(ctx.host, req, res, await formPage(ctx, null, { manager_id: String(ctx.user.id) }));
+const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
+  await requireMayAddPartners(ctx);
+  await respond(ctx.host, req, res, await formPage(ctx, null, { manager_id: String(ctx.user.id) }));
+};
 const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
+  await requireMayAddPartners(ctx);
   await saveOrRerender(ctx, req, res, null, async () => {
     const data = await readPartnerInput(ctx, formBody(req));
     let project = ctx.project;

@@ -10,7 +10,7 @@ import { FieldErrors, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
 import { readUnderVersions, scopeKey } from './data-version';
 import type { PageMeta } from './pagination';
-import { recordScope, type RecordScope } from './visibility';
+import { partnerIdsOf, recordScope, type RecordScope } from './visibility';
 
 export const PARTNER_SORTS = ['name', 'city', 'country', 'created_at', 'updated_at'] as const;
 
@@ -149,6 +149,15 @@ export async function partnerPicker(ctx: CrmContext, currentId: number | null): 
   if (currentId === null) return { options, current: null };
   const name = options ? options.find((o) => o.id === currentId)?.name : (await visiblePartnerNames(ctx, [currentId])).get(currentId);
   return { options, current: { id: currentId, name: name ?? null } };
+}
+
+/** Partner users see only their own partners (A10): a partner they added would vanish from them at once. */
+export async function isPartnerUser(ctx: CrmContext): Promise<boolean> {
+  return (await partnerIdsOf(ctx.host.knex, ctx.user.id)) !== null;
+}
+
+export async function requireMayAddPartners(ctx: CrmContext): Promise<void> {
+  if (await isPartnerUser(ctx)) throw forbidden('Partner users do not add partners: they see only their own partner.');
 }
 
 export type PartnerData = Record<(typeof PARTNER_FIELDS)[number], unknown>;

@@ -174,6 +174,28 @@ describe('partners: create, show, edit, delete (A10, P5, P6)', () => {
     }
   });
 
+  test('a partner user is not offered to add partners and is refused (403) — a new partner would vanish from them at once', async () => {
+    const pacific = await partnerId('Pacific Partners');
+    await knex()('crm_partner_users').insert({ partner_id: pacific, user_id: host.demo.users.rep2.id });
+    try {
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      const list = await rep2.get('/crm/partners');
+      expect(list.status).toBe(200);
+      expect(list.text).not.toContain('href="/crm/partners/new"');
+      const form = await rep2.get('/crm/partners/new');
+      expect(form.status).toBe(403);
+      expect(visibleText(form.text)).toContain('Partner users do not add partners');
+      const res = await rep2.post('/crm/partners', { name: 'Vanishing Partner', project_id: project('crm-americas') });
+      expect(res.status).toBe(403);
+      expect(await knex()('crm_partners').where({ name: 'Vanishing Partner' })).toEqual([]);
+      const other = await Session.signIn(host.app, 'rep1');
+      expect((await other.get('/crm/partners')).text).toContain('href="/crm/partners/new"');
+    } finally {
+      await knex()('crm_partner_users').where({ partner_id: pacific }).delete();
+      await knex()('crm_partners').where({ name: 'Vanishing Partner' }).delete();
+    }
+  });
+
   test('ids that do not exist or cannot be seen answer 404 everywhere', async () => {
     const pacific = await partnerId('Pacific Partners'); // crm-americas: rep1 is not there
     const rep1 = await Session.signIn(host.app, 'rep1');
