@@ -412,4 +412,16 @@ describe('calendar entry (O6)', () => {
     expect(start.getTime()).toBeGreaterThanOrEqual(before - 1000);
     expect(start.getTime() - before).toBeLessThanOrEqual(5 * 60_000 + 5000);
   });
+
+  test('control characters in the notes (a pasted bell, vertical tab, escape) are left out of the .ics, which allows none but tab', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Acme – ERP rollout');
+    await rep1.post(`/crm/opportunities/${id}/activities`, { category_id: String(await categoryId('Call')), subject: 'ics controls', notes: 'Ring\u0007 the\u000bbell\u001b[0m\tnow\u007f' });
+    expect((await activity('ics controls')).notes).toContain('\u0007');
+    const res = await rep1.get(`/crm/activities/${(await activity('ics controls')).id}/calendar.ics`);
+    expect(res.status).toBe(200);
+    // eslint-disable-next-line no-control-regex
+    expect(res.text).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/);
+    expect(res.text.replace(/\r\n /g, '')).toContain('\r\nDESCRIPTION:Ring thebell[0m\tnow\r\n');
+  });
 });
