@@ -5,9 +5,10 @@ import { parse } from 'csv-parse/sync';
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound } from '../http/errors';
-import { journal } from './journal';
+import { journalMany, type JournalEntry } from './journal';
 import { isCurrencyCode, parseAmount } from './money';
 import type { PriceBook } from './price-books';
+import { creationChanges, priceJournalEntries, priceText } from './products';
 
 /**
  * Importing price-book items from CSV (SPEC Q4): upload → preview (every row with its parsed values and its
@@ -274,8 +275,8 @@ export interface ImportResult {
 
 /**
  * Writes every valid row in one transaction: creates the missing products (no category), inserts or updates
- * the prices, and journals the import on the price book. Rows with errors refuse the whole import (422,
- * nothing written) unless `skipErrors`.
+ * the prices, journals each created product and each price as the manual paths do, and the import as a whole
+ * on the price book. Rows with errors refuse the whole import (422, nothing written) unless `skipErrors`.
  */
 export async function runImport(ctx: CrmContext, priceBook: PriceBook, data: Buffer, filename: string, skipErrors: boolean): Promise<ImportResult> {
   const { records } = parseImportCsv(data);
@@ -294,25 +295,43 @@ export async function runImport(ctx: CrmContext, priceBook: PriceBook, data: Buf
       if (r.create_product && r.new_product_name && !toCreate.has(codeKey(r.product_code))) toCreate.set(codeKey(r.product_code), { code: r.product_code, name: r.new_product_name });
     }
     const newProducts = [...toCreate.values()].map(({ code, name }) => ({ code, name, description: '', active: true, category_id: null }));
-    for (let i = 0; i < newProducts.length; i += 200) await trx('crm_products').insert(newProducts.slice(i, i + 200)).onConflict('code').ignore();
-    const ids = new Map<string, number>();
-    for (const p of await productsByCodeKey(trx, [...toCreate.keys()])) ids.set(codeKey(String(p.code)), Number(p.id));
-    const prices = good.filter((r) => r.action !== 'unchanged').map((r) => ({
-      price_book_id: priceBook.id, product_id: r.product_id ?? (ids.get(codeKey(r.product_code)) as number), unit_name: r.unit, price_minor: r.price_minor as number, currency: r.currency,
+    const entries: JournalEntry[] = [];
+    for (let i = 0; i < newProducts.length; i += 200) {
+      const chunk = newProducts.slice(i, i + 200);
+      // A product another user created meanwhile under the same code is not inserted, and so not journaled as created here.
+      const inserted: Array<{ id: number; code: string }> = await trx('crm_products').insert(chunk).onConflict('code').ignore().returning(['id', 'code']);
+      const created = new Map(inserted.map((p) => [p.code, Number(p.id)]));
+      for (const data of chunk) {
+        const id = created.get(data.code);
+        if (id !== undefined) entries.push({ type: 'product', id, userId: ctx.user.id, action: 'create', changes: creationChanges(data) });
+      }
+    }
+    const changedRows = good.filter((r) => r.action !== 'unchanged');
+    const products = new Map<string, { id: number; code: string }>();
+    for (const p of await productsByCodeKey(trx, [...new Set(changedRows.map((r) => codeKey(r.product_code)))])) products.set(codeKey(String(p.code)), { id: Number(p.id), code: String(p.code) });
+    const prices = changedRows.map((r) => ({
+      price_book_id: priceBook.id, product_id: r.product_id ?? (products.get(codeKey(r.product_code)) as { id: number }).id, unit_name: r.unit, price_minor: r.price_minor as number, currency: r.currency,
     }));
     for (let i = 0; i < prices.length; i += 200) {
       await trx('crm_product_prices').insert(prices.slice(i, i + 200)).onConflict(['price_book_id', 'product_id', 'unit_name', 'currency']).merge(['price_minor']);
+    }
+    // Each price is journaled as adding or changing it by hand would be, on its product and on the price book.
+    for (const r of changedRows) {
+      const product = products.get(codeKey(r.product_code)) as { id: number; code: string };
+      const old = r.old_price_minor === null ? null : priceText({ unit_name: r.unit, price_minor: r.old_price_minor, currency: r.currency });
+      entries.push(...priceJournalEntries(ctx.user.id, priceBook, product, { field: 'price', old, new: priceText({ unit_name: r.unit, price_minor: r.price_minor as number, currency: r.currency }) }));
     }
     const result: ImportResult = {
       imported: good.length, skipped: bad.length, created_products: toCreate.size,
       new_prices: good.filter((r) => r.action === 'new_price').length, changed_prices: good.filter((r) => r.action === 'change_price').length,
       unchanged: good.filter((r) => r.action === 'unchanged').length,
     };
-    await journal(trx, {
+    entries.push({
       type: 'price_book', id: priceBook.id, userId: ctx.user.id, action: 'update',
       changes: [{ field: 'prices_imported', old: null, new: result.new_prices + result.changed_prices }],
       notes: `Imported ${filename}: ${result.new_prices} new prices, ${result.changed_prices} changed, ${result.unchanged} unchanged, ${result.created_products} products created${result.skipped ? `, ${result.skipped} rows with errors skipped` : ''}.`,
     });
+    await journalMany(trx, entries);
     return result;
   });
 }

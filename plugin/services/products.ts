@@ -4,7 +4,7 @@ import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostUser } from '../host';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, validId } from './form';
-import { changedFields, journal, type FieldChange } from './journal';
+import { changedFields, journal, type FieldChange, type JournalEntry } from './journal';
 import { bundlesUsing, refuseWhileBundlesUse } from './bundles';
 import { amountInput, isCurrencyCode, parseAmount } from './money';
 import { moveInList } from './ordering';
@@ -262,6 +262,11 @@ async function requireManager(ctx: CrmContext): Promise<void> {
   if (!(await canManagePriceBooks(ctx))) throw notFound('Product');
 }
 
+/** What a new product's "create" journal lists: the fields it was given a value for. */
+export function creationChanges(data: ProductData): FieldChange[] {
+  return changedFields({}, data, [...PRODUCT_FIELDS]).filter((c) => c.new !== '' && c.new !== null);
+}
+
 async function loadProduct(knex: Knex, id: number): Promise<Product> {
   return normalize(await knex('crm_products').where({ id }).first(PRODUCT_COLUMNS));
 }
@@ -272,7 +277,7 @@ export async function createProduct(ctx: CrmContext, data: ProductData): Promise
     return await ctx.host.knex.transaction(async (trx) => {
       const [row] = await trx('crm_products').insert(data).returning('id');
       const id = Number(row.id ?? row);
-      await journal(trx, { type: 'product', id, userId: ctx.user.id, action: 'create', changes: changedFields({}, data, [...PRODUCT_FIELDS]).filter((c) => c.new !== '' && c.new !== null) });
+      await journal(trx, { type: 'product', id, userId: ctx.user.id, action: 'create', changes: creationChanges(data) });
       return loadProduct(trx, id);
     });
   } catch (err) {
@@ -326,7 +331,7 @@ export async function copyProduct(ctx: CrmContext, product: Product, input: Form
       for (let i = 0; i < prices.length; i += 200) await trx('crm_product_prices').insert(prices.slice(i, i + 200).map((p) => ({ ...p, product_id: id })));
       await journal(trx, {
         type: 'product', id, userId: ctx.user.id, action: 'create',
-        changes: changedFields({}, data, [...PRODUCT_FIELDS]).filter((c) => c.new !== '' && c.new !== null),
+        changes: creationChanges(data),
         notes: `Copy of ${product.code} with ${prices.length} price${prices.length === 1 ? '' : 's'}`,
       });
       return loadProduct(trx, id);
@@ -374,12 +379,19 @@ export function readPriceInput(input: FormInput): PriceInput {
 }
 
 /** Journaled as raw text: unit, amount with the currency's decimals (no grouping), currency. */
-const priceText = (p: { unit_name: string; price_minor: number; currency: string }) => `${p.unit_name}: ${amountInput(p.price_minor, p.currency)} ${p.currency}`;
+export const priceText = (p: { unit_name: string; price_minor: number; currency: string }) => `${p.unit_name}: ${amountInput(p.price_minor, p.currency)} ${p.currency}`;
 const duplicateUnit = () => invalid('The price was not saved: fix the fields marked below.', { unit_name: 'This product already has a price for this unit and currency in this price book' });
 
+/** A price added, changed or removed is journaled on its product and on its price book, each naming the other. */
+export function priceJournalEntries(userId: number, book: Pick<PriceBook, 'id' | 'name'>, product: Pick<Product, 'id' | 'code'>, change: FieldChange): JournalEntry[] {
+  return [
+    { type: 'product', id: product.id, userId, action: 'update', changes: [{ ...change, field: `price:${book.name}` }] },
+    { type: 'price_book', id: book.id, userId, action: 'update', changes: [{ ...change, field: `price:${product.code}` }] },
+  ];
+}
+
 async function journalPrice(trx: Knex.Transaction, ctx: CrmContext, book: PriceBook, product: Product, change: FieldChange): Promise<void> {
-  await journal(trx, { type: 'product', id: product.id, userId: ctx.user.id, action: 'update', changes: [{ ...change, field: `price:${book.name}` }] });
-  await journal(trx, { type: 'price_book', id: book.id, userId: ctx.user.id, action: 'update', changes: [{ ...change, field: `price:${product.code}` }] });
+  for (const entry of priceJournalEntries(ctx.user.id, book, product, change)) await journal(trx, entry);
 }
 
 /** Adds a unit's price of `product` to `book`; the same unit and currency twice is refused (422). */

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -230,5 +230,74 @@ describe('price import from CSV (Q4)', () => {
     expect(page.text).toContain(`action="/crm/price-books/${book}/import?_csrf=`);
     const rep = await Session.signIn(host.app, 'rep1');
     expect((await rep.get(`/crm/price-books/${book}`)).text).not.toContain('/import?_csrf=');
+  });
+});
+
+describe('the import journals each product and price it writes (P6)', () => {
+  const csvOf = (rows: string[]) => ['product_code,product_name,unit,price,currency', ...rows].join('\n');
+  const historyOf = async (session: Session, productId: number) => {
+    const page = await session.get(`/crm/products/${productId}`);
+    expect(page.status).toBe(200);
+    const text = visibleText(page.text);
+    return text.slice(text.indexOf('History'), text.indexOf('Actions'));
+  };
+
+  test('the product page’s history shows a product the import created and a price it changed, by the importing user', async () => {
+    const book = await newPriceBook('Import journal');
+    const existing = await newProduct('J-OLD');
+    await host.db.knex('crm_product_prices').insert({ price_book_id: book, product_id: existing, unit_name: 'day', price_minor: 10000, currency: 'EUR' });
+    const director = await Session.signIn(host.app, 'director');
+    const { url } = await uploadForPreview(director, book, csvOf(['j-old,,day,120,EUR', 'J-NEW,Journaled thing,licence,50,EUR']));
+    expect((await director.post(url, {})).status).toBe(303);
+    const created = Number((await host.db.knex('crm_products').where({ code: 'J-NEW' }).first()).id);
+    const name = host.demo.users.director.name;
+
+    const createdHistory = await historyOf(director, created);
+    expect(createdHistory).toMatch(new RegExp(`^History ${name} · update · \\S+ \\S+ UTC price:Import journal : \\(empty\\) → licence: 50\\.00 EUR ${name} · create · `));
+    expect(createdHistory).toContain('name : (empty) → Journaled thing code : (empty) → J-NEW active : (empty) → true');
+    const changedHistory = await historyOf(director, existing);
+    expect(changedHistory).toContain(`${name} · update · `);
+    expect(changedHistory).toContain('price:Import journal : day: 100.00 EUR → day: 120.00 EUR');
+
+    // On the price book as by hand (naming the product by its stored code), then the import's summary.
+    const bookJournals = await host.db.knex('crm_journals').where({ journalized_type: 'price_book', journalized_id: book }).orderBy('id');
+    const details = await host.db.knex('crm_journal_details').whereIn('journal_id', bookJournals.map((j) => j.id)).orderBy('id');
+    expect(details.map((d) => [d.field, d.old_value, d.new_value])).toEqual([
+      ['price:J-OLD', 'day: 100.00 EUR', 'day: 120.00 EUR'], ['price:J-NEW', null, 'licence: 50.00 EUR'], ['prices_imported', null, '2'],
+    ]);
+    expect(bookJournals.map((j) => j.user_id)).toEqual([host.demo.users.director.id, host.demo.users.director.id, host.demo.users.director.id]);
+    expect(bookJournals[2].notes).toBe('Imported prices.csv: 1 new prices, 1 changed, 0 unchanged, 1 products created.');
+  });
+
+  test('the journal is written in batches: 200 rows take hardly more statements than 10', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const importOf = async (rows: number) => {
+      const book = await newPriceBook(`Import batch ${rows}`);
+      // Half the rows change an existing product's price, half create a product.
+      const lines: string[] = [];
+      for (let i = 0; i < rows; i += 1) {
+        if (i % 2 === 0) {
+          const id = await newProduct(`JB${rows}-OLD-${i}`);
+          await host.db.knex('crm_product_prices').insert({ price_book_id: book, product_id: id, unit_name: 'day', price_minor: 100, currency: 'EUR' });
+          lines.push(`JB${rows}-OLD-${i},,day,2,EUR`);
+        } else {
+          lines.push(`JB${rows}-NEW-${i},New ${i},day,3,EUR`);
+        }
+      }
+      const { url } = await uploadForPreview(director, book, csvOf(lines));
+      const { result, statements } = await statementsDuring(host.db.knex, () => director.post(url, {}));
+      expect(result.status).toBe(303);
+      const journals = Number((await host.db.knex('crm_journals').where({ journalized_type: 'product' }).whereIn('journalized_id',
+        host.db.knex('crm_products').where('code', 'like', `JB${rows}-%`).select('id')).count({ n: '*' }).first())!.n);
+      expect(journals).toBe(rows + rows / 2); // a price entry per row, a "create" per new product
+      return { all: statements.length, journal: statements.filter((s) => /insert into [`"]crm_journal/.test(s.sql)).length };
+    };
+    const small = await importOf(10);
+    const large = await importOf(200);
+    expect(small.journal).toBeLessThanOrEqual(2);
+    // 200 rows: 501 journals (a price on its product and on the book, a "create", the summary) in two inserts,
+    // 1001 details in three; per row it would be 1000 statements.
+    expect(large.journal).toBeLessThanOrEqual(small.journal + 4);
+    expect(large.all).toBeLessThanOrEqual(small.all + 6);
   });
 });
