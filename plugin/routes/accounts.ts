@@ -10,6 +10,7 @@ import {
   setFavorite, updateAccount,
 } from '../services/accounts';
 import { activeFields, customValuesOf, fieldKey } from '../services/custom-fields';
+import { isPartnerUser, partnerPicker } from '../services/partners';
 import { text, type FormInput, lockVersionOf } from '../services/form';
 import { journal } from '../services/journal';
 import { pageParam } from '../services/pagination';
@@ -60,12 +61,14 @@ async function formPage(ctx: CrmContext, req: Request, account: Account | null, 
   const customFields = type ? await activeFields(ctx.host.knex, 'account', type.id) : [];
   const projects = account || ctx.project ? [] : await ctx.host.projectsWhere(ctx.user, 'add_accounts');
   const action = account ? accountUrl(account.id) : ctx.project ? listBase(ctx) : '/crm/accounts';
+  // A partner user's new account must be their partner's (A10): the form offers their partners.
+  const partners = !account && (await isPartnerUser(ctx)) ? await partnerPicker(ctx, null) : null;
   return {
     title: account ? `Edit ${account.name}` : 'New account',
     view: 'accounts/form',
     project: ctx.project,
     status,
-    locals: { account, values, errors, message, options, type, customFields, fieldKey, projects, action, canSetPrivate: !account || account.author_id === ctx.user.id, project: ctx.project },
+    locals: { account, values, errors, message, options, type, customFields, fieldKey, projects, partners, action, canSetPrivate: !account || account.author_id === ctx.user.id, project: ctx.project },
     json: { error: message, fields: errors },
   };
 }

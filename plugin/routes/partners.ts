@@ -8,7 +8,7 @@ import type { Partner } from '../models/partner';
 import { findVisibleAccount, globalContext, requireEditableAccount } from '../services/accounts';
 import { opportunityLabel } from '../services/field-rules';
 import { listOpportunities, parseOpportunityFilters } from '../services/opportunities';
-import { text, type FormInput, lockVersionOf } from '../services/form';
+import { FieldErrors, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
 import { presentHistory } from '../services/history-display';
 import { partnerRecord } from '../services/activities';
@@ -16,7 +16,7 @@ import { activityListLocals, addFormLocals } from './activities';
 import { attachmentListLocals, PARTNER_ATTACHMENTS } from './attachments';
 import { pageParam } from '../services/pagination';
 import {
-  assignAccountToPartner, canEditPartner, isPartnerUser, requireMayAddPartners, consultantsOf, createPartner, deletePartner, findVisiblePartner, listPartners, managedAccounts,
+  assignAccountToPartner, canEditPartner, isPartnerUser, partnerOfPartnerUser, requireMayAddPartners, consultantsOf, createPartner, deletePartner, findVisiblePartner, listPartners, managedAccounts,
   parsePartnerFilters, partnerFilterParams, partnerPicker, partnerUsers, readPartnerInput, requireEditablePartner, requireVisiblePartner,
   setPartnerUser, updatePartner,
 } from '../services/partners';
@@ -147,15 +147,15 @@ const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
  * "Assign to partner" on the account page (A10). The sidebar item (`#account-partner`) loads this small form
  * through htmx and gets it back after a save; without JavaScript it is a page of its own.
  */
-async function assignResponse(ctx: CrmContext, req: Request, res: Response, account: Account, outcome: { message?: string; error?: boolean; status?: number } = {}): Promise<void> {
+async function assignResponse(ctx: CrmContext, req: Request, res: Response, account: Account, outcome: { message?: string; error?: boolean; status?: number; errors?: Record<string, string> } = {}): Promise<void> {
   const status = outcome.status ?? 200;
   const partners = await partnerPicker(ctx, account.partner_id);
   // Named only when this user may see it, as everywhere (the picker resolved that).
   const current = partners.current?.name ? { id: partners.current.id, name: partners.current.name } : null;
-  const locals = { account, current, partners, assignMessage: outcome.message ?? null, assignError: Boolean(outcome.error) };
+  const locals = { account, current, partners, assignMessage: outcome.message ?? null, assignError: Boolean(outcome.error), errors: outcome.errors ?? {} };
   res.vary('HX-Request');
   if (wantsJson(req)) {
-    return void res.status(status).json(status >= 400 ? { error: outcome.message } : { account_id: account.id, partner: current ? { id: current.id, name: current.name } : null, lock_version: account.lock_version, partners: locals.partners.options ?? [] });
+    return void res.status(status).json(status >= 400 ? { error: outcome.message, fields: outcome.errors ?? {} } : { account_id: account.id, partner: current ? { id: current.id, name: current.name } : null, lock_version: account.lock_version, partners: locals.partners.options ?? [] });
   }
   if (isHtmx(req) && req.get('HX-Target') === 'account-partner') {
     if (req.method === 'POST' && status < 400) res.set('HX-Trigger', 'crm:accountSaved');
@@ -240,9 +240,12 @@ export function partnerRoutes(): CrmRoute[] {
         if (rawPartner && !partner) throw notFound('Partner');
         try {
           const lockVersion = lockVersionOf(body);
+          const errors = new FieldErrors();
+          await partnerOfPartnerUser(ctx, errors, partner?.id ?? null, false, 'accounts');
+          if (errors.any) throw invalid('The partner was not changed: fix the field marked below.', errors.errors);
           await assignAccountToPartner(ctx, account, partner, lockVersion);
         } catch (err) {
-          if (err instanceof CrmError && (err.status === 409 || err.status === 422)) return assignResponse(ctx, req, res, account, { message: err.message, error: true, status: err.status });
+          if (err instanceof CrmError && (err.status === 409 || err.status === 422)) return assignResponse(ctx, req, res, account, { message: err.message, error: true, status: err.status, errors: err.fieldErrors });
           throw err;
         }
         const saved = (await findVisibleAccount(ctx, account.id)) ?? account;

@@ -15,6 +15,7 @@ import { cappedCount, type PageMeta } from './pagination';
 import { LIST_CACHE_MS, cacheFor, listNumbers, readUnderVersions, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays, todayUtc } from './dates';
 import { recordScope, type RecordScope } from './visibility';
+import { findVisiblePartner, isPartnerUser, partnerOfPartnerUser } from './partners';
 
 export const ACCOUNT_SORTS = ['name', 'city', 'customer_number', 'created_at', 'updated_at'] as const;
 
@@ -378,6 +379,8 @@ export interface AccountInput {
   customValues: Map<number, string | null>;
   groupIds: number[];
   favorite: boolean;
+  /** A new account's partner (A10: partner users' accounts need one; assigned otherwise from the account page). */
+  partnerId: number | null;
 }
 
 /** Reads and checks the account form (A1–A4), reporting every problem at once as field errors (422). */
@@ -416,6 +419,13 @@ export async function readAccountInput(ctx: CrmContext, input: FormInput, existi
   const creatorId = existing ? existing.author_id : ctx.user.id;
   if (isPrivate !== Boolean(existing?.is_private) && creatorId !== ctx.user.id) errors.add('is_private', 'Only the creator of an account can make it private or public');
   const customerNumber = errors.text(input, 'customer_number', 'Customer number', { max: 60 });
+  let partnerId: number | null = null;
+  // Only partner users choose the partner on the form (see partnerOfPartnerUser); an edit leaves it to "Assign to partner".
+  if (!existing && (await isPartnerUser(ctx))) {
+    const chosen = errors.id(input, 'partner_id', 'Partner');
+    if (chosen && !(await findVisiblePartner(ctx, chosen))) errors.add('partner_id', 'Choose a partner you can see');
+    partnerId = await partnerOfPartnerUser(ctx, errors, chosen, true, 'accounts');
+  }
 
   const data: AccountInput['data'] = {
     account_type_id: typeId,
@@ -446,7 +456,7 @@ export async function readAccountInput(ctx: CrmContext, input: FormInput, existi
   const customFields = type ? await activeFields(knex, 'account', type.id) : [];
   const customValues = readCustomValues(customFields, input, errors);
   if (errors.any) throw invalid('The account was not saved: fix the fields marked below.', errors.errors);
-  return { data, customFields, customValues, groupIds: [...new Set(groupIds)], favorite: flag(input, 'favorite') };
+  return { data, customFields, customValues, groupIds: [...new Set(groupIds)], favorite: flag(input, 'favorite'), partnerId };
 }
 
 /** Would putting `accountId` under `parentId` make a loop? Walks up from the new parent (bounded). */
@@ -482,13 +492,13 @@ export async function isFavorite(knex: Knex, userId: number, accountId: number):
 export async function createAccount(ctx: CrmContext, input: AccountInput, project: HostProject | null): Promise<Account> {
   const knex = ctx.host.knex;
   return knex.transaction(async (trx) => {
-    const [row] = await trx('crm_accounts').insert({ ...input.data, author_id: ctx.user.id }).returning('*');
+    const [row] = await trx('crm_accounts').insert({ ...input.data, partner_id: input.partnerId, author_id: ctx.user.id }).returning('*');
     const id = Number(row.id);
     if (project) await trx('crm_account_projects').insert({ account_id: id, project_id: project.id });
     const groups = await setGroups(trx, id, input.groupIds);
     const custom = await saveCustomValues(trx, 'account', id, input.customFields, input.customValues);
     if (input.favorite) await setFavorite(trx, ctx.user.id, id, true);
-    const fields = changedFields({}, input.data, [...ACCOUNT_FIELDS]).filter((c) => c.new !== '' && c.new !== null && c.new !== false);
+    const fields = changedFields({}, { ...input.data, partner_id: input.partnerId }, [...ACCOUNT_FIELDS, 'partner_id']).filter((c) => c.new !== '' && c.new !== null && c.new !== false);
     await journal(trx, {
       type: 'account', id, userId: ctx.user.id, action: 'create',
       changes: [...fields, ...(project ? [{ field: 'projects', old: null, new: project.identifier }] : []), ...(groups ? [{ field: 'groups', old: null, new: groups.new.join(',') }] : []), ...custom],

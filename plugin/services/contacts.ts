@@ -10,9 +10,9 @@ import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal, referenceTo } from './journal';
 import type { PageMeta } from './pagination';
-import { findVisiblePartner, partnerPicker, type PartnerPicker } from './partners';
+import { findVisiblePartner, partnerOfPartnerUser, partnerPicker, type PartnerPicker } from './partners';
 import { roleLabel } from './opportunity-actions';
-import { partnerIdsOf, recordScope, type RecordScope } from './visibility';
+import { recordScope, type RecordScope } from './visibility';
 
 export const CONTACT_SORTS = ['last_name', 'first_name', 'city', 'created_at', 'updated_at'] as const;
 
@@ -183,15 +183,10 @@ export async function readContactInput(ctx: CrmContext, input: FormInput, existi
   }
   const ownerId = errors.id(input, 'owner_id', 'Owner');
   if (ownerId && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');
-  let partnerId = errors.id(input, 'partner_id', 'Partner');
+  const chosenPartner = errors.id(input, 'partner_id', 'Partner');
   // A partner the user cannot see is not confirmed to exist (404), unless the contact already had it.
-  if (partnerId && partnerId !== existing?.partner_id && !(await findVisiblePartner(ctx, partnerId))) throw notFound('Partner');
-  // Partner users see only their partners' consultants (A10): a contact of no partner would vanish from its own editor.
-  const ownPartners = await partnerIdsOf(knex, ctx.user.id);
-  if (ownPartners && !partnerId && !errors.errors.partner_id) {
-    if (!existing && ownPartners.length === 1) partnerId = ownPartners[0];
-    else errors.add('partner_id', 'Choose your partner: as a partner user you see only its consultants');
-  }
+  if (chosenPartner && chosenPartner !== existing?.partner_id && !(await findVisiblePartner(ctx, chosenPartner))) throw notFound('Partner');
+  const partnerId = await partnerOfPartnerUser(ctx, errors, chosenPartner, !existing, 'consultants');
   const email = errors.email(input, 'email', 'Email');
   // A9: users of the platform are distinct from contacts and never duplicated as contacts.
   if (email && (await ctx.host.users()).some((u) => u.email.toLowerCase() === email.toLowerCase())) {

@@ -15,7 +15,7 @@ import { dayProblem, FieldErrors, text, type FormInput, positiveId, validId } fr
 import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
-import { findVisiblePartner } from './partners';
+import { findVisiblePartner, partnerOfPartnerUser } from './partners';
 import { loadSettings } from './settings';
 import { assertNoContractsLeft, contractsFollowOpportunity } from './opportunity-contracts';
 import { isPg } from '../../migrations/dialect';
@@ -367,8 +367,9 @@ export async function readOpportunityInput(
   if (contactId && !kept('contact_id', contactId) && !(await findVisibleContact(ctx, contactId))) errors.add('contact_id', 'Choose a contact you can see');
   const ownerId = pick('owner_id', () => errors.id(input, 'owner_id', 'Owner')) as number | null;
   if (ownerId && !locked('owner_id') && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');
-  const partnerId = pick('partner_id', () => errors.id(input, 'partner_id', 'Partner')) as number | null;
-  if (partnerId && !kept('partner_id', partnerId) && !(await findVisiblePartner(ctx, partnerId))) errors.add('partner_id', 'Choose a partner you can see');
+  const chosenPartner = pick('partner_id', () => errors.id(input, 'partner_id', 'Partner')) as number | null;
+  if (chosenPartner && !kept('partner_id', chosenPartner) && !(await findVisiblePartner(ctx, chosenPartner))) errors.add('partner_id', 'Choose a partner you can see');
+  const partnerId = locked('partner_id') ? chosenPartner : await partnerOfPartnerUser(ctx, errors, chosenPartner, !existing, 'opportunities');
   const closeRaw = text(input, 'expected_close_on');
   const close = pick('expected_close_on', () => {
     const problem = closeRaw ? dayProblem(closeRaw, 'Expected close date') : null;

@@ -160,6 +160,20 @@ export async function requireMayAddPartners(ctx: CrmContext): Promise<void> {
   if (await isPartnerUser(ctx)) throw forbidden('Partner users do not add partners: they see only their own partner.');
 }
 
+/**
+ * Partner users see only the records assigned to their partners (A10), so one they save without a partner would
+ * vanish from them at once. Returns the partner the record is saved with: the one chosen, or — for a new record of
+ * a user with a single partner — that partner; otherwise (several partners, or clearing it) a field error asks
+ * them to choose (`whatTheySee`: "consultants", "accounts"…). Other users' choice is returned as it is.
+ */
+export async function partnerOfPartnerUser(ctx: CrmContext, errors: FieldErrors, partnerId: number | null, isNew: boolean, whatTheySee: string): Promise<number | null> {
+  const own = await partnerIdsOf(ctx.host.knex, ctx.user.id);
+  if (!own || partnerId || errors.errors.partner_id) return partnerId;
+  if (isNew && own.length === 1) return own[0];
+  errors.add('partner_id', `Choose your partner: as a partner user you see only its ${whatTheySee}`);
+  return null;
+}
+
 export type PartnerData = Record<(typeof PARTNER_FIELDS)[number], unknown>;
 
 /** Reads and checks the partner form, reporting every problem at once (422). */

@@ -250,6 +250,55 @@ describe('switching between a personal and a company account type keeps the name
   });
 });
 
+describe('accounts of partner users (A10)', () => {
+  test('a partner user’s new account is their partner’s (they see only those): filled in with one partner, chosen with several, never cleared', async () => {
+    const knex = host.db.knex;
+    const pacific = Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id);
+    const [atlantic] = (await knex('crm_partners').insert({ name: 'Atlantic Partners', project_id: host.demo.projects['crm-americas'].id, author_id: host.demo.users.director.id }).returning('id')).map((r) => Number(r.id ?? r));
+    await knex('crm_partner_users').insert({ partner_id: pacific, user_id: host.demo.users.rep2.id });
+    try {
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      const res = await rep2.post('/projects/crm-americas/crm/accounts', companyForm({ name: 'Partnered Ltd' }));
+      expect(res.status).toBe(303);
+      const id = await accountId('Partnered Ltd');
+      expect((await knex('crm_accounts').where({ id }).first()).partner_id).toBe(pacific);
+      const page = await rep2.get(res.headers.location);
+      expect(page.status).toBe(200);
+      expect(visibleText(page.text)).toContain('Partnered Ltd');
+      const journal = await knex('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+        .where({ 'j.journalized_type': 'account', 'j.journalized_id': id, 'd.field': 'partner_id' }).first('d.new_value');
+      expect(Number(journal.new_value)).toBe(pacific);
+      // Clearing the partner would hide the account from its editor: refused, naming the field.
+      const form = await rep2.get(`/crm/accounts/${id}/partner`);
+      const cleared = await rep2.post(`/crm/accounts/${id}/partner`, { partner_id: '', lock_version: lockVersionIn(form.text) });
+      expect(cleared.status).toBe(422);
+      expect(cleared.text).toContain('data-field="partner_id"');
+      expect(visibleText(cleared.text)).toContain('Choose your partner');
+      expect((await knex('crm_accounts').where({ id }).first()).partner_id).toBe(pacific);
+
+      // With two partners the form offers them and asks for one.
+      await knex('crm_partner_users').insert({ partner_id: atlantic, user_id: host.demo.users.rep2.id });
+      const newForm = visibleText((await rep2.get('/projects/crm-americas/crm/accounts/new')).text);
+      expect(newForm).toContain('Atlantic Partners');
+      expect(newForm).toContain('Pacific Partners');
+      const unchosen = await rep2.post('/projects/crm-americas/crm/accounts', companyForm({ name: 'Unpartnered Ltd' }));
+      expect(unchosen.status).toBe(422);
+      expect(unchosen.text).toContain('data-field="partner_id"');
+      expect(await knex('crm_accounts').where({ name: 'Unpartnered Ltd' })).toEqual([]);
+      const chosen = await rep2.post('/projects/crm-americas/crm/accounts', companyForm({ name: 'Unpartnered Ltd', partner_id: String(atlantic) }));
+      expect(chosen.status).toBe(303);
+      expect((await knex('crm_accounts').where({ name: 'Unpartnered Ltd' }).first()).partner_id).toBe(atlantic);
+      // Other users' form has no partner field.
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get('/projects/crm-europe/crm/accounts/new')).text).not.toContain('name="partner_id"');
+    } finally {
+      await knex('crm_partner_users').where({ user_id: host.demo.users.rep2.id }).delete();
+      await knex('crm_accounts').whereIn('name', ['Partnered Ltd', 'Unpartnered Ltd']).delete();
+      await knex('crm_partners').where({ id: atlantic }).delete();
+    }
+  });
+});
+
 describe('visibility (A4, S3)', () => {
   test('a private account is seen only by its creator — not even by admins — everywhere', async () => {
     const privateId = await accountId('Rick’s private prospect');

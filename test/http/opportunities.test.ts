@@ -561,6 +561,31 @@ describe('partner pickers (O1, A10)', () => {
     }
   });
 
+  test('a partner user’s new opportunity is their partner’s (they see only those): the partner is filled in, clearing it is refused', async () => {
+    const knex = host.db.knex;
+    const pacific = Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id);
+    await knex('crm_partner_users').insert({ partner_id: pacific, user_id: host.demo.users.rep2.id });
+    try {
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      const res = await rep2.post('/projects/crm-americas/crm/opportunities', { name: 'Partner-sourced deal', currency: 'USD' });
+      expect(res.status).toBe(303);
+      const id = await oppId('Partner-sourced deal');
+      expect((await knex('crm_opportunities').where({ id }).first()).partner_id).toBe(pacific);
+      const page = await rep2.get(res.headers.location);
+      expect(page.status).toBe(200);
+      expect(visibleText(page.text)).toContain('Partner-sourced deal');
+      const row = await knex('crm_opportunities').where({ id }).first();
+      const cleared = await rep2.post(`/crm/opportunities/${id}`, { name: row.name, status_id: String(row.status_id), currency: row.currency, partner_id: '', lock_version: String(row.lock_version) });
+      expect(cleared.status).toBe(422);
+      expect(cleared.text).toContain('data-field="partner_id"');
+      expect(visibleText(cleared.text)).toContain('Choose your partner');
+      expect((await knex('crm_opportunities').where({ id }).first()).partner_id).toBe(pacific);
+    } finally {
+      await knex('crm_partner_users').where({ partner_id: pacific }).delete();
+      await knex('crm_opportunities').where({ name: 'Partner-sourced deal' }).delete();
+    }
+  });
+
   test('the partner list is read again only when partners change, and follows each change and the viewer’s reach', async () => {
     const knex = host.db.knex;
     const europe = host.demo.projects['crm-europe'].id;
