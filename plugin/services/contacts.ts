@@ -94,14 +94,15 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   applyContactScope(base, scope, accountScope);
   if (filters.q) whereAnyContains(base, ['c.first_name', 'c.last_name', 'c.email', 'c.job_title', 'c.phone', 'c.city'], filters.q);
   if (filters.type) base.where('c.contact_type_id', filters.type);
-  if (filters.partner) base.where('c.partner_id', filters.partner);
+  // A contact is also seen through an account it works for: its partner is named only to those who may see it.
+  const partners = knex('crm_partners as p').select('p.id', 'p.name');
+  applyPartnerScope(partners, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
+  // A filter on a partner the reader may not see matches nothing: else it would tell which contacts are its consultants.
+  if (filters.partner) base.where('c.partner_id', filters.partner).whereIn('c.partner_id', partners.clone().clearSelect().select('p.id'));
   const [{ total }] = await base.clone().count({ total: '*' });
   const count = Number(total);
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
-  // A contact is also seen through an account it works for: its partner is named only to those who may see it.
-  const partners = knex('crm_partners as p').select('p.id', 'p.name');
-  applyPartnerScope(partners, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
   const rows = await base.clone()
     .leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
     .leftJoin(partners.as('vp'), 'vp.id', 'c.partner_id')

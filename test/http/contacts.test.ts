@@ -453,6 +453,28 @@ describe('visibility of personal contacts (S3)', () => {
   });
 });
 
+describe('the partner filter (A10)', () => {
+  test('a filter on a partner the reader may not see matches no contact, so it reveals none of its consultants', async () => {
+    const pacific = Number((await knex()('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas: rep1 is not there
+    const consultant = await newContact('rep1', { last_name: 'Pacificconsultant', project_id: project('crm-europe') });
+    await knex()('crm_personal_contacts').where({ id: consultant }).update({ partner_id: pacific });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect(listedNames((await rep1.get('/crm/personal-contacts?q=pacificconsultant')).text)).toEqual(['Pacificconsultant']);
+      expect(listedNames((await rep1.get(`/crm/personal-contacts?q=pacificconsultant&partner=${pacific}`)).text)).toEqual([]);
+      expect((await rep1.get(`/crm/personal-contacts.json?partner=${pacific}`)).body.personal_contacts).toEqual([]);
+      // A partner they may see still filters.
+      const baltic = Number((await knex()('crm_partners').where({ name: 'Baltic Consulting' }).first()).id);
+      expect(listedNames((await rep1.get(`/crm/personal-contacts?partner=${baltic}`)).text)).toEqual(['Liga Ozola']);
+      // Those who may see the partner find its consultant.
+      const director = await Session.signIn(host.app, 'director');
+      expect(listedNames((await director.get(`/crm/personal-contacts?q=pacificconsultant&partner=${pacific}`)).text)).toEqual(['Pacificconsultant']);
+    } finally {
+      await knex()('crm_personal_contacts').where({ id: consultant }).delete();
+    }
+  });
+});
+
 describe('new task from a contact', () => {
   test('offered when the contact has a project where the user may add tasks; creates a host task, journaled', async () => {
     const id = await newContact('rep1', { last_name: 'Taskable', project_id: project('crm-europe') });

@@ -561,6 +561,27 @@ describe('partner pickers (O1, A10)', () => {
     }
   });
 
+  test('a filter on a partner the reader may not see matches no opportunity — list, JSON and kanban — so it reveals none of its opportunities', async () => {
+    const knex = host.db.knex;
+    const pacific = Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas: rep1 is not there
+    const id = await oppId('Nordic Retail – POS upgrade');
+    await knex('crm_opportunities').where({ id }).update({ partner_id: pacific });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect(listed((await rep1.get('/crm/opportunities')).text)).toContain('Nordic Retail – POS upgrade');
+      expect(listed((await rep1.get(`/crm/opportunities?partner=${pacific}`)).text)).toEqual([]);
+      const json = (await rep1.get(`/crm/opportunities.json?partner=${pacific}`)).body;
+      expect(json.opportunities).toEqual([]);
+      expect(json.pagination.total).toBe(0);
+      expect((await rep1.get(`/projects/crm-europe/crm/opportunities/kanban?partner=${pacific}`)).text).not.toContain(`data-opportunity="${id}"`);
+      // Those who may see the partner find it.
+      const director = await Session.signIn(host.app, 'director');
+      expect(listed((await director.get(`/crm/opportunities?partner=${pacific}`)).text)).toContain('Nordic Retail – POS upgrade');
+    } finally {
+      await knex('crm_opportunities').where({ id }).update({ partner_id: null });
+    }
+  });
+
   test('a partner user’s new opportunity is their partner’s (they see only those): the partner is filled in, clearing it is refused', async () => {
     const knex = host.db.knex;
     const pacific = Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id);
