@@ -20,6 +20,10 @@ export async function savedFilters(knex: Knex, entity: string, user: HostUser): 
 export async function saveFilter(knex: Knex, entity: string, user: HostUser, name: string, shared: boolean, params: Record<string, string>): Promise<number> {
   const clean = name.trim();
   if (!clean || clean.length > 100) throw invalid('A saved filter needs a name of at most 100 characters.', { filter_name: 'is required (at most 100 characters)' });
+  // Compared here rather than with SQL lower(), which folds only ASCII in SQLite ("Öresund" vs "öresund").
+  const own: { name: string }[] = await knex('crm_saved_filters').where({ entity, user_id: user.id }).select('name');
+  const taken = own.find((f) => f.name.toLocaleLowerCase() === clean.toLocaleLowerCase());
+  if (taken) throw invalid(`You already have a saved filter named “${taken.name}”: choose another name, or delete that one first.`, { filter_name: 'is already used by one of your saved filters' });
   const [row] = await knex('crm_saved_filters').insert({ entity, name: clean, user_id: user.id, is_shared: shared, params: JSON.stringify(params) }).returning('id');
   return Number(row.id ?? row);
 }

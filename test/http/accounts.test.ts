@@ -604,6 +604,19 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     const nameless = await rep1.post('/crm/accounts/filters', { filter_name: ' ' });
     expect(nameless.status).toBe(422);
   });
+
+  test('a second saved filter under a name one already uses is refused, naming it; another user may use the name', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.post('/crm/accounts/filters', { filter_name: 'Öresund customers', q: 'acme' })).status).toBe(303);
+    const again = await rep1.post('/crm/accounts/filters', { filter_name: ' öresund CUSTOMERS ', q: 'globex' });
+    expect(again.status).toBe(422);
+    expect(visibleText(again.text)).toContain('You already have a saved filter named “Öresund customers”');
+    const stored = await host.db.knex('crm_saved_filters').where({ entity: 'accounts' }).whereIn('name', ['Öresund customers', 'öresund CUSTOMERS']);
+    expect(stored.map((f) => JSON.parse(f.params))).toEqual([{ q: 'acme' }]);
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.post('/crm/accounts/filters', { filter_name: 'Öresund customers', q: 'initech' })).status).toBe(303);
+    await host.db.knex('crm_saved_filters').where({ name: 'Öresund customers' }).delete();
+  });
 });
 
 describe('editing, locking, deleting (A6, O7, P6)', () => {
