@@ -53,6 +53,35 @@ async function filtersFor(ctx: CrmContext, req: Request): Promise<OpportunityFil
   return parseOpportunityFilters(query);
 }
 
+/**
+ * A saved or default filter outlives what it names: a status deleted since, an owner removed, a project or
+ * account the user no longer sees. Those parts are left out (named by kind only, never by name, so nothing hidden
+ * is revealed) rather than narrowing the list to nothing without saying why.
+ */
+async function withoutStaleReferences(ctx: CrmContext, f: OpportunityFilters): Promise<{ f: OpportunityFilters; leftOut: string[] }> {
+  const leftOut: string[] = [];
+  const kept = { ...f };
+  if (f.account !== null && !(await findVisibleAccount(ctx, f.account))) {
+    kept.account = null;
+    leftOut.push('an account you cannot see');
+  }
+  if (f.owner !== null && !(await ctx.host.users()).some((u) => u.id === f.owner)) {
+    kept.owner = null;
+    leftOut.push('an owner who no longer exists');
+  }
+  if (f.project !== null && !(await globalContext(ctx).scopeProjects('view_opportunities')).some((p) => p.id === f.project)) {
+    kept.project = null;
+    leftOut.push('a project you cannot see');
+  }
+  if (f.statuses.length) {
+    const existing = new Set((await statuses(ctx.host.knex)).map((s) => s.id));
+    kept.statuses = f.statuses.filter((id) => existing.has(id));
+    const gone = f.statuses.length - kept.statuses.length;
+    if (gone) leftOut.push(gone === 1 ? 'a status that no longer exists' : `${gone} statuses that no longer exist`);
+  }
+  return { f: kept, leftOut };
+}
+
 async function listOptions(ctx: CrmContext, f: OpportunityFilters) {
   const knex = ctx.host.knex;
   const [allStatuses, users, projects] = await Promise.all([
@@ -61,7 +90,7 @@ async function listOptions(ctx: CrmContext, f: OpportunityFilters) {
   return { statuses: allStatuses, users: users.map((u) => ({ id: u.id, name: u.name })), projects, partners: await partnerPicker(ctx, f.partner) };
 }
 
-async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null): Promise<PageResponse> {
+async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null, leftOut: string[] = []): Promise<PageResponse> {
   const settings = await loadSettings(ctx.host.knex);
   const result = await listOpportunities(ctx, f, pageParam(req), Number(settings.page_size));
   const options = await listOptions(ctx, f);
@@ -75,12 +104,13 @@ async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, er
     locals: {
       ...result, f, params, options, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, queryString: (p: Record<string, string | string[]>) => qs(p),
       savedFilters: await savedFilters(ctx.host.knex, 'opportunities', ctx.user), canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
-      error, current: 'list',
+      error, leftOut, current: 'list',
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
       opportunities: result.rows.map((r) => ({ ...r, url: opportunityUrl(r.id) })),
       totals: result.totals, hidden_amounts: result.hiddenAmounts, pagination: result.meta,
       status_counts: Object.fromEntries(result.tagCounts),
+      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
     },
   };
 }
@@ -93,18 +123,18 @@ function qs(params: Record<string, string | string[]>): string {
 }
 
 /** Lists answer a malformed filter with the list page and the message (422), not a bare error. */
-async function withFilters(ctx: CrmContext, req: Request, res: Response, page: (f: OpportunityFilters) => Promise<PageResponse>): Promise<void> {
-  let f: OpportunityFilters;
+async function withFilters(ctx: CrmContext, req: Request, res: Response, page: (f: OpportunityFilters, leftOut: string[]) => Promise<PageResponse>): Promise<void> {
+  let checked: { f: OpportunityFilters; leftOut: string[] };
   try {
-    f = await filtersFor(ctx, req);
+    checked = await withoutStaleReferences(ctx, await filtersFor(ctx, req));
   } catch (err) {
     if (!(err instanceof CrmError) || err.status !== 422) throw err;
     return respond(ctx.host, req, res, await listPage(ctx, req, parseOpportunityFilters({}), err));
   }
-  await respond(ctx.host, req, res, await page(f));
+  await respond(ctx.host, req, res, await page(checked.f, checked.leftOut));
 }
 
-async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageResponse> {
+async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, leftOut: string[] = []): Promise<PageResponse> {
   const board = await kanban(ctx, f);
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   return {
@@ -112,7 +142,7 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
     view: 'opportunities/kanban',
     project: ctx.project,
     locals: {
-      ...board, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, params: opportunityFilterParams(f), qs, current: 'kanban',
+      ...board, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, params: opportunityFilterParams(f), qs, current: 'kanban', leftOut,
       moveQuery: `?board=${encodeURIComponent(base(ctx))}`, canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
     },
     json: {
@@ -121,6 +151,7 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters): Promise<PageR
         cards: c.cards.map((o) => ({ id: o.id, name: o.name, lock_version: o.lock_version })),
       })),
       folded: board.folded.map((c) => ({ status: { id: c.status.id, name: c.status.name, kind: c.status.kind }, count: c.count })),
+      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
     },
   };
 }
@@ -242,8 +273,8 @@ async function targetProject(ctx: CrmContext, input: FormInput): Promise<HostPro
   return project;
 }
 
-const listHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f) => listPage(ctx, req, f));
-const kanbanHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f) => kanbanPage(ctx, f));
+const listHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f, leftOut) => listPage(ctx, req, f, null, leftOut));
+const kanbanHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f, leftOut) => kanbanPage(ctx, f, leftOut));
 const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   const q = req.query as FormInput;
   await respond(ctx.host, req, res, await formPage(ctx, ctx.project, null, { account_id: text(q, 'account_id'), partner_id: text(q, 'partner_id') }));

@@ -478,6 +478,46 @@ describe('saved filters and the default filter per role (O2)', () => {
   });
 });
 
+describe('a saved filter whose references are gone or hidden (O2)', () => {
+  test('a deleted status, a removed owner or project and an account the user cannot see are left out, and the list says so', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const [parked] = await knex('crm_opportunity_statuses').insert({ name: 'Parked', color: '#888888', probability: 0, kind: 'open', position: 99, active: true, is_default: false }).returning('id');
+    const parkedId = Number(parked.id ?? parked);
+    const won = await statusId('Won');
+    expect((await director.post('/crm/opportunities/filters', { filter_name: 'Parked and won', status: `${parkedId},${won}`, is_shared: '1' })).status).toBe(303);
+    await knex('crm_opportunity_statuses').where({ id: parkedId }).delete();
+    const filter = await knex('crm_saved_filters').where({ name: 'Parked and won' }).first();
+    try {
+      const page = await director.get(`/crm/opportunities${`?${new URLSearchParams(JSON.parse(filter.params))}`}`);
+      expect(page.status).toBe(200);
+      expect(visibleText(page.text)).toContain('Part of this filter no longer applies and was left out: a status that no longer exists.');
+      expect(listed(page.text).sort()).toEqual(['Initech – licences', 'Webshop – integration']);
+      // Applied as the role's default, the same.
+      const rep = await knex('roles').where({ name: 'Sales rep' }).first();
+      await knex('crm_role_default_filters').insert({ role_id: rep.id, entity: 'opportunities', saved_filter_id: filter.id });
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      const json = await rep2.get('/crm/opportunities.json');
+      expect(json.status).toBe(200);
+      expect(json.body.left_out_of_filter).toEqual(['a status that no longer exists']);
+      expect(json.body.opportunities.map((o: { name: string }) => o.name).sort()).toEqual(['Initech – licences', 'Webshop – integration']);
+      // The stored filter is kept as it was: the owner decides what to do with it.
+      expect(JSON.parse((await knex('crm_saved_filters').where({ id: filter.id }).first()).params)).toEqual({ status: `${parkedId},${won}` });
+
+      const globex = (await knex('crm_accounts').where({ name: 'Globex Corporation' }).first()).id;
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const hidden = await rep1.get(`/crm/opportunities?account=${globex}&owner=999999&project=999999`);
+      expect(hidden.status).toBe(200);
+      expect(visibleText(hidden.text)).toContain('Part of this filter no longer applies and was left out: an account you cannot see, an owner who no longer exists, a project you cannot see.');
+      expect(hidden.text).not.toContain('Globex');
+      expect(listed(hidden.text)).toContain('Acme – ERP rollout');
+    } finally {
+      await knex('crm_role_default_filters').delete();
+      await knex('crm_saved_filters').where({ id: filter.id }).delete();
+    }
+  });
+});
+
 describe('the "show sales activities on opportunities" switch (S6)', () => {
   test('off: the opportunity page has no activities panel or add form; on: both are back', async () => {
     const director = await Session.signIn(host.app, 'director');
