@@ -39,18 +39,29 @@ export function opportunityJson(o: Opportunity) {
 /** What a JSON client may read under the field rules: hidden fields are left out. */
 const visibleJson = (o: Opportunity, rules: FieldRules) => visibleOpportunityFields(opportunityJson(o), rules);
 
-/** Filters, falling back to the role's default filter when the list is opened without any. */
-async function filtersFor(ctx: CrmContext, req: Request): Promise<OpportunityFilters> {
+/** What the list says about the filter it applied. */
+interface FilterNotes {
+  /** The role's default filter, when the list was opened without a query and applied it. */
+  defaultName: string | null;
+  leftOut: string[];
+}
+
+/**
+ * Filters, falling back to the role's default filter when the list is opened without any query at all. Any
+ * query overrides it: the pages of a cleared list (`?page=2`) and “Clear” (`?q=`) stay unfiltered, as their
+ * links carry no filter to tell them apart from the default.
+ */
+async function filtersFor(ctx: CrmContext, req: Request): Promise<{ f: OpportunityFilters; defaultName: string | null }> {
   const query = req.query as FormInput;
-  if (Object.keys(query).filter((k) => k !== 'page').length === 0) {
+  if (Object.keys(query).length === 0) {
     const roles = (await ctx.host.memberships(ctx.user)).filter((m) => !ctx.project || m.projectId === ctx.project.id).map((m) => m.roleId);
     if (roles.length) {
       const row = await ctx.host.knex('crm_role_default_filters as d').join('crm_saved_filters as f', 'f.id', 'd.saved_filter_id')
-        .where('d.entity', 'opportunities').whereIn('d.role_id', roles).orderBy('d.role_id').first('f.params');
-      if (row) return parseOpportunityFilters(JSON.parse(String(row.params)));
+        .where('d.entity', 'opportunities').whereIn('d.role_id', roles).orderBy('d.role_id').first('f.params', 'f.name');
+      if (row) return { f: parseOpportunityFilters(JSON.parse(String(row.params))), defaultName: String(row.name) };
     }
   }
-  return parseOpportunityFilters(query);
+  return { f: parseOpportunityFilters(query), defaultName: null };
 }
 
 /**
@@ -90,7 +101,7 @@ async function listOptions(ctx: CrmContext, f: OpportunityFilters) {
   return { statuses: allStatuses, users: users.map((u) => ({ id: u.id, name: u.name })), projects, partners: await partnerPicker(ctx, f.partner) };
 }
 
-async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null, leftOut: string[] = []): Promise<PageResponse> {
+async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null, notes: FilterNotes = { defaultName: null, leftOut: [] }): Promise<PageResponse> {
   const settings = await loadSettings(ctx.host.knex);
   const result = await listOpportunities(ctx, f, pageParam(req), Number(settings.page_size));
   const options = await listOptions(ctx, f);
@@ -104,16 +115,21 @@ async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, er
     locals: {
       ...result, f, params, options, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, queryString: (p: Record<string, string | string[]>) => qs(p),
       savedFilters: await savedFilters(ctx.host.knex, 'opportunities', ctx.user), canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
-      error, leftOut, current: 'list',
+      error, notes, current: 'list',
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
       opportunities: result.rows.map((r) => ({ ...r, url: opportunityUrl(r.id) })),
       totals: result.totals, hidden_amounts: result.hiddenAmounts, pagination: result.meta,
       status_counts: Object.fromEntries(result.tagCounts),
-      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
+      ...filterNotesJson(notes),
     },
   };
 }
+
+const filterNotesJson = (notes: FilterNotes) => ({
+  ...(notes.defaultName !== null ? { default_filter: notes.defaultName } : {}),
+  ...(notes.leftOut.length ? { left_out_of_filter: notes.leftOut } : {}),
+});
 
 function qs(params: Record<string, string | string[]>): string {
   const search = new URLSearchParams();
@@ -123,18 +139,20 @@ function qs(params: Record<string, string | string[]>): string {
 }
 
 /** Lists answer a malformed filter with the list page and the message (422), not a bare error. */
-async function withFilters(ctx: CrmContext, req: Request, res: Response, page: (f: OpportunityFilters, leftOut: string[]) => Promise<PageResponse>): Promise<void> {
-  let checked: { f: OpportunityFilters; leftOut: string[] };
+async function withFilters(ctx: CrmContext, req: Request, res: Response, page: (f: OpportunityFilters, notes: FilterNotes) => Promise<PageResponse>): Promise<void> {
+  let checked: { f: OpportunityFilters; notes: FilterNotes };
   try {
-    checked = await withoutStaleReferences(ctx, await filtersFor(ctx, req));
+    const { f, defaultName } = await filtersFor(ctx, req);
+    const { f: kept, leftOut } = await withoutStaleReferences(ctx, f);
+    checked = { f: kept, notes: { defaultName, leftOut } };
   } catch (err) {
     if (!(err instanceof CrmError) || err.status !== 422) throw err;
     return respond(ctx.host, req, res, await listPage(ctx, req, parseOpportunityFilters({}), err));
   }
-  await respond(ctx.host, req, res, await page(checked.f, checked.leftOut));
+  await respond(ctx.host, req, res, await page(checked.f, checked.notes));
 }
 
-async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, leftOut: string[] = []): Promise<PageResponse> {
+async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, notes: FilterNotes = { defaultName: null, leftOut: [] }): Promise<PageResponse> {
   const board = await kanban(ctx, f);
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   return {
@@ -142,7 +160,7 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, leftOut: strin
     view: 'opportunities/kanban',
     project: ctx.project,
     locals: {
-      ...board, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, params: opportunityFilterParams(f), qs, current: 'kanban', leftOut,
+      ...board, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, params: opportunityFilterParams(f), qs, current: 'kanban', notes,
       moveQuery: `?board=${encodeURIComponent(base(ctx))}`, canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
     },
     json: {
@@ -151,7 +169,7 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, leftOut: strin
         cards: c.cards.map((o) => ({ id: o.id, name: o.name, lock_version: o.lock_version })),
       })),
       folded: board.folded.map((c) => ({ status: { id: c.status.id, name: c.status.name, kind: c.status.kind }, count: c.count })),
-      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
+      ...filterNotesJson(notes),
     },
   };
 }
@@ -273,8 +291,8 @@ async function targetProject(ctx: CrmContext, input: FormInput): Promise<HostPro
   return project;
 }
 
-const listHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f, leftOut) => listPage(ctx, req, f, null, leftOut));
-const kanbanHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f, leftOut) => kanbanPage(ctx, f, leftOut));
+const listHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f, notes) => listPage(ctx, req, f, null, notes));
+const kanbanHandler = (ctx: CrmContext, req: Request, res: Response) => withFilters(ctx, req, res, (f, notes) => kanbanPage(ctx, f, notes));
 const newHandler = async (ctx: CrmContext, req: Request, res: Response) => {
   const q = req.query as FormInput;
   await respond(ctx.host, req, res, await formPage(ctx, ctx.project, null, { account_id: text(q, 'account_id'), partner_id: text(q, 'partner_id') }));

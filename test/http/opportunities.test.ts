@@ -478,6 +478,47 @@ describe('saved filters and the default filter per role (O2)', () => {
   });
 });
 
+describe('overriding the role’s default filter (O2)', () => {
+  test('the list names the default filter it applied; “Clear” shows every opportunity, and so do the pages after the first', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const won = await statusId('Won');
+    expect((await director.post('/crm/opportunities/filters', { filter_name: 'Won for reps', status: String(won), is_shared: '1' })).status).toBe(303);
+    const filter = await knex('crm_saved_filters').where({ name: 'Won for reps' }).first();
+    const rep = await knex('roles').where({ name: 'Sales rep' }).first();
+    await knex('crm_role_default_filters').insert({ role_id: rep.id, entity: 'opportunities', saved_filter_id: filter.id });
+    try {
+      const rep2 = await Session.signIn(host.app, 'rep2');
+      const all = listed((await rep2.get('/crm/opportunities?q=')).text).sort();
+      expect(all.length).toBeGreaterThan(2);
+      const opened = await rep2.get('/crm/opportunities');
+      expect(listed(opened.text).sort()).toEqual(['Initech – licences', 'Webshop – integration']);
+      expect(visibleText(opened.text)).toContain('Showing the default filter of your role: Won for reps');
+      const clear = /<a href="([^"]*)">Clear<\/a>/.exec(opened.text)![1].replace(/&amp;/g, '&');
+      const cleared = await rep2.get(clear);
+      expect(listed(cleared.text).sort()).toEqual(all);
+      expect(visibleText(cleared.text)).not.toContain('default filter');
+      // Page by page, the cleared list stays cleared.
+      await knex('crm_settings').insert({ name: 'page_size', value: '1', lock_version: 0 }).onConflict('name').merge();
+      const paged: string[] = [];
+      let url: string | undefined = clear;
+      while (url) {
+        const page = await rep2.get(url);
+        paged.push(...listed(page.text));
+        url = /<a href="([^"]*)" rel="next">/.exec(page.text)?.[1].replace(/&amp;/g, '&');
+      }
+      expect(paged.sort()).toEqual(all);
+      const board = await rep2.get('/crm/opportunities/kanban');
+      expect(visibleText(board.text)).toContain('Showing the default filter of your role: Won for reps');
+      expect(board.text).toContain('href="/crm/opportunities/kanban?q=">Show all</a>');
+    } finally {
+      await knex('crm_settings').where({ name: 'page_size' }).delete();
+      await knex('crm_role_default_filters').delete();
+      await knex('crm_saved_filters').where({ id: filter.id }).delete();
+    }
+  });
+});
+
 describe('a saved filter whose references are gone or hidden (O2)', () => {
   test('a deleted status, a removed owner or project and an account the user cannot see are left out, and the list says so', async () => {
     const knex = host.db.knex;
