@@ -5,7 +5,7 @@ import { respond, respondAfterChange, type PageResponse } from '../http/respond'
 import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import {
-  accountFormOptions, canEditAccount, carryNameToType, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
+  accountFormOptions, accountListFilters, canEditAccount, carryNameToType, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
   listDeletedAccounts, parseAccountFilters, readAccountInput, requireEditableAccount, requireVisibleAccount, restoreAccount,
   setFavorite, updateAccount,
 } from '../services/accounts';
@@ -34,11 +34,10 @@ function accountJson(a: Account) {
 }
 
 async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
-  const filters = parseAccountFilters(req.query as FormInput);
+  const { filters, options, leftOut } = await accountListFilters(ctx, parseAccountFilters(req.query as FormInput));
   const settings = await loadSettings(ctx.host.knex);
   const { rows, meta } = await listAccounts(ctx, filters, pageParam(req), Number(settings.page_size));
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
-  const options = await accountFormOptions(ctx);
   const params = filterParams(filters);
   const filtersSaved = await savedFilters(ctx.host.knex, 'accounts', ctx.user);
   const canAdd = await ctx.host.can(ctx.user, 'add_accounts', ctx.project);
@@ -46,10 +45,11 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
     title: ctx.project ? `${ctx.project.name} · Accounts` : 'Accounts',
     view: 'accounts/index',
     project: ctx.project,
-    locals: { rows, meta, filters, params, users, options, base: listBase(ctx), savedFilters: filtersSaved, queryString, canAdd, isAdmin: ctx.user.admin, project: ctx.project },
+    locals: { rows, meta, filters, params, users, options, base: listBase(ctx), savedFilters: filtersSaved, queryString, canAdd, isAdmin: ctx.user.admin, project: ctx.project, leftOut },
     json: {
       accounts: rows.map((r) => ({ ...r, manager: r.account_manager_id ? users.get(r.account_manager_id) ?? null : null, url: accountUrl(r.id) })),
       pagination: meta, filters: params,
+      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
     },
   };
 }

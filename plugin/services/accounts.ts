@@ -353,6 +353,52 @@ export async function accountFormOptions(ctx: CrmContext, account: Account | nul
   };
 }
 
+/** A lookup row as the list's filter offers it: `switched_off` when an admin has since deactivated it. */
+type FilterChoice<T> = T & { switched_off: boolean };
+
+export interface AccountListOptions {
+  types: FilterChoice<AccountType>[];
+  industries: FilterChoice<Industry>[];
+  groups: FilterChoice<AccountGroup>[];
+  users: { id: number; name: string }[];
+}
+
+/**
+ * The list's filter choices for `filters` (from a link or a saved filter, A5): the active types, industries and
+ * groups, plus a switched-off one the filter uses — it still filters, and the form must show it selected, or
+ * “Apply” would drop it while the list still looked unfiltered. What no longer exists at all is left out of the
+ * filters, named by kind in `leftOut`, rather than narrowing the list to nothing without a word.
+ */
+export async function accountListFilters(ctx: CrmContext, filters: AccountFilters): Promise<{ filters: AccountFilters; options: AccountListOptions; leftOut: string[] }> {
+  const knex = ctx.host.knex;
+  const [types, industries, groups, users] = await Promise.all([
+    lookupRows(knex, 'crm_account_types', () => AccountType.query(knex).orderBy('position')),
+    lookupRows(knex, 'crm_industries', () => Industry.query(knex).orderBy('position')),
+    lookupRows(knex, 'crm_account_groups', () => AccountGroup.query(knex).orderBy('position')),
+    ctx.host.users(),
+  ]);
+  const kept = { ...filters };
+  const leftOut: string[] = [];
+  const choices = <T extends { id: number; active: boolean }>(rows: T[], key: 'type' | 'industry' | 'group', what: string): FilterChoice<T>[] => {
+    if (kept[key] !== null && !rows.some((r) => r.id === kept[key])) {
+      kept[key] = null;
+      leftOut.push(`${what} that no longer exists`);
+    }
+    return rows.filter((r) => r.active || r.id === kept[key]).map((r) => ({ ...r, switched_off: !r.active }));
+  };
+  const options: AccountListOptions = {
+    types: choices(types, 'type', 'a type'),
+    industries: choices(industries, 'industry', 'an industry'),
+    groups: choices(groups, 'group', 'a group'),
+    users: users.map((u) => ({ id: u.id, name: u.name })),
+  };
+  if (kept.manager !== null && !users.some((u) => u.id === kept.manager)) {
+    kept.manager = null;
+    leftOut.push('an account manager who no longer exists');
+  }
+  return { filters: kept, options, leftOut };
+}
+
 /**
  * The form's values when the account type switches to `type` (A1): the name typed for the other kind of type
  * fills the empty name fields of this one, so switching never drops it. First and last name become the name

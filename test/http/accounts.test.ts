@@ -605,6 +605,35 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     expect(nameless.status).toBe(422);
   });
 
+  test('a saved filter’s switched-off industry still filters and stays selected; deleted types, industries, groups and managers are left out, and the list says so', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const [{ industry_id: industryId }] = await knex('crm_accounts').whereNotNull('industry_id').groupBy('industry_id').orderBy('industry_id').select('industry_id').limit(1);
+    const before = listedNames((await director.get(`/crm/accounts?industry=${industryId}`)).text);
+    expect(before.length).toBeGreaterThan(0);
+    await knex('crm_industries').where({ id: industryId }).update({ active: false });
+    try {
+      const page = await director.get(`/crm/accounts?industry=${industryId}`);
+      expect(listedNames(page.text)).toEqual(before);
+      expect(page.text).toMatch(new RegExp(`<option value="${industryId}" selected>[^<]+ \\(switched off\\)</option>`));
+      expect(visibleText(page.text)).not.toContain('left out');
+      // Not offered when no filter uses it.
+      const industrySelect = /<select name="industry"[\s\S]*?<\/select>/.exec((await director.get('/crm/accounts')).text)![0];
+      expect(industrySelect).toContain('All industries');
+      expect(industrySelect).not.toContain(`<option value="${industryId}"`);
+    } finally {
+      await knex('crm_industries').where({ id: industryId }).update({ active: true });
+    }
+    const all = listedNames((await director.get('/crm/accounts')).text);
+    const gone = await director.get('/crm/accounts?type=999999&industry=999999&manager=999999&group=999999');
+    expect(gone.status).toBe(200);
+    expect(visibleText(gone.text)).toContain('Part of this filter no longer applies and was left out: a type that no longer exists, an industry that no longer exists, a group that no longer exists, an account manager who no longer exists.');
+    expect(listedNames(gone.text)).toEqual(all);
+    const json = await director.get('/crm/accounts.json?group=999999');
+    expect(json.body.left_out_of_filter).toEqual(['a group that no longer exists']);
+    expect(json.body.filters).toEqual({});
+  });
+
   test('a second saved filter under a name one already uses is refused, naming it; another user may use the name', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
     expect((await rep1.post('/crm/accounts/filters', { filter_name: 'Öresund customers', q: 'acme' })).status).toBe(303);
