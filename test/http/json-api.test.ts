@@ -53,4 +53,21 @@ describe('JSON API (P5)', () => {
     expect(unknown.status).toBe(401);
     expect(unknown.body.error).toBe('Unknown or revoked API key.');
   });
+
+  test('saved filters over the API: saving answers 201 with the filter, deleting answers the id; another user’s filter is 404', async () => {
+    const key = await apiKeyOf('rep1');
+    const saved = await request(host.app).post('/crm/accounts/filters').set('X-API-Key', key).set('Accept', 'application/json')
+      .send({ filter_name: 'API key accounts', key_account: '1' });
+    expect(saved.status).toBe(201);
+    const stored = await host.db.knex('crm_saved_filters').where({ name: 'API key accounts' }).first();
+    expect(saved.body).toEqual({ saved_filter: { id: stored.id, name: 'API key accounts', is_shared: false, params: { key_account: '1' }, url: '/crm/accounts?key_account=1' } });
+    const otherKey = await apiKeyOf('rep2');
+    const foreign = await request(host.app).post(`/crm/accounts/filters/${stored.id}/delete`).set('X-API-Key', otherKey).set('Accept', 'application/json');
+    expect(foreign.status).toBe(404);
+    expect(foreign.body).toEqual({ error: 'Saved filter not found.', fields: {} });
+    const deleted = await request(host.app).post(`/crm/accounts/filters/${stored.id}/delete`).set('X-API-Key', key).set('Accept', 'application/json');
+    expect(deleted.status).toBe(200);
+    expect(deleted.body).toEqual({ deleted: stored.id });
+    expect(await host.db.knex('crm_saved_filters').where({ id: stored.id }).first()).toBeUndefined();
+  });
 });
