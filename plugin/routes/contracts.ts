@@ -5,7 +5,7 @@ import { CrmError, notFound } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
-import { globalContext } from '../services/accounts';
+import { findVisibleAccount, globalContext } from '../services/accounts';
 import { runsOf } from '../services/automation';
 import {
   contractFilterParams, contractJson, createUpsell, listContracts, parseContractFilters, removeContract,
@@ -29,7 +29,16 @@ const FILTER_ENTITY = 'contracts';
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/contracts` : '/crm/contracts');
 export const contractUrl = (id: number) => `/crm/contracts/${id}`;
 
-async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error: CrmError | null = null): Promise<PageResponse> {
+/**
+ * A filter (a link or a saved filter) on an account the user may not see is left out, and the page says so by kind:
+ * narrowing the user's contracts to it would tell which of them are that account's (as the opportunity list does).
+ */
+async function withoutHiddenAccount(ctx: CrmContext, f: ContractFilters): Promise<{ f: ContractFilters; leftOut: string[] }> {
+  if (f.account === null || (await findVisibleAccount(ctx, f.account))) return { f, leftOut: [] };
+  return { f: { ...f, account: null }, leftOut: ['an account you cannot see'] };
+}
+
+async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error: CrmError | null = null, leftOut: string[] = []): Promise<PageResponse> {
   const knex = ctx.host.knex;
   const perPage = Number((await loadSettings(knex)).page_size) || 25;
   const result = await listContracts(ctx, f, pageParam(req), perPage);
@@ -44,24 +53,25 @@ async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error
     status: error?.status ?? 200,
     locals: {
       ...result, f, params: contractFilterParams(f), base: base(ctx), project: ctx.project, formatMoney, queryString, kindLabels: CONTRACT_KIND_LABELS,
-      categories, projects, accountName, error, sections: await visibleSections(ctx, crmBase), crmBase, current: 'contracts',
+      categories, projects, accountName, error, leftOut, sections: await visibleSections(ctx, crmBase), crmBase, current: 'contracts',
       savedFilters: await savedFilters(knex, FILTER_ENTITY, ctx.user),
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
       contracts: result.rows.map(contractJson), types: result.types, totals: result.totals, pagination: result.meta,
+      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
     },
   };
 }
 
 async function listHandler(ctx: CrmContext, req: Request, res: Response): Promise<void> {
-  let f: ContractFilters;
+  let checked: { f: ContractFilters; leftOut: string[] };
   try {
-    f = parseContractFilters(req.query as FormInput);
+    checked = await withoutHiddenAccount(ctx, parseContractFilters(req.query as FormInput));
   } catch (err) {
     if (!(err instanceof CrmError) || err.status !== 422) throw err;
     return respond(ctx.host, req, res, await listPage(ctx, req, parseContractFilters({}), err));
   }
-  await respond(ctx.host, req, res, await listPage(ctx, req, f));
+  await respond(ctx.host, req, res, await listPage(ctx, req, checked.f, null, checked.leftOut));
 }
 
 async function detail(ctx: CrmContext, req: Request, contract: ContractRow, message: string | null = null): Promise<PageResponse> {

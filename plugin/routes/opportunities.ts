@@ -65,8 +65,9 @@ async function filtersFor(ctx: CrmContext, req: Request): Promise<{ f: Opportuni
 }
 
 /**
- * A saved or default filter outlives what it names: a status deleted since, an owner removed, a project or
- * account the user no longer sees. Those parts are left out (named by kind only, never by name, so nothing hidden
+ * A saved or default filter (or a link) outlives what it names: a status deleted since, an owner removed, a project,
+ * account or partner the user does not see — which must not narrow the list either, or it would tell which of the
+ * user's opportunities are that account's or partner's. Those parts are left out (named by kind only, never by name, so nothing hidden
  * is revealed) rather than narrowing the list to nothing without saying why.
  */
 async function withoutStaleReferences(ctx: CrmContext, f: OpportunityFilters): Promise<{ f: OpportunityFilters; leftOut: string[] }> {
@@ -75,6 +76,10 @@ async function withoutStaleReferences(ctx: CrmContext, f: OpportunityFilters): P
   if (f.account !== null && !(await findVisibleAccount(ctx, f.account))) {
     kept.account = null;
     leftOut.push('an account you cannot see');
+  }
+  if (f.partner !== null && !(await findVisiblePartner(ctx, f.partner))) {
+    kept.partner = null;
+    leftOut.push('a partner you cannot see');
   }
   if (f.owner !== null && !(await ctx.host.users()).some((u) => u.id === f.owner)) {
     kept.owner = null;

@@ -106,19 +106,17 @@ const FILTERED_FIELDS: Record<Exclude<keyof OpportunityFilters, 'statuses' | 'pr
 /**
  * The opportunities visible under `scope`, plus the filters, as one query on `crm_opportunities o`. A filter on a
  * field that the field rules hide from this user matches none of the opportunities where it is hidden: otherwise
- * narrowing the amount step by step would reveal a hidden amount. So does a filter on a partner the user may not see
- * (`partnerHidden`, see partnerFilterHidden).
+ * narrowing the amount step by step would reveal a hidden amount. (A filter on an account, partner or project the user
+ * may not see is left out before it gets here: see the list route.)
  */
-function filteredQuery(knex: Knex, scope: RecordScope, rules: ViewerFieldRules, f: OpportunityFilters, options: { ignoreStatuses?: boolean; partnerHidden?: boolean } = {}): Knex.QueryBuilder {
+function filteredQuery(knex: Knex, scope: RecordScope, rules: ViewerFieldRules, f: OpportunityFilters, options: { ignoreStatuses?: boolean } = {}): Knex.QueryBuilder {
   const q = knex('crm_opportunities as o');
   applyOpportunityScope(q, scope);
   if (f.q) whereAnyContains(q, ['o.name'], f.q);
   if (f.statuses.length && !options.ignoreStatuses) q.whereIn('o.status_id', f.statuses);
   if (f.owner) q.where('o.owner_id', f.owner);
   if (f.account) q.where('o.account_id', f.account);
-  // A partner the reader may not see matches nothing: else the filter would tell which opportunities are its.
-  if (f.partner && options.partnerHidden) q.whereRaw('1 = 0');
-  else if (f.partner) q.where('o.partner_id', f.partner);
+  if (f.partner) q.where('o.partner_id', f.partner);
   if (f.project) q.where('o.project_id', f.project);
   if (f.close_from) q.where('o.expected_close_on', '>=', f.close_from);
   if (f.close_to) q.where('o.expected_close_on', '<=', f.close_to);
@@ -132,11 +130,6 @@ function filteredQuery(knex: Knex, scope: RecordScope, rules: ViewerFieldRules, 
     if (hidden) q.whereRaw('not ?', [hidden]);
   }
   return q;
-}
-
-/** Whether the partner filter names a partner this user may not see (one lookup, only when the filter is set). */
-async function partnerFilterHidden(ctx: CrmContext, f: OpportunityFilters): Promise<boolean> {
-  return f.partner !== null && !(await findVisiblePartner(ctx, f.partner));
 }
 
 export interface OpportunityRow {
@@ -217,13 +210,13 @@ function sortColumn(knex: Knex, rules: ViewerFieldRules, column: (typeof OPPORTU
  */
 export async function listOpportunities(ctx: CrmContext, f: OpportunityFilters, page: number, perPage: number) {
   const knex = ctx.host.knex;
-  const [scope, rules, partnerHidden] = await Promise.all([recordScope(ctx, 'opportunities', 'view_opportunities'), viewerFieldRules(ctx), partnerFilterHidden(ctx, f)]);
+  const [scope, rules] = await Promise.all([recordScope(ctx, 'opportunities', 'view_opportunities'), viewerFieldRules(ctx)]);
   const { sort, dir, ...narrowing } = f;
-  const base = filteredQuery(knex, scope, rules, f, { partnerHidden });
-  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), narrowing, rules.key, partnerHidden]);
+  const base = filteredQuery(knex, scope, rules, f);
+  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), narrowing, rules.key]);
   const numbers = await listNumbers(knex, 'opportunity-list-numbers', key, async () => {
     const [{ total }] = await base.clone().count({ total: '*' });
-    const tagRows: { status_id: number; n: number | string }[] = await filteredQuery(knex, scope, rules, f, { ignoreStatuses: true, partnerHidden })
+    const tagRows: { status_id: number; n: number | string }[] = await filteredQuery(knex, scope, rules, f, { ignoreStatuses: true })
       .groupBy('o.status_id').select('o.status_id').count({ n: '*' });
     const { totals, hiddenAmounts } = readTotals(await withTotalColumns(knex, base.clone(), hiddenSql(knex, rules, 'amount_minor')).groupBy('o.currency').orderBy('o.currency').select('o.currency'));
     return { count: Number(total), totals, hiddenAmounts, tagCounts: new Map(tagRows.map((r) => [Number(r.status_id), Number(r.n)])) };
@@ -523,9 +516,9 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
   const all = await statuses(knex, { activeOnly: true });
   const open = all.filter((s) => s.kind === 'open');
   // Each column shows its own status whatever the status filter says; everything else filters as the list does.
-  const [scope, rules, partnerHidden] = await Promise.all([recordScope(ctx, 'opportunities', 'view_opportunities'), viewerFieldRules(ctx), partnerFilterHidden(ctx, f)]);
-  const base = filteredQuery(knex, scope, rules, f, { ignoreStatuses: true, partnerHidden }).whereIn('o.status_id', all.map((s) => s.id));
-  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), { ...f, statuses: null }, perColumn, rules.key, partnerHidden]);
+  const [scope, rules] = await Promise.all([recordScope(ctx, 'opportunities', 'view_opportunities'), viewerFieldRules(ctx)]);
+  const base = filteredQuery(knex, scope, rules, f, { ignoreStatuses: true }).whereIn('o.status_id', all.map((s) => s.id));
+  const key = await listKey(knex, OPPORTUNITY_LIST_TABLES, [scopeKey(scope), { ...f, statuses: null }, perColumn, rules.key]);
   // Counts and totals of every column in one grouped query (kept until the next write) …
   const grouped = await listNumbers(knex, 'kanban-numbers', key, async (): Promise<(TotalsRow & { status_id: number | string })[]> =>
     withTotalColumns(knex, base.clone(), hiddenSql(knex, rules, 'amount_minor')).groupBy('o.status_id', 'o.currency').orderBy('o.currency').select('o.status_id', 'o.currency'));

@@ -642,24 +642,72 @@ describe('partner pickers (O1, A10)', () => {
     }
   });
 
-  test('a filter on a partner the reader may not see matches no opportunity — list, JSON and kanban — so it reveals none of its opportunities', async () => {
+  test('a filter on a partner the reader may not see is left out, and the list says so — list, JSON and kanban — so it reveals none of its opportunities', async () => {
     const knex = host.db.knex;
     const pacific = Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas: rep1 is not there
     const id = await oppId('Nordic Retail – POS upgrade');
     await knex('crm_opportunities').where({ id }).update({ partner_id: pacific });
     try {
       const rep1 = await Session.signIn(host.app, 'rep1');
-      expect(listed((await rep1.get('/crm/opportunities')).text)).toContain('Nordic Retail – POS upgrade');
-      expect(listed((await rep1.get(`/crm/opportunities?partner=${pacific}`)).text)).toEqual([]);
+      const all = listed((await rep1.get('/crm/opportunities')).text);
+      expect(all).toContain('Nordic Retail – POS upgrade');
+      expect(all.length).toBeGreaterThan(1);
+      const page = await rep1.get(`/crm/opportunities?partner=${pacific}`);
+      expect(listed(page.text)).toEqual(all);
+      expect(visibleText(page.text)).toContain('Part of this filter no longer applies and was left out: a partner you cannot see.');
+      expect(visibleText(page.text)).not.toContain('Pacific');
       const json = (await rep1.get(`/crm/opportunities.json?partner=${pacific}`)).body;
-      expect(json.opportunities).toEqual([]);
-      expect(json.pagination.total).toBe(0);
-      expect((await rep1.get(`/projects/crm-europe/crm/opportunities/kanban?partner=${pacific}`)).text).not.toContain(`data-opportunity="${id}"`);
-      // Those who may see the partner find it.
+      expect(json.pagination.total).toBe(all.length);
+      expect(json.left_out_of_filter).toEqual(['a partner you cannot see']);
+      const board = (await rep1.get(`/projects/crm-europe/crm/opportunities/kanban?partner=${pacific}`)).text;
+      expect(board).toContain(`data-opportunity="${id}"`);
+      expect(visibleText(board)).toContain('a partner you cannot see');
+      // Those who may see the partner filter by it.
       const director = await Session.signIn(host.app, 'director');
-      expect(listed((await director.get(`/crm/opportunities?partner=${pacific}`)).text)).toContain('Nordic Retail – POS upgrade');
+      const theirs = listed((await director.get(`/crm/opportunities?partner=${pacific}`)).text);
+      expect(theirs).toContain('Nordic Retail – POS upgrade');
+      expect(theirs).not.toContain('Acme – ERP rollout');
     } finally {
       await knex('crm_opportunities').where({ id }).update({ partner_id: null });
+    }
+  });
+
+  test('a filter on an account the reader may not see is left out of the opportunity and contract lists, which say so, so it reveals none of them', async () => {
+    const knex = host.db.knex;
+    const initech = Number((await knex('crm_accounts').where({ name: 'Initech' }).first()).id); // crm-americas: rep1 is not there
+    const id = await oppId('Nordic Retail – POS upgrade');
+    const before = (await knex('crm_opportunities').where({ id }).first()).account_id;
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get(`/crm/accounts/${initech}`)).status).toBe(404);
+    const allContracts = (await rep1.get('/crm/contracts.json')).body;
+    const contract = (allContracts.contracts as { id: number; account_id: number | null }[])[0];
+    expect(contract).toBeDefined();
+    await knex('crm_opportunities').where({ id }).update({ account_id: initech });
+    await knex('crm_contracts').where({ id: contract.id }).update({ account_id: initech });
+    try {
+      const all = listed((await rep1.get('/crm/opportunities')).text);
+      expect(all).toContain('Nordic Retail – POS upgrade');
+      expect(all.length).toBeGreaterThan(1);
+      const page = await rep1.get(`/crm/opportunities?account=${initech}`);
+      expect(listed(page.text)).toEqual(all);
+      expect(visibleText(page.text)).toContain('Part of this filter no longer applies and was left out: an account you cannot see.');
+      expect((await rep1.get(`/crm/opportunities.json?account=${initech}`)).body.pagination.total).toBe(all.length);
+
+      const contracts = await rep1.get(`/crm/contracts?account=${initech}`);
+      expect(visibleText(contracts.text)).toContain('Part of this filter no longer applies and was left out: an account you cannot see.');
+      expect(visibleText(contracts.text)).not.toContain('Initech');
+      const json = (await rep1.get(`/crm/contracts.json?account=${initech}`)).body;
+      expect(json.pagination.total).toBe(allContracts.pagination.total);
+      expect(json.left_out_of_filter).toEqual(['an account you cannot see']);
+      // Those who may see the account filter by it.
+      const director = await Session.signIn(host.app, 'director');
+      expect(listed((await director.get(`/crm/opportunities?account=${initech}`)).text)).toContain('Nordic Retail – POS upgrade');
+      const directorContracts = (await director.get(`/crm/contracts.json?account=${initech}`)).body;
+      expect((directorContracts.contracts as { id: number }[]).map((c) => c.id)).toContain(contract.id);
+      expect(directorContracts.left_out_of_filter).toBeUndefined();
+    } finally {
+      await knex('crm_opportunities').where({ id }).update({ account_id: before });
+      await knex('crm_contracts').where({ id: contract.id }).update({ account_id: contract.account_id });
     }
   });
 
