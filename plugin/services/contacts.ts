@@ -223,8 +223,11 @@ export async function readContactInput(ctx: CrmContext, input: FormInput, existi
 
 /** Links contact and account once, journaled on both sides; false when they were linked already. */
 async function linkInTrx(trx: Knex.Transaction, ctx: CrmContext, account: { id: number; name: string }, contact: PersonalContact, role: string): Promise<boolean> {
-  if (await trx('crm_account_contacts').where({ account_id: account.id, contact_id: contact.id }).first()) return false;
-  await trx('crm_account_contacts').insert({ account_id: account.id, contact_id: contact.id, role });
+  // Not "look, then insert": two simultaneous requests would both find no link and the second insert would break the
+  // primary key. A link already there (or made by the other request in the meantime) inserts nothing.
+  const inserted = await trx('crm_account_contacts').insert({ account_id: account.id, contact_id: contact.id, role })
+    .onConflict(['account_id', 'contact_id']).ignore().returning('contact_id');
+  if (inserted.length === 0) return false;
   await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: null, new: `+${contactName(contact)}${role ? ` (${role})` : ''}${referenceTo(contact.id)}` }] });
   await journal(trx, { type: 'personal_contact', id: contact.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'accounts', old: null, new: `+${account.name}${referenceTo(account.id)}` }] });
   return true;

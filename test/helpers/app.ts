@@ -6,6 +6,7 @@ import { seedDemoData } from '../../host/seed';
 import { crmPlugin } from '../../plugin/index';
 import type { DemoDirectory, PluginModule } from '../../plugin/host';
 import { createTestDatabase, type TestDatabase } from './db';
+import { isPg } from '../../migrations/dialect';
 
 export interface TestHost extends HostApp {
   db: TestDatabase;
@@ -120,5 +121,31 @@ export async function statementsDuring<T>(knex: Knex, during: () => Promise<T>):
     return { result: await during(), statements };
   } finally {
     knex.removeListener('query', record);
+  }
+}
+
+/**
+ * Sends the requests at the same time, as a double submit does, and on PostgreSQL makes them meet for certain: their
+ * writes to `table` wait behind a lock held here until each request has read what it checks first and queued its
+ * write (or finished without one), then all go at once. SQLite runs one writer at a time: the requests just run
+ * side by side.
+ */
+export async function racing<T>(knex: Knex, table: string, requests: (() => PromiseLike<T>)[]): Promise<T[]> {
+  if (!isPg(knex)) return Promise.all(requests.map((send) => send()));
+  const lock = await knex.transaction();
+  let settled = 0;
+  try {
+    // EXCLUSIVE lets readers through and holds back every insert, update and delete on the table.
+    await lock.raw(`lock table ${table} in exclusive mode`);
+    const running = requests.map((send) => Promise.resolve(send()).finally(() => { settled += 1; }));
+    for (;;) {
+      const { rows } = await knex.raw('select count(*) as n from pg_locks where not granted and relation = ?::regclass', [table]);
+      if (Number(rows[0].n) + settled >= requests.length) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await lock.commit();
+    return await Promise.all(running);
+  } finally {
+    if (!lock.isCompleted()) await lock.rollback();
   }
 }

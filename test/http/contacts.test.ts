@@ -1,4 +1,4 @@
-import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { lockVersionIn, racing, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -353,6 +353,22 @@ describe('employees of an account: People tab (A6, A9)', () => {
     expect(await knex()('crm_account_contacts').where({ account_id: nordic, contact_id: liga }).first()).toBeUndefined();
     const log = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id').where({ 'j.journalized_type': 'personal_contact', 'j.journalized_id': liga }).orderBy('j.id').select('d.field', 'd.old_value', 'd.new_value');
     expect(log).toEqual([{ field: 'accounts', old_value: null, new_value: `+Nordic Retail Group (#${nordic})` }, { field: 'accounts', old_value: `Nordic Retail Group (#${nordic})`, new_value: null }]);
+  });
+
+  test('two simultaneous links of the same contact make one link, journaled once; the second answers as a repeated link', async () => {
+    const rep = await Session.signIn(host.app, 'rep1');
+    const nordic = await accountId('Nordic Retail Group');
+    const contact = await newContact('rep1', { first_name: 'Dora', last_name: 'Doublesubmit', project_id: project('crm-europe') });
+    const link = () => rep.post(`/crm/accounts/${nordic}/contacts`, { contact: String(contact), role: 'Buyer' });
+    const answers = await racing(knex(), 'crm_account_contacts', [link, link]);
+    expect(answers.map((a) => a.status).sort()).toEqual([303, 422]);
+    const refused = answers.find((a) => a.status === 422)!;
+    expect(visibleText(refused.text)).toContain('Dora Doublesubmit is already linked to this account');
+    expect(await knex()('crm_account_contacts').where({ account_id: nordic, contact_id: contact })).toEqual([{ account_id: nordic, contact_id: contact, role: 'Buyer' }]);
+    const changes = (type: string, id: number, field: string) => knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+      .where({ 'j.journalized_type': type, 'j.journalized_id': id, 'd.field': field }).pluck('d.new_value');
+    expect(await changes('personal_contact', contact, 'accounts')).toEqual([`+Nordic Retail Group (#${nordic})`]);
+    expect((await changes('account', nordic, 'contacts')).filter((v: string | null) => v?.includes(`(#${contact})`))).toEqual([`+Dora Doublesubmit (Buyer) (#${contact})`]);
   });
 
   test('a contact linked to an account the user can see is visible to them', async () => {
