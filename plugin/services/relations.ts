@@ -330,32 +330,47 @@ export async function findInternalRelation(ctx: CrmContext, account: Account, id
   return requireInternalRelation(ctx.host.knex, account.id, id);
 }
 
-const duplicateRelation = () => invalid('The internal relation was not saved: fix the fields marked below.', { user_id: 'This user already has this relation to the account' });
+type Names = Awaited<ReturnType<typeof names>>;
 
-async function assertNoDuplicate(trx: Knex.Transaction, accountId: number, input: InternalRelationInput, exceptId: number | null): Promise<void> {
+function duplicateRelation(input: InternalRelationInput, { users, categories }: Names) {
+  const user = users.get(input.user_id) ?? `User #${input.user_id}`;
+  const category = categories.get(input.category_id) ?? `#${input.category_id}`;
+  return invalid('The internal relation was not saved: fix the fields marked below.', { user_id: `${user} is already “${category}” of this account` });
+}
+
+/**
+ * Saves `write` unless the account has this user in this category already (one relation per account, user and
+ * category: migration 035's unique index). A simultaneous save of the same relation passes the look-up and meets
+ * the index: it answers the same 422.
+ */
+async function withoutDuplicate<T>(trx: Knex.Transaction, accountId: number, input: InternalRelationInput, exceptId: number | null, known: Names, write: () => Promise<T>): Promise<T> {
   const q = trx('crm_internal_relations').where({ account_id: accountId, user_id: input.user_id, category_id: input.category_id });
   if (exceptId) q.whereNot('id', exceptId);
-  if (await q.first('id')) throw duplicateRelation();
+  if (await q.first('id')) throw duplicateRelation(input, known);
+  try {
+    return await write();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw duplicateRelation(input, known);
+    throw err;
+  }
 }
 
 export async function addInternalRelation(ctx: CrmContext, account: Account, input: InternalRelationInput): Promise<number> {
-  const { users, categories } = await names(ctx);
+  const known = await names(ctx);
   return ctx.host.knex.transaction(async (trx) => {
-    await assertNoDuplicate(trx, account.id, input, null);
-    const [row] = await trx('crm_internal_relations').insert({ account_id: account.id, ...input }).returning('id');
-    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'internal_relations', old: null, new: describe(input, users, categories) }] });
+    const [row] = await withoutDuplicate(trx, account.id, input, null, known, () => trx('crm_internal_relations').insert({ account_id: account.id, ...input }).returning('id'));
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'internal_relations', old: null, new: describe(input, known.users, known.categories) }] });
     return insertedId(row);
   });
 }
 
 export async function updateInternalRelation(ctx: CrmContext, account: Account, id: number, input: InternalRelationInput): Promise<void> {
-  const { users, categories } = await names(ctx);
+  const known = await names(ctx);
   await ctx.host.knex.transaction(async (trx) => {
     const before = await requireInternalRelation(trx, account.id, id);
-    await assertNoDuplicate(trx, account.id, input, id);
-    await trx('crm_internal_relations').where({ id, account_id: account.id }).update(input);
-    const old = describe(before, users, categories);
-    const now = describe(input, users, categories);
+    await withoutDuplicate(trx, account.id, input, id, known, () => trx('crm_internal_relations').where({ id, account_id: account.id }).update(input));
+    const old = describe(before, known.users, known.categories);
+    const now = describe(input, known.users, known.categories);
     if (old !== now) await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'internal_relations', old, new: now }] });
   });
 }

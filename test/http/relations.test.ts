@@ -1,4 +1,5 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { racing, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { internalRelationKey } from '../../migrations/20261124_035_internal_relation_key';
 
 let host: TestHost;
 let companyType: number;
@@ -285,6 +286,40 @@ describe('internal relations (A7)', () => {
     }
   });
 
+  test('the same user in the same category twice is refused (422, naming both), on adding and on editing; other categories are fine', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const a = await makeAccount('Twice Related Co');
+    const manager = String(await categoryId('Account manager'));
+    const rep1 = String(host.demo.users.rep1.id);
+    expect((await director.post(`/crm/accounts/${a}/internal-relations`, { user_id: rep1, category_id: manager, commission: '5' })).status).toBe(303);
+    const again = await director.post(`/crm/accounts/${a}/internal-relations`, { user_id: rep1, category_id: manager, since: '2026-03-01' });
+    expect(again.status).toBe(422);
+    expect(again.text).toContain('data-field="user_id"');
+    expect(visibleText(again.text)).toContain('Rick Rep is already “Account manager” of this account');
+    expect(again.text).toContain('value="2026-03-01"');
+    expect((await director.post(`/crm/accounts/${a}/internal-relations`, { user_id: rep1, category_id: String(await categoryId('Sales support')) })).status).toBe(303);
+    const support = await knex('crm_internal_relations').where({ account_id: a, category_id: await categoryId('Sales support') }).first();
+    const edit = await director.htmxPost(`/crm/accounts/${a}/internal-relations/${support.id}`, { user_id: rep1, category_id: manager });
+    expect(edit.status).toBe(422);
+    expect(visibleText(edit.text)).toContain('Rick Rep is already “Account manager” of this account');
+    expect((await knex('crm_internal_relations').where({ account_id: a }).orderBy('id').pluck('category_id')).map(Number)).toEqual([Number(manager), await categoryId('Sales support')]);
+    expect(await journalDetails(a, 'internal_relations')).toHaveLength(2);
+  });
+
+  test('two simultaneous adds of the same relation (a double submit) store it once, journaled once; the second answers 422', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const a = await makeAccount('Double Submit Relation Co');
+    const technical = String(await categoryId('Technical contact'));
+    const add = () => director.post(`/crm/accounts/${a}/internal-relations`, { user_id: String(host.demo.users.rep2.id), category_id: technical, commission: '3' });
+    const answers = await racing(knex, 'crm_internal_relations', [add, add]);
+    expect(answers.map((r) => r.status).sort()).toEqual([303, 422]);
+    expect(visibleText(answers.find((r) => r.status === 422)!.text)).toContain('Rita Rep is already “Technical contact” of this account');
+    expect(await knex('crm_internal_relations').where({ account_id: a })).toHaveLength(1);
+    expect(await journalDetails(a, 'internal_relations')).toEqual([{ old_value: null, new_value: 'Rita Rep · Technical contact · 3 %' }]);
+  });
+
   test('internal relations of another account, or of an account the user cannot edit, are out of reach', async () => {
     const director = await Session.signIn(host.app, 'director');
     const a = await makeAccount('Reach Alpha');
@@ -332,5 +367,46 @@ describe('sub-accounts (A7)', () => {
     const directorsView = await relationsText(director, repsAccount);
     expect(directorsView).toContain('Parent account Directors Umbrella');
     expect(directorsView).toContain('Sub-accounts Directors Branch');
+  });
+});
+
+describe('migration 035 (one internal relation per account, user and category)', () => {
+  test('merges a relation stored several times into its oldest row, filling its blanks, journaled; others untouched; then no duplicate can be stored', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const a = await makeAccount('Merged Relations Co');
+    const [manager, support] = [await categoryId('Account manager'), await categoryId('Sales support')];
+    const [rep1, rep2] = [host.demo.users.rep1.id, host.demo.users.rep2.id];
+    const elsewhere = await knex('crm_internal_relations').whereNot({ account_id: a }).orderBy('id');
+    await internalRelationKey.down(knex);
+    let ids: number[];
+    try {
+      // What double submits left before the index: one relation three times, with different details.
+      const rows = [
+        { user_id: rep1, category_id: manager, since: null, commission_bp: null },
+        { user_id: rep1, category_id: manager, since: '2025-06-01', commission_bp: 250 },
+        { user_id: rep1, category_id: manager, since: '2024-02-01', commission_bp: 500 },
+        { user_id: rep2, category_id: manager, since: '2026-01-01', commission_bp: null },
+        { user_id: rep1, category_id: support, since: null, commission_bp: 100 },
+      ];
+      ids = [];
+      for (const r of rows) ids.push(Number(((await knex('crm_internal_relations').insert({ account_id: a, ...r }).returning('id'))[0] as { id: number }).id));
+    } finally {
+      await internalRelationKey.up(knex);
+    }
+    expect((await knex('crm_internal_relations').where({ account_id: a }).orderBy('id').pluck('id')).map(Number)).toEqual([ids[0], ids[3], ids[4]]);
+    const text = await relationsText(director, a);
+    expect(text).toContain('Rick Rep Account manager 2024-02-01 2.5 %');
+    expect(text).toContain('Rita Rep Account manager 2026-01-01');
+    expect(text).toContain('Rick Rep Sales support — 1 %');
+    expect(await journalDetails(a, 'internal_relations')).toEqual([
+      { old_value: `User #${rep1} · Account manager · since 2025-06-01 · 2.5 %`, new_value: null },
+      { old_value: `User #${rep1} · Account manager · since 2024-02-01 · 5 %`, new_value: null },
+      { old_value: `User #${rep1} · Account manager`, new_value: `User #${rep1} · Account manager · since 2024-02-01 · 2.5 %` },
+    ]);
+    expect(visibleText((await director.get(`/crm/accounts/${a}?tab=history`)).text)).toContain(`Internal relation #${ids![0]} was stored 3 times: merged into one (by an update)`);
+    expect(await knex('crm_internal_relations').whereNot({ account_id: a }).orderBy('id')).toEqual(elsewhere);
+    await expect(knex('crm_internal_relations').insert({ account_id: a, user_id: rep2, category_id: manager })).rejects.toThrow();
+    expect(await knex('crm_internal_relations').where({ account_id: a })).toHaveLength(3);
   });
 });
