@@ -314,13 +314,32 @@ export async function bundlesUsing(knex: Knex, use: { productId: number; priceBo
   return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), name: String(r.name), code: String(r.code), price_book_name: String(r.price_book_name) }));
 }
 
+/** "bundle A (A1)" or "bundles A (A1), B (B1) and 3 more", each `named` as given. */
+function bundlesNamed(uses: BundleUse[], named: (b: BundleUse) => string): string {
+  const more = uses.length > 5 ? ` and ${uses.length - 5} more` : '';
+  return `${uses.length === 1 ? 'bundle' : 'bundles'} ${uses.slice(0, 5).map(named).join(', ')}${more}`;
+}
+
 /** Refuses (422) a change that would take away what `uses` point at, naming them: "`notDone`: it is used by bundle …". */
 export function refuseWhileBundlesUse(uses: BundleUse[], notDone: string): void {
   if (!uses.length) return;
-  const shown = uses.slice(0, 5).map((b) => `${b.name} (${b.code}) in ${b.price_book_name}`).join(', ');
-  const more = uses.length > 5 ? ` and ${uses.length - 5} more` : '';
   const which = uses.length === 1 ? 'bundle' : 'bundles';
-  throw invalid(`${notDone}: it is used by ${which} ${shown}${more}; remove it from the ${which} first.`);
+  throw invalid(`${notDone}: it is used by ${bundlesNamed(uses, (b) => `${b.name} (${b.code}) in ${b.price_book_name}`)}; remove it from the ${which} first.`);
+}
+
+/**
+ * Inside the transaction of a change that took a price out of `currency` in `priceBook` (removed it, or moved it to
+ * another currency): refuses (422) when the book has no price left in that currency and a bundle of it is sold in
+ * it — a bundle's currency is one its book prices in, so its edit form would refuse every save.
+ */
+export async function refuseLastPriceOfBundleCurrency(trx: Knex.Transaction, priceBook: Pick<PriceBook, 'id' | 'name'>, currency: string, notDone: string): Promise<void> {
+  if (await trx('crm_product_prices').where({ price_book_id: priceBook.id, currency }).first('id')) return;
+  const uses: BundleUse[] = (await trx('crm_bundles').where({ price_book_id: priceBook.id, currency }).orderBy(['name', 'id']).select('id', 'name', 'code'))
+    .map((b: { id: number; name: string; code: string }) => ({ id: Number(b.id), name: String(b.name), code: String(b.code), price_book_name: priceBook.name }));
+  if (!uses.length) return;
+  const which = uses.length === 1 ? 'bundle' : 'bundles';
+  const verb = uses.length === 1 ? 'is' : 'are';
+  throw invalid(`${notDone}: it is the last price in ${currency} of ${priceBook.name}, and ${bundlesNamed(uses, (b) => `${b.name} (${b.code})`)} ${verb} sold in ${currency}; give the ${which} another currency first.`);
 }
 
 /**

@@ -5,7 +5,7 @@ import type { HostUser } from '../host';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal, type FieldChange, type JournalEntry } from './journal';
-import { bundlesUsing, refuseWhileBundlesUse } from './bundles';
+import { bundlesUsing, refuseLastPriceOfBundleCurrency, refuseWhileBundlesUse } from './bundles';
 import { amountInput, isCurrencyCode, parseAmount } from './money';
 import { moveInList } from './ordering';
 import type { PageMeta } from './pagination';
@@ -432,6 +432,7 @@ export async function updatePrice(ctx: CrmContext, book: PriceBook, product: Pro
       const n = await q.update(input);
       if (n === 0) throw staleRecord('This price');
       if (input.unit_name !== price.unit_name) await refuseLastPriceOfBundledUnit(trx, book, product, price.unit_name, 'The price was not saved');
+      if (input.currency !== price.currency) await refuseLastPriceOfBundleCurrency(trx, book, price.currency, 'The price was not saved');
       if (priceText(price) !== priceText(input)) await journalPrice(trx, ctx, book, product, { field: 'price', old: priceText(price), new: priceText(input) });
       return priceRow(await trx('crm_product_prices').where({ id: price.id }).first());
     });
@@ -456,6 +457,7 @@ export async function removePrice(ctx: CrmContext, book: PriceBook, product: Pro
     const n = await trx('crm_product_prices').where({ id: price.id }).delete();
     if (n === 0) throw notFound('Price');
     await refuseLastPriceOfBundledUnit(trx, book, product, price.unit_name, 'The price was not removed');
+    await refuseLastPriceOfBundleCurrency(trx, book, price.currency, 'The price was not removed');
     await journalPrice(trx, ctx, book, product, { field: 'price', old: priceText(price), new: null });
   });
 }

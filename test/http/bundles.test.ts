@@ -257,6 +257,39 @@ describe('bundles (Q3)', () => {
     expect((await director.get(`/crm/bundles/${bundle}/edit`)).status).toBe(200);
   });
 
+  test('a price book keeps its last price in a currency a bundle of it is sold in: removing it or moving it to another currency is refused (422) naming the bundle', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const book = await priceBook('Bundles currency', 'crm-europe', [['C-LIC', 'licence', 1000, 'EUR'], ['C-LIC', 'licence', 1200, 'USD'], ['C-SUP', 'year', 500, 'EUR'], ['C-SUP', 'year', 600, 'USD']]);
+    const created = await director.post(`/crm/price-books/${book}/bundles`, await bundleForm('IN-USD', { currency: 'USD', item_key: [`${await productId('C-LIC')}:licence`], item_weight: ['1'] }));
+    expect(created.status).toBe(303);
+    const bundle = Number(/\/crm\/bundles\/(\d+)$/.exec(created.headers.location)![1]);
+    const priceOf = async (code: string, currency: string) => Number((await knex('crm_product_prices').where({ price_book_id: book, product_id: await productId(code), currency }).first('id')).id);
+    const [licenceUsd, supportUsd] = [await priceOf('C-LIC', 'USD'), await priceOf('C-SUP', 'USD')];
+    const refusal = (notDone: string) => `${notDone}: it is the last price in USD of Bundles currency, and bundle Starter pack (IN-USD) is sold in USD; give the bundle another currency first.`;
+
+    // Another USD price remains: this one may go.
+    expect((await director.post(`/crm/price-books/${book}/prices/${supportUsd}/delete`, {})).status).toBe(303);
+    const fromBook = await director.post(`/crm/price-books/${book}/prices/${licenceUsd}/delete`, {});
+    expect(fromBook.status).toBe(422);
+    expect(visibleText(fromBook.text)).toContain(refusal('The price was not removed'));
+    const fromProduct = await director.post(`/crm/products/${await productId('C-LIC')}/prices/${licenceUsd}/delete`, {});
+    expect(fromProduct.status).toBe(422);
+    expect(visibleText(fromProduct.text)).toContain(refusal('The price was not removed'));
+    const moved = await director.post(`/crm/price-books/${book}/prices/${licenceUsd}`, { unit_name: 'licence', price: '12', currency: 'GBP', old_unit_name: 'licence', old_price_minor: '1200', old_currency: 'USD' });
+    expect(moved.status).toBe(422);
+    expect(visibleText(moved.text)).toContain(refusal('The price was not saved'));
+    const kept = await knex('crm_product_prices').where({ id: licenceUsd }).first();
+    expect([kept.currency, Number(kept.price_minor)]).toEqual(['USD', 1200]);
+
+    const edited = await director.post(`/crm/bundles/${bundle}`, await bundleForm('IN-USD', { currency: 'EUR', item_key: [`${await productId('C-LIC')}:licence`], item_weight: ['1'], lock_version: '0' }));
+    expect(edited.status).toBe(303);
+    expect((await director.post(`/crm/price-books/${book}/prices/${licenceUsd}/delete`, {})).status).toBe(303);
+    expect(await knex('crm_product_prices').where({ price_book_id: book, currency: 'USD' })).toHaveLength(0);
+    const again = await director.post(`/crm/bundles/${bundle}`, await bundleForm('IN-USD', { currency: 'EUR', item_key: [`${await productId('C-LIC')}:licence`], item_weight: ['2'], lock_version: '1' }));
+    expect(again.status).toBe(303);
+  });
+
   test('a product a bundle uses cannot be deleted (422 naming the bundle) until the bundle is gone', async () => {
     const director = await Session.signIn(host.app, 'director');
     const book = await priceBook('Bundles product delete', 'crm-europe', [['D-LIC', 'licence', 1000, 'EUR']]);
