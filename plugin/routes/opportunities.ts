@@ -19,7 +19,8 @@ import {
   statuses, updateOpportunity, type OpportunityFilters,
 } from '../services/opportunities';
 import { pageParam } from '../services/pagination';
-import { queryString, savedFilters } from '../services/saved-filters';
+import { queryString, ROLE_DEFAULTS_JOURNAL, savedFilters, setRoleDefaultFilters } from '../services/saved-filters';
+import { settingsHistory, userNames } from './admin-forms';
 import { loadSettings } from '../services/settings';
 import { OPPORTUNITY_SIDEBAR, OPPORTUNITY_PANELS } from './opportunity-extensions';
 import { savedFilterRoutes } from './saved-filter-routes';
@@ -340,9 +341,13 @@ export function opportunityRoutes(): CrmRoute[] {
         const canManageDefaults = await ctx.host.can(ctx.user, 'manage_crm_settings');
         const roles = canManageDefaults ? await ctx.host.roles() : [];
         const defaults = canManageDefaults ? await ctx.host.knex('crm_role_default_filters').where({ entity: 'opportunities' }) : [];
+        const log = canManageDefaults ? await settingsHistory(ctx, ROLE_DEFAULTS_JOURNAL) : null;
         await respond(ctx.host, req, res, {
           title: 'Saved filters', view: 'opportunities/filters',
-          locals: { filters, roles, defaults: new Map(defaults.map((d) => [Number(d.role_id), Number(d.saved_filter_id)])), canManageDefaults, queryString, current: 'filters', base: '/crm/opportunities', project: null },
+          locals: {
+            filters, roles, defaults: new Map(defaults.map((d) => [Number(d.role_id), Number(d.saved_filter_id)])), canManageDefaults, queryString, current: 'filters',
+            base: '/crm/opportunities', project: null, log, users: log ? await userNames(ctx) : new Map(),
+          },
           json: { filters },
         });
       },
@@ -353,17 +358,14 @@ export function opportunityRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const roles = await ctx.host.roles();
         const shared = new Set((await savedFilters(ctx.host.knex, 'opportunities', ctx.user)).filter((f) => f.is_shared).map((f) => f.id));
-        const rows: { role_id: number; entity: string; saved_filter_id: number }[] = [];
+        const chosen = new Map<number, number>();
         for (const role of roles) {
           const raw = text(formBody(req), `role_${role.id}`);
           if (!raw) continue;
           if (!shared.has(Number(raw))) throw invalid(`Choose a shared filter for ${role.name}.`, { [`role_${role.id}`]: 'Choose a shared filter' });
-          rows.push({ role_id: role.id, entity: 'opportunities', saved_filter_id: Number(raw) });
+          chosen.set(role.id, Number(raw));
         }
-        await ctx.host.knex.transaction(async (trx) => {
-          await trx('crm_role_default_filters').where({ entity: 'opportunities' }).delete();
-          if (rows.length) await trx('crm_role_default_filters').insert(rows);
-        });
+        await setRoleDefaultFilters(ctx.host.knex, 'opportunities', ctx.user, roles, chosen);
         res.redirect(303, '/crm/opportunities/filters');
       },
     },

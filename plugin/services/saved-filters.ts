@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { invalid, notFound } from '../http/errors';
 import type { HostUser } from '../host';
+import { journal, type FieldChange } from './journal';
 
 export interface SavedFilter {
   id: number;
@@ -32,6 +33,30 @@ export async function saveFilter(knex: Knex, entity: string, user: HostUser, nam
 export async function deleteFilter(knex: Knex, entity: string, user: HostUser, id: number): Promise<void> {
   const n = await knex('crm_saved_filters').where({ id, entity, user_id: user.id }).delete();
   if (n === 0) throw notFound('Saved filter');
+}
+
+/** Where the default filters per role are journaled (one history, on the saved filters page). */
+export const ROLE_DEFAULTS_JOURNAL = 'role_default_filters';
+
+/**
+ * O2: the default filter of each role for the list `entity` — `chosen` maps a role to one of the shared filters, a
+ * role left out has none — replacing the previous ones in one transaction, each role's change journaled by the
+ * role's and the filters' names (a filter deleted since reads by its id).
+ */
+export async function setRoleDefaultFilters(
+  knex: Knex, entity: string, user: HostUser, roles: readonly { id: number; name: string }[], chosen: ReadonlyMap<number, number>,
+): Promise<void> {
+  await knex.transaction(async (trx) => {
+    const before = new Map((await trx('crm_role_default_filters').where({ entity })).map((r) => [Number(r.role_id), Number(r.saved_filter_id)]));
+    const ids = [...new Set([...before.values(), ...chosen.values()])];
+    const names = new Map((ids.length ? await trx('crm_saved_filters').whereIn('id', ids).select('id', 'name') : []).map((r) => [Number(r.id), String(r.name)]));
+    const named = (id: number | undefined) => (id === undefined ? null : names.get(id) ?? `#${id}`);
+    const changes: FieldChange[] = roles.filter((role) => before.get(role.id) !== chosen.get(role.id))
+      .map((role) => ({ field: role.name, old: named(before.get(role.id)), new: named(chosen.get(role.id)) }));
+    await trx('crm_role_default_filters').where({ entity }).delete();
+    if (chosen.size) await trx('crm_role_default_filters').insert([...chosen].map(([roleId, filterId]) => ({ role_id: roleId, entity, saved_filter_id: filterId })));
+    await journal(trx, { type: ROLE_DEFAULTS_JOURNAL, id: 0, userId: user.id, action: 'update', changes });
+  });
 }
 
 export function queryString(params: Record<string, string>): string {

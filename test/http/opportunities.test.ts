@@ -476,6 +476,35 @@ describe('saved filters and the default filter per role (O2)', () => {
       await host.db.knex('crm_role_default_filters').delete();
     }
   });
+
+  test('setting the default filters is journaled, role by role, and shown on the saved filters page', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post('/crm/opportunities/filters', { filter_name: 'Big deals', amount_min: '10000', is_shared: '1' })).status).toBe(303);
+    const filter = Number((await knex('crm_saved_filters').where({ name: 'Big deals' }).first()).id);
+    const rep = await knex('roles').where({ name: 'Sales rep' }).first();
+    const admin = await Session.signIn(host.app, 'admin');
+    // The defaults left by the test before were removed directly; what this test saves starts from none.
+    await knex('crm_role_default_filters').delete();
+    const since = Number((await knex('crm_journals').max({ id: 'id' }).first())?.id ?? 0);
+    try {
+      expect((await admin.post('/crm/opportunities/filters/defaults', { [`role_${rep.id}`]: String(filter) })).status).toBe(303);
+      // Saving the same again changes nothing and journals nothing.
+      expect((await admin.post('/crm/opportunities/filters/defaults', { [`role_${rep.id}`]: String(filter) })).status).toBe(303);
+      expect((await admin.post('/crm/opportunities/filters/defaults', {})).status).toBe(303);
+      const details = await knex('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+        .where({ 'j.journalized_type': 'role_default_filters' }).where('j.id', '>', since).orderBy('j.id').select('d.field', 'd.old_value', 'd.new_value', 'j.user_id');
+      expect(details.map((d) => [d.field, d.old_value, d.new_value, Number(d.user_id)])).toEqual([
+        ['Sales rep', null, 'Big deals', host.demo.users.admin.id],
+        ['Sales rep', 'Big deals', null, host.demo.users.admin.id],
+      ]);
+      const page = visibleText((await admin.get('/crm/opportunities/filters')).text);
+      expect(page).toContain('Sales rep : (empty) → Big deals');
+      expect(page).toContain('Sales rep : Big deals → (empty)');
+    } finally {
+      await knex('crm_role_default_filters').delete();
+    }
+  });
 });
 
 describe('overriding the role’s default filter (O2)', () => {
