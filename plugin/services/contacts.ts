@@ -8,7 +8,7 @@ import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalCo
 import { canEditAccount, findVisibleAccount, globalContext } from './accounts';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput, positiveId, validId } from './form';
-import { changedFields, journal, referenceTo } from './journal';
+import { changedFields, journal, journalMany, referenceTo } from './journal';
 import type { PageMeta } from './pagination';
 import { findVisiblePartner, partnerOfPartnerUser, partnerPicker, type PartnerPicker } from './partners';
 import { roleLabel } from './opportunity-actions';
@@ -272,18 +272,18 @@ export async function deleteContact(ctx: CrmContext, contact: PersonalContact): 
     const named = `${contactName(contact)}${referenceTo(contact.id)}`;
     const accountIds = (await trx('crm_account_contacts').where({ contact_id: contact.id }).pluck('account_id')).map(Number);
     await trx('crm_account_contacts').where({ contact_id: contact.id }).delete();
-    for (const id of accountIds) await journal(trx, { type: 'account', id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: named, new: null }], notes });
+    await journalMany(trx, accountIds.map((id) => ({ type: 'account', id, userId: ctx.user.id, action: 'update', changes: [{ field: 'contacts', old: named, new: null }], notes })));
     const roles: { opportunity_id: number; description: string | null }[] = await trx('crm_business_roles').where({ contact_id: contact.id }).select('opportunity_id', 'description');
     await trx('crm_business_roles').where({ contact_id: contact.id }).delete();
     const oppIds = (await trx('crm_opportunities').where({ contact_id: contact.id }).pluck('id')).map(Number);
     if (oppIds.length) await trx('crm_opportunities').whereIn('id', oppIds).update({ contact_id: null, lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
-    for (const id of new Set([...oppIds, ...roles.map((r) => Number(r.opportunity_id))])) {
-      const changes = [
+    await journalMany(trx, [...new Set([...oppIds, ...roles.map((r) => Number(r.opportunity_id))])].map((id) => ({
+      type: 'opportunity', id, userId: ctx.user.id, action: 'update' as const, notes,
+      changes: [
         ...(oppIds.includes(id) ? [{ field: 'contact_id', old: contact.id, new: null }] : []),
         ...roles.filter((r) => Number(r.opportunity_id) === id).map((r) => ({ field: 'business_roles', old: roleLabel(contact.id, String(r.description ?? '')), new: null })),
-      ];
-      await journal(trx, { type: 'opportunity', id, userId: ctx.user.id, action: 'update', changes, notes });
-    }
+      ],
+    })));
   });
 }
 

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { invalid } from '../http/errors';
-import { journal } from './journal';
+import { journalMany } from './journal';
 
 /**
  * What an opportunity's own changes do to its contracts (SPEC C3: a contract is seen where its opportunity is).
@@ -37,7 +37,7 @@ export async function contractsFollowOpportunity(
   const values = Object.fromEntries(target.map((f): [Followed, unknown] => [f, changed[f] ?? null]));
   await trx('crm_contracts').whereIn('id', moving.map((c) => c.id))
     .update({ ...values, lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
-  for (const c of moving) await journal(trx, { type: 'contract', id: c.id, userId, action: 'update', changes: c.changes, notes });
+  await journalMany(trx, moving.map((c) => ({ type: 'contract', id: c.id, userId, action: 'update', changes: c.changes, notes })));
 }
 
 /**

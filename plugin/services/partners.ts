@@ -7,7 +7,7 @@ import { globalContext } from './accounts';
 import { whereAnyContains } from './text-search';
 import { visibleContactsQuery } from './contacts';
 import { FieldErrors, text, type FormInput, validId } from './form';
-import { changedFields, journal } from './journal';
+import { changedFields, journal, journalMany } from './journal';
 import { readUnderVersions, scopeKey } from './data-version';
 import type { PageMeta } from './pagination';
 import { partnerIdsOf, recordScope, type RecordScope } from './visibility';
@@ -243,9 +243,7 @@ export async function deletePartner(ctx: CrmContext, partner: Partner): Promise<
       const ids = (await trx(table).where({ partner_id: partner.id }).pluck('id')).map(Number);
       if (!ids.length) continue;
       await trx(table).whereIn('id', ids).update({ partner_id: null, lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
-      for (const id of ids) {
-        await journal(trx, { type, id, userId: ctx.user.id, action: 'update', changes: [{ field: 'partner_id', old: partner.id, new: null }], notes });
-      }
+      await journalMany(trx, ids.map((id) => ({ type, id, userId: ctx.user.id, action: 'update' as const, changes: [{ field: 'partner_id', old: partner.id, new: null }], notes })));
     }
   });
 }
