@@ -5,7 +5,8 @@ import { CrmError, notFound } from '../http/errors';
 import { respond, respondAfterChange, type PageResponse } from '../http/respond';
 import { formBody, idParam } from '../http/params';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
-import { findVisibleAccount, globalContext } from '../services/accounts';
+import { globalContext } from '../services/accounts';
+import { withoutInvisibleTargets } from '../services/list-filters';
 import { runsOf } from '../services/automation';
 import {
   contractFilterParams, contractJson, createUpsell, listContracts, parseContractFilters, removeContract,
@@ -28,15 +29,6 @@ import { savedFilterRoutes } from './saved-filter-routes';
 const FILTER_ENTITY = 'contracts';
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/contracts` : '/crm/contracts');
 export const contractUrl = (id: number) => `/crm/contracts/${id}`;
-
-/**
- * A filter (a link or a saved filter) on an account the user may not see is left out, and the page says so by kind:
- * narrowing the user's contracts to it would tell which of them are that account's (as the opportunity list does).
- */
-async function withoutHiddenAccount(ctx: CrmContext, f: ContractFilters): Promise<{ f: ContractFilters; leftOut: string[] }> {
-  if (f.account === null || (await findVisibleAccount(ctx, f.account))) return { f, leftOut: [] };
-  return { f: { ...f, account: null }, leftOut: ['an account you cannot see'] };
-}
 
 async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error: CrmError | null = null, leftOut: string[] = []): Promise<PageResponse> {
   const knex = ctx.host.knex;
@@ -66,7 +58,7 @@ async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error
 async function listHandler(ctx: CrmContext, req: Request, res: Response): Promise<void> {
   let checked: { f: ContractFilters; leftOut: string[] };
   try {
-    checked = await withoutHiddenAccount(ctx, parseContractFilters(req.query as FormInput));
+    checked = await withoutInvisibleTargets(ctx, parseContractFilters(req.query as FormInput));
   } catch (err) {
     if (!(err instanceof CrmError) || err.status !== 422) throw err;
     return respond(ctx.host, req, res, await listPage(ctx, req, parseContractFilters({}), err));

@@ -8,6 +8,7 @@ import { FIELD_LABELS, type Opportunity } from '../models/opportunity';
 import { findVisibleAccount, globalContext, visibleAccountNames } from '../services/accounts';
 import { findVisibleContact } from '../services/contacts';
 import { findVisiblePartner, partnerPicker } from '../services/partners';
+import { withoutInvisibleTargets } from '../services/list-filters';
 import { fieldRulesFor, hiddenFields, opportunityLabel, visibleOpportunityFields, type FieldRules } from '../services/field-rules';
 import { positiveId, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
@@ -67,21 +68,11 @@ async function filtersFor(ctx: CrmContext, req: Request): Promise<{ f: Opportuni
 
 /**
  * A saved or default filter (or a link) outlives what it names: a status deleted since, an owner removed, a project,
- * account or partner the user does not see — which must not narrow the list either, or it would tell which of the
- * user's opportunities are that account's or partner's. Those parts are left out (named by kind only, never by name, so nothing hidden
- * is revealed) rather than narrowing the list to nothing without saying why.
+ * account or partner the user does not see (withoutInvisibleTargets). Those parts are left out (named by kind only,
+ * never by name, so nothing hidden is revealed) rather than narrowing the list to nothing without saying why.
  */
 async function withoutStaleReferences(ctx: CrmContext, f: OpportunityFilters): Promise<{ f: OpportunityFilters; leftOut: string[] }> {
-  const leftOut: string[] = [];
-  const kept = { ...f };
-  if (f.account !== null && !(await findVisibleAccount(ctx, f.account))) {
-    kept.account = null;
-    leftOut.push('an account you cannot see');
-  }
-  if (f.partner !== null && !(await findVisiblePartner(ctx, f.partner))) {
-    kept.partner = null;
-    leftOut.push('a partner you cannot see');
-  }
+  const { f: kept, leftOut } = await withoutInvisibleTargets(ctx, f);
   if (f.owner !== null && !(await ctx.host.users()).some((u) => u.id === f.owner)) {
     kept.owner = null;
     leftOut.push('an owner who no longer exists');
