@@ -16,7 +16,7 @@ import { journal, referenceTo } from './journal';
 import { canEditOpportunity, requireVisibleOpportunity, statuses } from './opportunities';
 import { priceQuote } from './quote-pricing';
 import { itemsOf, quotesOf, type Quote, type QuoteItem } from './quotes';
-import { loadSettings } from './settings';
+import { loadSettings, wonStatusNamed } from './settings';
 import { settingLabel } from './setting-fields';
 
 /**
@@ -110,7 +110,8 @@ export async function requireUnlockable(ctx: CrmContext, id: number): Promise<Op
 export async function wonStatus(knex: Knex): Promise<{ status: OpportunityStatus | null; named: string }> {
   const named = String((await loadSettings(knex)).status_after_sold ?? '').trim();
   const activeWon = (await statuses(knex)).filter((s) => s.kind === 'won' && s.active);
-  return { status: activeWon.find((s) => s.name.toLowerCase() === named.toLowerCase()) ?? activeWon[0] ?? null, named };
+  const match = wonStatusNamed(activeWon.map((s) => s.name), named);
+  return { status: activeWon.find((s) => s.name === match) ?? activeWon[0] ?? null, named };
 }
 
 /** The opportunity's active quote, read with `db` (the sale's transaction or the plain connection). */
