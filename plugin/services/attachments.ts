@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isPg } from '../../migrations/dialect';
 import { CrmError } from '../http/errors';
 import { validId } from './form';
 import { journal } from './journal';
@@ -96,6 +97,7 @@ function isUniqueViolation(err: unknown): boolean {
 }
 
 async function insertNextVersion(knex: Knex, input: NewAttachment): Promise<Attachment> {
+  if (isPg(knex)) return insertNextVersionAtOnce(knex, input);
   return knex.transaction(async (trx) => {
     const where = { record_type: input.recordType, record_id: input.recordId, filename: input.filename };
     const [{ max }] = await trx('crm_attachments').where(where).max({ max: 'version' });
@@ -110,6 +112,37 @@ async function insertNextVersion(knex: Knex, input: NewAttachment): Promise<Atta
     });
     return normalize(row as Record<string, unknown>);
   });
+}
+
+/**
+ * The same on PostgreSQL in one statement: data-modifying CTEs run once and all or nothing, so the version, the
+ * row and its journal entry (as `journal` writes it) need no transaction and its six round trips. Every quote
+ * document is stored through here.
+ */
+async function insertNextVersionAtOnce(knex: Knex, input: NewAttachment): Promise<Attachment> {
+  const result: { rows: Record<string, unknown>[] } = await knex.raw(`
+    with next as (
+      select coalesce(max(version), 0) + 1 as version from crm_attachments
+      where record_type = :recordType and record_id = :recordId and filename = :filename
+    ), added as (
+      insert into crm_attachments (record_type, record_id, filename, version, content_type, size, sha256, storage_key, author_id)
+      select :recordType, cast(:recordId as integer), :filename, next.version, :contentType, cast(:size as bigint), :sha256, :storageKey,
+        cast(:authorId as integer)
+      from next
+      returning *
+    ), entry as (
+      insert into crm_journals (journalized_type, journalized_id, user_id, action, notes)
+      select :journalType, added.record_id, added.author_id, 'update', '' from added
+      returning id
+    ), detail as (
+      insert into crm_journal_details (journal_id, field, old_value, new_value)
+      select entry.id, 'attachment', null, added.filename || ' v' || added.version from entry, added
+    )
+    select * from added`, {
+    recordType: input.recordType, recordId: input.recordId, filename: input.filename, contentType: input.contentType, size: input.size,
+    sha256: input.sha256, storageKey: input.storageKey, authorId: input.authorId, journalType: input.journalType ?? input.recordType,
+  });
+  return normalize(result.rows[0]);
 }
 
 /**

@@ -1,10 +1,11 @@
+import type { Knex } from 'knex';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 import { downloadBytes, multipart, uploadFile, type UploadOptions } from '../helpers/files';
-import * as journalService from '../../plugin/services/journal';
+import { isPg } from '../../migrations/dialect';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -263,15 +264,17 @@ describe('attachments with versions (P7)', () => {
     const rep = await Session.signIn(host.app, 'rep1');
     const id = await newAccount('Files Test Rollback');
     const before = storedFiles();
-    const spy = jest.spyOn(journalService, 'journal').mockRejectedValueOnce(new Error('database went away'));
+    // The database refuses the last write, the journal entry's detail: the row written before it must go too.
+    const removeTrap = await refuseJournalDetail(host.db.knex, 'lost.txt v1');
     const errors = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     try {
       expect((await upload(rep, id, 'lost.txt', 'bytes')).status).toBe(500);
     } finally {
-      spy.mockRestore();
+      await removeTrap();
       errors.mockRestore();
     }
     expect(await rows(id)).toHaveLength(0);
+    expect(await host.db.knex('crm_journal_details').where({ field: 'attachment', new_value: 'lost.txt v1' })).toHaveLength(0);
     expect(storedFiles()).toEqual(before);
   });
 
@@ -315,3 +318,20 @@ describe('attachments on contacts and partners (P7)', () => {
     expect((await rep2.get(`/crm/partners/${partner}?tab=files`)).status).toBe(404);
   });
 });
+
+/** A trigger that makes the database refuse a journal detail with this new value; returns its removal. */
+async function refuseJournalDetail(knex: Knex, newValue: string): Promise<() => Promise<void>> {
+  const quoted = `'${newValue.replace(/'/g, "''")}'`;
+  if (isPg(knex)) {
+    await knex.raw(`create function test_refuse_detail() returns trigger language plpgsql as $$
+      begin if new.new_value = ${quoted} then raise exception 'database went away'; end if; return new; end $$`);
+    await knex.raw('create trigger test_refuse_detail before insert on crm_journal_details for each row execute function test_refuse_detail()');
+    return async () => {
+      await knex.raw('drop trigger test_refuse_detail on crm_journal_details');
+      await knex.raw('drop function test_refuse_detail()');
+    };
+  }
+  await knex.raw(`create trigger test_refuse_detail before insert on crm_journal_details when new.new_value = ${quoted}
+    begin select raise(abort, 'database went away'); end`);
+  return async () => { await knex.raw('drop trigger test_refuse_detail'); };
+}
