@@ -32,26 +32,38 @@ export const tableVersions: CrmMigration = {
           update crm_table_versions set version = version + 1 where table_name = TG_TABLE_NAME;
           return null;
         end $$`);
-      for (const table of VERSIONED_TABLES) {
-        await knex.raw(`create trigger ${table}_version after insert or update or delete or truncate on ${table}
-          for each statement execute function crm_bump_table_version()`);
-      }
-      return;
     }
-    // SQLite has row triggers only; one writer at a time, so the extra update costs no waiting.
-    for (const table of VERSIONED_TABLES) {
-      for (const event of ['insert', 'update', 'delete']) {
-        await knex.raw(`create trigger ${table}_version_${event} after ${event} on ${table}
-          begin update crm_table_versions set version = version + 1 where table_name = '${table}'; end`);
-      }
-    }
+    await addVersionTriggers(knex, VERSIONED_TABLES);
   },
   async down(knex: Knex) {
-    for (const table of VERSIONED_TABLES) {
-      if (isPg(knex)) await knex.raw(`drop trigger if exists ${table}_version on ${table}`);
-      else for (const event of ['insert', 'update', 'delete']) await knex.raw(`drop trigger if exists ${table}_version_${event}`);
-    }
+    await dropVersionTriggers(knex, VERSIONED_TABLES);
     if (isPg(knex)) await knex.raw('drop function if exists crm_bump_table_version()');
     await knex.schema.dropTable('crm_table_versions');
   },
 };
+
+/**
+ * The triggers that raise a table's number on every write (its row in crm_table_versions must exist): per
+ * statement on PostgreSQL (crm_bump_table_version, made above), per row on SQLite, which has row triggers only
+ * (one writer at a time, so the extra update costs no waiting).
+ */
+export async function addVersionTriggers(knex: Knex, tables: readonly string[]): Promise<void> {
+  for (const table of tables) {
+    if (isPg(knex)) {
+      await knex.raw(`create trigger ${table}_version after insert or update or delete or truncate on ${table}
+        for each statement execute function crm_bump_table_version()`);
+      continue;
+    }
+    for (const event of ['insert', 'update', 'delete']) {
+      await knex.raw(`create trigger ${table}_version_${event} after ${event} on ${table}
+        begin update crm_table_versions set version = version + 1 where table_name = '${table}'; end`);
+    }
+  }
+}
+
+export async function dropVersionTriggers(knex: Knex, tables: readonly string[]): Promise<void> {
+  for (const table of tables) {
+    if (isPg(knex)) await knex.raw(`drop trigger if exists ${table}_version on ${table}`);
+    else for (const event of ['insert', 'update', 'delete']) await knex.raw(`drop trigger if exists ${table}_version_${event}`);
+  }
+}

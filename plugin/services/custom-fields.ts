@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { readUnderVersions } from './data-version';
 import { dayProblem, text, type FieldErrors, type FormInput } from './form';
 import type { FieldChange } from './journal';
 
@@ -25,15 +26,22 @@ const toDef = (r: Record<string, unknown>): CustomFieldDef => ({
 
 export const fieldKey = (field: { id: number }) => `custom_field_${field.id}`;
 
-/** The enabled custom fields of an account type (A3), in display order. */
-export async function activeFields(knex: Knex, entity: string, accountTypeId: number | null): Promise<CustomFieldDef[]> {
-  const q = knex('crm_custom_fields').where({ entity, active: true }).orderBy([{ column: 'position' }, { column: 'id' }]);
-  if (accountTypeId !== null) q.where((b) => b.where('account_type_id', accountTypeId).orWhereNull('account_type_id'));
-  return (await q).map(toDef);
+/**
+ * Every custom field of `entity` (enabled or not), by account type, then position: the whole (small) table is kept
+ * under its version, since forms, detail pages and quote documents read it on every request. Each caller gets its
+ * own copies.
+ */
+export async function allFields(knex: Knex, entity: string): Promise<CustomFieldDef[]> {
+  const kept = await readUnderVersions(knex, 'custom-fields', ['crm_custom_fields'], [], async () =>
+    (await knex('crm_custom_fields').orderBy([{ column: 'entity' }, { column: 'account_type_id' }, { column: 'position' }, { column: 'id' }])).map(toDef));
+  return kept.filter((f) => f.entity === entity).map((f) => ({ ...f, possible_values: [...f.possible_values] }));
 }
 
-export async function allFields(knex: Knex, entity: string): Promise<CustomFieldDef[]> {
-  return (await knex('crm_custom_fields').where({ entity }).orderBy([{ column: 'account_type_id' }, { column: 'position' }, { column: 'id' }])).map(toDef);
+/** The enabled custom fields of an account type (A3), or of every type when null, in display order. */
+export async function activeFields(knex: Knex, entity: string, accountTypeId: number | null): Promise<CustomFieldDef[]> {
+  return (await allFields(knex, entity))
+    .filter((f) => f.active && (accountTypeId === null || f.account_type_id === accountTypeId || f.account_type_id === null))
+    .sort((a, b) => a.position - b.position || a.id - b.id);
 }
 
 /** Reads and checks every field's value from a form; problems go into `errors` under the field's key. */

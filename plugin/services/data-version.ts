@@ -1,9 +1,10 @@
 import type { Knex } from 'knex';
 import type { VERSIONED_TABLES } from '../../migrations/20261123_024_table_versions';
+import type { MORE_VERSIONED_TABLES } from '../../migrations/20261124_036_more_table_versions';
 import { readOnce } from './request-memo';
 import type { RecordScope } from './visibility';
 
-export type VersionedTable = (typeof VERSIONED_TABLES)[number];
+export type VersionedTable = (typeof VERSIONED_TABLES)[number] | (typeof MORE_VERSIONED_TABLES)[number];
 
 /**
  * The version numbers of the plugin's tables, as one string per call (`crm_accounts:12,crm_opportunities:7`).

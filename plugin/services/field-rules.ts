@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { FIELD_LABELS, RULED_FIELDS, type OpportunityField } from '../models/opportunity';
+import { readUnderVersions } from './data-version';
 import { readOnce } from './request-memo';
 
 /** S5: per role and opportunity status, a field may be read-only, required or hidden. */
@@ -38,7 +39,7 @@ export function viewerFieldRules(ctx: CrmContext): Promise<ViewerFieldRules> {
     // The first membership in a project decides, as everywhere the rules are read.
     for (const m of await ctx.host.memberships(ctx.user)) if (!roleOfProject.has(m.projectId)) roleOfProject.set(m.projectId, m.roleId);
     const roleIds = [...new Set(roleOfProject.values())];
-    const rows = roleIds.length ? await ctx.host.knex('crm_field_permissions').whereIn('role_id', roleIds).select('role_id', 'status_id', 'field', 'rule') : [];
+    const rows = roleIds.length ? await fieldPermissionRows(ctx.host.knex, roleIds) : [];
     const rulesOfRole = new Map<number, Map<number, Map<OpportunityField, FieldRule>>>();
     for (const r of rows) {
       if (!(RULED_FIELDS as string[]).includes(r.field) || !(FIELD_RULES as string[]).includes(r.rule)) continue;
@@ -48,6 +49,13 @@ export function viewerFieldRules(ctx: CrmContext): Promise<ViewerFieldRules> {
     }
     return ruleBook(roleOfProject, rulesOfRole);
   });
+}
+
+/** The field rules of these roles, kept under the table's version (every page with an opportunity on it reads them). */
+function fieldPermissionRows(knex: Knex, roleIds: number[]): Promise<{ role_id: number; status_id: number; field: string; rule: string }[]> {
+  const ids = [...roleIds].sort((a, b) => a - b);
+  return readUnderVersions(knex, 'field-permissions', ['crm_field_permissions'], ids, async () =>
+    knex('crm_field_permissions').whereIn('role_id', ids).select('role_id', 'status_id', 'field', 'rule'));
 }
 
 function ruleBook(roleOfProject: Map<number, number>, rulesOfRole: Map<number, Map<number, FieldRules>>): ViewerFieldRules {

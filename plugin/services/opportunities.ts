@@ -19,7 +19,7 @@ import { findVisiblePartner, partnerOfPartnerUser } from './partners';
 import { loadSettings } from './settings';
 import { assertNoContractsLeft, contractsFollowOpportunity } from './opportunity-contracts';
 import { isPg } from '../../migrations/dialect';
-import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
+import { listKey, listNumbers, readUnderVersions, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
 
 export const OPPORTUNITY_SORTS = ['name', 'expected_close_on', 'amount_minor', 'created_at', 'updated_at'] as const;
@@ -265,10 +265,16 @@ function readTotals(rows: TotalsRow[]): { totals: CurrencyTotal[]; hiddenAmounts
   return { totals, hiddenAmounts: rows.reduce((n, r) => n + hiddenOf(r), 0) };
 }
 
+/**
+ * The opportunity statuses in their order (only the active ones with `activeOnly`): kept under the table's version,
+ * since nearly every opportunity page reads them; each caller gets its own objects.
+ */
 export async function statuses(knex: Knex, options: { activeOnly?: boolean } = {}): Promise<OpportunityStatus[]> {
-  const q = OpportunityStatus.query(knex).orderBy('position');
-  if (options.activeOnly) q.where('active', true);
-  return (await q).map((s) => Object.assign(s, { active: Boolean(s.active), is_default: Boolean(s.is_default), probability: Number(s.probability) }));
+  const rows = await readUnderVersions(knex, 'opportunity-statuses', ['crm_opportunity_statuses'], [], async () =>
+    (await knex('crm_opportunity_statuses').orderBy([{ column: 'position' }, { column: 'id' }])).map((s: Record<string, unknown>) => ({
+      ...s, active: Boolean(s.active), is_default: Boolean(s.is_default), probability: Number(s.probability),
+    })));
+  return rows.filter((s) => !options.activeOnly || s.active).map((s) => OpportunityStatus.fromJson({ ...s }, { skipValidation: true }));
 }
 
 /** The opportunity if this user may see it (from any page), else null. */
@@ -310,17 +316,40 @@ function normalize(o: Opportunity): Opportunity {
 
 /** Edit rights follow the edit_opportunities scope (a supervisor views the team's, never edits). */
 export async function canEditOpportunity(ctx: CrmContext, opp: Opportunity): Promise<boolean> {
-  const project = await ctx.host.projectById(opp.project_id);
-  if (!project || !(await ctx.host.can(ctx.user, 'edit_opportunities', project))) return false;
-  const scope = await recordScope(globalContext(ctx), 'opportunities', 'edit_opportunities');
-  const q = ctx.host.knex('crm_opportunities as o').where('o.id', opp.id);
-  applyOpportunityScope(q, scope);
-  return Boolean(await q.first('o.id'));
+  if (!(await mayEditIn(ctx, opp.project_id))) return false;
+  return Boolean(await inEditScope(ctx, opp.id, await editScope(ctx)).first(ctx.host.knex.raw('1 as one')));
 }
 
+async function mayEditIn(ctx: CrmContext, projectId: number): Promise<boolean> {
+  const project = await ctx.host.projectById(projectId);
+  return Boolean(project && (await ctx.host.can(ctx.user, 'edit_opportunities', project)));
+}
+
+const editScope = (ctx: CrmContext) => recordScope(globalContext(ctx), 'opportunities', 'edit_opportunities');
+
+/** The opportunity `id`, if it is within `scope`: a query of no columns yet. */
+function inEditScope(ctx: CrmContext, id: number, scope: RecordScope): Knex.QueryBuilder {
+  const q = ctx.host.knex('crm_opportunities as o').where('o.id', id);
+  applyOpportunityScope(q, scope);
+  return q;
+}
+
+/**
+ * The opportunity if this user may see it (404 otherwise) and change it (403 otherwise). The edit scope is asked
+ * in the same statement as the read: every form and action of an opportunity starts here.
+ */
 export async function requireEditableOpportunity(ctx: CrmContext, id: number): Promise<Opportunity> {
-  const opp = await requireVisibleOpportunity(ctx, id);
-  if (!(await canEditOpportunity(ctx, opp))) throw forbidden('You may see this opportunity but not change it.');
+  if (!validId(id)) throw notFound('Opportunity');
+  const knex = ctx.host.knex;
+  const [viewScope, scope] = await Promise.all([recordScope(globalContext(ctx), 'opportunities', 'view_opportunities'), editScope(ctx)]);
+  const editable = inEditScope(ctx, id, scope).select(knex.raw('1'));
+  const q = knex('crm_opportunities as o').where('o.id', id).select('o.*', knex.raw('exists ? as crm_in_edit_scope', [editable]));
+  applyOpportunityScope(q, viewScope);
+  const row = await q.first();
+  if (!row) throw notFound('Opportunity');
+  const { crm_in_edit_scope: inScope, ...stored } = row as Record<string, unknown>;
+  const opp = normalize(Opportunity.fromJson(stored, { skipValidation: true }));
+  if (!Number(inScope) || !(await mayEditIn(ctx, opp.project_id))) throw forbidden('You may see this opportunity but not change it.');
   return opp;
 }
 

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
+import { readUnderVersions } from './data-version';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
@@ -95,10 +96,13 @@ export async function requireManageablePriceBook(ctx: CrmContext, id: number): P
 /** Active price books usable for quotes in `project`: assigned to it or to one of its ancestors (Q1). */
 export async function priceBooksForProject(ctx: CrmContext, project: HostProject): Promise<PriceBook[]> {
   const ids = [project.id, ...(await ctx.host.ancestors(project)).map((p) => p.id)];
-  const rows = await ctx.host.knex('crm_price_books as pb').whereNull('pb.deleted_at').where('pb.active', true)
-    .whereExists((s) => s.select(1).from('crm_price_book_projects as pbp').whereRaw('pbp.price_book_id = pb.id').whereIn('pbp.project_id', ids))
-    .orderBy([{ column: 'pb.name' }, { column: 'pb.id' }]).select(PRICE_BOOK_COLUMNS.map((c) => `pb.${c}`));
-  return rows.map(normalize);
+  const knex = ctx.host.knex;
+  // Kept under the tables' versions: the quote form and every quote document ask.
+  const books = await readUnderVersions(knex, 'project-price-books', ['crm_price_books', 'crm_price_book_projects'], ids, async () =>
+    (await knex('crm_price_books as pb').whereNull('pb.deleted_at').where('pb.active', true)
+      .whereExists((s) => s.select(1).from('crm_price_book_projects as pbp').whereRaw('pbp.price_book_id = pb.id').whereIn('pbp.project_id', ids))
+      .orderBy([{ column: 'pb.name' }, { column: 'pb.id' }]).select(PRICE_BOOK_COLUMNS.map((c) => `pb.${c}`))).map(normalize));
+  return books.map((book) => ({ ...book }));
 }
 
 // ---- list, read, write ----------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import PizZip from 'pizzip';
 import { docxPackage, para } from '../../scripts/docx-package';
 import { addAttachment } from '../../plugin/services/attachments';
 import { newStorageKey, storageFor } from '../../plugin/services/storage';
+import { isPg } from '../../migrations/dialect';
+import { MORE_VERSIONED_TABLES, moreTableVersions } from '../../migrations/20261124_036_more_table_versions';
 import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { downloadBytes, uploadFile } from '../helpers/files';
 
@@ -231,7 +233,55 @@ describe('generating a quote document (Q8)', () => {
     // the document is made from those, not from the same rows read again.
     const reads = (from: RegExp) => statements.filter((q) => /^select /i.test(q.sql) && from.test(q.sql)).map((q) => q.sql);
     expect(reads(/ from ["`]crm_quotes["`]/)).toHaveLength(1);
-    expect(reads(/["`]o["`]\.\* from ["`]crm_opportunities["`]/)).toHaveLength(1);
+    expect(reads(/^select ["`]o["`]\.\*/)).toHaveLength(1);
+    // …and with the edit scope asked in that same statement, no other statement reads the opportunity.
+    expect(reads(/ from ["`]crm_opportunities["`]/)).toHaveLength(1);
+    // On PostgreSQL the file's row and its journal entry are one statement, no transaction around it.
+    if (isPg(host.db.knex)) expect(statements.filter((q) => /^(begin|commit)/i.test(q.sql))).toEqual([]);
+  });
+
+  test('migration 036 numbers the small tables a document reads, and its rollback undoes it', async () => {
+    const knex = host.db.knex;
+    const version = async (table: string) => (await knex('crm_table_versions').where({ table_name: table }).first('version'))?.version;
+    const before = Number(await version('crm_custom_fields'));
+    const field = await knex('crm_custom_fields').first();
+    await knex('crm_custom_fields').where({ id: field.id }).update({ position: field.position });
+    expect(Number(await version('crm_custom_fields'))).toBeGreaterThan(before);
+    await moreTableVersions.down(knex);
+    try {
+      expect(await knex('crm_table_versions').whereIn('table_name', [...MORE_VERSIONED_TABLES])).toEqual([]);
+      // Without the numbers' rows, a write no longer has a trigger that could fail on them.
+      await knex('crm_custom_fields').where({ id: field.id }).update({ position: field.position });
+    } finally {
+      await moreTableVersions.up(knex);
+    }
+    expect((await knex('crm_table_versions').whereIn('table_name', [...MORE_VERSIONED_TABLES]).pluck('table_name')).sort()).toEqual([...MORE_VERSIONED_TABLES].sort());
+    // Numbered afresh from 0, and counting again.
+    const book = await knex('crm_price_books').first('id', 'name');
+    await knex('crm_price_books').where({ id: book.id }).update({ name: book.name });
+    expect(Number(await version('crm_price_books'))).toBe(1);
+  });
+
+  test('a further document reads custom fields, field rules, statuses and price books no more, until one of them changes', async () => {
+    const { oppId, quoteId } = await newQuotedOpportunity();
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const make = () => statementsDuring(host.db.knex, () => rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: 'default' }));
+    const KEPT = /from ["`](crm_custom_fields|crm_field_permissions|crm_opportunity_statuses|crm_price_books)["`]/;
+    const keptReads = (statements: { sql: string }[]) => statements.filter((q) => /^select /i.test(q.sql) && KEPT.test(q.sql)).map((q) => KEPT.exec(q.sql)![1]);
+    await make();
+    const again = await make();
+    expect(again.result.status).toBe(303);
+    expect(keptReads(again.statements)).toEqual([]);
+    const field = await host.db.knex('crm_custom_fields').where({ entity: 'account' }).first();
+    await host.db.knex('crm_custom_fields').where({ id: field.id }).update({ name: `${field.name} (renamed)` });
+    try {
+      const afterChange = await make();
+      expect(afterChange.result.status).toBe(303);
+      expect(keptReads(afterChange.statements)).toEqual(['crm_custom_fields']);
+    } finally {
+      await host.db.knex('crm_custom_fields').where({ id: field.id }).update({ name: field.name });
+    }
+    expect(await oppFiles(oppId)).toHaveLength(3);
   });
 
 

@@ -4,6 +4,7 @@ import { findVisibleAccount } from '../accounts';
 import { findVisibleContact } from '../contacts';
 import { allFields, customValuesOf } from '../custom-fields';
 import { fieldRulesFor, visibleOpportunityFields } from '../field-rules';
+import { statuses } from '../opportunities';
 import { pricedQuote, quotesOf, type Quote } from '../quotes';
 import { loadSettings } from '../settings';
 import { customFieldSlug, type DocumentCustomField, type QuoteDocumentInput } from './token-data';
@@ -66,7 +67,7 @@ async function aroundTheQuote(ctx: CrmContext, stored: Opportunity) {
     accountRead,
     opportunity.contact_id ? findVisibleContact(ctx, opportunity.contact_id) : null,
     opportunity.owner_id ? ctx.host.userById(opportunity.owner_id) : null,
-    knex('crm_opportunity_statuses').where({ id: opportunity.status_id }).first('name'),
+    statuses(knex).then((all) => all.find((s) => s.id === opportunity.status_id)),
     accountRead.then((a) => (a ? customFields(ctx, 'account', a.id) : [])),
     customFields(ctx, 'opportunity', opportunity.id),
   ]);
