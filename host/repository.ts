@@ -201,9 +201,9 @@ export class HostRepository {
   async projectsWhere(user: HostUser, permission: string): Promise<HostProject[]> {
     const def = this.registry.require(permission);
     if (def.scope !== 'project') throw new Error(`"${permission}" is a global permission, not a project one`);
-    const candidates = await this.projectsOfModule(user, def.module);
-    if (user.admin) return candidates.slice();
-    const grants = await this.grantsOf(user);
+    if (user.admin) return (await this.projectsOfModule(user, def.module)).slice();
+    // Two independent reads: asked together, they overlap on PostgreSQL's pool.
+    const [candidates, grants] = await Promise.all([this.projectsOfModule(user, def.module), this.grantsOf(user)]);
     return candidates.filter((p) => grants.has(`${p.id}:${permission}`));
   }
 

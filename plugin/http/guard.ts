@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { HostApi, HostProject, HostUser } from '../host';
 import { requirePermissionName } from '../manifest';
+import { versionKey } from '../services/data-version';
 import { forgetOnWrite, withRequestMemo } from '../services/request-memo';
 import { loadProjectSettings } from '../services/settings';
 import { CrmError, notFound } from './errors';
@@ -57,6 +58,15 @@ export function contextFor(host: HostApi, user: HostUser, project: HostProject |
 }
 
 /**
+ * Asks, beside the permission check, what nearly every handler reads next: the tables' versions and the user's
+ * memberships (both kept for the request). On PostgreSQL the statements then overlap on the pool's connections
+ * instead of following one another; on SQLite they queue as before. A request refused here has read them for nothing.
+ */
+function warmUp(host: HostApi, user: HostUser): void {
+  Promise.all([versionKey(host.knex, []), host.memberships(user)]).catch(() => undefined);
+}
+
+/**
  * Resolves who and where, then checks the route's permission. Whatever the user may not reach — a project
  * they are not in, one where CRM is off, a page or action their roles do not grant — answers 404, so nothing
  * confirms that it exists.
@@ -64,6 +74,7 @@ export function contextFor(host: HostApi, user: HostUser, project: HostProject |
 async function authorize(host: HostApi, route: CrmRoute, req: Request): Promise<CrmContext> {
   const user = host.currentUser(req);
   if (!user) throw new CrmError(401, 'Sign in first.');
+  warmUp(host, user);
   const needed = Array.isArray(route.permission) ? route.permission : [route.permission];
   let project: HostProject | null = null;
   if (route.path.startsWith(PROJECT_PREFIX)) {
