@@ -17,7 +17,7 @@ import { pageParam } from '../services/pagination';
 import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 import { ACCOUNT_TABS, findTab } from './account-tabs';
-import { savedFilterRoutes } from './saved-filter-routes';
+import { savedFilterRoutes, UNTOUCHED_SAVED_FILTERS } from './saved-filter-routes';
 
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/accounts` : '/crm/accounts');
 const accountUrl = (id: number) => `/crm/accounts/${id}`;
@@ -33,8 +33,9 @@ function accountJson(a: Account) {
   };
 }
 
-async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
-  const { filters, options, leftOut } = await accountListFilters(ctx, parseAccountFilters(req.query as FormInput));
+/** The list filtered by `query` (the address's, or a refused save filter form's), the saved filters part in `savedFilterState`. */
+async function listPage(ctx: CrmContext, req: Request, query = req.query as FormInput, savedFilterState = UNTOUCHED_SAVED_FILTERS): Promise<PageResponse> {
+  const { filters, options, leftOut } = await accountListFilters(ctx, parseAccountFilters(query));
   const settings = await loadSettings(ctx.host.knex);
   const { rows, meta } = await listAccounts(ctx, filters, pageParam(req), Number(settings.page_size));
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
@@ -45,7 +46,7 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
     title: ctx.project ? `${ctx.project.name} · Accounts` : 'Accounts',
     view: 'accounts/index',
     project: ctx.project,
-    locals: { rows, meta, filters, params, users, options, base: listBase(ctx), savedFilters: filtersSaved, queryString, canAdd, isAdmin: ctx.user.admin, project: ctx.project, leftOut },
+    locals: { rows, meta, filters, params, users, options, base: listBase(ctx), savedFilters: filtersSaved, queryString, canAdd, isAdmin: ctx.user.admin, project: ctx.project, leftOut, savedFilterState },
     json: {
       accounts: rows.map((r) => ({ ...r, manager: r.account_manager_id ? users.get(r.account_manager_id) ?? null : null, url: accountUrl(r.id) })),
       pagination: meta, filters: params,
@@ -171,9 +172,9 @@ export function accountRoutes(): CrmRoute[] {
       entity: 'accounts', list: '/crm/accounts', permission: 'view_accounts',
       read: (input) => {
         const params = filterParams(parseAccountFilters(input));
-        const project = text(input, 'back') === 'project' ? text(input, 'project') : '';
-        return { stored: params, back: `${project ? `/projects/${encodeURIComponent(project)}/crm/accounts` : '/crm/accounts'}${queryString(params)}` };
+        return { stored: params, query: queryString(params) };
       },
+      listPage,
     }),
     {
       method: 'get', path: '/crm/accounts/deleted', permission: 'view_accounts',

@@ -23,14 +23,16 @@ import { saleRights } from '../services/sale';
 import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 import { detailPage, opportunityUrl } from './opportunities';
-import { savedFilterRoutes } from './saved-filter-routes';
+import { savedFilterRoutes, UNTOUCHED_SAVED_FILTERS, type SavedFilterState } from './saved-filter-routes';
 
 /** C3 over HTTP: the contract lists (global and per project), saved filters, detail, removal and upsell. */
 const FILTER_ENTITY = 'contracts';
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/contracts` : '/crm/contracts');
 export const contractUrl = (id: number) => `/crm/contracts/${id}`;
 
-async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error: CrmError | null = null, leftOut: string[] = []): Promise<PageResponse> {
+async function listPage(
+  ctx: CrmContext, req: Request, f: ContractFilters, error: CrmError | null, leftOut: string[], savedFilterState: SavedFilterState,
+): Promise<PageResponse> {
   const knex = ctx.host.knex;
   const perPage = Number((await loadSettings(knex)).page_size) || 25;
   const result = await listContracts(ctx, f, pageParam(req), perPage);
@@ -46,7 +48,7 @@ async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error
     locals: {
       ...result, f, params: contractFilterParams(f), base: base(ctx), project: ctx.project, formatMoney, queryString, kindLabels: CONTRACT_KIND_LABELS,
       categories, projects, accountName, error, leftOut, sections: await visibleSections(ctx, crmBase), crmBase, current: 'contracts',
-      savedFilters: await savedFilters(knex, FILTER_ENTITY, ctx.user),
+      savedFilters: await savedFilters(knex, FILTER_ENTITY, ctx.user), savedFilterState,
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
       contracts: result.rows.map(contractJson), types: result.types, totals: result.totals, pagination: result.meta,
@@ -55,15 +57,23 @@ async function listPage(ctx: CrmContext, req: Request, f: ContractFilters, error
   };
 }
 
-async function listHandler(ctx: CrmContext, req: Request, res: Response): Promise<void> {
+/**
+ * The list filtered by `query` (the address's, or a refused save filter form's); a malformed filter gives the whole
+ * list with the message (422).
+ */
+async function filteredListPage(ctx: CrmContext, req: Request, query: FormInput, savedFilterState = UNTOUCHED_SAVED_FILTERS): Promise<PageResponse> {
   let checked: { f: ContractFilters; leftOut: string[] };
   try {
-    checked = await withoutInvisibleTargets(ctx, parseContractFilters(req.query as FormInput));
+    checked = await withoutInvisibleTargets(ctx, parseContractFilters(query));
   } catch (err) {
     if (!(err instanceof CrmError) || err.status !== 422) throw err;
-    return respond(ctx.host, req, res, await listPage(ctx, req, parseContractFilters({}), err));
+    return listPage(ctx, req, parseContractFilters({}), err, [], savedFilterState);
   }
-  await respond(ctx.host, req, res, await listPage(ctx, req, checked.f, null, checked.leftOut));
+  return listPage(ctx, req, checked.f, null, checked.leftOut, savedFilterState);
+}
+
+async function listHandler(ctx: CrmContext, req: Request, res: Response): Promise<void> {
+  await respond(ctx.host, req, res, await filteredListPage(ctx, req, req.query as FormInput));
 }
 
 async function detail(ctx: CrmContext, req: Request, contract: ContractRow, message: string | null = null): Promise<PageResponse> {
@@ -108,8 +118,9 @@ export function contractRoutes(): CrmRoute[] {
       entity: FILTER_ENTITY, list: '/crm/contracts', permission: 'view_contracts',
       read: (input) => {
         const params = contractFilterParams(parseContractFilters(input));
-        return { stored: params, back: `/crm/contracts${queryString(params)}` };
+        return { stored: params, query: queryString(params) };
       },
+      listPage: filteredListPage,
     }),
     {
       method: 'get', path: '/crm/contracts/:id', permission: 'view_contracts',

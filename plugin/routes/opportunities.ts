@@ -24,7 +24,7 @@ import { queryString, ROLE_DEFAULTS_JOURNAL, savedFilters, setRoleDefaultFilters
 import { settingsHistory, userNames } from './admin-forms';
 import { loadSettings } from '../services/settings';
 import { OPPORTUNITY_SIDEBAR, OPPORTUNITY_PANELS } from './opportunity-extensions';
-import { savedFilterRoutes } from './saved-filter-routes';
+import { savedFilterRoutes, UNTOUCHED_SAVED_FILTERS, type SavedFilterState } from './saved-filter-routes';
 
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/opportunities` : '/crm/opportunities');
 export const opportunityUrl = (id: number) => `/crm/opportunities/${id}`;
@@ -49,13 +49,12 @@ interface FilterNotes {
 }
 
 /**
- * Filters, falling back to the role's default filter when the list is opened without any query at all. Any
- * query overrides it: the pages of a cleared list (`?page=2`) and “Clear” (`?q=`) stay unfiltered, as their
- * links carry no filter to tell them apart from the default.
+ * Filters, falling back to the role's default filter when the list is opened without any query at all
+ * (`roleDefault`). Any query overrides it: the pages of a cleared list (`?page=2`) and “Clear” (`?q=`) stay
+ * unfiltered, as their links carry no filter to tell them apart from the default.
  */
-async function filtersFor(ctx: CrmContext, req: Request): Promise<{ f: OpportunityFilters; defaultName: string | null }> {
-  const query = req.query as FormInput;
-  if (Object.keys(query).length === 0) {
+async function filtersFor(ctx: CrmContext, query: FormInput, roleDefault: boolean): Promise<{ f: OpportunityFilters; defaultName: string | null }> {
+  if (roleDefault) {
     const roles = (await ctx.host.memberships(ctx.user)).filter((m) => !ctx.project || m.projectId === ctx.project.id).map((m) => m.roleId);
     if (roles.length) {
       const row = await ctx.host.knex('crm_role_default_filters as d').join('crm_saved_filters as f', 'f.id', 'd.saved_filter_id')
@@ -98,7 +97,10 @@ async function listOptions(ctx: CrmContext, f: OpportunityFilters) {
   return { statuses: allStatuses, users: users.map((u) => ({ id: u.id, name: u.name })), projects, partners: await partnerPicker(ctx, f.partner) };
 }
 
-async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null, notes: FilterNotes = { defaultName: null, leftOut: [] }): Promise<PageResponse> {
+async function listPage(
+  ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null, notes: FilterNotes = { defaultName: null, leftOut: [] },
+  savedFilterState = UNTOUCHED_SAVED_FILTERS,
+): Promise<PageResponse> {
   const settings = await loadSettings(ctx.host.knex);
   const result = await listOpportunities(ctx, f, pageParam(req), Number(settings.page_size));
   const options = await listOptions(ctx, f);
@@ -112,7 +114,7 @@ async function listPage(ctx: CrmContext, req: Request, f: OpportunityFilters, er
     locals: {
       ...result, f, params, options, users, base: base(ctx), project: ctx.project, formatMoney, opportunityLabel, queryString: (p: Record<string, string | string[]>) => qs(p),
       savedFilters: await savedFilters(ctx.host.knex, 'opportunities', ctx.user), canAdd: await ctx.host.can(ctx.user, 'add_opportunities', ctx.project),
-      error, notes, current: 'list',
+      error, notes, current: 'list', savedFilterState,
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
       opportunities: result.rows.map((r) => ({ ...r, url: opportunityUrl(r.id) })),
@@ -135,18 +137,34 @@ function qs(params: Record<string, string | string[]>): string {
   return out ? `?${out}` : '';
 }
 
+/** The filters of `query` (or the role's default: filtersFor) less their stale references; 422 for a malformed one. */
+async function checkedFilters(ctx: CrmContext, query: FormInput, roleDefault: boolean): Promise<{ f: OpportunityFilters; notes: FilterNotes }> {
+  const { f, defaultName } = await filtersFor(ctx, query, roleDefault);
+  const { f: kept, leftOut } = await withoutStaleReferences(ctx, f);
+  return { f: kept, notes: { defaultName, leftOut } };
+}
+
 /** Lists answer a malformed filter with the list page and the message (422), not a bare error. */
 async function withFilters(ctx: CrmContext, req: Request, res: Response, page: (f: OpportunityFilters, notes: FilterNotes) => Promise<PageResponse>): Promise<void> {
   let checked: { f: OpportunityFilters; notes: FilterNotes };
   try {
-    const { f, defaultName } = await filtersFor(ctx, req);
-    const { f: kept, leftOut } = await withoutStaleReferences(ctx, f);
-    checked = { f: kept, notes: { defaultName, leftOut } };
+    checked = await checkedFilters(ctx, req.query as FormInput, Object.keys(req.query).length === 0);
   } catch (err) {
     if (!(err instanceof CrmError) || err.status !== 422) throw err;
     return respond(ctx.host, req, res, await listPage(ctx, req, parseOpportunityFilters({}), err));
   }
   await respond(ctx.host, req, res, await page(checked.f, checked.notes));
+}
+
+/** The list a refused save filter form came from, filtered by the form's conditions (never the role's default). */
+async function listPageWithSavedFilters(ctx: CrmContext, req: Request, input: FormInput, savedFilterState: SavedFilterState): Promise<PageResponse> {
+  try {
+    const { f, notes } = await checkedFilters(ctx, input, false);
+    return await listPage(ctx, req, f, null, notes, savedFilterState);
+  } catch (err) {
+    if (!(err instanceof CrmError) || err.status !== 422) throw err;
+    return listPage(ctx, req, parseOpportunityFilters({}), err, undefined, savedFilterState);
+  }
 }
 
 async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, notes: FilterNotes = { defaultName: null, leftOut: [] }): Promise<PageResponse> {
@@ -168,6 +186,38 @@ async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, notes: FilterN
       folded: board.folded.map((c) => ({ status: { id: c.status.id, name: c.status.name, kind: c.status.kind }, count: c.count })),
       ...filterNotesJson(notes),
     },
+  };
+}
+
+/** What the saved filters page shows besides the filters: why a deletion or the default filters were refused. */
+interface SavedFiltersPageState {
+  deleteError: CrmError | null;
+  defaultsError: CrmError | null;
+  /** The default filter per role as the refused form chose them, shown instead of the stored ones. */
+  chosen: ReadonlyMap<number, number> | null;
+}
+
+const UNTOUCHED_SAVED_FILTERS_PAGE: SavedFiltersPageState = { deleteError: null, defaultsError: null, chosen: null };
+
+/**
+ * O2 “Manage saved filters”: the user's own filters and the shared ones; for those who manage CRM settings, the
+ * default filter per role and its history.
+ */
+async function savedFiltersPage(ctx: CrmContext, state = UNTOUCHED_SAVED_FILTERS_PAGE): Promise<PageResponse> {
+  const filters = await savedFilters(ctx.host.knex, 'opportunities', ctx.user);
+  const canManageDefaults = await ctx.host.can(ctx.user, 'manage_crm_settings');
+  const roles = canManageDefaults ? await ctx.host.roles() : [];
+  const stored = canManageDefaults && !state.chosen ? await ctx.host.knex('crm_role_default_filters').where({ entity: 'opportunities' }) : [];
+  const log = canManageDefaults ? await settingsHistory(ctx, ROLE_DEFAULTS_JOURNAL) : null;
+  return {
+    title: 'Saved filters', view: 'opportunities/filters',
+    status: (state.deleteError ?? state.defaultsError)?.status ?? 200,
+    locals: {
+      filters, roles, defaults: state.chosen ?? new Map(stored.map((d) => [Number(d.role_id), Number(d.saved_filter_id)])), canManageDefaults, queryString,
+      current: 'filters', base: '/crm/opportunities', project: null, log, users: log ? await userNames(ctx) : new Map(),
+      deleteError: state.deleteError, defaultsError: state.defaultsError,
+    },
+    json: { filters },
   };
 }
 
@@ -319,42 +369,41 @@ export function opportunityRoutes(): CrmRoute[] {
     ...both('/new', 'add_opportunities', 'get', newHandler),
     ...both('', 'add_opportunities', 'post', createHandler),
     ...savedFilterRoutes({
-      entity: 'opportunities', list: '/crm/opportunities', permission: 'view_opportunities', afterDelete: '/crm/opportunities/filters',
+      entity: 'opportunities', list: '/crm/opportunities', permission: 'view_opportunities',
       read: (input) => {
         const params = opportunityFilterParams(parseOpportunityFilters(input));
-        return { stored: paramsForStorage(params), back: `/crm/opportunities${qs(params)}` };
+        return { stored: paramsForStorage(params), query: qs(params) };
       },
+      listPage: listPageWithSavedFilters,
+      afterDelete: { path: '/crm/opportunities/filters', page: (ctx, _req, state) => savedFiltersPage(ctx, { ...UNTOUCHED_SAVED_FILTERS_PAGE, deleteError: state.deleteError }) },
     }),
     {
       method: 'get', path: '/crm/opportunities/filters', permission: 'view_opportunities',
       async handler(ctx, req, res) {
-        const filters = await savedFilters(ctx.host.knex, 'opportunities', ctx.user);
-        const canManageDefaults = await ctx.host.can(ctx.user, 'manage_crm_settings');
-        const roles = canManageDefaults ? await ctx.host.roles() : [];
-        const defaults = canManageDefaults ? await ctx.host.knex('crm_role_default_filters').where({ entity: 'opportunities' }) : [];
-        const log = canManageDefaults ? await settingsHistory(ctx, ROLE_DEFAULTS_JOURNAL) : null;
-        await respond(ctx.host, req, res, {
-          title: 'Saved filters', view: 'opportunities/filters',
-          locals: {
-            filters, roles, defaults: new Map(defaults.map((d) => [Number(d.role_id), Number(d.saved_filter_id)])), canManageDefaults, queryString, current: 'filters',
-            base: '/crm/opportunities', project: null, log, users: log ? await userNames(ctx) : new Map(),
-          },
-          json: { filters },
-        });
+        await respond(ctx.host, req, res, await savedFiltersPage(ctx));
       },
     },
     {
-      // O2 "a default filter per role": set by those who manage CRM settings, from shared filters only.
+      // O2 "a default filter per role": set by those who manage CRM settings, from shared filters only. A filter
+      // that is not shared (a forged form, or one made private since the page was loaded) shows the page again
+      // with the choices made and the message at that role (422); nothing is saved.
       method: 'post', path: '/crm/opportunities/filters/defaults', permission: 'manage_crm_settings',
       async handler(ctx, req, res) {
         const roles = await ctx.host.roles();
         const shared = new Set((await savedFilters(ctx.host.knex, 'opportunities', ctx.user)).filter((f) => f.is_shared).map((f) => f.id));
         const chosen = new Map<number, number>();
+        const errors: Record<string, string> = {};
         for (const role of roles) {
           const raw = text(formBody(req), `role_${role.id}`);
           if (!raw) continue;
-          if (!shared.has(Number(raw))) throw invalid(`Choose a shared filter for ${role.name}.`, { [`role_${role.id}`]: 'Choose a shared filter' });
-          chosen.set(role.id, Number(raw));
+          const id = positiveId(raw);
+          if (id !== null) chosen.set(role.id, id);
+          if (id === null || !shared.has(id)) errors[`role_${role.id}`] = 'Choose a filter shared with everyone';
+        }
+        if (Object.keys(errors).length) {
+          const refusal = invalid('The default filters were not saved: only a filter shared with everyone can be a role’s default.', errors);
+          if (wantsJson(req)) throw refusal;
+          return respond(ctx.host, req, res, await savedFiltersPage(ctx, { deleteError: null, defaultsError: refusal, chosen }));
         }
         await setRoleDefaultFilters(ctx.host.knex, 'opportunities', ctx.user, roles, chosen);
         res.redirect(303, '/crm/opportunities/filters');

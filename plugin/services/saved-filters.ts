@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { invalid, notFound } from '../http/errors';
 import type { HostUser } from '../host';
+import { FieldErrors } from './form';
 import { journal, type FieldChange } from './journal';
 
 export interface SavedFilter {
@@ -18,13 +19,17 @@ export async function savedFilters(knex: Knex, entity: string, user: HostUser): 
   return rows.map((r) => ({ id: Number(r.id), name: String(r.name), is_shared: Boolean(r.is_shared), mine: Number(r.user_id) === user.id, params: JSON.parse(String(r.params)) }));
 }
 
+/** The longest name of a saved filter, in characters (the column's size). */
+export const FILTER_NAME_MAX = 100;
+
 export async function saveFilter(knex: Knex, entity: string, user: HostUser, name: string, shared: boolean, params: Record<string, string>): Promise<number> {
-  const clean = name.trim();
-  if (!clean || clean.length > 100) throw invalid('A saved filter needs a name of at most 100 characters.', { filter_name: 'is required (at most 100 characters)' });
+  const errors = new FieldErrors();
+  const clean = errors.text({ filter_name: name }, 'filter_name', 'Name', { max: FILTER_NAME_MAX, required: true });
+  if (errors.any) throw invalid(`The filter was not saved: it needs a name of at most ${FILTER_NAME_MAX} characters.`, errors.errors);
   // Compared here rather than with SQL lower(), which folds only ASCII in SQLite ("Öresund" vs "öresund").
   const own: { name: string }[] = await knex('crm_saved_filters').where({ entity, user_id: user.id }).select('name');
   const taken = own.find((f) => f.name.toLocaleLowerCase() === clean.toLocaleLowerCase());
-  if (taken) throw invalid(`You already have a saved filter named “${taken.name}”: choose another name, or delete that one first.`, { filter_name: 'is already used by one of your saved filters' });
+  if (taken) throw invalid(`You already have a saved filter named “${taken.name}”: choose another name, or delete that one first.`, { filter_name: 'Name is already used by one of your saved filters' });
   const [row] = await knex('crm_saved_filters').insert({ entity, name: clean, user_id: user.id, is_shared: shared, params: JSON.stringify(params) }).returning('id');
   return Number(row.id ?? row);
 }
