@@ -143,7 +143,11 @@ export interface HostApi {
    */
   searchTasks(user: HostUser, text: string, limit: number): Promise<HostTask[]>;
 
-  /** The host's roles, for settings that vary by role (record visibility). */
+  /**
+   * The host's roles, for settings that vary by role (record visibility, default filters), in the host's order of
+   * roles — the reference host's: their order on its roles admin page. A user with several roles gets the default
+   * filter of the first (services/saved-filters.ts).
+   */
   roles(): Promise<HostRole[]>;
   /** The user's role in every project they are a member of. */
   memberships(user: HostUser): Promise<HostMembership[]>;

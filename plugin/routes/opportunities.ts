@@ -20,7 +20,7 @@ import {
   statuses, updateOpportunity, type OpportunityFilters,
 } from '../services/opportunities';
 import { pageParam } from '../services/pagination';
-import { queryString, ROLE_DEFAULTS_JOURNAL, savedFilters, setRoleDefaultFilters } from '../services/saved-filters';
+import { queryString, ROLE_DEFAULTS_JOURNAL, roleDefaultFilter, savedFilters, setRoleDefaultFilters } from '../services/saved-filters';
 import { settingsHistory, userNames } from './admin-forms';
 import { loadSettings } from '../services/settings';
 import { OPPORTUNITY_SIDEBAR, OPPORTUNITY_PANELS } from './opportunity-extensions';
@@ -43,26 +43,22 @@ const visibleJson = (o: Opportunity, rules: FieldRules) => visibleOpportunityFie
 
 /** What the list says about the filter it applied. */
 interface FilterNotes {
-  /** The role's default filter, when the list was opened without a query and applied it. */
-  defaultName: string | null;
+  /** The role's default filter (its name and the role's), when the list was opened without a query and applied it. */
+  defaultFilter: { name: string; role: string } | null;
   leftOut: string[];
 }
 
+const NO_FILTER_NOTES: FilterNotes = { defaultFilter: null, leftOut: [] };
+
 /**
- * Filters, falling back to the role's default filter when the list is opened without any query at all
- * (`roleDefault`). Any query overrides it: the pages of a cleared list (`?page=2`) and “Clear” (`?q=`) stay
+ * Filters, falling back to the role's default filter (roleDefaultFilter) when the list is opened without any query
+ * at all (`roleDefault`). Any query overrides it: the pages of a cleared list (`?page=2`) and “Clear” (`?q=`) stay
  * unfiltered, as their links carry no filter to tell them apart from the default.
  */
-async function filtersFor(ctx: CrmContext, query: FormInput, roleDefault: boolean): Promise<{ f: OpportunityFilters; defaultName: string | null }> {
-  if (roleDefault) {
-    const roles = (await ctx.host.memberships(ctx.user)).filter((m) => !ctx.project || m.projectId === ctx.project.id).map((m) => m.roleId);
-    if (roles.length) {
-      const row = await ctx.host.knex('crm_role_default_filters as d').join('crm_saved_filters as f', 'f.id', 'd.saved_filter_id')
-        .where('d.entity', 'opportunities').whereIn('d.role_id', roles).orderBy('d.role_id').first('f.params', 'f.name');
-      if (row) return { f: parseOpportunityFilters(JSON.parse(String(row.params))), defaultName: String(row.name) };
-    }
-  }
-  return { f: parseOpportunityFilters(query), defaultName: null };
+async function filtersFor(ctx: CrmContext, query: FormInput, roleDefault: boolean): Promise<{ f: OpportunityFilters; defaultFilter: FilterNotes['defaultFilter'] }> {
+  const applied = roleDefault ? await roleDefaultFilter(ctx, 'opportunities', 'view_opportunities') : null;
+  if (applied) return { f: parseOpportunityFilters(applied.params), defaultFilter: { name: applied.name, role: applied.role } };
+  return { f: parseOpportunityFilters(query), defaultFilter: null };
 }
 
 /**
@@ -98,7 +94,7 @@ async function listOptions(ctx: CrmContext, f: OpportunityFilters) {
 }
 
 async function listPage(
-  ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null, notes: FilterNotes = { defaultName: null, leftOut: [] },
+  ctx: CrmContext, req: Request, f: OpportunityFilters, error: CrmError | null = null, notes = NO_FILTER_NOTES,
   savedFilterState = UNTOUCHED_SAVED_FILTERS,
 ): Promise<PageResponse> {
   const settings = await loadSettings(ctx.host.knex);
@@ -126,7 +122,7 @@ async function listPage(
 }
 
 const filterNotesJson = (notes: FilterNotes) => ({
-  ...(notes.defaultName !== null ? { default_filter: notes.defaultName } : {}),
+  ...(notes.defaultFilter ? { default_filter: notes.defaultFilter.name, default_filter_role: notes.defaultFilter.role } : {}),
   ...(notes.leftOut.length ? { left_out_of_filter: notes.leftOut } : {}),
 });
 
@@ -139,9 +135,9 @@ function qs(params: Record<string, string | string[]>): string {
 
 /** The filters of `query` (or the role's default: filtersFor) less their stale references; 422 for a malformed one. */
 async function checkedFilters(ctx: CrmContext, query: FormInput, roleDefault: boolean): Promise<{ f: OpportunityFilters; notes: FilterNotes }> {
-  const { f, defaultName } = await filtersFor(ctx, query, roleDefault);
+  const { f, defaultFilter } = await filtersFor(ctx, query, roleDefault);
   const { f: kept, leftOut } = await withoutStaleReferences(ctx, f);
-  return { f: kept, notes: { defaultName, leftOut } };
+  return { f: kept, notes: { defaultFilter, leftOut } };
 }
 
 /** Lists answer a malformed filter with the list page and the message (422), not a bare error. */
@@ -167,7 +163,7 @@ async function listPageWithSavedFilters(ctx: CrmContext, req: Request, input: Fo
   }
 }
 
-async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, notes: FilterNotes = { defaultName: null, leftOut: [] }): Promise<PageResponse> {
+async function kanbanPage(ctx: CrmContext, f: OpportunityFilters, notes = NO_FILTER_NOTES): Promise<PageResponse> {
   const board = await kanban(ctx, f);
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   return {

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { invalid, notFound } from '../http/errors';
+import type { CrmContext } from '../http/guard';
 import type { HostUser } from '../host';
 import { FieldErrors } from './form';
 import { journal, type FieldChange } from './journal';
@@ -38,6 +39,34 @@ export async function saveFilter(knex: Knex, entity: string, user: HostUser, nam
 export async function deleteFilter(knex: Knex, entity: string, user: HostUser, id: number): Promise<void> {
   const n = await knex('crm_saved_filters').where({ id, entity, user_id: user.id }).delete();
   if (n === 0) throw notFound('Saved filter');
+}
+
+/** A role's default filter as a list applies it: the filter's name and conditions, and whose default it is. */
+export interface AppliedDefaultFilter {
+  name: string;
+  role: string;
+  params: Record<string, string>;
+}
+
+/**
+ * O2: the default filter `ctx`'s user gets on the list `entity`. The roles that count are the user's role in the
+ * list's project, or on a global list their roles in every project where they may see it (`permission`); among
+ * several with a default, the one the host lists first — the order of its roles admin page, and of the roles on
+ * the saved filters page where the defaults are set. Ids say nothing about which role matters more.
+ * One query for the defaults of all those roles; the host's roles are read only when one has a default.
+ */
+export async function roleDefaultFilter(ctx: CrmContext, entity: string, permission: string): Promise<AppliedDefaultFilter | null> {
+  const projects = ctx.project ? [ctx.project.id] : (await ctx.host.projectsWhere(ctx.user, permission)).map((p) => p.id);
+  const held = [...new Set((await ctx.host.memberships(ctx.user)).filter((m) => projects.includes(m.projectId)).map((m) => m.roleId))];
+  if (!held.length) return null;
+  const defaults: { role_id: number; name: string; params: string }[] = await ctx.host.knex('crm_role_default_filters as d')
+    .join('crm_saved_filters as f', 'f.id', 'd.saved_filter_id').where('d.entity', entity).whereIn('d.role_id', held).select('d.role_id', 'f.name', 'f.params');
+  if (!defaults.length) return null;
+  const roles = await ctx.host.roles();
+  const listed = (roleId: number) => roles.findIndex((r) => r.id === roleId);
+  const [first] = defaults.map((d) => ({ ...d, at: listed(Number(d.role_id)) })).filter((d) => d.at >= 0).sort((a, b) => a.at - b.at);
+  if (!first) return null;
+  return { name: String(first.name), role: roles[first.at].name, params: JSON.parse(String(first.params)) };
 }
 
 /** Where the default filters per role are journaled (one history, on the saved filters page). */

@@ -522,7 +522,7 @@ describe('overriding the role’s default filter (O2)', () => {
       expect(all.length).toBeGreaterThan(2);
       const opened = await rep2.get('/crm/opportunities');
       expect(listed(opened.text).sort()).toEqual(['Initech – licences', 'Webshop – integration']);
-      expect(visibleText(opened.text)).toContain('Showing the default filter of your role: Won for reps');
+      expect(visibleText(opened.text)).toContain('Showing “Won for reps”, the default filter of your role Sales rep.');
       const clear = /<a href="([^"]*)">Clear<\/a>/.exec(opened.text)![1].replace(/&amp;/g, '&');
       const cleared = await rep2.get(clear);
       expect(listed(cleared.text).sort()).toEqual(all);
@@ -538,7 +538,7 @@ describe('overriding the role’s default filter (O2)', () => {
       }
       expect(paged.sort()).toEqual(all);
       const board = await rep2.get('/crm/opportunities/kanban');
-      expect(visibleText(board.text)).toContain('Showing the default filter of your role: Won for reps');
+      expect(visibleText(board.text)).toContain('Showing “Won for reps”, the default filter of your role Sales rep.');
       expect(board.text).toContain('href="/crm/opportunities/kanban?q=">Show all</a>');
     } finally {
       await knex('crm_settings').where({ name: 'page_size' }).delete();

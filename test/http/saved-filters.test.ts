@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 
 /** O2, A5, C3: saving, refusing and deleting saved filters through the HTML forms, and the default filter per role. */
 let host: TestHost;
@@ -203,6 +203,89 @@ describe('the default filters form (O2)', () => {
       expect(Number((await knex()('crm_journals').count({ n: '*' }))[0].n)).toBe(journals);
     } finally {
       await knex()('crm_saved_filters').whereIn('id', [shared, own]).delete();
+    }
+  });
+});
+
+describe('the default filter of a user with several roles (O2)', () => {
+  test('the role listed first on the roles page wins on the global list, the project’s role on a project list; the list names filter and role; one lookup', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const won = await statusId('Won');
+    const proposal = await statusId('Proposal');
+    expect((await director.post('/crm/opportunities/filters', { filter_name: 'Won deals (reps)', status: String(won), is_shared: '1' })).status).toBe(303);
+    expect((await director.post('/crm/opportunities/filters', { filter_name: 'Proposals (PMs)', status: String(proposal), is_shared: '1' })).status).toBe(303);
+    const wonFilter = Number((await knex()('crm_saved_filters').where({ name: 'Won deals (reps)' }).first()).id);
+    const proposalFilter = Number((await knex()('crm_saved_filters').where({ name: 'Proposals (PMs)' }).first()).id);
+    const rep = await roleId('Sales rep');
+    const pm = await roleId('Project manager');
+    // The demo numbers its roles in the order it lists them: the Sales rep's id is the lower one.
+    expect(rep).toBeLessThan(pm);
+    const positions = await knex()('roles').select('id', 'position');
+    const asia = host.demo.projects['crm-asia'].id;
+    const rep1 = host.demo.users.rep1.id;
+    await knex()('members').insert({ project_id: asia, user_id: rep1, role_id: pm });
+    try {
+      const admin = await Session.signIn(host.app, 'admin');
+      expect((await admin.post('/crm/opportunities/filters/defaults', { [`role_${rep}`]: String(wonFilter), [`role_${pm}`]: String(proposalFilter) })).status).toBe(303);
+      // An admin moves the Project manager above the Sales rep on the roles page.
+      await knex()('roles').where({ id: pm }).update({ position: -1 });
+      const rolesPage = (await admin.get('/admin/roles')).text;
+      expect(rolesPage.indexOf('<th>Project manager</th>')).toBeLessThan(rolesPage.indexOf('<th>Sales rep</th>'));
+      const filtersPage = visibleText((await admin.get('/crm/opportunities/filters')).text);
+      expect(filtersPage).toContain('A user with several roles gets the default of the role listed first here');
+      expect(filtersPage.indexOf('Project manager')).toBeLessThan(filtersPage.indexOf('Sales rep'));
+
+      const user = await Session.signIn(host.app, 'rep1');
+      const { result: global, statements } = await statementsDuring(knex(), () => user.get('/crm/opportunities'));
+      expect(visibleText(global.text)).toContain('Showing “Proposals (PMs)”, the default filter of your role Project manager.');
+      expect(global.text).toMatch(new RegExp(`class="status-tag on" data-status="${proposal}"`));
+      expect(global.text).not.toMatch(new RegExp(`class="status-tag on" data-status="${won}"`));
+      expect(statements.filter((s) => s.sql.includes('crm_role_default_filters'))).toHaveLength(1);
+      const json = await user.get('/crm/opportunities.json');
+      expect(json.body.default_filter).toBe('Proposals (PMs)');
+      expect(json.body.default_filter_role).toBe('Project manager');
+      expect(new Set(json.body.opportunities.map((o: { status_id: number }) => o.status_id))).toEqual(new Set(json.body.opportunities.length ? [proposal] : []));
+
+      // On a project's list only the user's role in that project counts.
+      const europe = await user.get('/projects/crm-europe/crm/opportunities');
+      expect(visibleText(europe.text)).toContain('Showing “Won deals (reps)”, the default filter of your role Sales rep.');
+      const asiaList = await user.get('/projects/crm-asia/crm/opportunities');
+      expect(visibleText(asiaList.text)).toContain('Showing “Proposals (PMs)”, the default filter of your role Project manager.');
+
+      // Back in the demo's order, the Sales rep's default comes first again.
+      for (const p of positions) await knex()('roles').where({ id: p.id }).update({ position: p.position });
+      expect(visibleText((await user.get('/crm/opportunities')).text)).toContain('Showing “Won deals (reps)”, the default filter of your role Sales rep.');
+    } finally {
+      for (const p of positions) await knex()('roles').where({ id: p.id }).update({ position: p.position });
+      await knex()('members').where({ project_id: asia, user_id: rep1 }).delete();
+      await knex()('crm_role_default_filters').delete();
+      await knex()('crm_saved_filters').whereIn('id', [wonFilter, proposalFilter]).delete();
+    }
+  });
+
+  test('on the global list, a role held only in projects without the list (no CRM there) does not count, though listed first', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post('/crm/opportunities/filters', { filter_name: 'Managers’ view', q: 'erp', is_shared: '1' })).status).toBe(303);
+    expect((await director.post('/crm/opportunities/filters', { filter_name: 'PMs’ view', q: 'licences', is_shared: '1' })).status).toBe(303);
+    const managers = Number((await knex()('crm_saved_filters').where({ name: 'Managers’ view' }).first()).id);
+    const pms = Number((await knex()('crm_saved_filters').where({ name: 'PMs’ view' }).first()).id);
+    const manager = await roleId('Manager');
+    const pm = await roleId('Project manager');
+    // The demo's pm is a Manager in Internal tools (no CRM) and the template, and a Project manager in CRM.
+    const memberships = await knex()('members').where({ user_id: host.demo.users.pm.id }).select('project_id', 'role_id');
+    expect(memberships).toContainEqual({ project_id: host.demo.projects.internal.id, role_id: manager });
+    try {
+      const admin = await Session.signIn(host.app, 'admin');
+      expect((await admin.post('/crm/opportunities/filters/defaults', { [`role_${manager}`]: String(managers), [`role_${pm}`]: String(pms) })).status).toBe(303);
+      const filtersPage = visibleText((await admin.get('/crm/opportunities/filters')).text);
+      expect(filtersPage.indexOf('Manager (none)')).toBeLessThan(filtersPage.indexOf('Project manager (none)'));
+      const user = await Session.signIn(host.app, 'pm');
+      const list = await user.get('/crm/opportunities');
+      expect(visibleText(list.text)).toContain('Showing “PMs’ view”, the default filter of your role Project manager.');
+      expect(list.text).toMatch(/<input type="search" name="q" value="licences"/);
+    } finally {
+      await knex()('crm_role_default_filters').delete();
+      await knex()('crm_saved_filters').whereIn('id', [managers, pms]).delete();
     }
   });
 });
