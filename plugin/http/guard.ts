@@ -37,6 +37,16 @@ export interface CrmRoute {
 const VIEW_PERMISSIONS = ['view_accounts', 'view_personal_contacts', 'view_partners', 'view_leads', 'view_opportunities', 'view_campaigns', 'view_contracts', 'view_price_books'];
 export const ANY_VIEW = VIEW_PERMISSIONS;
 
+/**
+ * The projects whose CRM pages the user may open (any view permission there, with the module on): the only projects
+ * a page may name or link to for them. One host call per view permission, whatever the number of projects.
+ */
+export async function projectsWithCrmView(ctx: Pick<CrmContext, 'host' | 'user'>): Promise<HostProject[]> {
+  const byId = new Map<number, HostProject>();
+  for (const permission of ANY_VIEW) for (const p of await ctx.host.projectsWhere(ctx.user, permission)) byId.set(p.id, p);
+  return [...byId.values()];
+}
+
 async function canAny(host: HostApi, user: HostUser, permissions: string[], project?: HostProject | null): Promise<boolean> {
   for (const p of permissions) if (await host.can(user, p, project)) return true;
   return false;

@@ -1,5 +1,4 @@
-import { ANY_VIEW, type CrmContext } from '../http/guard';
-import type { HostProject } from '../host';
+import { projectsWithCrmView, type CrmContext } from '../http/guard';
 import type { Account } from '../models/account';
 import { canEditAccount, dateText, globalContext, linkedProjectIds } from '../services/accounts';
 import { opportunityLabel } from '../services/field-rules';
@@ -77,11 +76,7 @@ export const ACCOUNT_TABS: AccountTab[] = [
       // Only projects whose CRM pages the reader may open (the others would be links to a 404), from the host's
       // answers for the whole request rather than a lookup per linked project.
       const linked = new Set(await linkedProjectIds(ctx.host.knex, account.id));
-      const reachable = new Map<number, HostProject>();
-      for (const permission of ANY_VIEW) {
-        for (const p of await ctx.host.projectsWhere(ctx.user, permission)) if (linked.has(p.id)) reachable.set(p.id, p);
-      }
-      const projects = [...reachable.values()];
+      const projects = (await projectsWithCrmView(ctx)).filter((p) => linked.has(p.id));
       // A8: the account's linked host tasks (the newest TASK_LIST_LIMIT links).
       const tasks = await accountTasks(ctx, account);
       return { projects: projects.sort((a, b) => a.name.localeCompare(b.name)), tasks: tasks.rows, tasksTotal: tasks.total, taskLimit: TASK_LIST_LIMIT };

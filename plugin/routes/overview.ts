@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { ANY_VIEW, type CrmContext, type CrmRoute } from '../http/guard';
+import { ANY_VIEW, projectsWithCrmView, type CrmContext, type CrmRoute } from '../http/guard';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { idParam } from '../http/params';
@@ -96,10 +96,7 @@ export function moduleJson(v: ModuleView) {
 export const CARD_HELPERS = { formatValue, formatMoney, PERIOD_KINDS, PERIOD_LABELS, MODULE_LABELS };
 
 async function globalProjects(ctx: CrmContext, req: Request) {
-  // A project is listed when the user may view any CRM records in it; one query per view permission.
-  const byId = new Map<number, { id: number; identifier: string; name: string }>();
-  for (const permission of ANY_VIEW) for (const p of await ctx.host.projectsWhere(ctx.user, permission)) byId.set(p.id, p);
-  const all = [...byId.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const all = (await projectsWithCrmView(ctx)).sort((a, b) => a.name.localeCompare(b.name));
   return paginate(all, pageParam(req), 25);
 }
 

@@ -1,4 +1,4 @@
-import type { CrmContext } from '../http/guard';
+import { projectsWithCrmView, type CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
 import { visibleAccountNames } from './accounts';
 import { visibleContactIds } from './contacts';
@@ -95,6 +95,55 @@ async function visibleOpportunities(ctx: CrmContext, ids: number[]): Promise<See
   return new Map([...rulesOf].map(([id, rules]) => [id, hiddenFields(rules).has('name') ? opportunityLabel({ id }, rules) : null]));
 }
 
+/** In place of a project the reader may not see. */
+const HIDDEN_PROJECT = 'a project you cannot see';
+
+/** The projects whose CRM the reader may open (projectsWithCrmView), as details and notes name them. */
+interface ReadableProjects {
+  nameOf: Map<number, string>;
+  identifiers: Set<string>;
+  names: Set<string>;
+}
+
+/**
+ * Details that name a CRM project: by id (an opportunity's move, its contracts following it) or by identifier (the
+ * project a record was created in, an account's project links). Only a project whose CRM the reader may open is named
+ * — not one they are no member of, one where CRM is off, nor one the record has since left. An identifier is shown
+ * only where a project the reader may open has it, so entries journaled without the project's id follow the same rule.
+ */
+const PROJECT_DETAILS: Record<string, (value: string, readable: ReadableProjects) => string> = {
+  project_id: (value, readable) => readable.nameOf.get(Number(value)) ?? HIDDEN_PROJECT,
+  project: (value, readable) => (readable.identifiers.has(value) ? value : HIDDEN_PROJECT),
+  projects: (value, readable) => (readable.identifiers.has(value) ? value : HIDDEN_PROJECT),
+};
+
+/**
+ * Before a move was journaled by the projects' ids (the `project_id` detail), its note named them: “Moved from
+ * <name> to <name>”, on a contract followed by “ with its opportunity #<id>”. Each name stays where a project the
+ * reader may open has it (“another project” stood for a project gone by then); any other text is not a move note.
+ */
+const MOVE_NOTE = /^Moved from ([\s\S]+?)( with its opportunity #\d+)?$/;
+
+function moveNoteFor(notes: string, readable: ReadableProjects): string {
+  const match = MOVE_NOTE.exec(notes);
+  if (!match) return notes;
+  const [, moved, suffix = ''] = match;
+  const shown = (name: string) => name === 'another project' || readable.names.has(name);
+  // A name may hold “ to ” itself: of the ways to read the note, the one naming the most projects the reader may see.
+  const readings = [...moved.matchAll(/ to /g)].map((m) => [moved.slice(0, m.index), moved.slice(m.index + ' to '.length)]);
+  const score = (names: string[]) => names.filter(shown).length;
+  const [from, to] = readings.reduce<string[]>((best, r) => (score(r) > score(best) ? r : best), ['', '']);
+  return `Moved from ${shown(from) ? from : HIDDEN_PROJECT} to ${shown(to) ? to : HIDDEN_PROJECT}${suffix}`;
+}
+
+const namesProject = (log: HistoryPage) => log.entries.some((entry) => MOVE_NOTE.test(entry.notes ?? '') || (entry.details ?? []).some((d) => PROJECT_DETAILS[d.field]));
+
+/** Read only for a page that names a project: the host's answers for the reader, whatever the number of entries. */
+async function readableProjects(ctx: CrmContext): Promise<ReadableProjects> {
+  const projects = await projectsWithCrmView(ctx);
+  return { nameOf: new Map(projects.map((p) => [p.id, p.name])), identifiers: new Set(projects.map((p) => p.identifier)), names: new Set(projects.map((p) => p.name)) };
+}
+
 /** The id a text names in the form `#<id> …`. */
 function leadingId(text: string): number | null {
   const match = /^#(\d+)\s/.exec(text);
@@ -123,8 +172,11 @@ export async function presentHistory(
   const resolved = new Map<string, Map<number, string>>();
   for (const [field, ids] of wanted) resolved.set(field, await LOOKUPS[field](ctx, [...ids]));
   const seen = await visibleReferences(ctx, log);
+  const projects = namesProject(log) ? await readableProjects(ctx) : null;
   const show = (field: string, value: string | null): string | null => {
     if (value === null || value === '') return null;
+    const project = PROJECT_DETAILS[field];
+    if (project && projects) return project(value, projects);
     const reference = REFERENCES[field];
     if (reference) {
       const id = (reference.idOf ?? referencedId)(value);
@@ -142,6 +194,7 @@ export async function presentHistory(
       const id = entry.notes ? note.idOf(entry.notes) : null;
       if (id !== null && seen.get(note.seen)?.get(id) === undefined) entry.notes = note.hidden;
     }
+    if (projects && entry.notes) entry.notes = moveNoteFor(entry.notes, projects);
     for (const d of entry.details ?? []) {
       Object.assign(d, { label: options.labels?.[d.field] ?? LABELS[d.field] ?? capitalize(d.field.replace(/^cf:/, '').replace(/_/g, ' ')), old_text: show(d.field, d.old_value), new_text: show(d.field, d.new_value) });
     }

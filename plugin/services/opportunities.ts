@@ -505,14 +505,9 @@ export async function moveToProject(ctx: CrmContext, opp: Opportunity, projectId
   if (opp.is_locked) throw invalid('This opportunity is sold and locked; unlock it to move it.');
   const target = (await ctx.host.projectsWhere(ctx.user, 'add_opportunities')).find((p) => p.id === projectId);
   if (!target) throw invalid('Choose a project with CRM where you may add opportunities.', { project_id: 'Choose a project with CRM where you may add opportunities' });
-  // Host lookups happen before the transaction: on SQLite the transaction holds the only connection.
-  const before = await ctx.host.projectById(opp.project_id);
-  const moved = `Moved from ${before?.name ?? 'another project'} to ${target.name}`;
-  return ctx.host.knex.transaction(async (trx) => {
-    const saved = await saveChanges(trx, ctx, opp, { project_id: target.id }, lockVersion, `${moved} with its opportunity #${opp.id}`);
-    await journal(trx, { type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update', changes: [], notes: moved });
-    return saved;
-  });
+  // The journal names the projects by id (the project_id detail), never in a note: a later reader of the opportunity
+  // or its contracts may not see the project it came from, and the history names it only to those who may.
+  return ctx.host.knex.transaction((trx) => saveChanges(trx, ctx, opp, { project_id: target.id }, lockVersion, `Moved with its opportunity #${opp.id}`));
 }
 
 /**

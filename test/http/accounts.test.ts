@@ -736,6 +736,29 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
     expect((await director.get(`/crm/accounts/${id}?tab=projects`)).text).toContain('href="/projects/crm-europe/crm"');
   });
 
+  test('the History tab names the projects an account was created in and added to only where the reader may open their CRM', async () => {
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.post('/projects/crm-americas/crm/accounts', companyForm({ name: 'Two Coasts Trading' }))).status).toBe(303);
+    const id = await accountId('Two Coasts Trading');
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.post(`/crm/accounts/${id}/projects`, { project_id: String(host.demo.projects['crm-europe'].id) })).status).toBe(303);
+    const historyOf = async (session: Session) => {
+      const page = await session.get(`/crm/accounts/${id}?tab=history`);
+      expect(page.status).toBe(200);
+      return page.text;
+    };
+    // rep1 works in Europe, not in the Americas, where the account was created.
+    const byRep1 = await historyOf(await Session.signIn(host.app, 'rep1'));
+    expect(visibleText(byRep1)).toContain('Projects : (empty) → crm-europe');
+    expect(visibleText(byRep1)).toContain('Projects : (empty) → a project you cannot see');
+    expect(byRep1).not.toContain('crm-americas');
+    expect(byRep1).not.toContain('Americas');
+    const byDirector = visibleText(await historyOf(director));
+    expect(byDirector).toContain('Projects : (empty) → crm-americas');
+    expect(byDirector).toContain('Projects : (empty) → crm-europe');
+    expect(byDirector).not.toContain('a project you cannot see');
+  });
+
   test('values an admin switched off stay on the accounts that have them, and cannot be newly chosen', async () => {
     const knex = host.db.knex;
     const director = await Session.signIn(host.app, 'director');

@@ -629,6 +629,84 @@ describe('readable history (P6)', () => {
     }
     expect(visibleText((await director.get('/projects/crm/crm/opportunities?q=group-wide')).text)).toContain('Globex Corporation');
   });
+
+  test('names the project an opportunity and its contract were created in or moved from only to those who may see it — for old entries too, without a query per entry', async () => {
+    const knex = host.db.knex;
+    const QUIET = 'Quiet Launch Programme';
+    const [p] = await knex('projects').insert({ identifier: 'quiet-launch', name: QUIET, parent_id: null, is_template: false }).returning('id');
+    const quiet = Number(p.id ?? p);
+    await knex('project_modules').insert(['tasks', 'crm'].map((module) => ({ project_id: quiet, module })));
+    const europe = host.demo.projects['crm-europe'];
+    const admin = await Session.signIn(host.app, 'admin');
+    expect((await admin.post('/projects/quiet-launch/crm/opportunities', { name: 'Hushed expansion', currency: 'EUR' })).status).toBe(303);
+    const id = await oppId('Hushed expansion');
+    const model = await knex('crm_contracts').where({ kind: 'time_based' }).first();
+    const [c] = await knex('crm_contracts').insert({
+      ...model, id: undefined, source_key: 'test:hushed-expansion', opportunity_id: id, quote_id: null, quote_item_id: null, account_id: null, project_id: quiet,
+      owner_id: host.demo.users.admin.id, name: 'Hushed expansion licence', status: 'active', lock_version: 0,
+    }).returning('id');
+    const contract = Number(c.id ?? c);
+    const row = await knex('crm_opportunities').where({ id }).first();
+    // Moved to a project rep1 works in: rep1 now reads the opportunity and its contract, never the project it came from.
+    expect((await admin.post(`/crm/opportunities/${id}/project`, { project_id: String(europe.id), lock_version: String(row.lock_version) })).status).toBe(303);
+    expect((await knex('crm_contracts').where({ id: contract }).first()).project_id).toBe(europe.id);
+    // Entries as journaled before: the move's note named both projects.
+    const oldEntry = async (type: string, recordId: number, entry: { notes?: string; field?: string; value?: string }) => {
+      const [j] = await knex('crm_journals').insert({ journalized_type: type, journalized_id: recordId, user_id: host.demo.users.admin.id, action: 'update', notes: entry.notes ?? '' }).returning('id');
+      if (entry.field) await knex('crm_journal_details').insert({ journal_id: Number(j.id ?? j), field: entry.field, old_value: null, new_value: entry.value ?? null });
+    };
+    await oldEntry('opportunity', id, { notes: `Moved from ${QUIET} to ${europe.name}` });
+    await oldEntry('contract', contract, { notes: `Moved from ${QUIET} to ${europe.name} with its opportunity #${id}` });
+
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const pages = { opportunity: `/crm/opportunities/${id}`, contract: `/crm/contracts/${contract}` };
+    /** The visible text of both pages; for a reader who may not see the project, neither they nor their JSON name it. */
+    const seenBy = async (session: Session, mayNotSee: boolean) => {
+      const seen: Record<string, string> = {};
+      for (const [kind, url] of Object.entries(pages)) {
+        const [page, json] = [await session.get(url), await session.get(`${url}.json`)];
+        expect({ url, status: page.status, json: json.status }).toEqual({ url, status: 200, json: 200 });
+        if (mayNotSee) for (const text of [page.text, JSON.stringify(json.body)]) expect(text).not.toMatch(/quiet[ -]launch/i);
+        seen[kind] = visibleText(page.text);
+      }
+      return seen;
+    };
+    const hidden = 'a project you cannot see';
+    const byRep = await seenBy(rep1, true);
+    expect(byRep.opportunity).toContain(`Project : (empty) → ${hidden}`);
+    expect(byRep.opportunity).toContain(`Project : ${hidden} → ${europe.name}`);
+    expect(byRep.opportunity).toContain(`Moved from ${hidden} to ${europe.name}`);
+    expect(byRep.contract).toContain(`Project : ${hidden} → ${europe.name}`);
+    expect(byRep.contract).toContain(`Moved from ${hidden} to ${europe.name} with its opportunity #${id}`);
+
+    const byAdmin = await seenBy(admin, false);
+    expect(byAdmin.opportunity).toContain('Project : (empty) → quiet-launch');
+    expect(byAdmin.opportunity).toContain(`Project : ${QUIET} → ${europe.name}`);
+    expect(byAdmin.opportunity).toContain(`Moved from ${QUIET} to ${europe.name}`);
+    expect(byAdmin.contract).toContain(`Project : ${QUIET} → ${europe.name}`);
+    expect(byAdmin.contract).not.toContain(hidden);
+
+    // Entries naming more projects, by id, identifier and name: no more statements on the host's projects.
+    const projectQueries = async () => (await statementsDuring(knex, () => rep1.get(pages.opportunity))).statements.filter((q) => /\bprojects\b/.test(q.sql)).length;
+    const before = await projectQueries();
+    for (const other of ['crm', 'crm-americas', 'crm-asia', 'internal']) {
+      const project = host.demo.projects[other];
+      await oldEntry('opportunity', id, { field: 'project_id', value: String(project.id) });
+      await oldEntry('opportunity', id, { field: 'project', value: project.identifier });
+      await oldEntry('opportunity', id, { notes: `Moved from ${project.name} to ${europe.name}` });
+    }
+    expect(await projectQueries()).toBe(before);
+    const more = visibleText((await rep1.get(pages.opportunity)).text);
+    expect(more).toContain('Project : (empty) → CRM');
+    expect(more).toContain('Project : (empty) → crm');
+    expect(more).toContain(`Moved from CRM to ${europe.name}`);
+    for (const other of ['crm-americas', 'crm-asia', 'internal']) {
+      const { identifier, name } = host.demo.projects[other];
+      expect(more).not.toContain(identifier);
+      expect(more).not.toContain(`→ ${name}`);
+      expect(more).not.toContain(`Moved from ${name}`);
+    }
+  });
 });
 
 describe('partner pickers (O1, A10)', () => {
