@@ -17,6 +17,7 @@ import { presentHistory } from '../services/history-display';
 import { attachmentListLocals, CONTACT_ATTACHMENTS } from './attachments';
 import { pageParam } from '../services/pagination';
 import { findVisiblePartner } from '../services/partners';
+import { withoutInvisibleTargets } from '../services/list-filters';
 import { queryString } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 
@@ -36,7 +37,7 @@ function contactJson(c: PersonalContact) {
 }
 
 async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
-  const filters = parseContactFilters(req.query as FormInput);
+  const { f: filters, leftOut } = await withoutInvisibleTargets(ctx, parseContactFilters(req.query as FormInput));
   const settings = await loadSettings(ctx.host.knex);
   const { rows, meta } = await listContacts(ctx, filters, pageParam(req), Number(settings.page_size));
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
@@ -46,12 +47,13 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
     view: 'contacts/index',
     project: ctx.project,
     locals: {
-      rows, meta, filters, params: contactFilterParams(filters), users, options, base: listBase(ctx), queryString, project: ctx.project,
+      rows, meta, filters, params: contactFilterParams(filters), users, options, base: listBase(ctx), queryString, project: ctx.project, leftOut,
       canAdd: await ctx.host.can(ctx.user, 'add_personal_contacts', ctx.project),
     },
     json: {
       personal_contacts: rows.map((r) => ({ ...r, name: contactName(r), owner: r.owner_id ? users.get(r.owner_id) ?? null : null, url: contactUrl(r.id) })),
       pagination: meta, filters: contactFilterParams(filters),
+      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
     },
   };
 }

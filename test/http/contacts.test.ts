@@ -470,18 +470,32 @@ describe('visibility of personal contacts (S3)', () => {
 });
 
 describe('the partner filter (A10)', () => {
-  test('a filter on a partner the reader may not see matches no contact, so it reveals none of its consultants', async () => {
+  test('a filter on a partner the reader may not see is left out, and the list says so — HTML and JSON — so it reveals none of its consultants', async () => {
     const pacific = Number((await knex()('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas: rep1 is not there
     const consultant = await newContact('rep1', { last_name: 'Pacificconsultant', project_id: project('crm-europe') });
     await knex()('crm_personal_contacts').where({ id: consultant }).update({ partner_id: pacific });
     try {
       const rep1 = await Session.signIn(host.app, 'rep1');
-      expect(listedNames((await rep1.get('/crm/personal-contacts?q=pacificconsultant')).text)).toEqual(['Pacificconsultant']);
-      expect(listedNames((await rep1.get(`/crm/personal-contacts?q=pacificconsultant&partner=${pacific}`)).text)).toEqual([]);
-      expect((await rep1.get(`/crm/personal-contacts.json?partner=${pacific}`)).body.personal_contacts).toEqual([]);
+      const all = listedNames((await rep1.get('/crm/personal-contacts')).text);
+      expect(all).toContain('Pacificconsultant');
+      expect(all.length).toBeGreaterThan(1);
+      // Not narrowed to the partner's consultants (Pacificconsultant alone), nor emptied: the whole list, with a notice.
+      const page = await rep1.get(`/crm/personal-contacts?partner=${pacific}`);
+      expect(listedNames(page.text)).toEqual(all);
+      expect(visibleText(page.text)).toContain('Part of this filter no longer applies and was left out: a partner you cannot see.');
+      expect(page.text).not.toContain('Pacific Partners');
+      const fragment = await rep1.htmxGet(`/crm/personal-contacts?partner=${pacific}`);
+      expect(listedNames(fragment.text)).toEqual(all);
+      expect(visibleText(fragment.text)).toContain('left out: a partner you cannot see');
+      const json = (await rep1.get(`/crm/personal-contacts.json?partner=${pacific}`)).body;
+      expect(json.personal_contacts.map((c: { name: string }) => c.name)).toEqual((await rep1.get('/crm/personal-contacts.json')).body.personal_contacts.map((c: { name: string }) => c.name));
+      expect(json.left_out_of_filter).toEqual(['a partner you cannot see']);
+      expect(json.filters).not.toHaveProperty('partner');
       // A partner they may see still filters.
       const baltic = Number((await knex()('crm_partners').where({ name: 'Baltic Consulting' }).first()).id);
-      expect(listedNames((await rep1.get(`/crm/personal-contacts?partner=${baltic}`)).text)).toEqual(['Liga Ozola']);
+      const filtered = await rep1.get(`/crm/personal-contacts.json?partner=${baltic}`);
+      expect(filtered.body.personal_contacts.map((c: { name: string }) => c.name)).toEqual(['Liga Ozola']);
+      expect(filtered.body.left_out_of_filter).toBeUndefined();
       // Those who may see the partner find its consultant.
       const director = await Session.signIn(host.app, 'director');
       expect(listedNames((await director.get(`/crm/personal-contacts?q=pacificconsultant&partner=${pacific}`)).text)).toEqual(['Pacificconsultant']);
