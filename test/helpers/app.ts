@@ -126,20 +126,21 @@ export async function statementsDuring<T>(knex: Knex, during: () => Promise<T>):
 
 /**
  * Sends the requests at the same time, as a double submit does, and on PostgreSQL makes them meet for certain: their
- * writes to `table` wait behind a lock held here until each request has read what it checks first and queued its
- * write (or finished without one), then all go at once. SQLite runs one writer at a time: the requests just run
- * side by side.
+ * writes to `tables` (one table or several) wait behind a lock held here until each request has read what it checks
+ * first and queued its write (or finished without one), then all go at once. SQLite runs one writer at a time: the
+ * requests just run side by side.
  */
-export async function racing<T>(knex: Knex, table: string, requests: (() => PromiseLike<T>)[]): Promise<T[]> {
+export async function racing<T>(knex: Knex, tables: string | string[], requests: (() => PromiseLike<T>)[]): Promise<T[]> {
   if (!isPg(knex)) return Promise.all(requests.map((send) => send()));
+  const held = Array.isArray(tables) ? tables : [tables];
   const lock = await knex.transaction();
   let settled = 0;
   try {
-    // EXCLUSIVE lets readers through and holds back every insert, update and delete on the table.
-    await lock.raw(`lock table ${table} in exclusive mode`);
+    // EXCLUSIVE lets readers through and holds back every insert, update, delete and locking read (SELECT … FOR …) on the tables.
+    await lock.raw(`lock table ${held.join(', ')} in exclusive mode`);
     const running = requests.map((send) => Promise.resolve(send()).finally(() => { settled += 1; }));
     for (;;) {
-      const { rows } = await knex.raw('select count(*) as n from pg_locks where not granted and relation = ?::regclass', [table]);
+      const { rows } = await knex.raw('select count(distinct pid) as n from pg_locks where not granted and relation = any(?::regclass[])', [held]);
       if (Number(rows[0].n) + settled >= requests.length) break;
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
