@@ -5,7 +5,7 @@ import { CrmError, invalid, notFound, staleRecord } from '../http/errors';
 import { FieldErrors, flag, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
 import { amountInput, isCurrencyCode, parseAmount, splitByWeights } from './money';
-import { requireManageablePriceBook, requireVisiblePriceBook, type PriceBook } from './price-books';
+import { lockPriceBookPrices, requireManageablePriceBook, requireVisiblePriceBook, type PriceBook } from './price-books';
 
 /**
  * Bundles (SPEC Q3): a named set of price-book items sold for one price, which splits over the items by
@@ -168,11 +168,8 @@ export async function readBundleInput(knex: Knex, input: FormInput, priceBook: P
   if (!currency) errors.add('currency', 'Currency is required');
   else if (!isCurrencyCode(currency)) errors.add('currency', 'Currency is not a known ISO 4217 code');
   else {
-    // The rule a move applies to its target: a bundle is sold in a currency its price book prices things in.
-    const used = await priceBookCurrencies(knex, priceBookId);
-    if (!used.includes(currency)) {
-      errors.add('currency', used.length ? `${priceBook.name} has no prices in ${currency}; use a currency it prices in: ${used.join(', ')}` : `${priceBook.name} has no prices yet; add prices to it first`);
-    }
+    const unpriced = await currencyUnpricedIn(knex, priceBook, currency);
+    if (unpriced) errors.add('currency', unpriced);
   }
   let priceMinor = 0;
   const priceRaw = text(input, 'price');
@@ -213,6 +210,25 @@ export async function readBundleInput(knex: Knex, input: FormInput, priceBook: P
   return { name, description, code, active: flag(input, 'active'), price_minor: priceMinor, currency, items };
 }
 
+/**
+ * Why a bundle of `priceBook` may not be sold in `currency`, or null when it may. The rule a move applies to its
+ * target: a bundle is sold in a currency its price book prices things in.
+ */
+async function currencyUnpricedIn(knex: Knex, priceBook: Pick<PriceBook, 'id' | 'name'>, currency: string): Promise<string | null> {
+  const used = await priceBookCurrencies(knex, priceBook.id);
+  if (used.includes(currency)) return null;
+  return used.length ? `${priceBook.name} has no prices in ${currency}; use a currency it prices in: ${used.join(', ')}` : `${priceBook.name} has no prices yet; add prices to it first`;
+}
+
+/**
+ * Inside a bundle save's transaction, after lockPriceBookPrices: the price book still prices in the bundle's currency
+ * (the form checked before the transaction; a price may have gone since).
+ */
+async function assertCurrencyStillPriced(trx: Knex.Transaction, priceBook: Pick<PriceBook, 'id' | 'name'>, currency: string): Promise<void> {
+  const unpriced = await currencyUnpricedIn(trx, priceBook, currency);
+  if (unpriced) throw invalid('The bundle was not saved: fix the fields marked below.', { currency: unpriced });
+}
+
 async function assertCodeFree(trx: Knex.Transaction, priceBookId: number, code: string, exceptId: number | null): Promise<void> {
   const q = trx('crm_bundles').where({ price_book_id: priceBookId }).whereRaw('lower(code) = ?', [code.toLowerCase()]);
   if (exceptId) q.whereNot('id', exceptId);
@@ -229,6 +245,8 @@ async function writeItems(trx: Knex.Transaction, bundleId: number, items: Bundle
 export async function createBundle(ctx: CrmContext, priceBook: PriceBook, input: BundleInput): Promise<Bundle> {
   await requireManageablePriceBook(ctx, priceBook.id);
   return ctx.host.knex.transaction(async (trx) => {
+    await lockPriceBookPrices(trx, priceBook.id);
+    await assertCurrencyStillPriced(trx, priceBook, input.currency);
     await assertCodeFree(trx, priceBook.id, input.code, null);
     await assertItemsStillPriced(trx, priceBook.id, input.items);
     const [row] = await trx('crm_bundles').insert({
@@ -245,8 +263,10 @@ export async function createBundle(ctx: CrmContext, priceBook: PriceBook, input:
 
 /** Saves a bundle if nobody changed it since `lockVersion` was read (else 409, nothing changes). */
 export async function updateBundle(ctx: CrmContext, bundle: Bundle, input: BundleInput, lockVersion: number): Promise<Bundle> {
-  await requireManageablePriceBook(ctx, bundle.price_book_id);
+  const priceBook = await requireManageablePriceBook(ctx, bundle.price_book_id);
   return ctx.host.knex.transaction(async (trx) => {
+    await lockPriceBookPrices(trx, priceBook.id);
+    await assertCurrencyStillPriced(trx, priceBook, input.currency);
     await assertCodeFree(trx, bundle.price_book_id, input.code, bundle.id);
     await assertItemsStillPriced(trx, bundle.price_book_id, input.items);
     const current = await trx('crm_bundles').where({ id: bundle.id }).first();
@@ -275,8 +295,9 @@ async function itemsUnpricedIn(knex: Knex, bundleId: number, priceBookId: number
 /**
  * Inside a bundle save's transaction: its items' products still exist and their units are still priced in the
  * price book (the form checked before the transaction). On PostgreSQL those product and price rows are locked
- * for share, so a concurrent product delete or price removal — which checks for bundles using them in its own
- * transaction — runs either wholly before this check or after this save. SQLite runs one writer at a time anyway.
+ * for share, so a concurrent product delete — which checks for bundles using the product in its own transaction —
+ * runs either wholly before this check or after this save (a price removal also waits for the price book's lock,
+ * lockPriceBookPrices). SQLite runs one writer at a time anyway.
  */
 async function assertItemsStillPriced(trx: Knex.Transaction, priceBookId: number, items: BundleItemInput[]): Promise<void> {
   if (!items.length) return;
@@ -329,8 +350,9 @@ export function refuseWhileBundlesUse(uses: BundleUse[], notDone: string): void 
 
 /**
  * Inside the transaction of a change that took a price out of `currency` in `priceBook` (removed it, or moved it to
- * another currency): refuses (422) when the book has no price left in that currency and a bundle of it is sold in
- * it — a bundle's currency is one its book prices in, so its edit form would refuse every save.
+ * another currency), which locked the book first (lockPriceBookPrices) so that a bundle saved at the same instant is
+ * seen: refuses (422) when the book has no price left in that currency and a bundle of it is sold in it — a bundle's
+ * currency is one its book prices in, so its edit form would refuse every save.
  */
 export async function refuseLastPriceOfBundleCurrency(trx: Knex.Transaction, priceBook: Pick<PriceBook, 'id' | 'name'>, currency: string, notDone: string): Promise<void> {
   if (await trx('crm_product_prices').where({ price_book_id: priceBook.id, currency }).first('id')) return;
@@ -356,11 +378,11 @@ export async function moveBundle(ctx: CrmContext, bundle: Bundle, targetId: numb
     throw invalid('The bundle was not moved: choose a price book.', { price_book_id: 'Choose a price book' });
   }
   if (target.id === bundle.price_book_id) throw invalid('The bundle is already in this price book.', { price_book_id: 'Choose another price book' });
-  const currencies = await priceBookCurrencies(ctx.host.knex, target.id);
-  if (!currencies.includes(bundle.currency)) {
-    throw invalid(`The bundle was not moved: ${target.name} has no prices in ${bundle.currency}.`, { price_book_id: `${target.name} does not use ${bundle.currency}` });
-  }
   return ctx.host.knex.transaction(async (trx) => {
+    await lockPriceBookPrices(trx, target.id);
+    if (!(await priceBookCurrencies(trx, target.id)).includes(bundle.currency)) {
+      throw invalid(`The bundle was not moved: ${target.name} has no prices in ${bundle.currency}.`, { price_book_id: `${target.name} does not use ${bundle.currency}` });
+    }
     const clash = await trx('crm_bundles').where({ price_book_id: target.id }).whereRaw('lower(code) = ?', [bundle.code.toLowerCase()]).first('id');
     if (clash) throw invalid(`The bundle was not moved: ${target.name} already has a bundle with the code ${bundle.code}.`, { price_book_id: `${target.name} already has the code ${bundle.code}` });
     const unpriced = await itemsUnpricedIn(trx, bundle.id, target.id);

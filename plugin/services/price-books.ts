@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isPg } from '../../migrations/dialect';
 import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
@@ -287,6 +288,18 @@ export async function unassignProject(ctx: CrmContext, book: PriceBook, projectI
     if (n === 0) throw notFound('Assigned project');
     await journal(trx, { type: 'price_book', id: book.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'projects', old: project?.identifier ?? String(projectId), new: null }] });
   });
+}
+
+/**
+ * First thing in the transaction of a change that puts a bundle into `priceBookId` (create, edit, move) or takes a
+ * price out of it (remove it, change its unit or currency): on PostgreSQL, locks the price book's row until the
+ * transaction ends. Two such changes of one book then run one after the other, and each checks what the other
+ * committed — otherwise both pass their checks at the same instant and leave a bundle in a currency or unit its book
+ * no longer prices. NO KEY UPDATE lets prices and bundles be added meanwhile (their foreign keys only share the row).
+ * SQLite runs one writer at a time anyway.
+ */
+export async function lockPriceBookPrices(trx: Knex.Transaction, priceBookId: number): Promise<void> {
+  if (isPg(trx)) await trx('crm_price_books').where({ id: priceBookId }).forNoKeyUpdate().first('id');
 }
 
 // ---- prices of a price book -------------------------------------------------------------------------------------

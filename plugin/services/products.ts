@@ -9,7 +9,7 @@ import { bundlesUsing, refuseLastPriceOfBundleCurrency, refuseWhileBundlesUse } 
 import { amountInput, isCurrencyCode, parseAmount } from './money';
 import { moveInList } from './ordering';
 import type { PageMeta } from './pagination';
-import { canManagePriceBooks, priceRow, scopePriceBooks, type PriceBook, type PriceRow } from './price-books';
+import { canManagePriceBooks, lockPriceBookPrices, priceRow, scopePriceBooks, type PriceBook, type PriceRow } from './price-books';
 
 /** A product (SPEC Q2): priced per price book in any number of units and currencies. */
 export interface Product {
@@ -425,6 +425,7 @@ export async function updatePrice(ctx: CrmContext, book: PriceBook, product: Pro
   await requireManager(ctx);
   try {
     return await ctx.host.knex.transaction(async (trx) => {
+      await lockPriceBookPrices(trx, book.id);
       const q = trx('crm_product_prices').where({ id: price.id });
       if (shown) q.where({ unit_name: shown.unit_name, price_minor: shown.price_minor, currency: shown.currency });
       const clash = await trx('crm_product_prices').where({ price_book_id: book.id, product_id: product.id, unit_name: input.unit_name, currency: input.currency }).whereNot({ id: price.id }).first('id');
@@ -454,6 +455,7 @@ async function refuseLastPriceOfBundledUnit(trx: Knex.Transaction, book: PriceBo
 export async function removePrice(ctx: CrmContext, book: PriceBook, product: Product, price: PriceRow): Promise<void> {
   await requireManager(ctx);
   await ctx.host.knex.transaction(async (trx) => {
+    await lockPriceBookPrices(trx, book.id);
     const n = await trx('crm_product_prices').where({ id: price.id }).delete();
     if (n === 0) throw notFound('Price');
     await refuseLastPriceOfBundledUnit(trx, book, product, price.unit_name, 'The price was not removed');

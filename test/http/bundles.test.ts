@@ -1,4 +1,5 @@
-import { lockVersionIn, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import type { Response } from 'supertest';
+import { lockVersionIn, racing, Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -46,8 +47,8 @@ beforeAll(async () => {
   usdBook = await priceBook('Bundles USD', 'crm-americas', [['B-LIC', 'licence', 70000, 'USD']]);
 });
 
-async function createBundle(director: Session, book: number, code: string): Promise<number> {
-  const res = await director.post(`/crm/price-books/${book}/bundles`, await bundleForm(code));
+async function createBundle(director: Session, book: number, code: string, form?: Record<string, string | string[]>): Promise<number> {
+  const res = await director.post(`/crm/price-books/${book}/bundles`, form ?? await bundleForm(code));
   expect(res.status).toBe(303);
   return Number(/\/crm\/bundles\/(\d+)$/.exec(res.headers.location)![1]);
 }
@@ -288,6 +289,69 @@ describe('bundles (Q3)', () => {
     expect(await knex('crm_product_prices').where({ price_book_id: book, currency: 'USD' })).toHaveLength(0);
     const again = await director.post(`/crm/bundles/${bundle}`, await bundleForm('IN-USD', { currency: 'EUR', item_key: [`${await productId('C-LIC')}:licence`], item_weight: ['2'], lock_version: '1' }));
     expect(again.status).toBe(303);
+  });
+
+  describe('a bundle saved or moved into a currency while the price book’s last price in it is removed at the same instant', () => {
+    /** One side of the race: the request saving or moving a bundle into EUR, and the bundle it is about (null: none stored). */
+    interface BundleSide {
+      send: () => PromiseLike<Response>;
+      bundleId: () => Promise<number | null>;
+    }
+    // The bundle's item is priced in USD only, so the item check's row locks never meet the EUR price going.
+    const sides: Record<'create' | 'edit' | 'move', (director: Session, book: number) => Promise<BundleSide>> = {
+      async create(director, book) {
+        const form = await bundleForm('RACE-NEW', { item_key: [`${await productId('X-LIC')}:licence`], item_weight: ['1'] });
+        return {
+          send: () => director.post(`/crm/price-books/${book}/bundles`, form),
+          bundleId: async () => ((await host.db.knex('crm_bundles').where({ price_book_id: book, code: 'RACE-NEW' }).first('id')) as { id: number } | undefined)?.id ?? null,
+        };
+      },
+      async edit(director, book) {
+        const form = await bundleForm('RACE-EDIT', { currency: 'USD', item_key: [`${await productId('X-LIC')}:licence`], item_weight: ['1'] });
+        const id = await createBundle(director, book, 'RACE-EDIT', form);
+        return { send: () => director.post(`/crm/bundles/${id}`, { ...form, currency: 'EUR', lock_version: '0' }), bundleId: async () => id };
+      },
+      async move(director, book) {
+        const elsewhere = await priceBook(`Race source ${book}`, 'crm-europe', [['X-LIC', 'licence', 900, 'EUR']]);
+        const id = await createBundle(director, elsewhere, 'RACE-MOVE', await bundleForm('RACE-MOVE', { item_key: [`${await productId('X-LIC')}:licence`], item_weight: ['1'] }));
+        return { send: () => director.post(`/crm/bundles/${id}/move`, { price_book_id: String(book), lock_version: '0' }), bundleId: async () => id };
+      },
+    };
+
+    test.each(Object.keys(sides) as Array<keyof typeof sides>)('%s: exactly one of the two happens, the other is refused (422) with a clear message, and every bundle of the price book keeps a price in its currency', async (side) => {
+      const knex = host.db.knex;
+      const director = await Session.signIn(host.app, 'director');
+      const book = await priceBook(`Bundles race ${side}`, 'crm-europe', [['X-LIC', 'licence', 1000, 'USD'], ['X-SUP', 'year', 500, 'EUR']]);
+      const lastEur = Number((await knex('crm_product_prices').where({ price_book_id: book, currency: 'EUR' }).first('id')).id);
+      const bundle = await sides[side](director, book);
+      const journaled = async () => Number((await knex('crm_journals').count({ n: '*' }).first())!.n);
+      const journalBefore = await journaled();
+
+      const [saved, removed] = await racing(knex, ['crm_price_books', 'crm_journals'], [bundle.send, () => director.post(`/crm/price-books/${book}/prices/${lastEur}/delete`, {})]);
+
+      expect([saved.status, removed.status].sort()).toEqual([303, 422]);
+      const eurPrices = await knex('crm_product_prices').where({ price_book_id: book, currency: 'EUR' });
+      const id = await bundle.bundleId();
+      const row = id === null ? undefined : await knex('crm_bundles').where({ id }).first();
+      if (saved.status === 303) {
+        expect(visibleText(removed.text)).toContain(`The price was not removed: it is the last price in EUR of Bundles race ${side}, and bundle Starter pack (RACE-`);
+        expect(eurPrices).toHaveLength(1);
+        expect(row).toMatchObject({ price_book_id: book, currency: 'EUR' });
+      } else {
+        expect(visibleText(saved.text)).toContain(side === 'move'
+          ? `The bundle was not moved: Bundles race ${side} has no prices in EUR.`
+          : `Bundles race ${side} has no prices in EUR; use a currency it prices in: USD`);
+        expect(eurPrices).toHaveLength(0);
+        if (side === 'create') expect(row).toBeUndefined();
+        else expect(row).toMatchObject({ lock_version: 0, currency: side === 'edit' ? 'USD' : 'EUR' });
+        if (side === 'move') expect(row.price_book_id).not.toBe(book);
+      }
+      // The winner journaled its change (the removal on the product and on the price book); the refused side nothing.
+      expect(await journaled()).toBe(journalBefore + (saved.status === 303 ? 1 : 2));
+      const bundles = await knex('crm_bundles').where({ price_book_id: book }).select('code', 'currency');
+      const currencies = (await knex('crm_product_prices').where({ price_book_id: book }).distinct('currency')).map((p) => p.currency);
+      for (const b of bundles) expect(currencies).toContain(b.currency);
+    });
   });
 
   test('a product a bundle uses cannot be deleted (422 naming the bundle) until the bundle is gone', async () => {
