@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { invalid } from '../http/errors';
-import { journalMany } from './journal';
+import { copiesFollowOpportunity, type OpportunityCopies } from './opportunity-copies';
 
 /**
  * What an opportunity's own changes do to its contracts (SPEC C3: a contract is seen where its opportunity is).
@@ -10,11 +10,11 @@ import { journalMany } from './journal';
  * service calls in here without an import cycle.
  */
 
-/** The opportunity's columns that crm_contracts copies. */
-const FOLLOWED = ['owner_id', 'project_id'] as const;
-type Followed = (typeof FOLLOWED)[number];
-
-const sameId = (a: unknown, b: unknown) => (a === null || a === undefined ? null : Number(a)) === (b === null || b === undefined ? null : Number(b));
+/** The opportunity's columns that crm_contracts copies; a contract that follows moves its lock version on. */
+const CONTRACT_COPIES: OpportunityCopies = {
+  table: 'crm_contracts', type: 'contract', columns: ['owner_id', 'project_id'], of: (opportunityId) => ({ opportunity_id: opportunityId }),
+  alsoSet: (trx) => ({ lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() }),
+};
 
 /**
  * Inside the transaction that changes opportunity `opportunityId`: gives its contracts the new owner and project of
@@ -27,17 +27,7 @@ const sameId = (a: unknown, b: unknown) => (a === null || a === undefined ? null
 export async function contractsFollowOpportunity(
   trx: Knex.Transaction, userId: number, opportunityId: number, changed: Partial<Record<string, unknown>>, notes: string,
 ): Promise<void> {
-  const target = FOLLOWED.filter((f) => Object.prototype.hasOwnProperty.call(changed, f));
-  if (!target.length) return;
-  const contracts: Record<string, unknown>[] = await trx('crm_contracts').where({ opportunity_id: opportunityId }).select('id', ...target);
-  const moving = contracts
-    .map((c) => ({ id: Number(c.id), changes: target.filter((f) => !sameId(c[f], changed[f])).map((f) => ({ field: f, old: c[f] ?? null, new: changed[f] ?? null })) }))
-    .filter((c) => c.changes.length > 0);
-  if (!moving.length) return;
-  const values = Object.fromEntries(target.map((f): [Followed, unknown] => [f, changed[f] ?? null]));
-  await trx('crm_contracts').whereIn('id', moving.map((c) => c.id))
-    .update({ ...values, lock_version: trx.raw('lock_version + 1'), updated_at: new Date().toISOString() });
-  await journalMany(trx, moving.map((c) => ({ type: 'contract', id: c.id, userId, action: 'update', changes: c.changes, notes })));
+  await copiesFollowOpportunity(trx, CONTRACT_COPIES, opportunityId, changed, userId, notes);
 }
 
 /**
