@@ -11,6 +11,8 @@ import {
 import { text, type FormInput, lockVersionOf } from '../services/form';
 import { calendarEntry } from '../services/ics';
 import { pageParam } from '../services/pagination';
+import { history } from '../services/journal';
+import { historyJson, presentHistory } from '../services/history-display';
 import { loadSettings } from '../services/settings';
 
 /** Activities shown at once in a record's panel or tab; older ones page in place. */
@@ -274,5 +276,29 @@ export function activityRoutes(): CrmRoute[] {
         res.type('text/calendar; charset=utf-8').send(ics);
       },
     },
+    {
+      // P6: what changed the activity itself — its account and project following its opportunity. Adding, editing
+      // and deleting it are journaled on its record, whose history the page links to.
+      method: 'get', path: '/crm/activities/:activityId/history', permission: ['view_opportunities', 'view_accounts', 'view_partners'],
+      async handler(ctx, req, res) {
+        const { activity, record } = await requireVisibleActivity(ctx, numberParam(req, 'activityId'));
+        // Where the field rules hide the opportunity's account from this user (S5), so do its activities' histories.
+        const hiddenFields = record.accountHidden ? new Set(['account_id']) : undefined;
+        const log = await presentHistory(ctx, await history(ctx.host.knex, 'sales_activity', activity.id, pageParam(req), 20), { hiddenFields });
+        const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
+        await respond(ctx.host, req, res, {
+          title: `History · ${activity.subject}`,
+          view: 'activities/history',
+          locals: { activity, record, log, users, recordHistoryUrl: recordHistoryUrl(record) },
+          json: { activity: activityJson(activity), history: historyJson(log, users) },
+        });
+      },
+    },
   ];
+}
+
+/** Where the history of the record an activity hangs on is read: the opportunity's page, the History tab of the others. */
+function recordHistoryUrl(record: ActivityRecord): string {
+  const page = `/crm/${RECORD_KINDS[record.type].segment}/${record.id}`;
+  return record.type === 'opportunity' ? page : `${page}?tab=history`;
 }

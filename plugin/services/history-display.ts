@@ -28,11 +28,14 @@ const fromTable = (table: string): Lookup => async (ctx, ids) =>
 const users: Lookup = async (ctx) => new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
 /** Account names only for accounts this user may see: history must not reveal a private account's name. */
 const accounts: Lookup = (ctx, ids) => visibleAccountNames(ctx, ids);
+/** The host finds projects one by one: a page names few (the ids are distinct), and a move's notes name them anyway. */
+const projects: Lookup = async (ctx, ids) =>
+  new Map((await Promise.all(ids.map((id) => ctx.host.projectById(id)))).flatMap((p) => (p ? [[p.id, p.name] as [number, string]] : [])));
 
 const LOOKUPS: Record<string, Lookup> = {
   status_id: fromTable('crm_opportunity_statuses'), account_type_id: fromTable('crm_account_types'), industry_id: fromTable('crm_industries'),
   contact_type_id: fromTable('crm_contact_types'), partner_id: (ctx, ids) => visiblePartnerNames(ctx, ids), owner_id: users, account_manager_id: users,
-  responsible_id: users, account_id: accounts, parent_id: accounts,
+  responsible_id: users, account_id: accounts, parent_id: accounts, project_id: projects,
 };
 
 /** How a detail naming another record is shown to this reader: as journaled (null), or this text in its place. */
@@ -220,4 +223,19 @@ async function visibleReferences(ctx: CrmContext, log: HistoryPage): Promise<Map
   const seen = new Map<SeenLookup, Seen>();
   for (const [lookup, ids] of named) seen.set(lookup, await lookup(ctx, ids));
   return seen;
+}
+
+/** What an API client reads of a presented history page: each entry's who, when and notes, and its details as shown. */
+export function historyJson(log: HistoryPage, users: ReadonlyMap<number, string>) {
+  return {
+    entries: log.entries.map((j) => ({
+      id: j.id, action: j.action, user_id: j.user_id, user: j.user_id === null ? null : users.get(j.user_id) ?? null,
+      created_at: new Date(j.created_at).toISOString(), notes: j.notes || null,
+      details: (j.details ?? []).map((d) => {
+        const shown = d as typeof d & { label?: string; old_text?: string | null; new_text?: string | null };
+        return { field: d.field, label: shown.label ?? d.field, old: shown.old_text ?? null, new: shown.new_text ?? null };
+      }),
+    })),
+    pagination: { page: log.page, pages: log.pages, total: log.total },
+  };
 }

@@ -18,6 +18,7 @@ import type { PageMeta } from './pagination';
 import { findVisiblePartner, partnerOfPartnerUser } from './partners';
 import { loadSettings } from './settings';
 import { assertNoContractsLeft, contractsFollowOpportunity } from './opportunity-contracts';
+import { copiesFollowOpportunity, type OpportunityCopies } from './opportunity-copies';
 import { isPg } from '../../migrations/dialect';
 import { listKey, listNumbers, readUnderVersions, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
@@ -435,22 +436,21 @@ export async function createOpportunity(ctx: CrmContext, project: HostProject, d
 
 /**
  * An opportunity's sales activities keep a copy of its account and project (the to-do page and the dashboards
- * group and filter by them in SQL): they follow a change of either, in the change's transaction.
+ * group and filter by them in SQL): they follow a change of either, in the change's transaction, and each
+ * activity's own history tells why its account or project changed.
  */
-async function activitiesFollowOpportunity(trx: Knex.Transaction, opp: Opportunity, data: Partial<OpportunityData> & Record<string, unknown>): Promise<void> {
-  const follow: Record<string, unknown> = {};
-  if ('account_id' in data && data.account_id !== opp.account_id) follow.account_id = data.account_id ?? null;
-  if ('project_id' in data && data.project_id !== opp.project_id) follow.project_id = data.project_id;
-  if (Object.keys(follow).length) await trx('crm_sales_activities').where({ record_type: 'opportunity', record_id: opp.id }).update(follow);
-}
+const ACTIVITY_COPIES: OpportunityCopies = {
+  table: 'crm_sales_activities', type: 'sales_activity', columns: ['account_id', 'project_id'], of: (opportunityId) => ({ record_type: 'opportunity', record_id: opportunityId }),
+};
 
 /**
- * Every change of an opportunity goes through here, so its contracts' copies of its owner and project follow in
- * the same transaction (`contractNotes` says why on each contract's journal).
+ * Every change of an opportunity goes through here, so its contracts' copies of its owner and project and its
+ * activities' copies of its account and project follow in the same transaction (`followNotes` says why on the
+ * journal of each).
  */
 async function saveChanges(
   trx: Knex.Transaction, ctx: CrmContext, opp: Opportunity, data: Partial<OpportunityData> & Record<string, unknown>, lockVersion: number,
-  contractNotes = `Follows its opportunity #${opp.id}`,
+  followNotes = `Follows its opportunity #${opp.id}`,
 ): Promise<Opportunity> {
   const updated = await trx('crm_opportunities').where({ id: opp.id, lock_version: lockVersion }).whereNull('deleted_at')
     .update({ ...data, lock_version: lockVersion + 1, updated_at: new Date().toISOString() });
@@ -459,8 +459,8 @@ async function saveChanges(
     type: 'opportunity', id: opp.id, userId: ctx.user.id, action: 'update',
     changes: changedFields(opp as unknown as Record<string, unknown>, data, Object.keys(data)),
   });
-  await contractsFollowOpportunity(trx, ctx.user.id, opp.id, data, contractNotes);
-  await activitiesFollowOpportunity(trx, opp, data);
+  await contractsFollowOpportunity(trx, ctx.user.id, opp.id, data, followNotes);
+  await copiesFollowOpportunity(trx, ACTIVITY_COPIES, opp.id, data, ctx.user.id, followNotes);
   const row = await trx('crm_opportunities').where({ id: opp.id }).first();
   return normalize(Opportunity.fromJson(row, { skipValidation: true }));
 }

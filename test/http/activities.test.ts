@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { expectLinkedPage, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -380,6 +380,57 @@ describe('an opportunity’s activities follow it', () => {
       await knex()('crm_sales_activities').where({ subject: 'follows its opportunity' }).delete();
       await knex()('crm_opportunities').where({ id }).update({ account_id: before.account_id, project_id: before.project_id });
     }
+  });
+});
+
+describe('an activity’s history', () => {
+  test('tells that its account and project changed with its opportunity, old → new (page, htmx fragment and JSON), each activity journaled in the change’s few statements', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const [acme, nordic] = [await accountId('Acme Manufacturing'), await accountId('Nordic Retail Group')];
+    const [europe, americas] = [host.demo.projects['crm-europe'], host.demo.projects['crm-americas']];
+    const status = (await knex()('crm_opportunities').where({ id: await oppId('Acme – ERP rollout') }).first()).status_id;
+    const [o] = await knex()('crm_opportunities').insert({
+      project_id: europe.id, name: 'History follows deal', account_id: acme, owner_id: host.demo.users.director.id, author_id: host.demo.users.director.id, status_id: status, currency: 'EUR',
+    }).returning('id');
+    const id = Number(o.id ?? o);
+    for (const subject of ['history follows one', 'history follows two']) {
+      expect((await director.post(`/crm/opportunities/${id}/activities`, { category_id: String(await categoryId('Call')), subject })).status).toBe(303);
+    }
+    const [one, two] = [Number((await activity('history follows one')).id), Number((await activity('history follows two')).id)];
+    const url = `/crm/activities/${one}/history`;
+    expect(visibleText((await director.get(url)).text)).toContain('No changes recorded yet.');
+
+    const { result: saved, statements } = await statementsDuring(knex(), () => director.post(`/crm/opportunities/${id}`, {
+      name: 'History follows deal', status_id: String(status), currency: 'EUR', account_id: String(nordic), owner_id: String(host.demo.users.director.id), lock_version: '0',
+    }));
+    expect(saved.status).toBe(303);
+    // One entry for the opportunity, one multi-row insert for both its activities (not one per activity).
+    expect(statements.filter((s) => /^insert into [`"]crm_journals[`"]/.test(s.sql))).toHaveLength(2);
+    const follows = `Follows its opportunity #${id}`;
+    await expectLinkedPage(director, (await director.get(`/crm/opportunities/${id}`)).text, url);
+    const page = visibleText((await director.get(url)).text);
+    expect(page).toContain('Account : Acme Manufacturing → Nordic Retail Group');
+    expect(page).toContain(follows);
+    expect(visibleText((await director.get(`/crm/activities/${two}/history`)).text)).toContain('Account : Acme Manufacturing → Nordic Retail Group');
+
+    expect((await director.post(`/crm/opportunities/${id}/project`, { project_id: String(americas.id), lock_version: '1' })).status).toBe(303);
+    const json = await director.get(`${url}.json`);
+    expect(json.status).toBe(200);
+    expect(json.body.activity).toMatchObject({ id: one, subject: 'history follows one', account_id: nordic, project_id: americas.id });
+    expect(json.body.history.entries.map((e: { notes: string; details: unknown[] }) => [e.notes, e.details])).toEqual([
+      [`Moved from ${europe.name} to ${americas.name} with its opportunity #${id}`, [{ field: 'project_id', label: 'Project', old: europe.name, new: americas.name }]],
+      [follows, [{ field: 'account_id', label: 'Account', old: 'Acme Manufacturing', new: 'Nordic Retail Group' }]],
+    ]);
+    const stored = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
+      .where({ 'j.journalized_type': 'sales_activity', 'j.journalized_id': two }).orderBy('j.id').select('j.user_id', 'd.field', 'd.old_value', 'd.new_value');
+    expect(stored).toEqual([
+      { user_id: host.demo.users.director.id, field: 'account_id', old_value: String(acme), new_value: String(nordic) },
+      { user_id: host.demo.users.director.id, field: 'project_id', old_value: String(europe.id), new_value: String(americas.id) },
+    ]);
+
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.get(url)).status).toBe(404);
+    expect((await rep1.get(`${url}.json`)).status).toBe(404);
   });
 });
 

@@ -449,6 +449,39 @@ describe('an opportunity’s account hidden by the rules or not visible to the u
     expect(theirs.find((a) => a.id === renewalCall)).toMatchObject({ account_id: acme });
   });
 
+  test('an activity’s history shows an account change only to those who may read the account: not where the rules hide it, by number where the account is not visible', async () => {
+    const knex = host.db.knex;
+    const accountNamed = async (name: string) => Number((await knex('crm_accounts').where({ name }).first()).id);
+    const [acme, globex, privateId] = [await accountNamed(ACME), await accountNamed('Globex Corporation'), await accountNamed(PRIVATE)];
+    // What a change of the opportunity's account journals on each of its activities.
+    const followed = async (activityId: number, from: number, to: number) => {
+      const [j] = await knex('crm_journals').insert({ journalized_type: 'sales_activity', journalized_id: activityId, user_id: host.demo.users.admin.id, action: 'update', notes: 'Follows its opportunity' }).returning('id');
+      await knex('crm_journal_details').insert({ journal_id: Number(j.id ?? j), field: 'account_id', old_value: String(from), new_value: String(to) });
+    };
+    await followed(renewalCall, globex, acme);
+    await followed(pilotCall, acme, privateId);
+    const history = async (login: string, activityId: number) => {
+      const s = await Session.signIn(host.app, login);
+      const [page, json] = [await s.get(`/crm/activities/${activityId}/history`), await s.get(`/crm/activities/${activityId}/history.json`)];
+      expect([page.status, json.status]).toEqual([200, 200]);
+      return { text: visibleText(page.text), json: JSON.stringify(json.body.history) };
+    };
+
+    const hidden = await history('rep1', renewalCall);
+    expect(hidden.text).toContain('Follows its opportunity');
+    expect(hidden.text).not.toContain('Account :');
+    expect(hidden.text).not.toContain(ACME);
+    expect(hidden.json).not.toContain(ACME);
+    expect(hidden.json).not.toContain('account_id');
+    expect((await history('director', renewalCall)).text).toContain(`Account : Globex Corporation → ${ACME}`);
+
+    const unseen = await history('director', pilotCall);
+    expect(unseen.text).toContain(`Account : ${ACME} → #${privateId}`);
+    expect(unseen.text).not.toContain(PRIVATE);
+    expect(unseen.json).not.toContain(PRIVATE);
+    expect((await history('rep1', pilotCall)).text).toContain(`Account : ${ACME} → ${PRIVATE}`);
+  });
+
   test('the to-do page lists the accounts the user may not name after those it names, by id, not in the hidden names’ alphabetical place', async () => {
     const knex = host.db.knex;
     // The director's deal for webshop.example, whose name sorts after the private account's, due long ago and far ahead.
