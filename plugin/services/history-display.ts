@@ -28,14 +28,11 @@ const fromTable = (table: string): Lookup => async (ctx, ids) =>
 const users: Lookup = async (ctx) => new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
 /** Account names only for accounts this user may see: history must not reveal a private account's name. */
 const accounts: Lookup = (ctx, ids) => visibleAccountNames(ctx, ids);
-/** The host finds projects one by one: a page names few (the ids are distinct), and a move's notes name them anyway. */
-const projects: Lookup = async (ctx, ids) =>
-  new Map((await Promise.all(ids.map((id) => ctx.host.projectById(id)))).flatMap((p) => (p ? [[p.id, p.name] as [number, string]] : [])));
 
 const LOOKUPS: Record<string, Lookup> = {
   status_id: fromTable('crm_opportunity_statuses'), account_type_id: fromTable('crm_account_types'), industry_id: fromTable('crm_industries'),
   contact_type_id: fromTable('crm_contact_types'), partner_id: (ctx, ids) => visiblePartnerNames(ctx, ids), owner_id: users, account_manager_id: users,
-  responsible_id: users, account_id: accounts, parent_id: accounts, project_id: projects,
+  responsible_id: users, account_id: accounts, parent_id: accounts,
 };
 
 /** How a detail naming another record is shown to this reader: as journaled (null), or this text in its place. */

@@ -418,7 +418,7 @@ describe('an activity’s history', () => {
     expect(json.status).toBe(200);
     expect(json.body.activity).toMatchObject({ id: one, subject: 'history follows one', account_id: nordic, project_id: americas.id });
     expect(json.body.history.entries.map((e: { notes: string; details: unknown[] }) => [e.notes, e.details])).toEqual([
-      [`Moved from ${europe.name} to ${americas.name} with its opportunity #${id}`, [{ field: 'project_id', label: 'Project', old: europe.name, new: americas.name }]],
+      [`Moved with its opportunity #${id}`, [{ field: 'project_id', label: 'Project', old: europe.name, new: americas.name }]],
       [follows, [{ field: 'account_id', label: 'Account', old: 'Acme Manufacturing', new: 'Nordic Retail Group' }]],
     ]);
     const stored = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
