@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, inputShownAgain, invalid, notFound } from '../http/errors';
@@ -243,11 +244,13 @@ export function accountRoutes(): CrmRoute[] {
         const projectId = Number(text(formBody(req), 'project_id'));
         const project = (await ctx.host.projectsWhere(ctx.user, 'add_accounts')).find((p) => p.id === projectId);
         if (!project) throw notFound('Project');
-        await ctx.host.knex.transaction(async (trx) => {
-          const added = await trx('crm_account_projects').insert({ account_id: account.id, project_id: project.id }).onConflict(['account_id', 'project_id']).ignore();
-          if (added) await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'projects', old: null, new: project.identifier }] });
+        const added = await ctx.host.knex.transaction(async (trx) => {
+          if (!(await insertedUnlessThere(trx('crm_account_projects'), { account_id: account.id, project_id: project.id }, ['account_id', 'project_id']))) return false;
+          await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'projects', old: null, new: project.identifier }] });
+          return true;
         });
-        await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await accountDetailPage(ctx, req, account, `Added to ${project.name}.`)), trigger: 'crm:accountSaved' }));
+        const message = added ? `Added to ${project.name}.` : `Already in ${project.name}.`;
+        await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await accountDetailPage(ctx, req, account, message)), trigger: 'crm:accountSaved' }));
       },
     },
     {
@@ -257,12 +260,24 @@ export function accountRoutes(): CrmRoute[] {
         const groupId = Number(text(formBody(req), 'group_id'));
         const group = await ctx.host.knex('crm_account_groups').where({ id: Number.isInteger(groupId) ? groupId : 0, active: true }).first();
         if (!group) throw invalid('Choose a group from the list.', { group_id: 'Choose a group from the list' });
-        await ctx.host.knex.transaction(async (trx) => {
-          await trx('crm_account_group_members').insert({ account_id: account.id, group_id: group.id }).onConflict(['account_id', 'group_id']).ignore();
+        const added = await ctx.host.knex.transaction(async (trx) => {
+          if (!(await insertedUnlessThere(trx('crm_account_group_members'), { account_id: account.id, group_id: group.id }, ['account_id', 'group_id']))) return false;
           await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'groups', old: null, new: `+${group.name}` }] });
+          return true;
         });
-        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account, `Added to group ${group.name}.`)), trigger: 'crm:accountSaved' }));
+        const message = added ? `Added to group ${group.name}.` : `Already in group ${group.name}.`;
+        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account, message)), trigger: 'crm:accountSaved' }));
       },
     },
   ];
+}
+
+/**
+ * Inserts the link row unless it is there already (the unique key decides, so a double submit too): whether it was
+ * inserted. With ON CONFLICT DO NOTHING, RETURNING gives no row for a link that was there — the insert's own result
+ * cannot tell (SQLite answers the last row id either way).
+ */
+async function insertedUnlessThere(table: Knex.QueryBuilder, row: Record<string, number>, key: string[]): Promise<boolean> {
+  const rows: unknown[] = await table.insert(row).onConflict(key).ignore().returning(key[0]);
+  return rows.length > 0;
 }

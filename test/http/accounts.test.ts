@@ -721,6 +721,26 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
     expect(page.text).toContain('https://www.openstreetmap.org/search?query=Sveav%C3%A4gen%201%2C%20111%2057%2C%20Stockholm%2C%20Sweden');
   });
 
+  test('adding an account to a project or group it is already in changes nothing, journals nothing, and says so', async () => {
+    const knex = host.db.knex;
+    const director = await Session.signIn(host.app, 'director');
+    const [row] = await knex('crm_accounts').insert({ account_type_id: companyType, name: 'Twice Linked Ltd', author_id: host.demo.users.director.id, account_manager_id: host.demo.users.director.id }).returning('id');
+    const id = Number(row.id ?? row);
+    const asia = host.demo.projects['crm-asia'];
+    const nordics = (await knex('crm_account_groups').where({ name: 'Nordics' }).first()).id;
+    const entries = (field: string) => knex('crm_journal_details as d').join('crm_journals as j', 'j.id', 'd.journal_id')
+      .where({ 'j.journalized_type': 'account', 'j.journalized_id': id, 'd.field': field }).select('d.new_value');
+    for (let i = 0; i < 2; i++) {
+      expect((await director.htmxPost(`/crm/accounts/${id}/projects`, { project_id: String(asia.id) })).status).toBe(200);
+      expect((await director.htmxPost(`/crm/accounts/${id}/groups`, { group_id: String(nordics) })).status).toBe(200);
+    }
+    expect(await entries('projects')).toEqual([{ new_value: asia.identifier }]);
+    expect(await entries('groups')).toEqual([{ new_value: '+Nordics' }]);
+    const again = await director.htmxPost(`/crm/accounts/${id}/projects`, { project_id: String(asia.id) });
+    expect(visibleText(again.text)).toContain(`Already in ${asia.name}.`);
+    expect(await knex('crm_account_projects').where({ account_id: id })).toHaveLength(1);
+  });
+
   test('the Projects tab lists only the projects whose CRM the reader may open', async () => {
     const knex = host.db.knex;
     const [row] = await knex('crm_accounts').insert({ account_type_id: companyType, name: 'Two Regions Trading', author_id: host.demo.users.rep2.id, account_manager_id: host.demo.users.rep2.id }).returning('id');
