@@ -1,4 +1,3 @@
-import type { Knex } from 'knex';
 import type { Request, Response } from 'express';
 import type { CrmContext, CrmRoute } from '../http/guard';
 import { CrmError, inputShownAgain, invalid, notFound } from '../http/errors';
@@ -6,14 +5,13 @@ import { respond, respondAfterChange, type PageResponse } from '../http/respond'
 import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import {
-  accountFormOptions, accountListFilters, canEditAccount, carryNameToType, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
+  accountFormOptions, addAccountToGroup, addAccountToProject, accountListFilters, canEditAccount, carryNameToType, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
   listDeletedAccounts, parseAccountFilters, readAccountInput, requireEditableAccount, requireVisibleAccount, restoreAccount,
   setFavorite, updateAccount,
 } from '../services/accounts';
 import { activeFields, customValuesOf, fieldKey } from '../services/custom-fields';
 import { isPartnerUser, partnerPicker } from '../services/partners';
 import { text, type FormInput, lockVersionOf } from '../services/form';
-import { journal } from '../services/journal';
 import { pageParam } from '../services/pagination';
 import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
@@ -244,12 +242,7 @@ export function accountRoutes(): CrmRoute[] {
         const projectId = Number(text(formBody(req), 'project_id'));
         const project = (await ctx.host.projectsWhere(ctx.user, 'add_accounts')).find((p) => p.id === projectId);
         if (!project) throw notFound('Project');
-        const added = await ctx.host.knex.transaction(async (trx) => {
-          if (!(await insertedUnlessThere(trx('crm_account_projects'), { account_id: account.id, project_id: project.id }, ['account_id', 'project_id']))) return false;
-          await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'projects', old: null, new: project.identifier }] });
-          return true;
-        });
-        const message = added ? `Added to ${project.name}.` : `Already in ${project.name}.`;
+        const message = (await addAccountToProject(ctx, account, project)) ? `Added to ${project.name}.` : `Already in ${project.name}.`;
         await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await accountDetailPage(ctx, req, account, message)), trigger: 'crm:accountSaved' }));
       },
     },
@@ -260,24 +253,10 @@ export function accountRoutes(): CrmRoute[] {
         const groupId = Number(text(formBody(req), 'group_id'));
         const group = await ctx.host.knex('crm_account_groups').where({ id: Number.isInteger(groupId) ? groupId : 0, active: true }).first();
         if (!group) throw invalid('Choose a group from the list.', { group_id: 'Choose a group from the list' });
-        const added = await ctx.host.knex.transaction(async (trx) => {
-          if (!(await insertedUnlessThere(trx('crm_account_group_members'), { account_id: account.id, group_id: group.id }, ['account_id', 'group_id']))) return false;
-          await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [{ field: 'groups', old: null, new: `+${group.name}` }] });
-          return true;
-        });
-        const message = added ? `Added to group ${group.name}.` : `Already in group ${group.name}.`;
+        const message = (await addAccountToGroup(ctx, account, group)) ? `Added to group ${group.name}.` : `Already in group ${group.name}.`;
         await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account, message)), trigger: 'crm:accountSaved' }));
       },
     },
   ];
 }
 
-/**
- * Inserts the link row unless it is there already (the unique key decides, so a double submit too): whether it was
- * inserted. With ON CONFLICT DO NOTHING, RETURNING gives no row for a link that was there — the insert's own result
- * cannot tell (SQLite answers the last row id either way).
- */
-async function insertedUnlessThere(table: Knex.QueryBuilder, row: Record<string, number>, key: string[]): Promise<boolean> {
-  const rows: unknown[] = await table.insert(row).onConflict(key).ignore().returning(key[0]);
-  return rows.length > 0;
-}

@@ -10,7 +10,7 @@ import { whereAnyContains } from './text-search';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput, positiveId, validId } from './form';
-import { changedFields, journal } from './journal';
+import { changedFields, journal, type FieldChange } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
 import { LIST_CACHE_MS, cacheFor, listNumbers, readUnderVersions, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays, todayUtc } from './dates';
@@ -532,6 +532,33 @@ export async function setFavorite(knex: Knex, userId: number, accountId: number,
 
 export async function isFavorite(knex: Knex, userId: number, accountId: number): Promise<boolean> {
   return Boolean(await knex('crm_favorite_accounts').where({ user_id: userId, account_id: accountId }).first());
+}
+
+/**
+ * Links the account to `project` (the sidebar's "Add to project"), journaled; false when it was linked already (a
+ * double submit, a second tab), and then nothing is written.
+ */
+export function addAccountToProject(ctx: CrmContext, account: Account, project: HostProject): Promise<boolean> {
+  return addLink(ctx, account, 'crm_account_projects', { project_id: project.id }, { field: 'projects', old: null, new: project.identifier });
+}
+
+/** Puts the account in `group` (the sidebar's "Add to group"), journaled; false when it was in it already. */
+export function addAccountToGroup(ctx: CrmContext, account: Account, group: { id: number; name: string }): Promise<boolean> {
+  return addLink(ctx, account, 'crm_account_group_members', { group_id: group.id }, { field: 'groups', old: null, new: `+${group.name}` });
+}
+
+/**
+ * Inserts the account's link row unless it is there already (the unique key decides) and journals it, in one
+ * transaction. With ON CONFLICT DO NOTHING, RETURNING gives no row for a link that was there — the insert's own
+ * result cannot tell (SQLite answers the last row id either way).
+ */
+async function addLink(ctx: CrmContext, account: Account, table: string, link: Record<string, number>, change: FieldChange): Promise<boolean> {
+  return ctx.host.knex.transaction(async (trx) => {
+    const inserted: unknown[] = await trx(table).insert({ account_id: account.id, ...link }).onConflict(['account_id', ...Object.keys(link)]).ignore().returning('account_id');
+    if (!inserted.length) return false;
+    await journal(trx, { type: 'account', id: account.id, userId: ctx.user.id, action: 'update', changes: [change] });
+    return true;
+  });
 }
 
 /** Creates the account, links it to `project` (if any), and journals it, in one transaction. */
