@@ -63,21 +63,26 @@ export function savedFilterRoutes(o: {
         const input = formBody(req);
         const name = text(input, 'filter_name');
         const isShared = text(input, 'is_shared') === '1';
-        let read: ReturnType<typeof o.read>;
-        let id: number;
-        try {
-          try {
-            read = o.read(input);
-          } catch (err) {
-            if (!(err instanceof CrmError) || err.status !== 422 || wantsJson(req)) throw err;
-            // The list shown again names the conditions that are wrong; the save form says why nothing was saved.
-            throw invalid('The filter was not saved: its conditions are not valid (see above).');
-          }
-          id = await saveFilter(ctx.host.knex, o.entity, ctx.user, name, isShared, read.stored);
-        } catch (err) {
-          if (!(err instanceof CrmError) || err.status !== 422 || wantsJson(req)) throw err;
+        // A refusal (422) shows the form's list again, as the user left it; a JSON client gets it as JSON.
+        const refused = (err: unknown): err is CrmError => err instanceof CrmError && err.status === 422 && !wantsJson(req);
+        const showRefusal = async (err: CrmError) => {
           const page = await o.listPage(await listContext(ctx, input), req, input, { name, shared: isShared, saveError: err, deleteError: null });
           return respond(ctx.host, req, res, { ...page, status: err.status });
+        };
+        let read: ReturnType<typeof o.read>;
+        try {
+          read = o.read(input);
+        } catch (err) {
+          if (!refused(err)) throw err;
+          // The list shown again names the conditions that are wrong; the save form says why nothing was saved.
+          return showRefusal(invalid('The filter was not saved: its conditions are not valid (see above).'));
+        }
+        let id: number;
+        try {
+          id = await saveFilter(ctx.host.knex, o.entity, ctx.user, name, isShared, read.stored);
+        } catch (err) {
+          if (!refused(err)) throw err;
+          return showRefusal(err);
         }
         const back = `${listPath(await listContext(ctx, input))}${read.query}`;
         if (wantsJson(req)) return void res.status(201).json({ saved_filter: { id, name, is_shared: isShared, params: read.stored, url: back } });
