@@ -5,7 +5,7 @@ import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } fro
 import { formBody, idParam } from '../http/params';
 import { readPeriodQuery } from '../services/dashboard-config';
 import { todayUtc } from '../services/dates';
-import { computeModule, dashboardEnv } from '../services/dashboard-data';
+import { computeModule, dashboardEnv, filtersForViewer } from '../services/dashboard-data';
 import {
   addModule, applyTemplate, createBaseline, createPage, deleteBaseline, deleteModule, deletePage, deleteTemplate, listTemplates, moveModule,
   renamePage, requireBaseline, requireModule, requirePage, requireTemplate, saveTemplate, updateModule, type DashboardPage,
@@ -50,8 +50,20 @@ const customizeAgain = (ctx: CrmContext, req: Request, pageId: number | null) =>
 
 const canCustomizeGlobal = (ctx: CrmContext) => ctx.host.can(ctx.user, CUSTOMIZE_GLOBAL_OVERVIEW);
 
-async function templatesPage(ctx: CrmContext, options: PageOptions = {}): Promise<PageResponse> {
+/**
+ * The templates as this user may read them: a module filter on a record they may not see (saved from another
+ * customizer's page) is left out of its config, as on the overview (`filtersForViewer`), and kept in the template.
+ */
+async function readableTemplates(ctx: CrmContext) {
   const templates = await listTemplates(ctx.host.knex);
+  const specs = templates.flatMap((t) => t.modules);
+  const readable = await filtersForViewer({ ctx, memo: new Map() }, specs.map((m) => m.config?.filters ?? {}));
+  const filtersOf = new Map(specs.map((m, i) => [m, readable[i].filters]));
+  return templates.map((t) => ({ ...t, modules: t.modules.map((m) => ({ ...m, config: { ...m.config, filters: filtersOf.get(m) } })) }));
+}
+
+async function templatesPage(ctx: CrmContext, options: PageOptions = {}): Promise<PageResponse> {
+  const templates = await readableTemplates(ctx);
   const projects = await ctx.host.projectsWhere(ctx.user, CUSTOMIZE_PROJECT_OVERVIEW);
   return {
     title: 'CRM · Overview templates', view: 'overview/templates', status: options.status, trigger: options.trigger,
@@ -166,7 +178,7 @@ export function dashboardRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const { module, page } = await requireModule(ctx.host.knex, projectIdOf(ctx), idParam(req, 'moduleId'));
         await change(ctx, req, res, (o) => moduleFormPage(ctx, module.id, o), async () => {
-          const saved = await updateModule(ctx.host.knex, ctx.user, module, formBody(req));
+          const saved = await updateModule(ctx, module, formBody(req));
           return { location: `${customizeUrl(ctx, page.id)}#module-${module.id}`, notice: `Saved “${saved.title}”.`, render: customizeAgain(ctx, req, page.id) };
         });
       },

@@ -7,11 +7,11 @@ import { SECTIONS, type CrmSection } from '../sections';
 import { loadProjectSettings, setIncludeSubprojects } from '../services/settings';
 import { paginate, pageParam } from '../services/pagination';
 import {
-  CHARTS_FOR, CHART_LABELS, FILTERS_FOR, FILTER_LABELS, MEASURE_LABELS, MODULE_DESCRIPTIONS, MODULE_LABELS, MODULE_TYPES, PEOPLE, PEOPLE_LABELS,
-  PERIOD_KINDS, PERIOD_LABELS, readPeriodQuery, type PeriodConfig,
+  CHARTS_FOR, CHART_LABELS, FILTERS_FOR, FILTER_LABELS, KEPT_FILTER, MEASURE_LABELS, MODULE_DESCRIPTIONS, MODULE_LABELS, MODULE_TYPES, PEOPLE, PEOPLE_LABELS,
+  PERIOD_KINDS, PERIOD_LABELS, readPeriodQuery, type ModuleConfig, type PeriodConfig,
 } from '../services/dashboard-config';
 import { todayUtc } from '../services/dates';
-import { computeModule, dashboardEnv, type DashboardEnv, type ModuleData } from '../services/dashboard-data';
+import { computeModule, dashboardEnv, filtersForViewer, type DashboardEnv, type ModuleData } from '../services/dashboard-data';
 import { formatValue, moduleCsv, renderChart } from '../services/dashboard-charts';
 import {
   baselinesOf, ensurePages, listTemplates, modulesOf, requireModule, requirePage, type Baseline, type DashboardModule, type DashboardPage,
@@ -59,6 +59,8 @@ export const customizeRoutes = (path: string, route: Omit<CrmRoute, 'path' | 'pe
 
 export interface ModuleView {
   module: DashboardModule;
+  /** The module's config as the viewer may read it: without filters on records they may not see (`filtersForViewer`). */
+  config: ModuleConfig;
   data: ModuleData;
   chart: string;
   baselines: Baseline[];
@@ -78,14 +80,15 @@ function viewerChoice(req: Request): { period: PeriodConfig | null; baselineId: 
 
 async function moduleView(ctx: CrmContext, env: DashboardEnv, module: DashboardModule, baselines: Baseline[], choice: { period: PeriodConfig | null; baselineId: number | null }): Promise<ModuleView> {
   const data = await computeModule(env, module.type, module.config, choice.period);
+  const [{ filters }] = await filtersForViewer(env, [module.config.filters]);
   const baseline = choice.baselineId ? baselines.find((b) => b.id === choice.baselineId) ?? null : null;
   const chart = renderChart(data, module.title, baseline ? { name: baseline.name, data: baseline.data } : null);
-  return { module, data, chart, baselines, baseline, url: moduleUrl(ctx, module.id), period: choice.period ?? module.config.period, override: choice.period !== null };
+  return { module, config: { ...module.config, filters }, data, chart, baselines, baseline, url: moduleUrl(ctx, module.id), period: choice.period ?? module.config.period, override: choice.period !== null };
 }
 
 export function moduleJson(v: ModuleView) {
   return {
-    ...v.data, id: v.module.id, title: v.module.title, position: v.module.position, config: v.module.config, lock_version: v.module.lock_version,
+    ...v.data, id: v.module.id, title: v.module.title, position: v.module.position, config: v.config, lock_version: v.module.lock_version,
     url: v.url, csv_url: `${v.url}/data.csv`,
     baselines: v.baselines.map((b) => ({ id: b.id, name: b.name, created_at: b.created_at })),
     baseline: v.baseline ? { id: v.baseline.id, name: v.baseline.name, rows: v.baseline.data.rows, period: v.baseline.data.period } : null,
@@ -125,6 +128,8 @@ export async function overviewPage(ctx: CrmContext, req: Request, pageId: number
   const env = await dashboardEnv(ctx, base, todayUtc());
   const modules = await modulesOf(knex, page.id);
   const baselines = await baselinesOf(knex, modules.map((m) => m.id), ctx.user);
+  // Which records the modules' filters name that the viewer may see, for all of them at once rather than per module.
+  await filtersForViewer(env, modules.map((m) => m.config.filters));
   const views: ModuleView[] = [];
   for (const m of modules) views.push(await moduleView(ctx, env, m, baselines.get(m.id) ?? [], { period: choice.period, baselineId: null }));
   const sections = await visibleSections(ctx, base);
@@ -194,11 +199,14 @@ export async function moduleFormPage(ctx: CrmContext, moduleId: number, options:
   const knex = ctx.host.knex;
   const { module, page } = await requireModule(knex, projectIdOf(ctx), moduleId);
   const c = module.config;
+  // A filter on a record the editor may not see is shown as kept, without its id, and saved as it is (KEPT_FILTER).
+  const [{ filters: readable, hidden }] = await filtersForViewer({ ctx, memo: new Map() }, [c.filters]);
   const values: FormInput = {
     title: module.title, period: c.period.kind, days: c.period.days ? String(c.period.days) : '', from: c.period.from ?? '', to: c.period.to ?? '',
     chart: c.chart, people: c.people, group: c.group ?? '', measure: c.measure ?? '', limit: c.limit ? String(c.limit) : '', expiring_days: c.expiring_days ? String(c.expiring_days) : '',
     lock_version: String(module.lock_version),
-    ...Object.fromEntries(Object.entries(c.filters).map(([k, v]) => [`filter_${k}`, String(v)])),
+    ...Object.fromEntries(Object.entries(readable).map(([k, v]) => [`filter_${k}`, String(v)])),
+    ...Object.fromEntries(Object.keys(hidden).map((k) => [`filter_${k}`, KEPT_FILTER])),
     ...(options.values ?? {}),
   };
   const users = (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name }));
@@ -212,9 +220,9 @@ export async function moduleFormPage(ctx: CrmContext, moduleId: number, options:
     locals: {
       module, page, values, errors: options.errors ?? {}, message: options.message ?? null, action: moduleUrl(ctx, module.id), back: customizeUrl(ctx, page.id),
       charts: CHARTS_FOR[module.type], chartLabels: CHART_LABELS, filters: FILTERS_FOR[module.type], filterLabels: FILTER_LABELS, people: PEOPLE, peopleLabels: PEOPLE_LABELS,
-      measureLabels: MEASURE_LABELS, users, projects, statuses, categories, project: ctx.project, ...CARD_HELPERS,
+      measureLabels: MEASURE_LABELS, users, projects, statuses, categories, hiddenFilters: hidden, keptFilter: KEPT_FILTER, project: ctx.project, ...CARD_HELPERS,
     },
-    json: { module: { id: module.id, type: module.type, title: module.title, config: module.config, lock_version: module.lock_version } },
+    json: { module: { id: module.id, type: module.type, title: module.title, config: { ...c, filters: readable }, lock_version: module.lock_version } },
   };
 }
 

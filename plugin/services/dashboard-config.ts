@@ -270,8 +270,20 @@ export function readPeriodQuery(query: FormInput): PeriodConfig | null {
   return period;
 }
 
-/** `filter_<field>` form fields into typed filters; a field the module type does not know is refused. */
-export function readFilters(type: ModuleType, input: FormInput, errors: FieldErrors): Filters {
+/** Filters naming a record that has a visibility of its own: a viewer who may not see it is not told which it is. */
+export const RECORD_FILTERS = ['account_id', 'project_id'] as const;
+export type RecordFilter = (typeof RECORD_FILTERS)[number];
+/**
+ * What the edit form sends for a record filter the editor may not see (in place of its id, which would name it):
+ * the module keeps the filter it has.
+ */
+export const KEPT_FILTER = 'kept';
+
+/**
+ * `filter_<field>` form fields into typed filters; a field the module type does not know is refused. A record
+ * filter sent as KEPT_FILTER keeps the value of `current` (none if it has none).
+ */
+export function readFilters(type: ModuleType, input: FormInput, errors: FieldErrors, current: Filters = {}): Filters {
   const allowed = FILTERS_FOR[type];
   const filters: Filters = {};
   for (const key of Object.keys(input)) {
@@ -283,7 +295,9 @@ export function readFilters(type: ModuleType, input: FormInput, errors: FieldErr
       continue;
     }
     if (!value) continue;
-    if (field === 'currency') {
+    if (value === KEPT_FILTER && (RECORD_FILTERS as readonly string[]).includes(field)) {
+      if (current[field] !== undefined) filters[field] = current[field];
+    } else if (field === 'currency') {
       if (!isCurrencyCode(value.toUpperCase())) errors.add(key, 'Currency must be a code such as EUR');
       else filters.currency = value.toUpperCase();
     } else if (!/^\d{1,9}$/.test(value) || Number(value) <= 0) {
@@ -305,7 +319,7 @@ export function readModuleInput(type: ModuleType, current: ModuleConfig, input: 
   const errors = new FieldErrors();
   const title = errors.text(input, 'title', 'Title', { max: 200 }) || MODULE_LABELS[type];
   const period = readPeriod(input, errors, current.period);
-  const filters = readFilters(type, input, errors);
+  const filters = readFilters(type, input, errors, current.filters);
   const chartRaw = text(input, 'chart') || current.chart;
   if (!CHARTS_FOR[type].includes(chartRaw as ChartKind)) errors.add('chart', `Chart must be one of: ${CHARTS_FOR[type].join(', ')}`);
   const peopleRaw = text(input, 'people') || current.people;

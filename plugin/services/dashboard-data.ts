@@ -1,12 +1,13 @@
 import type { Knex } from 'knex';
-import type { CrmContext } from '../http/guard';
+import { projectsWithCrmView, type CrmContext } from '../http/guard';
 import { applyOpportunityScope } from '../models/opportunity';
 import { visibleActivities } from './activities';
 import { applyContractScope } from '../models/contract';
 import {
-  MAX_BUCKETS, MEASURE_LABELS, PERIOD_LABELS, bucketSize, buckets, monthEnd, monthInBucket, monthStart, periodProblem, quarterEnd, quarterStart, resolvePeriod,
-  type Bucket, type BucketSize, type ChartKind, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
+  MAX_BUCKETS, MEASURE_LABELS, PERIOD_LABELS, RECORD_FILTERS, bucketSize, buckets, monthEnd, monthInBucket, monthStart, periodProblem, quarterEnd, quarterStart, resolvePeriod,
+  type Bucket, type BucketSize, type ChartKind, type Filters, type RecordFilter, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
 } from './dashboard-config';
+import { visibleAccountNames } from './accounts';
 import { isPg } from '../../migrations/dialect';
 import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays } from './dates';
@@ -62,6 +63,11 @@ export interface ModuleData {
   notes: string[];
   /** Whose numbers: 'me' (only the viewer's) or 'all' (everyone the viewer may see). */
   people: 'me' | 'all';
+  /**
+   * The module's filters left out for this viewer (`filtersForViewer`), by kind ("an account you cannot see"); only
+   * when there are some, as the lists' JSON has it.
+   */
+  left_out_of_filter?: string[];
 }
 
 export type UserType = 'sales_rep' | 'sales_director';
@@ -90,7 +96,7 @@ export async function dashboardEnv(ctx: CrmContext, base: string, today: string)
   };
 }
 
-function memo<T>(env: DashboardEnv, key: string, make: () => Promise<T>): Promise<T> {
+function memo<T>(env: Pick<DashboardEnv, 'memo'>, key: string, make: () => Promise<T>): Promise<T> {
   if (!env.memo.has(key)) env.memo.set(key, make());
   return env.memo.get(key) as Promise<T>;
 }
@@ -146,6 +152,64 @@ function coverageText(env: DashboardEnv, scopes: RecordScope[]): string {
   if (!others.size) return 'in this project';
   const subprojects = others.size === 1 ? '1 subproject' : `${others.size} subprojects`;
   return here ? `in this project and ${subprojects}` : `in ${subprojects} of this project`;
+}
+
+// ---- Filters on records the viewer may not see ----
+
+/** What `filtersForViewer` needs of a page's environment (the module edit form has no other use for one). */
+export type FilterReader = Pick<DashboardEnv, 'ctx' | 'memo'>;
+
+/**
+ * Which of `ids` (accounts that module filters name) the viewer may see. Ids asked before are not read again: a page
+ * that asks for the filters of all its modules first reads them in one query, and its modules then in none.
+ */
+async function visibleFilterAccounts(env: FilterReader, ids: number[]): Promise<Set<number>> {
+  const key = (id: number) => `visible-account:${id}`;
+  const unknown = [...new Set(ids)].filter((id) => !env.memo.has(key(id)));
+  if (unknown.length) {
+    const names = visibleAccountNames(env.ctx, unknown);
+    for (const id of unknown) env.memo.set(key(id), names.then((visible) => visible.has(id)));
+  }
+  const seen = await Promise.all(ids.map((id) => env.memo.get(key(id)) as Promise<boolean>));
+  return new Set(ids.filter((_, i) => seen[i]));
+}
+
+/** The projects whose CRM the viewer may open (the only ones a page may name to them), asked of the host once per page. */
+const openableProjects = (env: FilterReader) => memo(env, 'openable-projects', async () => new Set((await projectsWithCrmView(env.ctx)).map((p) => p.id)));
+
+export interface ViewerFilters {
+  filters: Filters;
+  /** The record filters left out: field → what it names, by kind only ("an account you cannot see"). */
+  hidden: Partial<Record<RecordFilter, string>>;
+}
+
+const LEFT_OUT: Record<RecordFilter, string> = { account_id: 'an account you cannot see', project_id: 'a project you cannot see' };
+
+/**
+ * Each of `list` (the filters of a page's modules) as this viewer may have them applied. A dashboard page is shared
+ * (a project's or the global overview, a template), so its author may have filtered a module on an account or a
+ * project the viewer may not see. Such a filter is left out and the module says so by kind, as the opportunity,
+ * contract and contact lists do with a link or saved filter on a record the user may not see
+ * (`withoutInvisibleTargets`): counting the viewer's own records narrowed to it would tell which of them are that
+ * record's, and its id in the links or the JSON would name it. Accounts are checked as the lists check them (the
+ * viewer's account scope in all their projects, one query for the page), projects by whether the viewer may open
+ * their CRM (one host call per view permission, only when a module is filtered on a project). Owners are users,
+ * whom everyone may see.
+ */
+export async function filtersForViewer(env: FilterReader, list: Filters[]): Promise<ViewerFilters[]> {
+  const ids = (field: string) => list.map((f) => f[field]).filter((id): id is number => typeof id === 'number');
+  const accounts = await visibleFilterAccounts(env, ids('account_id'));
+  const projects = ids('project_id').length ? await openableProjects(env) : new Set<number>();
+  const visible: Record<RecordFilter, (id: number) => boolean> = { account_id: (id) => accounts.has(id), project_id: (id) => projects.has(id) };
+  return list.map((f) => {
+    const filters = { ...f };
+    const hidden: ViewerFilters['hidden'] = {};
+    for (const field of RECORD_FILTERS.filter((k) => typeof f[k] === 'number' && !visible[k](f[k] as number))) {
+      delete filters[field];
+      hidden[field] = LEFT_OUT[field];
+    }
+    return { filters, hidden };
+  });
 }
 
 // ---- Currency conversion ----
@@ -638,8 +702,11 @@ const viewerKey = (env: DashboardEnv) => memo(env, 'viewer-key', async () => {
  * reused until the data or the viewer's reach changes. The returned object is shared: do not change it.
  */
 export async function computeModule(env: DashboardEnv, type: ModuleType, config: ModuleConfig, periodOverride: PeriodConfig | null = null): Promise<ModuleData> {
-  const key = JSON.stringify([await viewerKey(env), type, config, periodOverride]);
-  return moduleCache(env.knex).get(key, () => computeModuleNow(env, type, config, periodOverride));
+  const [{ filters, hidden }] = await filtersForViewer(env, [config.filters]);
+  const applied = { ...config, filters };
+  const leftOut = Object.values(hidden);
+  const key = JSON.stringify([await viewerKey(env), type, applied, periodOverride, leftOut]);
+  return moduleCache(env.knex).get(key, () => computeModuleNow(env, type, applied, periodOverride, leftOut));
 }
 
 /**
@@ -655,16 +722,18 @@ function periodNotDrawn(env: DashboardEnv, type: ModuleType, config: ModuleConfi
   };
 }
 
-async function computeModuleNow(env: DashboardEnv, type: ModuleType, config: ModuleConfig, periodOverride: PeriodConfig | null): Promise<ModuleData> {
+/** `config`: the module's, its filters as the viewer may have them (`filtersForViewer`), `leftOut` saying what was left out. */
+async function computeModuleNow(env: DashboardEnv, type: ModuleType, config: ModuleConfig, periodOverride: PeriodConfig | null, leftOut: string[]): Promise<ModuleData> {
+  const leftOutPart = leftOut.length ? { left_out_of_filter: leftOut } : {};
   const chosen = periodOverride ?? config.period;
   const problem = periodProblem(chosen);
-  if (problem) return periodNotDrawn(env, type, config, chosen, problem);
+  if (problem) return { ...periodNotDrawn(env, type, config, chosen, problem), ...leftOutPart };
   const period = resolvePeriod(chosen, env.today);
   const part = await COMPUTE[type](env, config, period);
   const conversion = part.conversion ?? null;
   const notes = [...(part.notes ?? [])];
   return {
     type, period, currency: env.reporting, columns: part.columns ?? [], series: part.series ?? [], rows: part.rows ?? [], totals: part.totals ?? null,
-    chart: config.chart, link: part.link ?? null, conversion, notes, people: onlyMine(env, config) ? 'me' : 'all',
+    chart: config.chart, link: part.link ?? null, conversion, notes, people: onlyMine(env, config) ? 'me' : 'all', ...leftOutPart,
   };
 }

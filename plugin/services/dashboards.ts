@@ -1,10 +1,11 @@
 import type { Knex } from 'knex';
 import type { HostUser } from '../host';
+import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
 import {
-  MODULE_LABELS, defaultConfig, isModuleType, parseStoredConfig, readModuleInput, type ModuleConfig, type ModuleType,
+  MODULE_LABELS, defaultConfig, isModuleType, parseStoredConfig, readModuleInput, type ModuleConfig, type ModuleType, type RecordFilter,
 } from './dashboard-config';
-import type { ModuleData } from './dashboard-data';
+import { filtersForViewer, type ModuleData } from './dashboard-data';
 import { FieldErrors, text, type FormInput } from './form';
 import { changedFields, journal } from './journal';
 import { isUniqueViolation } from './relations';
@@ -170,8 +171,19 @@ export async function addModule(knex: Knex, user: HostUser, page: DashboardPage,
   });
 }
 
-export async function updateModule(knex: Knex, user: HostUser, module: DashboardModule, input: FormInput): Promise<DashboardModule> {
+/** What the module form says of a record filter newly set to a record the editor may not see. */
+const CHOOSE_VISIBLE: Record<RecordFilter, string> = { account_id: 'Choose an account you can see', project_id: 'Choose a project you can see' };
+
+export async function updateModule(ctx: CrmContext, module: DashboardModule, input: FormInput): Promise<DashboardModule> {
+  const { host: { knex }, user } = ctx;
   const { title, config } = readModuleInput(module.type, module.config, input);
+  // As on the opportunity form: a record filter kept as it was passes even when this editor cannot see it (another
+  // customizer set it); one newly set must name a record they may see.
+  const [{ hidden }] = await filtersForViewer({ ctx, memo: new Map() }, [config.filters]);
+  const newlyHidden = (Object.keys(hidden) as RecordFilter[]).filter((field) => config.filters[field] !== module.config.filters[field]);
+  if (newlyHidden.length) {
+    throw invalid('The module was not saved: fix the fields marked below.', Object.fromEntries(newlyHidden.map((field) => [`filter_${field}`, CHOOSE_VISIBLE[field]])));
+  }
   const lockVersion = Number(text(input, 'lock_version'));
   if (!Number.isInteger(lockVersion) || lockVersion < 0 || text(input, 'lock_version') === '') throw invalid('lock_version is missing; reload the page.', { lock_version: 'missing' });
   return knex.transaction(async (trx) => {

@@ -1,4 +1,4 @@
-import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { Session, lockVersionIn, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { dateText } from '../../plugin/services/accounts';
 import { monthStart, quarterStart } from '../../plugin/services/dashboard-config';
 import { todayUtc } from '../../plugin/services/dates';
@@ -577,6 +577,184 @@ describe('baselines (D4)', () => {
     expect((await admin.get(`${url}.json`)).body.baselines).toEqual([]);
     expect((await admin.post(`${url}/baselines/${baseline.id}/delete`)).status).toBe(404);
     expect(await knex()('crm_baselines').where({ id: baseline.id }).first()).toBeDefined();
+  });
+});
+
+/** An account only its author (the director) and roles with "all" visibility may see, linked to `project`. */
+async function directorsAccount(name: string, project: string): Promise<number> {
+  const type = await knex()('crm_account_types').first('id');
+  const director = host.demo.users.director.id;
+  const [r] = await knex()('crm_accounts').insert({ account_type_id: type.id, name, author_id: director, account_manager_id: director }).returning('id');
+  const id = Number(r.id ?? r);
+  await knex()('crm_account_projects').insert({ account_id: id, project_id: projectId(project) });
+  return id;
+}
+
+/** Runs `during` with the accounts of `role` limited to its members' own (S3). */
+async function withOwnAccounts(role: string, during: () => Promise<void>): Promise<void> {
+  const { id } = await knex()('roles').where({ name: role }).first('id');
+  await knex()('crm_role_visibility').insert({ role_id: id, entity: 'accounts', level: 'own' }).onConflict(['role_id', 'entity']).merge({ level: 'own' });
+  try {
+    await during();
+  } finally {
+    await knex()('crm_role_visibility').where({ role_id: id, entity: 'accounts' }).delete();
+  }
+}
+
+/** The links of a module's JSON (its title's and its rows'). */
+const linksOf = (data: { link: string | null; rows: { link?: string | null }[] }) => [data.link, ...data.rows.map((r) => r.link)].filter((l): l is string => Boolean(l));
+
+describe('module filters on records the viewer may not see (S3)', () => {
+  const period2038 = { period: 'custom', from: '2038-01-01', to: '2038-12-31', people: 'all' };
+
+  test('a module filtered on an account the viewer may not see is counted without that filter and says so, never naming the account', async () => {
+    const account = await directorsAccount('Harbourline Holdings', 'crm-europe');
+    const onAccount = await opportunity({ project: 'crm-europe', name: 'Dock cranes 2038', status: 'Proposal', amount: 40_000, currency: 'EUR', close: '2038-03-01', owner: 'director' });
+    await knex()('crm_opportunities').where({ id: onAccount }).update({ account_id: account });
+    await opportunity({ project: 'crm-europe', name: 'Shop fittings 2038', status: 'Proposal', amount: 15_000, currency: 'EUR', close: '2038-04-01', owner: 'rep1' });
+    const director = await Session.signIn(host.app, 'director');
+    const { url, moduleId, base } = await moduleOn(director, 'crm-europe', 'funnel', { ...period2038, filter_account_id: String(account) });
+
+    await withOwnAccounts('Sales rep', async () => {
+      // The author (and an admin) still count the account's deals alone, as before.
+      for (const login of ['director', 'admin']) {
+        const s = login === 'director' ? director : await Session.signIn(host.app, login);
+        const theirs = (await s.get(`${url}.json`)).body;
+        expect([login, theirs.totals]).toEqual([login, { count: 1, amount: 40_000, weighted: 20_000 }]);
+        expect(theirs.config.filters).toEqual({ account_id: account });
+        expect(theirs.left_out_of_filter).toBeUndefined();
+        expect(theirs.link).toContain(`account=${account}`);
+        expect(visibleText((await s.get(url)).text)).not.toContain('you cannot see');
+      }
+
+      // rep1 may see both deals but not the account: the module counts both, as the list a link to it shows.
+      const rep = await Session.signIn(host.app, 'rep1');
+      expect((await rep.get(`/crm/accounts/${account}`)).status).toBe(404);
+      const data = (await rep.get(`${url}.json`)).body;
+      expect(data.totals).toEqual({ count: 2, amount: 55_000, weighted: 27_500 });
+      expect(data.left_out_of_filter).toEqual(['an account you cannot see']);
+      expect(data.config.filters).toEqual({});
+      expect(JSON.stringify(data)).not.toMatch(/account_id|account=/);
+      const list = (await rep.get(data.link.replace('/opportunities?', '/opportunities.json?'))).body;
+      expect(list.pagination.total).toBe(data.totals.count);
+      for (const link of linksOf(data)) expect(link).not.toMatch(/[?&]account=/);
+
+      const overview = await rep.get(`${base}.json`);
+      const listed = (overview.body.modules as { id: number; config: { filters: object }; left_out_of_filter?: string[] }[]).find((m) => m.id === moduleId)!;
+      expect(listed.config.filters).toEqual({});
+      expect(listed.left_out_of_filter).toEqual(['an account you cannot see']);
+      expect(JSON.stringify(listed)).not.toContain('account_id');
+
+      for (const page of [await rep.get(url), await rep.get(base), await rep.htmxGet(base)]) {
+        expect(visibleText(page.text)).toContain('Part of this module’s filter was left out: an account you cannot see. Its numbers are counted without it.');
+        expect(page.text).not.toContain('Harbourline');
+        expect(page.text).not.toMatch(new RegExp(`[?&;]account=${account}\\b`));
+      }
+      const csv = await rep.get(`${url}/data.csv`);
+      expect(csv.text).toContain('Total,2,');
+
+      // A second module on another hidden account: the page asks which accounts rep1 may see once, for both.
+      const pier = await directorsAccount('Pierhead Logistics', 'crm-europe');
+      const second = await moduleOn(director, 'crm-europe', 'forecast', { ...period2038, filter_account_id: String(pier) });
+      const { result: page, statements } = await statementsDuring(knex(), () => rep.get(`${base}.json`));
+      const modules = page.body.modules as { id: number; left_out_of_filter?: string[] }[];
+      expect([moduleId, second.moduleId].map((id) => modules.find((m) => m.id === id)?.left_out_of_filter)).toEqual([['an account you cannot see'], ['an account you cannot see']]);
+      expect(statements.filter((q) => /^select "a"\."id", "a"\."name" from "crm_accounts"/.test(q.sql.replace(/`/g, '"'))).length).toBe(1);
+      expect((await director.get(`${url}.json`)).body.totals).toEqual({ count: 1, amount: 40_000, weighted: 20_000 });
+    });
+  });
+
+  test('the edit form of a module filtered on an account the editor may not see keeps that filter without naming it; a new one must be visible', async () => {
+    const account = await directorsAccount('Quayside Ventures', 'crm');
+    const other = await directorsAccount('Slipway Partners', 'crm');
+    const director = await Session.signIn(host.app, 'director');
+    const { url } = await moduleOn(director, 'crm', 'forecast', { ...period2038, filter_account_id: String(account), filter_currency: 'EUR' });
+    const accountField = (html: string) => /<label>Account[\s\S]*?<\/label>/.exec(html)?.[0] ?? '';
+    expect(accountField((await director.get(`${url}/edit`)).text)).toContain(`value="${account}"`);
+    const stored = async () => JSON.parse((await knex()('crm_dashboard_modules').where({ id: Number(url.split('/').pop()) }).first()).config).filters;
+
+    await withOwnAccounts('Project manager', async () => {
+      const pm = await Session.signIn(host.app, 'pm');
+      const form = await pm.get(`${url}/edit`);
+      expect(form.status).toBe(200);
+      expect(visibleText(accountField(form.text))).toContain('an account you cannot see');
+      expect(accountField(form.text)).not.toContain(String(account));
+      expect(form.text).not.toContain('Quayside');
+      const json = (await pm.get(`${url}/edit.json`)).body;
+      expect(json.module.config.filters).toEqual({ currency: 'EUR' });
+
+      // Saving the form as it was shown keeps the author's filter.
+      const kept = await pm.post(url, { lock_version: lockVersionIn(form.text), title: 'Harbour forecast', period: 'custom', from: '2038-01-01', to: '2038-12-31', chart: 'bars', people: 'all', filter_account_id: 'kept', filter_currency: 'EUR' });
+      expect(kept.status).toBe(303);
+      expect(await stored()).toEqual({ account_id: account, currency: 'EUR' });
+
+      // Another account the editor may not see is not taken, and nothing is saved.
+      const again = await pm.get(`${url}/edit`);
+      const refused = await pm.post(url, { lock_version: lockVersionIn(again.text), filter_account_id: String(other) });
+      expect(refused.status).toBe(422);
+      expect(visibleText(refused.text)).toContain('Choose an account you can see');
+      expect(refused.text).not.toContain('Slipway');
+      expect(accountField(refused.text)).not.toContain(String(account));
+      expect(await stored()).toEqual({ account_id: account, currency: 'EUR' });
+
+      // A template made from the page carries the filter, but does not name it to another customizer either.
+      const pageId = (await director.get('/projects/crm/crm.json')).body.page.id as number;
+      expect((await director.post(`/projects/crm/crm/pages/${pageId}/template`, { name: 'Quayside pages' })).status).toBe(303);
+      const templateOf = async (s: Session) => ((await s.get('/crm/overview-templates.json')).body.templates as { name: string; modules: { config: { filters: object } }[] }[])
+        .find((t) => t.name === 'Quayside pages')!;
+      expect((await templateOf(director)).modules.map((m) => m.config.filters)).toContainEqual({ account_id: account, currency: 'EUR' });
+      const theirs = await templateOf(pm);
+      expect(theirs.modules.map((m) => m.config.filters)).toContainEqual({ currency: 'EUR' });
+      expect(JSON.stringify(theirs)).not.toContain('account_id');
+
+      // "Any" removes it.
+      const cleared = await pm.post(url, { lock_version: lockVersionIn(again.text), filter_account_id: '', filter_currency: 'EUR' });
+      expect(cleared.status).toBe(303);
+      expect(await stored()).toEqual({ currency: 'EUR' });
+    });
+  });
+
+  test('a module filtered on a project the viewer may not open is counted without that filter and says so, as the lists do; its edit form keeps it unnamed', async () => {
+    await opportunity({ project: 'crm-americas', name: 'Americas 2039', status: 'Proposal', amount: 70_000, currency: 'EUR', close: '2039-02-01', owner: 'rep2' });
+    await opportunity({ project: 'crm-europe', name: 'Europe 2039', status: 'Proposal', amount: 30_000, currency: 'EUR', close: '2039-03-01', owner: 'rep1' });
+    const director = await Session.signIn(host.app, 'director');
+    const americas = String(projectId('crm-americas'));
+    const { url, moduleId } = await moduleOn(director, null, 'funnel', { period: 'custom', from: '2039-01-01', to: '2039-12-31', people: 'all', filter_project_id: americas });
+    const mine = (await director.get(`${url}.json`)).body;
+    expect(mine.totals).toMatchObject({ count: 1, amount: 70_000 });
+    expect(mine.config.filters).toEqual({ project_id: Number(americas) });
+
+    // rep1 is not in crm-americas: the filter is left out, not a funnel of zeros that names the project's id.
+    const rep = await Session.signIn(host.app, 'rep1');
+    const data = (await rep.get(`${url}.json`)).body;
+    expect(data.totals).toMatchObject({ count: 1, amount: 30_000 });
+    expect(data.left_out_of_filter).toEqual(['a project you cannot see']);
+    expect(data.config.filters).toEqual({});
+    for (const link of linksOf(data)) expect(link).not.toMatch(/[?&]project=/);
+    const page = await rep.get(url);
+    expect(visibleText(page.text)).toContain('Part of this module’s filter was left out: a project you cannot see.');
+    expect(page.text).not.toMatch(new RegExp(`project=${americas}\\b`));
+    const listed = ((await rep.get('/crm.json')).body.modules as { id: number }[]).find((m) => m.id === moduleId);
+    expect(JSON.stringify(listed)).not.toContain('project_id');
+    expect((await director.get(`${url}.json`)).body.totals).toMatchObject({ count: 1, amount: 70_000 });
+
+    // pm customizes the CRM project's overview but is in none of its subprojects: the edit form keeps the filter unnamed.
+    const onCrm = await moduleOn(director, 'crm', 'won_by_person', { period: 'this_year', filter_project_id: americas });
+    const pm = await Session.signIn(host.app, 'pm');
+    const form = await pm.get(`${onCrm.url}/edit`);
+    const projectField = /<label>Project[\s\S]*?<\/label>/.exec(form.text)?.[0] ?? '';
+    expect(visibleText(projectField)).toContain('a project you cannot see');
+    expect(projectField).not.toContain(`value="${americas}"`);
+    expect(visibleText(form.text)).not.toContain('Americas');
+    const stored = async () => JSON.parse((await knex()('crm_dashboard_modules').where({ id: onCrm.moduleId }).first()).config).filters;
+    const kept = await pm.post(onCrm.url, { lock_version: lockVersionIn(form.text), title: 'Won per person', filter_project_id: 'kept' });
+    expect(kept.status).toBe(303);
+    expect(await stored()).toEqual({ project_id: Number(americas) });
+    const again = await pm.get(`${onCrm.url}/edit`);
+    const refused = await pm.post(onCrm.url, { lock_version: lockVersionIn(again.text), filter_project_id: String(projectId('crm-asia')) });
+    expect(refused.status).toBe(422);
+    expect(visibleText(refused.text)).toContain('Choose a project you can see');
+    expect(await stored()).toEqual({ project_id: Number(americas) });
   });
 });
 

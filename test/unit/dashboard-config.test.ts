@@ -87,6 +87,14 @@ describe('module configuration', () => {
     expect(errorsOf(() => readModuleInput('funnel', defaultConfig('funnel'), { chart: 'pie' }))).toEqual({ chart: 'Chart must be one of: funnel, bars, table' });
   });
 
+  test('a record filter sent as “kept” keeps the module’s own value (or none); only account and project filters take it', () => {
+    const filtered = { ...defaultConfig('funnel'), filters: { account_id: 12, project_id: 3, owner_id: 4 } };
+    expect(readModuleInput('funnel', filtered, { filter_account_id: 'kept', filter_project_id: 'kept', filter_owner_id: '5' }).config.filters).toEqual({ account_id: 12, project_id: 3, owner_id: 5 });
+    expect(readModuleInput('funnel', filtered, { filter_account_id: 'kept', filter_project_id: '' }).config.filters).toEqual({ account_id: 12 });
+    expect(readModuleInput('funnel', defaultConfig('funnel'), { filter_account_id: 'kept' }).config.filters).toEqual({});
+    expect(errorsOf(() => readModuleInput('funnel', filtered, { filter_owner_id: 'kept' }))).toEqual({ filter_owner_id: 'Owner is not valid' });
+  });
+
   test('a stored config is read back defensively', () => {
     expect(parseStoredConfig('funnel', 'not json')).toEqual(defaultConfig('funnel'));
     expect(parseStoredConfig('funnel', JSON.stringify({ chart: 'pie', filters: { owner_id: 3, evil: 1 }, people: 'x' }))).toMatchObject({ chart: 'funnel', filters: { owner_id: 3 }, people: 'auto' });
