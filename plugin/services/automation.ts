@@ -324,6 +324,20 @@ export interface RunRecord {
   label: string;
 }
 
+const AUTOMATION_NOTE = 'Automation for contract ';
+
+/**
+ * The note of a run's entry on the opportunity. It names the contract by its id first, which decides who reads its
+ * name (history-display.ts), as the note always has: entries of every age are read the same way.
+ */
+const automationNote = (contract: { id: number; name: string }) => `${AUTOMATION_NOTE}#${contract.id} ${contract.name}`;
+
+/** The contract a run's note on an opportunity names (automationNote), or null for any other note. */
+export function automationNoteContract(notes: string): number | null {
+  const match = notes.startsWith(AUTOMATION_NOTE) ? /^#(\d+)\s/.exec(notes.slice(AUTOMATION_NOTE.length)) : null;
+  return match ? Number(match[1]) : null;
+}
+
 /**
  * Runs the rules for one contract inside the sale's transaction. A (contract, rule) pair that already ran is
  * skipped: the unique key of crm_automation_runs is the idempotency key. Every run is journaled on the contract
@@ -374,7 +388,7 @@ export async function runRules(
     });
     const change = [{ field: 'automation', old: null, new: record.label }];
     await journal(trx, { type: 'contract', id: contract.id, userId: user.id, action: 'update', changes: change });
-    await journal(trx, { type: 'opportunity', id: contract.opportunity_id, userId: user.id, action: 'update', changes: change, notes: `Automation for contract #${contract.id} ${contract.name}` });
+    await journal(trx, { type: 'opportunity', id: contract.opportunity_id, userId: user.id, action: 'update', changes: change, notes: automationNote(contract) });
     records.push(record);
   }
   return records;

@@ -1,6 +1,7 @@
 import { projectsWithCrmView, type CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
 import { visibleAccountNames } from './accounts';
+import { automationNoteContract } from './automation';
 import { visibleContactIds } from './contacts';
 import { visibleContractIds } from './contracts';
 import { hiddenFields, opportunityLabel } from './field-rules';
@@ -73,12 +74,14 @@ const REFERENCES: Record<string, Reference> = {
 };
 
 /**
- * Notes that named another record before it was named in a detail (`referenceTo`): the whole note gives way to
- * `hidden` where the reader may not see the record its leading id names.
+ * Notes that name another record by its id first, as details did before `referenceTo`: the whole note gives way to
+ * `hidden` where the reader may not see the record that id names.
  */
 const NOTE_REFERENCES: { idOf: (notes: string) => number | null; seen: SeenLookup; hidden: string }[] = [
   // Up to the upsell_of_contract detail, an upsell's history read “Upsell of contract #<id> <name>”.
   { idOf: (notes) => (notes.startsWith('Upsell of contract ') ? leadingId(notes.slice('Upsell of contract '.length)) : null), seen: visibleContracts, hidden: 'Upsell of a contract you cannot see' },
+  // C4, on an opportunity: a run of the automation for one of its contracts, which the reader may not see.
+  { idOf: automationNoteContract, seen: visibleContracts, hidden: 'Automation for a contract you cannot see' },
 ];
 
 async function visibleContracts(ctx: CrmContext, ids: number[]): Promise<Seen> {

@@ -768,6 +768,54 @@ describe('contracts follow their opportunity (owner, project) and keep it from b
   });
 });
 
+/** A sale's automation is journaled on the contract and on its opportunity: the opportunity's entry names the contract only to a reader who may see it. */
+describe('the automation’s entries name the contract only to readers who may see it (C4)', () => {
+  /** rep1 sells a deal of a category of its own whose rules make a project (members: the template's, not rep1) and a task in it. */
+  async function soldWithAutomation(name: string) {
+    const { categoryId, productId } = await categoryWithProduct(name);
+    const template = host.demo.projects['implementation-template'].id;
+    const [p] = await knex()('crm_automation_rules').insert(projectRule(categoryId, 1, `${name} rollout`, template)).returning('id');
+    const [t] = await knex()('crm_automation_rules').insert({ ...projectRule(categoryId, 2, '', template), action: 'task', template_project_id: null, parent_project_id: null, task_subject: `Kick off ${name}` }).returning('id');
+    const opp = await dealOf(productId, `${name} contract`);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.post(`/crm/opportunities/${opp}/sell`, await confirmForm(opp))).status).toBe(303);
+    const [contract] = await knex()('crm_contracts').where({ opportunity_id: opp });
+    const runs = await knex()('crm_automation_runs').where({ contract_id: contract.id }).orderBy('id');
+    const project = await knex()('projects').where({ id: runs[0].created_project_id }).first();
+    return {
+      opp, categoryId, contract: Number(contract.id), contractName: String(contract.name), project, taskId: Number(runs[1].created_task_id),
+      projectRule: Number(p.id ?? p), taskRule: Number(t.id ?? t),
+    };
+  }
+  /** The text of the element of `id`, up to the first `end` tag in it: the runs' list, the panel, a history's list. */
+  const section = (html: string, id: string, end: string) => visibleText(new RegExp(`id="${id}"[\\s\\S]*?</${end}>`).exec(html)?.[0] ?? '');
+  const times = (text: string, part: string) => text.split(part).length - 1;
+
+  test('the opportunity’s history names the contract a rule ran for only to a reader who may see the contract', async () => {
+    const sold = await soldWithAutomation('Discreet');
+    const salesRep = await idOf('roles', { name: 'Sales rep' });
+    await knex()('role_permissions').where({ role_id: salesRep, permission: 'view_contracts' }).delete();
+    try {
+      const historyOf = async (login: string) => {
+        const page = await (await Session.signIn(host.app, login)).get(`/crm/opportunities/${sold.opp}`);
+        expect({ login, status: page.status }).toEqual({ login, status: 200 });
+        return section(page.text, 'opportunity-history', 'ol');
+      };
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get(`/crm/contracts/${sold.contract}`)).status).toBe(404);
+      const seenByRep = await historyOf('rep1');
+      expect(seenByRep).not.toContain(sold.contractName);
+      expect(times(seenByRep, 'Automation for a contract you cannot see')).toBe(2);
+      const seenByDirector = await historyOf('director');
+      expect(times(seenByDirector, `Automation for contract #${sold.contract} ${sold.contractName}`)).toBe(2);
+      expect(seenByDirector).not.toContain('a contract you cannot see');
+    } finally {
+      await knex()('role_permissions').insert({ role_id: salesRep, permission: 'view_contracts' });
+      await knex()('crm_automation_rules').where({ category_id: sold.categoryId }).delete();
+    }
+  });
+});
+
 describe('migration 033 (contracts left behind by earlier reassignments and moves)', () => {
   test('gives each drifted contract its opportunity’s owner and project, journaled; contracts already in line are not touched', async () => {
     const admin = await Session.signIn(host.app, 'admin');
