@@ -81,7 +81,7 @@ async function detail(ctx: CrmContext, req: Request, contract: ContractRow, mess
   const opportunity = contract.opportunity_id ? await findVisibleOpportunity(ctx, contract.opportunity_id) : null;
   const project = await ctx.host.projectById(contract.project_id);
   const owner = contract.owner_id ? await ctx.host.userById(contract.owner_id) : null;
-  const runs = (await runsOf(ctx.host, [contract.id])).get(contract.id) ?? [];
+  const runs = (await runsOf(ctx, [contract.id])).get(contract.id) ?? [];
   const product = contract.product_id ? await knex('crm_products').where({ id: contract.product_id }).first('id', 'name', 'code') : null;
   const quote = contract.quote_id ? await knex('crm_quotes').where({ id: contract.quote_id }).first('id', 'number', 'name') : null;
   const log = await presentHistory(ctx, await history(knex, 'contract', contract.id, pageParam(req), 20), { currency: contract.currency });

@@ -119,7 +119,7 @@ OPPORTUNITY_PANELS.push({
   async load(ctx, opp) {
     if (!(await ctx.host.can(ctx.user, 'view_contracts', await ctx.host.projectById(opp.project_id)))) return { contracts: null };
     const contracts = await contractsOfOpportunity(ctx, opp);
-    const runs = await runsOf(ctx.host, contracts.map((c) => c.id));
+    const runs = await runsOf(ctx, contracts.map((c) => c.id));
     return { contracts, runs, canRemove: !opp.is_locked && (await saleRights(ctx, opp)).canRemove, formatMoney, kindLabels: CONTRACT_KIND_LABELS };
   },
 });

@@ -1,10 +1,11 @@
 import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound, staleRecord } from '../http/errors';
-import { HostRefusal, type HostApi, type HostProject, type HostUser } from '../host';
+import { HostRefusal, type HostApi, type HostProject, type HostTask, type HostUser } from '../host';
 import { addDays } from './dates';
 import { FieldErrors, text, type FormInput, validId } from './form';
 import { changedFields, journal } from './journal';
+import { readOnce } from './request-memo';
 
 /**
  * Contract → project automation (SPEC C4). Admins keep rules per product category: "create a project from
@@ -321,8 +322,12 @@ export interface RunRecord {
   rule_id: number;
   created_project_id: number | null;
   created_task_id: number | null;
+  /** As journaled in the `automation` detail: `<Project|Task> … created by rule #<rule id>` (see runLabelReader). */
   label: string;
 }
+
+/** The journal detail of a run, on the contract and on its opportunity. */
+export const AUTOMATION_FIELD = 'automation';
 
 const AUTOMATION_NOTE = 'Automation for contract ';
 
@@ -386,7 +391,7 @@ export async function runRules(
     await trx('crm_automation_runs').insert({
       contract_id: contract.id, rule_id: rule.id, created_project_id: record.created_project_id, created_task_id: record.created_task_id, user_id: user.id,
     });
-    const change = [{ field: 'automation', old: null, new: record.label }];
+    const change = [{ field: AUTOMATION_FIELD, old: null, new: record.label }];
     await journal(trx, { type: 'contract', id: contract.id, userId: user.id, action: 'update', changes: change });
     await journal(trx, { type: 'opportunity', id: contract.opportunity_id, userId: user.id, action: 'update', changes: change, notes: automationNote(contract) });
     records.push(record);
@@ -399,32 +404,121 @@ export interface RunView {
   contract_id: number;
   rule_id: number;
   created_at: string;
+  /** What the rule made, said to every reader of the contract. */
+  made: RuleAction;
+  /** Name, identifier and link: only for a reader who may open the project in the host (readersOfMade), else null. */
   project: { name: string; identifier: string; url: string } | null;
+  /** Likewise for a task: only for a reader who may view tasks in its project. */
   task: { id: number; subject: string; url: string } | null;
   /** The made project or task no longer exists in the host. */
   gone: boolean;
 }
 
-/** The runs of these contracts with links to what they made: tasks in one host call, each made project once. */
-export async function runsOf(host: HostApi, contractIds: number[]): Promise<Map<number, RunView[]>> {
+interface RunRow {
+  id: number;
+  contract_id: number;
+  rule_id: number;
+  created_project_id: number | null;
+  created_task_id: number | null;
+  created_at: string;
+}
+
+const toRunRow = (r: Record<string, unknown>): RunRow => ({
+  id: Number(r.id), contract_id: Number(r.contract_id), rule_id: Number(r.rule_id), created_project_id: nullableId(r.created_project_id),
+  created_task_id: nullableId(r.created_task_id), created_at: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
+});
+
+async function runRowsOf(knex: Knex, contractIds: number[]): Promise<RunRow[]> {
+  if (!contractIds.length) return [];
+  return (await knex('crm_automation_runs').whereIn('contract_id', [...new Set(contractIds)]).orderBy('id')).map(toRunRow);
+}
+
+/** Whether the reader may open a made project or task in the host. */
+interface MadeReaders {
+  project(projectId: number): boolean;
+  task(task: HostTask): boolean;
+}
+
+/** The tasks these runs made that the host still has, in one call. */
+async function madeTasks(host: HostApi, rows: RunRow[]): Promise<Map<number, HostTask>> {
+  const ids = rows.flatMap((r) => (r.created_task_id === null ? [] : [r.created_task_id]));
+  return new Map((ids.length ? await host.tasksByIds(ids) : []).map((t) => [t.id, t]));
+}
+
+/**
+ * Who may open what these runs made, as the host decides it: a project its admins and members (any role — the
+ * reference host opens a project's page to them, where projectsWhere(…, 'view_tasks') would leave out a member whose
+ * role may not see tasks, or a project with tasks off); a task those who may view tasks in its project (the host's task
+ * page asks view_tasks there). Not the CRM view that names the projects records live in (projectsWithCrmView in
+ * history-display.ts): a made project is named for its own page in the host and usually has no CRM at all, so that
+ * rule would hide it from its own members. The host is asked only what the runs need, once per request: the contract
+ * page asks for its runs panel and for its history.
+ */
+async function readersOfMade(ctx: Pick<CrmContext, 'host' | 'user'>, rows: RunRow[], tasks: Map<number, HostTask>): Promise<MadeReaders> {
+  const { host, user } = ctx;
+  const needsMembers = !user.admin && rows.some((r) => r.created_project_id !== null);
+  const [memberOf, viewsTasksIn] = await Promise.all([
+    needsMembers ? readOnce(host.knex, `member-project-ids:${user.id}`, async () => new Set((await host.memberships(user)).map((m) => m.projectId))) : new Set<number>(),
+    tasks.size ? readOnce(host.knex, `view-tasks-project-ids:${user.id}`, async () => new Set((await host.projectsWhere(user, 'view_tasks')).map((p) => p.id))) : new Set<number>(),
+  ]);
+  return { project: (projectId) => user.admin || memberOf.has(projectId), task: (task) => viewsTasksIn.has(task.projectId) };
+}
+
+/**
+ * The runs of these contracts, each named and linked as the reader may open what it made: the made tasks in one host
+ * call, each made project once. Contracts without runs ask the host nothing.
+ */
+export async function runsOf(ctx: CrmContext, contractIds: number[]): Promise<Map<number, RunView[]>> {
+  const { host } = ctx;
   const out = new Map<number, RunView[]>();
-  if (!contractIds.length) return out;
-  const rows = await host.knex('crm_automation_runs').whereIn('contract_id', contractIds).orderBy('id');
-  const tasks = new Map((await host.tasksByIds(rows.filter((r) => r.created_task_id).map((r) => Number(r.created_task_id)))).map((t) => [t.id, t]));
+  const rows = await runRowsOf(host.knex, contractIds);
+  if (!rows.length) return out;
+  const tasks = await madeTasks(host, rows);
+  const mayOpen = await readersOfMade(ctx, rows, tasks);
   const projects = new Map<number, HostProject | null>();
   for (const r of rows) {
-    const projectId = r.created_project_id ? Number(r.created_project_id) : null;
+    const projectId = r.created_project_id;
     if (projectId !== null && !projects.has(projectId)) projects.set(projectId, await host.projectById(projectId));
     const project = projectId !== null ? projects.get(projectId) ?? null : null;
-    const task = r.created_task_id ? tasks.get(Number(r.created_task_id)) ?? null : null;
+    const task = r.created_task_id !== null ? tasks.get(r.created_task_id) ?? null : null;
     const view: RunView = {
-      id: Number(r.id), contract_id: Number(r.contract_id), rule_id: Number(r.rule_id), created_at: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
-      project: project ? { name: project.name, identifier: project.identifier, url: host.urls.project(project) } : null,
-      task: task ? { id: task.id, subject: task.subject, url: host.urls.task(task) } : null,
-      gone: (r.created_project_id && !project) || (r.created_task_id && !task),
+      id: r.id, contract_id: r.contract_id, rule_id: r.rule_id, created_at: r.created_at, made: projectId !== null ? 'project' : 'task',
+      project: project && mayOpen.project(project.id) ? { name: project.name, identifier: project.identifier, url: host.urls.project(project) } : null,
+      task: task && mayOpen.task(task) ? { id: task.id, subject: task.subject, url: host.urls.task(task) } : null,
+      gone: (projectId !== null && !project) || (r.created_task_id !== null && !task),
     };
     out.set(view.contract_id, [...(out.get(view.contract_id) ?? []), view]);
   }
   return out;
 }
 
+/** A run's journaled label: what it made and by which rule (RunRecord's label). */
+const RUN_LABEL = /^(Project|Task) [\s\S]* created by rule #(\d+)$/;
+
+/** A journaled run: its contract (null where its entry does not say) and its label. */
+export interface JournaledRun {
+  contractId: number | null;
+  label: string;
+}
+
+/**
+ * How the journaled labels of these runs read to the reader: as journaled where they may open what the run made
+ * (readersOfMade, the rule of the contract's runs panel), else what it made and by which rule, without its name,
+ * identifier or number. A run is found by its contract and rule (the idempotency key of crm_automation_runs), so
+ * entries of every age read the same: one query for the runs and the host's answers for the page, not one per entry.
+ */
+export async function runLabelReader(ctx: CrmContext, journaled: JournaledRun[]): Promise<(run: JournaledRun) => string> {
+  const rows = await runRowsOf(ctx.host.knex, journaled.flatMap((j) => (j.contractId === null ? [] : [j.contractId])));
+  const runOf = new Map(rows.map((r) => [`${r.contract_id}:${r.rule_id}`, r]));
+  const tasks = await madeTasks(ctx.host, rows);
+  const mayOpen = await readersOfMade(ctx, rows, tasks);
+  return ({ contractId, label }) => {
+    const match = RUN_LABEL.exec(label);
+    if (!match) return 'Created by an automation rule';
+    const [, kind, ruleId] = match;
+    const run = runOf.get(`${contractId}:${ruleId}`);
+    const task = run && run.created_task_id !== null ? tasks.get(run.created_task_id) : undefined;
+    const openable = Boolean(run && (kind === 'Project' ? run.created_project_id !== null && mayOpen.project(run.created_project_id) : task && mayOpen.task(task)));
+    return openable ? label : `${kind} created by rule #${ruleId}`;
+  };
+}

@@ -1,12 +1,13 @@
 import { projectsWithCrmView, type CrmContext } from '../http/guard';
 import { FIELD_LABELS } from '../models/opportunity';
 import { visibleAccountNames } from './accounts';
-import { automationNoteContract } from './automation';
+import { AUTOMATION_FIELD, automationNoteContract, runLabelReader, type JournaledRun } from './automation';
 import { visibleContactIds } from './contacts';
 import { visibleContractIds } from './contracts';
 import { hiddenFields, opportunityLabel } from './field-rules';
 import { visiblePartnerNames } from './partners';
 import { referencedId, type HistoryPage } from './journal';
+import type { Journal } from '../models/journal';
 import { visibleOpportunityRules } from './opportunities';
 import { amountInput } from './money';
 
@@ -84,6 +85,15 @@ const NOTE_REFERENCES: { idOf: (notes: string) => number | null; seen: SeenLooku
   { idOf: automationNoteContract, seen: visibleContracts, hidden: 'Automation for a contract you cannot see' },
 ];
 
+/**
+ * The contract a run of the automation journaled in this entry was for: the contract whose history it is, or the one
+ * the note of its opportunity's entry names (read before the note is masked).
+ */
+function runContractOf(entry: Journal): number | null {
+  if (entry.journalized_type === 'contract') return Number(entry.journalized_id);
+  return entry.journalized_type === 'opportunity' && entry.notes ? automationNoteContract(entry.notes) : null;
+}
+
 async function visibleContracts(ctx: CrmContext, ids: number[]): Promise<Seen> {
   return asJournaled(await visibleContractIds(ctx, ids));
 }
@@ -113,6 +123,8 @@ interface ReadableProjects {
  * project a record was created in, an account's project links). Only a project whose CRM the reader may open is named
  * — not one they are no member of, one where CRM is off, nor one the record has since left. An identifier is shown
  * only where a project the reader may open has it, so entries journaled without the project's id follow the same rule.
+ * A project the automation made (the `automation` detail) is not one of these: it is named for its own page in the
+ * host, so to those who may open that page (runLabelReader, the rule of the contract's runs panel), CRM or not.
  */
 const PROJECT_DETAILS: Record<string, (value: string, readable: ReadableProjects) => string> = {
   project_id: (value, readable) => readable.nameOf.get(Number(value)) ?? HIDDEN_PROJECT,
@@ -176,6 +188,10 @@ export async function presentHistory(
   for (const [field, ids] of wanted) resolved.set(field, await LOOKUPS[field](ctx, [...ids]));
   const seen = await visibleReferences(ctx, log);
   const projects = namesProject(log) ? await readableProjects(ctx) : null;
+  // What the automation made is named by the rule of the contract's runs panel (runLabelReader), read only for a page that has runs.
+  const runs: JournaledRun[] = log.entries.flatMap((entry) => (entry.details ?? []).filter((d) => d.field === AUTOMATION_FIELD)
+    .flatMap((d) => [d.old_value, d.new_value]).flatMap((label) => (label ? [{ contractId: runContractOf(entry), label }] : [])));
+  const runLabel = runs.length ? await runLabelReader(ctx, runs) : null;
   const show = (field: string, value: string | null): string | null => {
     if (value === null || value === '') return null;
     const project = PROJECT_DETAILS[field];
@@ -193,13 +209,15 @@ export async function presentHistory(
     return value;
   };
   for (const entry of log.entries) {
+    const runContract = runContractOf(entry);
+    const showDetail = (field: string, value: string | null) => (field === AUTOMATION_FIELD && value && runLabel ? runLabel({ contractId: runContract, label: value }) : show(field, value));
     for (const note of NOTE_REFERENCES) {
       const id = entry.notes ? note.idOf(entry.notes) : null;
       if (id !== null && seen.get(note.seen)?.get(id) === undefined) entry.notes = note.hidden;
     }
     if (projects && entry.notes) entry.notes = moveNoteFor(entry.notes, projects);
     for (const d of entry.details ?? []) {
-      Object.assign(d, { label: options.labels?.[d.field] ?? LABELS[d.field] ?? capitalize(d.field.replace(/^cf:/, '').replace(/_/g, ' ')), old_text: show(d.field, d.old_value), new_text: show(d.field, d.new_value) });
+      Object.assign(d, { label: options.labels?.[d.field] ?? LABELS[d.field] ?? capitalize(d.field.replace(/^cf:/, '').replace(/_/g, ' ')), old_text: showDetail(d.field, d.old_value), new_text: showDetail(d.field, d.new_value) });
     }
   }
   return log;

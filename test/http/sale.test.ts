@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { createProject } from '../../host/projects-service';
 import { quoteItemOrigin } from '../../migrations/20261124_032_quote_item_origin';
 import { contractOpportunityRepair } from '../../migrations/20261124_033_contracts_follow_opportunity';
@@ -189,7 +189,8 @@ describe('confirm deal and order service (C1)', () => {
     const task = await knex()('tasks').where({ id: runs[1].created_task_id }).first();
     expect(task).toMatchObject({ project_id: project.id, subject: 'Plan the kick-off with Acme Manufacturing', assignee_id: host.demo.users.pm.id });
     expect(day(task.due_date)).toBe(plusDays(7));
-    // Journaled on the contract and the opportunity; the page shows the contracts with links to what was made.
+    // Journaled on the contract and the opportunity; the page shows the contracts with what was made, linked for
+    // those who may open it: rep1, the seller, is no member of the made project (the template's members are), the admin opens all.
     const contractJournal = await knex()('crm_journals as j').join('crm_journal_details as d', 'd.journal_id', 'j.id')
       .where({ 'j.journalized_type': 'contract', 'j.journalized_id': consulting.id, 'd.field': 'automation' }).select('d.new_value');
     expect(contractJournal.map((r) => r.new_value).join(' ')).toContain(project.identifier);
@@ -197,8 +198,11 @@ describe('confirm deal and order service (C1)', () => {
     const text = visibleText(page.text);
     expect(text).toContain('sold · locked');
     expect(text).toMatch(/Sold on \d{4}-\d{2}-\d{2} by Rick Rep/);
-    expect(page.text).toContain(`href="/projects/${project.identifier}"`);
-    expect(page.text).toContain(`href="/tasks/${task.id}"`);
+    expect(text).toContain(`Project created by rule #${runs[0].rule_id}`);
+    expect(page.text).not.toContain(`href="/projects/${project.identifier}"`);
+    const adminPage = (await (await Session.signIn(host.app, 'admin')).get(`/crm/opportunities/${opp}`)).text;
+    expect(adminPage).toContain(`href="/projects/${project.identifier}"`);
+    expect(adminPage).toContain(`href="/tasks/${task.id}"`);
     expect(page.text).not.toContain('id="mark-sold"');
     expect(page.text).not.toContain('id="edit-opportunity"');
     expect(page.text).not.toContain('id="change-status"');
@@ -400,9 +404,10 @@ describe('all or nothing (C4)', () => {
       expect(project).toMatchObject({ name: 'Squatted', identifier: `squatted-${nextId}-3`, parent_id: host.demo.projects.crm.id });
       expect(await count('projects', { name: 'Squatter' })).toBe(2);
       const label = `Project “Squatted” (squatted-${nextId}-3) created by rule #${ruleId}`;
-      const contractPage = visibleText((await rep1.get(`/crm/contracts/${contract.id}`)).text);
+      const admin = await Session.signIn(host.app, 'admin');
+      const contractPage = visibleText((await admin.get(`/crm/contracts/${contract.id}`)).text);
       expect(contractPage).toContain(label);
-      expect((await rep1.get(`/crm/opportunities/${opp}`)).text).toContain(`href="/projects/squatted-${nextId}-3"`);
+      expect((await admin.get(`/crm/opportunities/${opp}`)).text).toContain(`href="/projects/squatted-${nextId}-3"`);
       expect((await knex()('crm_automation_rules').where({ id: ruleId }).first()).problem).toBeNull();
     } finally {
       await knex()('crm_automation_rules').where({ category_id: categoryId }).delete();
@@ -768,8 +773,12 @@ describe('contracts follow their opportunity (owner, project) and keep it from b
   });
 });
 
-/** A sale's automation is journaled on the contract and on its opportunity: the opportunity's entry names the contract only to a reader who may see it. */
-describe('the automation’s entries name the contract only to readers who may see it (C4)', () => {
+/**
+ * A sale's automation is journaled on the contract and on its opportunity and listed with the contract. What it made is
+ * named and linked only to a reader who may open it in the host — a project to admins and its members, a task to those
+ * who may view tasks in its project — and the opportunity's entry names the contract only to a reader who may see it.
+ */
+describe('what the automation made, and for which contract, is named only to readers who may open it (C4)', () => {
   /** rep1 sells a deal of a category of its own whose rules make a project (members: the template's, not rep1) and a task in it. */
   async function soldWithAutomation(name: string) {
     const { categoryId, productId } = await categoryWithProduct(name);
@@ -811,6 +820,95 @@ describe('the automation’s entries name the contract only to readers who may s
       expect(seenByDirector).not.toContain('a contract you cannot see');
     } finally {
       await knex()('role_permissions').insert({ role_id: salesRep, permission: 'view_contracts' });
+      await knex()('crm_automation_rules').where({ category_id: sold.categoryId }).delete();
+    }
+  });
+
+  test('a made project is named and linked only to admins and its members, a made task only to those who may view tasks in its project', async () => {
+    const sold = await soldWithAutomation('Guarded');
+    const { identifier, name } = sold.project;
+    const projectLabel = `Project “${name}” (${identifier}) created by rule #${sold.projectRule}`;
+    const taskLabel = `Task #${sold.taskId} “Kick off Guarded” created by rule #${sold.taskRule}`;
+    const [onlooker] = await knex()('roles').insert({ name: `Onlooker ${process.pid}`, position: 99 }).returning('id');
+    const onlookerRole = Number(onlooker.id ?? onlooker);
+    try {
+      const seenBy = async (s: Session) => {
+        const contractPage = await s.get(`/crm/contracts/${sold.contract}`);
+        const oppPage = await s.get(`/crm/opportunities/${sold.opp}`);
+        expect([contractPage.status, oppPage.status]).toEqual([200, 200]);
+        return {
+          html: contractPage.text + oppPage.text,
+          runs: section(contractPage.text, 'contract-runs', 'ul'),
+          panel: section(oppPage.text, 'opportunity-contracts', 'section'),
+          histories: section(contractPage.text, 'contract-history', 'ol') + section(oppPage.text, 'opportunity-history', 'ol'),
+          json: (await s.get(`/crm/contracts/${sold.contract}.json`)).body.automation_runs as { project: unknown; task: unknown }[],
+        };
+      };
+      const rep1 = await Session.signIn(host.app, 'rep1');
+
+      // Not a member of the made project: that each rule ran, nothing more.
+      const outsider = await seenBy(rep1);
+      for (const part of [outsider.runs, outsider.panel]) {
+        expect(part).toContain(`Project created by rule #${sold.projectRule}`);
+        expect(part).toContain(`Task created by rule #${sold.taskRule}`);
+      }
+      expect(times(outsider.histories, `Project created by rule #${sold.projectRule}`)).toBe(2);
+      expect(times(outsider.histories, `Task created by rule #${sold.taskRule}`)).toBe(2);
+      for (const secret of [name, identifier, 'Kick off Guarded', `href="/projects/${identifier}"`, `href="/tasks/${sold.taskId}"`]) expect(outsider.html).not.toContain(secret);
+      expect(outsider.json.map((r) => [r.project, r.task])).toEqual([[null, null], [null, null]]);
+
+      // A member whose role grants nothing may open the project, not its tasks.
+      await knex()('members').insert({ project_id: sold.project.id, user_id: host.demo.users.rep1.id, role_id: onlookerRole });
+      const member = await seenBy(rep1);
+      expect(member.runs).toContain(`Project ${name} (${identifier})`);
+      expect(member.panel).toContain(`Project ${name}`);
+      expect(times(member.histories, projectLabel)).toBe(2);
+      expect(times(member.html, `href="/projects/${identifier}"`)).toBe(2);
+      expect(member.runs).toContain(`Task created by rule #${sold.taskRule}`);
+      expect(times(member.histories, `Task created by rule #${sold.taskRule}`)).toBe(2);
+      expect(member.html).not.toContain('Kick off Guarded');
+      expect(member.html).not.toContain(`href="/tasks/${sold.taskId}"`);
+
+      // With view_tasks there, the task too.
+      await knex()('members').where({ project_id: sold.project.id, user_id: host.demo.users.rep1.id }).update({ role_id: await idOf('roles', { name: 'Reporter' }) });
+      const viewer = await seenBy(rep1);
+      expect(viewer.runs).toContain(`Task #${sold.taskId} Kick off Guarded`);
+      expect(times(viewer.histories, taskLabel)).toBe(2);
+      expect(times(viewer.html, `href="/tasks/${sold.taskId}"`)).toBe(2);
+
+      // An admin, a member of nothing here, opens everything.
+      const admin = await seenBy(await Session.signIn(host.app, 'admin'));
+      expect(times(admin.histories, projectLabel)).toBe(2);
+      expect(times(admin.histories, taskLabel)).toBe(2);
+      expect(times(admin.html, `href="/projects/${identifier}"`)).toBe(2);
+      expect(times(admin.html, `href="/tasks/${sold.taskId}"`)).toBe(2);
+    } finally {
+      await knex()('members').where({ project_id: sold.project.id, user_id: host.demo.users.rep1.id }).delete();
+      await knex()('roles').where({ id: onlookerRole }).delete();
+      await knex()('crm_automation_rules').where({ category_id: sold.categoryId }).delete();
+    }
+  });
+
+  test('more automation entries in a history ask for the runs and the host no more often', async () => {
+    const sold = await soldWithAutomation('Counted');
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const lookups = async () => {
+        const { statements } = await statementsDuring(knex(), () => rep1.get(`/crm/opportunities/${sold.opp}`));
+        return { runs: statements.filter((q) => q.sql.includes('crm_automation_runs')).length, tasks: statements.filter((q) => /\btasks\b/.test(q.sql)).length };
+      };
+      const before = await lookups();
+      // The same entries again, as a sale of long ago journaled them.
+      const entries = await knex()('crm_journals').where({ journalized_type: 'opportunity', journalized_id: sold.opp }).whereLike('notes', 'Automation for contract #%');
+      for (const entry of [...entries, ...entries]) {
+        const [j] = await knex()('crm_journals').insert({ journalized_type: 'opportunity', journalized_id: sold.opp, user_id: entry.user_id, action: 'update', notes: entry.notes }).returning('id');
+        const details = await knex()('crm_journal_details').where({ journal_id: entry.id }).select('field', 'old_value', 'new_value');
+        await knex()('crm_journal_details').insert(details.map((d) => ({ ...d, journal_id: Number(j.id ?? j) })));
+      }
+      const history = section((await rep1.get(`/crm/opportunities/${sold.opp}`)).text, 'opportunity-history', 'ol');
+      expect(times(history, `Project created by rule #${sold.projectRule}`)).toBe(3);
+      expect(await lookups()).toEqual(before);
+    } finally {
       await knex()('crm_automation_rules').where({ category_id: sold.categoryId }).delete();
     }
   });
