@@ -28,12 +28,21 @@ const accountPeopleUrl = (id: number) => `/crm/accounts/${id}?tab=people`;
 
 export const CONTACT_TABS = [{ id: 'data', label: 'Data' }, { id: 'history', label: 'History' }, { id: 'files', label: 'Files' }] as const;
 
-function contactJson(c: PersonalContact) {
+/** The contact as stored: what its edit form starts from, a partner the editor may not see included (it is kept on saving). */
+function contactFields(c: PersonalContact) {
   return {
     id: c.id, name: contactName(c), first_name: c.first_name, last_name: c.last_name, contact_type_id: c.contact_type_id, job_title: c.job_title,
     email: c.email, phone: c.phone, city: c.city, country: c.country, note: c.note, partner_id: c.partner_id, project_id: c.project_id,
-    owner_id: c.owner_id, lock_version: c.lock_version, url: contactUrl(c.id),
+    owner_id: c.owner_id, lock_version: c.lock_version,
   };
+}
+
+/**
+ * The contact as this reader may read it. `partner`: its partner if they may see it (findVisiblePartner); one they
+ * may not is not confirmed by its id, as the list's JSON leaves it out too (listContacts).
+ */
+function contactJson(c: PersonalContact, partner: { id: number; name: string } | null) {
+  return { ...contactFields(c), partner_id: partner?.id ?? null, partner: partner ? { id: partner.id, name: partner.name } : null, url: contactUrl(c.id) };
 }
 
 async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
@@ -97,7 +106,7 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
     status,
     locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, hiddenProject: Boolean(stored) && !project, accounts, log, files, canEdit, canDelete, taskIn, message, errors },
     json: {
-      personal_contact: { ...contactJson(contact), type: type?.name ?? null, partner: partner ? { id: partner.id, name: partner.name } : null, accounts },
+      personal_contact: { ...contactJson(contact, partner), type: type?.name ?? null, accounts },
       can_edit: canEdit, error: status >= 400 ? message : undefined, fields: status >= 400 ? errors : undefined,
     },
   };
@@ -198,7 +207,7 @@ export function contactRoutes(): CrmRoute[] {
       method: 'get', path: `/crm/${SLUG}/:id/edit`, permission: 'edit_personal_contacts',
       async handler(ctx, req, res) {
         const contact = await requireEditableContact(ctx, idParam(req));
-        await respond(ctx.host, req, res, await formPage(ctx, contact, { ...contactJson(contact) }));
+        await respond(ctx.host, req, res, await formPage(ctx, contact, { ...contactFields(contact) }));
       },
     },
     {

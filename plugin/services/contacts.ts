@@ -81,6 +81,7 @@ export interface ContactRow {
   phone: string;
   city: string;
   owner_id: number | null;
+  /** The partner if this user may see it, else null (none, or one they may not see: the list names neither). */
   partner_id: number | null;
   type_name: string | null;
   partner_name: string | null;
@@ -94,7 +95,8 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   applyContactScope(base, scope, accountScope);
   if (filters.q) whereAnyContains(base, ['c.first_name', 'c.last_name', 'c.email', 'c.job_title', 'c.phone', 'c.city'], filters.q);
   if (filters.type) base.where('c.contact_type_id', filters.type);
-  // A contact is also seen through an account it works for: its partner is named only to those who may see it.
+  // A contact is also seen through an account it works for: its partner is named (and its id given) only to those
+  // who may see it, from the one join below.
   const partners = knex('crm_partners as p').select('p.id', 'p.name');
   applyPartnerScope(partners, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
   // (A filter on a partner the reader may not see is left out before it gets here: see the list route.)
@@ -106,7 +108,7 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   const rows = await base.clone()
     .leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
     .leftJoin(partners.as('vp'), 'vp.id', 'c.partner_id')
-    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'c.city', 'c.owner_id', 'c.partner_id', 't.name as type_name', 'vp.name as partner_name')
+    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'c.city', 'c.owner_id', 'vp.id as partner_id', 't.name as type_name', 'vp.name as partner_name')
     .orderBy([{ column: `c.${filters.sort}`, order: filters.dir }, { column: 'c.first_name', order: filters.dir }, { column: 'c.id', order: filters.dir }])
     .limit(perPage).offset((current - 1) * perPage);
   return { rows, meta: { page: current, pages, total: count, per_page: perPage } };

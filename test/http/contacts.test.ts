@@ -215,6 +215,35 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     }
   });
 
+  test('the JSON gives a contact’s partner_id only to those who may see the partner: to others the list and the contact say null, as their pages name no partner', async () => {
+    const pacific = Number((await knex()('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas: rep1 is not there
+    const id = await newContact('rep1', { last_name: 'Pacificpartnered', project_id: project('crm-europe') });
+    await knex()('crm_personal_contacts').where({ id }).update({ partner_id: pacific });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const listed = (await rep1.get('/crm/personal-contacts.json?q=pacificpartnered')).body.personal_contacts;
+      expect(listed).toEqual([expect.objectContaining({ id, partner_id: null, partner_name: null })]);
+      const own = await rep1.get(`/crm/personal-contacts/${id}.json`);
+      expect(own.status).toBe(200);
+      expect(own.body.personal_contact).toMatchObject({ id, partner_id: null, partner: null });
+      expect(JSON.stringify(own.body)).not.toContain('Pacific Partners');
+      expect(visibleText((await rep1.get(`/crm/personal-contacts/${id}`)).text)).not.toContain('Pacific Partners');
+      // The edit form still holds the stored partner (unnamed), so saving the contact does not drop it.
+      const form = await rep1.get(`/crm/personal-contacts/${id}/edit`);
+      expect(form.text).toContain(`<option value="${pacific}" selected>(a partner you cannot see)</option>`);
+      expect((await rep1.post(`/crm/personal-contacts/${id}`, { last_name: 'Pacificpartnered', partner_id: String(pacific), lock_version: lockVersionIn(form.text) })).status).toBe(303);
+      expect((await knex()('crm_personal_contacts').where({ id }).first()).partner_id).toBe(pacific);
+
+      const director = await Session.signIn(host.app, 'director');
+      expect((await director.get('/crm/personal-contacts.json?q=pacificpartnered')).body.personal_contacts)
+        .toEqual([expect.objectContaining({ id, partner_id: pacific, partner_name: 'Pacific Partners' })]);
+      expect((await director.get(`/crm/personal-contacts/${id}.json`)).body.personal_contact)
+        .toMatchObject({ id, partner_id: pacific, partner: { id: pacific, name: 'Pacific Partners' } });
+    } finally {
+      await knex()('crm_personal_contacts').where({ id }).delete();
+    }
+  });
+
   test('a contact whose type was switched off keeps it: the edit form still offers and selects it, and saving another field stores it unchanged', async () => {
     const [typeRow] = await knex()('crm_contact_types').insert({ name: 'Retired type', active: true, position: 99 }).returning('id');
     const retired = Number(typeRow.id ?? typeRow);
