@@ -12,6 +12,7 @@ import {
 import { activeFields, customValuesOf, fieldKey } from '../services/custom-fields';
 import { isPartnerUser, partnerPicker } from '../services/partners';
 import { text, type FormInput, lockVersionOf } from '../services/form';
+import { leftOutJson } from '../services/list-filters';
 import { pageParam } from '../services/pagination';
 import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
@@ -49,7 +50,7 @@ async function listPage(ctx: CrmContext, req: Request, query = req.query as Form
     json: {
       accounts: rows.map((r) => ({ ...r, manager: r.account_manager_id ? users.get(r.account_manager_id) ?? null : null, url: accountUrl(r.id) })),
       pagination: meta, filters: params,
-      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
+      ...leftOutJson(leftOut),
     },
   };
 }

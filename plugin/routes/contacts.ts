@@ -17,7 +17,7 @@ import { presentHistory } from '../services/history-display';
 import { attachmentListLocals, CONTACT_ATTACHMENTS } from './attachments';
 import { pageParam } from '../services/pagination';
 import { findVisiblePartner } from '../services/partners';
-import { withoutInvisibleTargets } from '../services/list-filters';
+import { leftOutJson, withoutInvisibleTargets } from '../services/list-filters';
 import { queryString } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 
@@ -62,7 +62,7 @@ async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
     json: {
       personal_contacts: rows.map((r) => ({ ...r, name: contactName(r), owner: r.owner_id ? users.get(r.owner_id) ?? null : null, url: contactUrl(r.id) })),
       pagination: meta, filters: contactFilterParams(filters),
-      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
+      ...leftOutJson(leftOut),
     },
   };
 }

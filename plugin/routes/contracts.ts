@@ -6,7 +6,7 @@ import { respond, respondAfterChange, type PageResponse } from '../http/respond'
 import { formBody, idParam } from '../http/params';
 import { CONTRACT_KIND_LABELS } from '../models/contract';
 import { globalContext } from '../services/accounts';
-import { withoutInvisibleTargets } from '../services/list-filters';
+import { leftOutJson, withoutInvisibleTargets } from '../services/list-filters';
 import { runsOf } from '../services/automation';
 import {
   contractFilterParams, contractJson, createUpsell, listContracts, parseContractFilters, removeContract,
@@ -52,7 +52,7 @@ async function listPage(
     },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
       contracts: result.rows.map(contractJson), types: result.types, totals: result.totals, pagination: result.meta,
-      ...(leftOut.length ? { left_out_of_filter: leftOut } : {}),
+      ...leftOutJson(leftOut),
     },
   };
 }

@@ -8,7 +8,7 @@ import { FIELD_LABELS, type Opportunity } from '../models/opportunity';
 import { findVisibleAccount, globalContext, visibleAccountNames } from '../services/accounts';
 import { findVisibleContact } from '../services/contacts';
 import { findVisiblePartner, partnerPicker } from '../services/partners';
-import { withoutInvisibleTargets } from '../services/list-filters';
+import { leftOutJson, withoutInvisibleTargets } from '../services/list-filters';
 import { fieldRulesFor, hiddenFields, opportunityLabel, visibleOpportunityFields, type FieldRules } from '../services/field-rules';
 import { positiveId, text, type FormInput, lockVersionOf } from '../services/form';
 import { history } from '../services/journal';
@@ -123,7 +123,7 @@ async function listPage(
 
 const filterNotesJson = (notes: FilterNotes) => ({
   ...(notes.defaultFilter ? { default_filter: notes.defaultFilter.name, default_filter_role: notes.defaultFilter.role } : {}),
-  ...(notes.leftOut.length ? { left_out_of_filter: notes.leftOut } : {}),
+  ...leftOutJson(notes.leftOut),
 });
 
 function qs(params: Record<string, string | string[]>): string {

@@ -22,3 +22,8 @@ export async function withoutInvisibleTargets<F extends { account?: number | nul
   }
   return { f: kept, leftOut };
 }
+
+/** What a list's JSON says about the parts of its filter it left out (views/partials/filter-left-out.ejs in HTML). */
+export function leftOutJson(leftOut: string[]): { left_out_of_filter?: string[] } {
+  return leftOut.length ? { left_out_of_filter: leftOut } : {};
+}
