@@ -13,6 +13,7 @@ import { calendarEntry } from '../services/ics';
 import { pageParam } from '../services/pagination';
 import { history } from '../services/journal';
 import { historyJson, presentHistory } from '../services/history-display';
+import { leftOutJson, withoutInvisibleTargets } from '../services/list-filters';
 import { loadSettings } from '../services/settings';
 
 /** Activities shown at once in a record's panel or tab; older ones page in place. */
@@ -204,7 +205,8 @@ async function todoHandler(ctx: CrmContext, req: Request, res: Response) {
   const data = await todo(ctx, pageParam(req), Number(settings.page_size));
   const base = dueBase(ctx);
   const link = (params: Record<string, string>) => `${base}${qs(params)}`;
-  const accountParam = (id: number | null) => (id === null ? 'none' : String(id));
+  // Each group's link lists what it counts: the accounts the user may not see are one group, listed as `hidden`.
+  const accountParam = (g: { account_id: number | null; account_hidden: boolean }) => (g.account_hidden ? 'hidden' : g.account_id === null ? 'none' : String(g.account_id));
   await respond(ctx.host, req, res, {
     title: ctx.project ? `${ctx.project.name} · Sales to-do` : 'Sales to-do',
     view: 'activities/todo',
@@ -217,39 +219,41 @@ async function todoHandler(ctx: CrmContext, req: Request, res: Response) {
         overdue: { count: data.totals.overdue, url: link({ due: 'overdue' }) },
         unassigned: { count: data.totals.unassigned, url: link({ due: 'unassigned' }) },
       },
-      by_account: data.byAccount.map((a) => ({ ...a, urls: Object.fromEntries((['today', 'overdue', 'unassigned'] as const).map((d) => [d, link({ due: d, account: accountParam(a.account_id) })])) })),
-      upcoming: data.groups.map((g) => ({ ...g, url: link({ on: g.next_contact_on, account: accountParam(g.account_id) }) })),
+      by_account: data.byAccount.map((a) => ({ ...a, urls: Object.fromEntries((['today', 'overdue', 'unassigned'] as const).map((d) => [d, link({ due: d, account: accountParam(a) })])) })),
+      upcoming: data.groups.map((g) => ({ ...g, url: link({ on: g.next_contact_on, account: accountParam(g) }) })),
       pagination: data.meta,
     },
   });
 }
 
 const DUE_TITLES: Record<string, string> = { today: 'Due today', overdue: 'Overdue', unassigned: 'No responsible person', upcoming: 'Upcoming' };
+const ACCOUNT_WORDS: Record<'none' | 'hidden', string> = { none: 'no account', hidden: 'accounts you cannot see' };
 
 async function dueListHandler(ctx: CrmContext, req: Request, res: Response) {
   const base = dueBase(ctx);
-  let d: DueQuery;
+  let parsed: DueQuery;
   let error: CrmError | null = null;
   try {
-    d = parseDueQuery(req.query as FormInput);
+    parsed = parseDueQuery(req.query as FormInput);
   } catch (err) {
     if (!(err instanceof CrmError) || err.status !== 422) throw err;
     error = err;
-    d = { due: null, on: null, account: null };
+    parsed = { due: null, on: null, account: null };
   }
+  const { f: d, leftOut } = await withoutInvisibleTargets(ctx, parsed);
   const settings = await loadSettings(ctx.host.knex);
   const { rows, meta } = await listDue(ctx, d, pageParam(req), Number(settings.page_size));
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   const params = dueParams(d);
   const period = d.from || d.to ? `${d.from ?? '…'} – ${d.to ?? '…'}` : null;
-  const title = [d.due ? DUE_TITLES[d.due] : d.on ? `Next contact ${d.on}` : 'Sales activities', d.account === 'none' ? 'no account' : d.account ? rows[0]?.account_name ?? null : null, period].filter(Boolean).join(' · ');
+  const title = [d.due ? DUE_TITLES[d.due] : d.on ? `Next contact ${d.on}` : 'Sales activities', typeof d.account === 'string' ? ACCOUNT_WORDS[d.account] : d.account ? rows[0]?.account_name ?? null : null, period].filter(Boolean).join(' · ');
   const recordLink = (r: Activity) => (r.record_type === 'account' ? `/crm/accounts/${r.record_id}?tab=activities` : `/crm/${RECORD_KINDS[r.record_type].segment}/${r.record_id}`);
   await respond(ctx.host, req, res, {
     title, view: 'activities/index', project: ctx.project, status: error ? 422 : 200,
-    locals: { rows, meta, users, base, params, title, error, recordLink, pageLink: (page: number) => `${base}${qs({ ...params, page: String(page) })}`, project: ctx.project },
+    locals: { rows, meta, users, base, params, title, error, leftOut, recordLink, pageLink: (page: number) => `${base}${qs({ ...params, page: String(page) })}`, project: ctx.project },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
-      activities: rows.map((r) => ({ ...activityJson(r), account_name: r.account_name, record_name: r.record_name, record_url: recordLink(r) })),
-      pagination: meta, filters: params,
+      activities: rows.map((r) => ({ ...activityJson(r), account_name: r.account_name, account_hidden: r.account_hidden, record_name: r.record_name, record_url: recordLink(r) })),
+      pagination: meta, filters: params, ...leftOutJson(leftOut),
     },
   });
 }

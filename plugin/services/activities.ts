@@ -344,8 +344,11 @@ export interface DueQuery {
   due: DueFilter | null;
   /** One next-contact date, from the upcoming groups. */
   on: string | null;
-  /** An account id, or 'none' for activities without an account. */
-  account: number | 'none' | null;
+  /**
+   * An account id; 'none' for the activities of no account; 'hidden' for those of the accounts this user may not
+   * see, all together (the to-do page's group of them: an id would tell them apart).
+   */
+  account: number | 'none' | 'hidden' | null;
   /** Occurred on or after / on or before these days (the dashboards' periods link here). */
   from?: string | null;
   to?: string | null;
@@ -362,7 +365,7 @@ export function parseDueQuery(query: FormInput): DueQuery {
   const on = errors.date(query, 'on', 'Next contact');
   const accountRaw = text(query, 'account');
   let account: DueQuery['account'] = null;
-  if (accountRaw === 'none') account = 'none';
+  if (accountRaw === 'none' || accountRaw === 'hidden') account = accountRaw;
   else if (accountRaw) account = errors.id(query, 'account', 'Account');
   const from = errors.date(query, 'from', 'From');
   const to = errors.date(query, 'to', 'To');
@@ -406,10 +409,25 @@ function seenAccountSql(knex: Knex, rules: ViewerFieldRules): Knex.Raw {
   return knex.raw("case when sa.record_type = 'opportunity' and exists (select 1 from crm_opportunities o where o.id = sa.record_id and ?) then null else sa.account_id end", [hidden]);
 }
 
-/** An activity as a list shows it: `account_id` is the account as this user may read it (seenAccountSql). */
+/**
+ * The accounts this user may name (from any page, as visibleAccountNames and findVisibleAccount), as a query on
+ * `crm_accounts a` without its select. Wrapped in an object: a knex builder is thenable.
+ */
+async function nameableAccounts(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder }> {
+  const q = ctx.host.knex('crm_accounts as a');
+  applyAccountScope(q, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }), 'list');
+  return { q };
+}
+
+/**
+ * An activity as a list shows it: `account_id` is the account as this user may read it (seenAccountSql), and only
+ * if they may see that account; one they may not is `account_hidden`, without its id.
+ */
 export interface DueRow extends Activity {
-  /** Null where the user may not see the account, or the account is not shown (account_id null). */
+  /** Null where the account is not shown, or the user may not see it. */
   account_name: string | null;
+  /** The activity has an account this user may not see (the lists say "an account you cannot see"). */
+  account_hidden: boolean;
   /** As this user may read it (see ActivityRecord.name). */
   record_name: string | null;
 }
@@ -422,6 +440,7 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
   applyDue(base, d.due, today);
   if (d.on) base.where('sa.next_contact_on', d.on);
   if (d.account === 'none') base.whereRaw('? is null', [seenAccount]);
+  else if (d.account === 'hidden') base.whereRaw('? is not null', [seenAccount]).whereRaw('? not in ?', [seenAccount, (await nameableAccounts(ctx)).q.select('a.id')]);
   else if (d.account !== null) base.whereRaw('? = ?', [seenAccount, d.account]);
   if (d.from) base.where('sa.occurred_at', '>=', `${d.from}T00:00:00.000Z`);
   if (d.to) base.where('sa.occurred_at', '<', `${addDays(d.to, 1)}T00:00:00.000Z`);
@@ -450,18 +469,20 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
   };
   return {
     rows: rows.map((r) => {
-      const accountId = accountOf(r);
-      return { ...toActivity(r), account_id: accountId, account_name: accountId === null ? null : accountNames.get(accountId) ?? null, record_name: recordName(r) };
+      const seenId = accountOf(r);
+      const name = seenId === null ? null : accountNames.get(seenId) ?? null;
+      return { ...toActivity(r), account_id: name === null ? null : seenId, account_name: name, account_hidden: seenId !== null && name === null, record_name: recordName(r) };
     }),
     meta: { page: current, pages, total: count, per_page: perPage },
   };
 }
 
 export interface AccountCounts {
-  /** The account as this user may read it (seenAccountSql). */
+  /** The account as this user may read it (seenAccountSql), if they may see it; null for no account and for the hidden group. */
   account_id: number | null;
-  /** Null where the user may not see the account. */
   account_name: string | null;
+  /** The group of every account this user may not see (listed with `account=hidden`). */
+  account_hidden: boolean;
   today: number;
   overdue: number;
   unassigned: number;
@@ -469,8 +490,10 @@ export interface AccountCounts {
 
 export interface UpcomingGroup {
   next_contact_on: string;
+  /** As in AccountCounts. */
   account_id: number | null;
   account_name: string | null;
+  account_hidden: boolean;
   count: number;
 }
 
@@ -478,7 +501,9 @@ export interface UpcomingGroup {
  * The to-do page, aggregated in SQL: totals for today, overdue and "no responsible person"; the same three
  * per account; and the upcoming follow-ups grouped by next contact date and account (a page of groups). The
  * groups go by the account as this user may read it (seenAccountSql), named and sorted by name where they may see
- * it; the others follow by id, then the activities of no account.
+ * it; every account they may not see is one group after those (`account_hidden`: by id, the groups would tell those
+ * accounts apart and which activities are whose), then the activities of no account. Each group's link lists what
+ * it counts (listDue: the account's id, `hidden`, `none`).
  */
 export async function todo(ctx: CrmContext, page: number, perPage: number, today = todayUtc()) {
   const knex = ctx.host.knex;
@@ -490,32 +515,38 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
     .select(knex.raw(`sum(case when ${alias}.responsible_id is null then 1 else 0 end) as unassigned`));
   const [totalsRow] = await sums(base.clone(), 'sa');
   const totals = { today: Number(totalsRow?.today ?? 0), overdue: Number(totalsRow?.overdue ?? 0), unassigned: Number(totalsRow?.unassigned ?? 0) };
-  // The activities with their seen account as `t`: grouped by it, the account expression (and its bound ids) is
-  // written once, so PostgreSQL sees the same column in the select and the group by. The accounts are joined as
-  // this user may name them (as visibleAccountNames, from any page): groups are sorted by the names they may read,
-  // and those of an account they may not see follow, by id — never in its hidden name's alphabetical place.
+  // The activities as `t`, with their account as this user may read it (seenAccountSql): its id and name where they
+  // may see it (as visibleAccountNames names it, from any page), else none, and `account_hidden` where there is one.
+  // Grouped by those columns, the account expression (and its bound ids) is written once, so PostgreSQL sees the same
+  // columns in the select and the group by. Sorted by the names the user may read, never by a hidden name.
   const seenAccount = seenAccountSql(knex, rules);
-  const named = knex('crm_accounts as a').select('a.id', 'a.name');
-  applyAccountScope(named, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }), 'list');
-  const withAccount = (q: Knex.QueryBuilder) => knex.from(q.select('sa.next_contact_on', 'sa.responsible_id', knex.raw('? as account_id', [seenAccount])).as('t'))
-    .leftJoin(named.as('ac'), 'ac.id', 't.account_id');
+  const named = (await nameableAccounts(ctx)).q.select('a.id', 'a.name');
+  const withAccount = (q: Knex.QueryBuilder) => knex.from(
+    knex.from(q.select('sa.next_contact_on', 'sa.responsible_id', knex.raw('? as seen_id', [seenAccount])).as('s'))
+      .leftJoin(named.as('ac'), 'ac.id', 's.seen_id')
+      .select('s.next_contact_on', 's.responsible_id', 'ac.id as account_id', 'ac.name as account_name',
+        knex.raw('case when s.seen_id is not null and ac.id is null then 1 else 0 end as account_hidden'))
+      .as('t'));
+  const groupColumns = ['t.account_id', 't.account_name', 't.account_hidden'];
+  const groupOrder = 't.account_name asc nulls last, t.account_id asc nulls last, t.account_hidden desc';
   const byAccountRows = await sums(withAccount(base.clone().where((b) => b.where('sa.next_contact_on', '<=', today).orWhereNull('sa.responsible_id')))
-    .groupBy('t.account_id', 'ac.name').select('t.account_id', 'ac.name as account_name'), 't')
-    .orderByRaw('ac.name asc nulls last, t.account_id asc nulls last').limit(500);
-  const upcoming = withAccount(base.clone().where('sa.next_contact_on', '>=', today)).groupBy('t.next_contact_on', 't.account_id', 'ac.name');
-  const [countRow] = await knex.count({ n: '*' }).from(upcoming.clone().select('t.next_contact_on', 't.account_id').as('g'));
+    .groupBy(groupColumns).select(groupColumns), 't')
+    .orderByRaw(groupOrder).limit(500);
+  const upcoming = withAccount(base.clone().where('sa.next_contact_on', '>=', today)).groupBy(['t.next_contact_on', ...groupColumns]);
+  const [countRow] = await knex.count({ n: '*' }).from(upcoming.clone().select('t.next_contact_on', 't.account_id', 't.account_hidden').as('g'));
   const count = Number((countRow as { n: number | string }).n);
   const pages = Math.max(1, Math.ceil(count / perPage));
   const current = Math.min(page, pages);
-  const groupRows = await upcoming.select('t.next_contact_on', 't.account_id', 'ac.name as account_name').count({ count: '*' })
-    .orderByRaw('t.next_contact_on asc, ac.name asc nulls last, t.account_id asc nulls last').limit(perPage).offset((current - 1) * perPage);
+  const groupRows = await upcoming.select(['t.next_contact_on', ...groupColumns]).count({ count: '*' })
+    .orderByRaw(`t.next_contact_on asc, ${groupOrder}`).limit(perPage).offset((current - 1) * perPage);
   const accountOf = (r: Record<string, unknown>): number | null => (r.account_id === null ? null : Number(r.account_id));
   const nameOf = (r: Record<string, unknown>): string | null => (r.account_name === null || r.account_name === undefined ? null : String(r.account_name));
+  const hiddenOf = (r: Record<string, unknown>): boolean => Number(r.account_hidden) === 1;
   const byAccount: AccountCounts[] = byAccountRows.map((r: Record<string, unknown>) => ({
-    account_id: accountOf(r), account_name: nameOf(r), today: Number(r.today ?? 0), overdue: Number(r.overdue ?? 0), unassigned: Number(r.unassigned ?? 0),
+    account_id: accountOf(r), account_name: nameOf(r), account_hidden: hiddenOf(r), today: Number(r.today ?? 0), overdue: Number(r.overdue ?? 0), unassigned: Number(r.unassigned ?? 0),
   }));
   const groups: UpcomingGroup[] = groupRows.map((r: Record<string, unknown>) => ({
-    next_contact_on: dateText(r.next_contact_on)!, account_id: accountOf(r), account_name: nameOf(r), count: Number(r.count),
+    next_contact_on: dateText(r.next_contact_on)!, account_id: accountOf(r), account_name: nameOf(r), account_hidden: hiddenOf(r), count: Number(r.count),
   }));
   return { today, totals, byAccount, groups, meta: { page: current, pages, total: count, per_page: perPage } as PageMeta };
 }

@@ -5,14 +5,15 @@ import { findVisiblePartner } from './partners';
 /**
  * A list filter (a link or a saved filter) on an account or partner this user may not see is left out, and the page
  * says so by kind, never by name: narrowing the user's own records to it would tell which of them are that record's.
- * For every list with such a filter (opportunities and pipeline, contracts, personal contacts).
+ * For every list with such a filter (opportunities and pipeline, contracts, personal contacts, sales activities).
+ * Only an id is looked up: a filter's words (the activity list's `none`, `hidden`) name no record.
  */
-export async function withoutInvisibleTargets<F extends { account?: number | null; partner?: number | null }>(
+export async function withoutInvisibleTargets<F extends { account?: number | string | null; partner?: number | null }>(
   ctx: CrmContext, f: F,
 ): Promise<{ f: F; leftOut: string[] }> {
   const kept = { ...f };
   const leftOut: string[] = [];
-  if (f.account !== undefined && f.account !== null && !(await findVisibleAccount(ctx, f.account))) {
+  if (typeof f.account === 'number' && !(await findVisibleAccount(ctx, f.account))) {
     kept.account = null;
     leftOut.push('an account you cannot see');
   }

@@ -346,6 +346,138 @@ describe('to-do (O5)', () => {
   });
 });
 
+/**
+ * Accounts the reader may not see: rep1's two private accounts (“Rick’s private prospect” of the demo and a second one
+ * made here), each with an opportunity in crm-europe that the director sees (sees all there) without its account.
+ */
+describe('activities of an account the reader may not see', () => {
+  const PRIVATE = 'Rick’s private prospect';
+  const OTHER = 'Rick’s second secret';
+  let [secret, other, acme] = [0, 0, 0];
+  let [secretOverdue, otherOverdue, acmeOverdue] = [0, 0, 0];
+  const opportunities: number[] = [];
+  const activityIds = (body: { activities: { id: number }[] }) => body.activities.map((a) => a.id);
+  const asJson = (url: string) => url.replace(/^([^?]*)/, '$1.json');
+  const rowOf = (html: string, id: number) => new RegExp(`<tr data-activity="${id}">[\\s\\S]*?</tr>`).exec(html)?.[0] ?? '';
+
+  beforeAll(async () => {
+    const rick = await knex()('crm_accounts').where({ name: PRIVATE }).first();
+    const [row] = await knex()('crm_accounts').insert({ account_type_id: rick.account_type_id, name: OTHER, author_id: rick.author_id, is_private: true }).returning('id');
+    [secret, other, acme] = [Number(rick.id), Number(row.id ?? row), await accountId('Acme Manufacturing')];
+    const europe = host.demo.projects['crm-europe'].id;
+    await knex()('crm_account_projects').insert({ account_id: other, project_id: europe });
+    const erp = await knex()('crm_opportunities').where({ name: 'Acme – ERP rollout' }).first();
+    for (const [name, account] of [['Secret pilot', secret], ['Second secret pilot', other]] as const) {
+      const [o] = await knex()('crm_opportunities').insert({
+        project_id: europe, name, account_id: account, owner_id: host.demo.users.rep1.id, author_id: host.demo.users.rep1.id, status_id: erp.status_id, currency: 'EUR',
+      }).returning('id');
+      opportunities.push(Number(o.id ?? o));
+    }
+    const rep1Id = host.demo.users.rep1.id;
+    secretOverdue = await insertActivity({ subject: 'hidden account overdue', record_id: opportunities[0], account_id: secret, project_id: europe, next_contact_on: day(-2), author_id: rep1Id });
+    otherOverdue = await insertActivity({ subject: 'second hidden account overdue', record_id: opportunities[1], account_id: other, project_id: europe, next_contact_on: day(-4), responsible_id: rep1Id, author_id: rep1Id });
+    await insertActivity({ subject: 'hidden account upcoming', record_id: opportunities[0], account_id: secret, project_id: europe, next_contact_on: day(6), author_id: rep1Id });
+    await insertActivity({ subject: 'second hidden account upcoming', record_id: opportunities[1], account_id: other, project_id: europe, next_contact_on: day(6), author_id: rep1Id });
+    acmeOverdue = await insertActivity({ subject: 'acme overdue', record_id: erp.id, account_id: acme, project_id: erp.project_id, next_contact_on: day(-3), author_id: rep1Id });
+  });
+
+  afterAll(async () => {
+    await knex()('crm_sales_activities').whereIn('record_id', opportunities).where({ record_type: 'opportunity' }).delete();
+    await knex()('crm_sales_activities').where({ id: acmeOverdue }).delete();
+    await knex()('crm_opportunities').whereIn('id', opportunities).delete();
+    await knex()('crm_account_projects').where({ account_id: other }).delete();
+    await knex()('crm_accounts').where({ id: other }).delete();
+  });
+
+  test('a filter on an account the reader may not see is left out and the list says so (HTML, htmx fragment, JSON), as the other lists do; one they may see still filters', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const unfiltered = (await director.get('/crm/activities.json?due=overdue')).body;
+    expect(activityIds(unfiltered)).toEqual(expect.arrayContaining([secretOverdue, acmeOverdue]));
+
+    // Not narrowed to the account's activities (its one overdue call), nor emptied: the list unfiltered, with a notice.
+    const json = (await director.get(`/crm/activities.json?due=overdue&account=${secret}`)).body;
+    expect(activityIds(json)).toEqual(activityIds(unfiltered));
+    expect(json.pagination.total).toBe(unfiltered.pagination.total);
+    expect(json.left_out_of_filter).toEqual(['an account you cannot see']);
+    expect(json.filters).toEqual({ due: 'overdue' });
+    // Its activities are listed as of an account the reader may not see, without its id.
+    expect(json.activities.find((a: { id: number }) => a.id === secretOverdue)).toMatchObject({ account_id: null, account_name: null, account_hidden: true });
+    expect(json.activities.find((a: { id: number }) => a.id === acmeOverdue)).toMatchObject({ account_id: acme, account_name: 'Acme Manufacturing', account_hidden: false });
+    expect(JSON.stringify(json)).not.toContain(PRIVATE);
+
+    const page = await director.get(`/crm/activities?due=overdue&account=${secret}`);
+    expect(page.status).toBe(200);
+    const text = visibleText(page.text);
+    expect(text).toContain('Part of this filter no longer applies and was left out: an account you cannot see.');
+    expect(text).toContain('Overdue');
+    expect(page.text).not.toContain(PRIVATE);
+    expect(visibleText(rowOf(page.text, secretOverdue))).toContain('an account you cannot see');
+    expect(rowOf(page.text, acmeOverdue)).not.toBe('');
+    const fragment = await director.htmxGet(`/crm/activities?due=overdue&account=${secret}`);
+    expect(fragment.text).not.toContain('<html');
+    expect(visibleText(fragment.text)).toContain('left out: an account you cannot see');
+    expect(rowOf(fragment.text, acmeOverdue)).not.toBe('');
+
+    // An account they may see still filters, without a notice.
+    const acmes = (await director.get(`/crm/activities.json?due=overdue&account=${acme}`)).body;
+    expect(activityIds(acmes)).toContain(acmeOverdue);
+    expect(activityIds(acmes)).not.toContain(secretOverdue);
+    expect(acmes.activities.every((a: { account_id: number }) => a.account_id === acme)).toBe(true);
+    expect(acmes.left_out_of_filter).toBeUndefined();
+    expect(visibleText((await director.get(`/crm/activities?due=overdue&account=${acme}`)).text)).not.toContain('left out');
+    // Its owner, who may see it, filters by it.
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect(activityIds((await rep1.get(`/crm/activities.json?due=overdue&account=${secret}`)).body)).toEqual([secretOverdue]);
+    expect(visibleText((await rep1.get(`/crm/activities?due=overdue&account=${secret}`)).text)).toContain(`Overdue · ${PRIVATE}`);
+  });
+
+  test('the to-do page counts the accounts the reader may not see as one group, linked to the list of just their activities; every count is what its link lists', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const todo = (await director.get('/crm/activities/todo.json')).body;
+    const hidden = todo.by_account.filter((a: { account_hidden: boolean }) => a.account_hidden);
+    expect(hidden).toEqual([expect.objectContaining({ account_id: null, account_name: null })]);
+    expect(hidden[0].overdue).toBeGreaterThanOrEqual(2);
+    expect(hidden[0].urls.overdue).toBe('/crm/activities?due=overdue&account=hidden');
+    const overdueHidden = activityIds((await director.get(asJson(hidden[0].urls.overdue))).body);
+    expect(overdueHidden).toEqual(expect.arrayContaining([secretOverdue, otherOverdue]));
+    expect(overdueHidden).not.toContain(acmeOverdue);
+    const ids = [...todo.by_account, ...todo.upcoming].map((g: { account_id: number | null }) => g.account_id);
+    expect(ids).not.toContain(secret);
+    expect(ids).not.toContain(other);
+    expect(JSON.stringify(todo)).not.toMatch(new RegExp(`account=(${secret}|${other})\\b`));
+    const upcomingHidden = todo.upcoming.filter((g: { next_contact_on: string; account_hidden: boolean }) => g.next_contact_on === day(6) && g.account_hidden);
+    expect(upcomingHidden).toEqual([expect.objectContaining({ account_id: null, account_name: null, url: `/crm/activities?on=${day(6)}&account=hidden` })]);
+    expect(upcomingHidden[0].count).toBeGreaterThanOrEqual(2);
+
+    const page = await director.get('/crm/activities/todo');
+    expect(page.text).toContain('href="/crm/activities?due=overdue&amp;account=hidden"');
+    expect(visibleText(page.text)).toContain('Accounts you cannot see');
+    expect(page.text).not.toMatch(new RegExp(`account=(${secret}|${other})\\b`));
+    expect(page.text).not.toContain(PRIVATE);
+    const list = await director.get('/crm/activities?due=overdue&account=hidden');
+    expect(visibleText(list.text)).toContain('Overdue · accounts you cannot see');
+    expect(rowOf(list.text, secretOverdue)).not.toBe('');
+
+    // Every count of the page, for the director and for rep1 (who sees both accounts, each its own group), is the
+    // number of activities its link lists: an account they see, no account, the accounts they do not.
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const rep1Todo = (await rep1.get('/crm/activities/todo.json')).body;
+    expect(rep1Todo.by_account.find((a: { account_id: number }) => a.account_id === secret)).toMatchObject({ account_name: PRIVATE, account_hidden: false });
+    for (const [session, body] of [[director, todo], [rep1, rep1Todo]] as const) {
+      const groups = body.by_account as { account_id: number | null; urls: Record<string, string>; [due: string]: unknown }[];
+      expect(groups.some((a) => a.account_id === acme)).toBe(true);
+      for (const a of groups) {
+        for (const due of ['today', 'overdue', 'unassigned']) {
+          if (a[due]) expect([a.urls[due], (await session.get(asJson(a.urls[due]))).body.pagination.total]).toEqual([a.urls[due], a[due]]);
+        }
+      }
+      for (const g of body.upcoming as { url: string; count: number }[]) {
+        expect([g.url, (await session.get(asJson(g.url))).body.pagination.total]).toEqual([g.url, g.count]);
+      }
+    }
+  });
+});
+
 describe('an opportunity’s activities follow it', () => {
   test('when the opportunity changes account or project, its activities are listed, filtered and grouped under the new ones', async () => {
     const director = await Session.signIn(host.app, 'director');
