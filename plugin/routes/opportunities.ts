@@ -29,17 +29,45 @@ import { savedFilterRoutes, UNTOUCHED_SAVED_FILTERS, type SavedFilterState } fro
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/opportunities` : '/crm/opportunities');
 export const opportunityUrl = (id: number) => `/crm/opportunities/${id}`;
 
-export function opportunityJson(o: Opportunity) {
+/**
+ * The opportunity as stored: what its edit form starts from, an account, contact or partner the editor may not see
+ * included (it is kept on saving).
+ */
+function opportunityFields(o: Opportunity) {
   return {
     id: o.id, name: o.name, project_id: o.project_id, account_id: o.account_id, contact_id: o.contact_id, owner_id: o.owner_id,
     status_id: o.status_id, amount_minor: o.amount_minor, amount: o.amount_minor === null ? null : amountInput(o.amount_minor, o.currency),
     currency: o.currency, expected_close_on: o.expected_close_on, partner_id: o.partner_id, description: o.description,
-    is_locked: o.is_locked, lock_version: o.lock_version, url: opportunityUrl(o.id),
+    is_locked: o.is_locked, lock_version: o.lock_version,
   };
 }
 
-/** What a JSON client may read under the field rules: hidden fields are left out. */
-const visibleJson = (o: Opportunity, rules: FieldRules) => visibleOpportunityFields(opportunityJson(o), rules);
+/** Of the records an opportunity points to, those this reader may see, else null (none, or one they may not see). */
+async function visibleReferences(ctx: CrmContext, opp: Opportunity) {
+  return {
+    account: opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null,
+    contact: opp.contact_id ? await findVisibleContact(ctx, opp.contact_id) : null,
+    partner: opp.partner_id ? await findVisiblePartner(ctx, opp.partner_id) : null,
+  };
+}
+
+type SeenReferences = Record<'account' | 'contact' | 'partner', { id: number } | null>;
+
+/**
+ * The opportunity as this reader may read it: the id of its account, contact and partner only where they may see
+ * it; one they may not is null and `<kind>_hidden`, as the page says "an account you cannot see" (and as the list
+ * and the sales activity lists give it). The field rules then leave out what they hide, with those (S5).
+ */
+function opportunityJson(o: Opportunity, seen: SeenReferences, rules: FieldRules) {
+  const hidden = (stored: number | null, visible: { id: number } | null) => stored !== null && !visible;
+  return visibleOpportunityFields({
+    ...opportunityFields(o),
+    account_id: seen.account?.id ?? null, account_hidden: hidden(o.account_id, seen.account),
+    contact_id: seen.contact?.id ?? null, contact_hidden: hidden(o.contact_id, seen.contact),
+    partner_id: seen.partner?.id ?? null, partner_hidden: hidden(o.partner_id, seen.partner),
+    url: opportunityUrl(o.id),
+  }, rules);
+}
 
 /** What the list says about the filter it applied. */
 interface FilterNotes {
@@ -286,12 +314,9 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
   const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
   const hidden = hiddenFields(rules);
   const status = allStatuses.find((s) => s.id === opp.status_id)!;
-  // The account's name only for those who may see the account; others learn that there is one, not which.
-  const account = opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null;
+  // The account, contact and partner are named only to those who may see them; others learn that there is one, not which.
+  const { account, contact, partner } = await visibleReferences(ctx, opp);
   const hiddenAccount = Boolean(opp.account_id) && !account;
-  // Likewise the contact and the partner: named only to those who may see them.
-  const contact = opp.contact_id ? await findVisibleContact(ctx, opp.contact_id) : null;
-  const partner = opp.partner_id ? await findVisiblePartner(ctx, opp.partner_id) : null;
   const owner = opp.owner_id ? await ctx.host.userById(opp.owner_id) : null;
   const log = await presentHistory(ctx, await history(knex, 'opportunity', opp.id, pageParam(req), 20), { currency: opp.currency, hiddenFields: hidden });
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
@@ -312,7 +337,10 @@ export async function detailPage(ctx: CrmContext, req: Request, opp: Opportunity
       canDelete: canEdit && !opp.is_locked && (await ctx.host.can(ctx.user, 'delete_opportunities', project)), moveTargets, formatMoney, panels, sidebar,
       canAdd: await ctx.host.can(ctx.user, 'add_opportunities'),
     },
-    json: { opportunity: visibleJson(opp, rules), status: { id: status.id, name: status.name, kind: status.kind, probability: status.probability }, can_edit: canEdit },
+    json: {
+      opportunity: opportunityJson(opp, { account, contact, partner }, rules),
+      status: { id: status.id, name: status.name, kind: status.kind, probability: status.probability }, can_edit: canEdit,
+    },
   };
 }
 
@@ -349,7 +377,8 @@ const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
     const next = text(formBody(req), 'and_new') === '1' ? `${base(ctx)}/new?account_id=${opp.account_id ?? ''}&partner_id=${opp.partner_id ?? ''}` : opportunityUrl(opp.id);
     // htmx would follow a 303 inside its request and swap the next page into the form; it navigates on HX-Redirect.
     if (req.get('HX-Request')) return void res.set('HX-Redirect', next).status(201).end();
-    if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: opportunityJson(opp) });
+    // Not under the field rules: the creator gets back what they sent.
+    if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: opportunityJson(opp, await visibleReferences(ctx, opp), new Map()) });
     res.redirect(303, next);
   });
 };
@@ -416,7 +445,8 @@ export function opportunityRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const opp = await requireEditableOpportunity(ctx, idParam(req));
         const project = await ctx.host.projectById(opp.project_id);
-        await respond(ctx.host, req, res, await formPage(ctx, project, opp, { ...opportunityJson(opp), amount: opportunityJson(opp).amount ?? '' } as FormInput));
+        const stored = opportunityFields(opp);
+        await respond(ctx.host, req, res, await formPage(ctx, project, opp, { ...stored, amount: stored.amount ?? '' } as FormInput));
       },
     },
     {
@@ -430,7 +460,7 @@ export function opportunityRoutes(): CrmRoute[] {
         // a hidden name is not, the form asks for a new one.
         const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
         const name = hiddenFields(rules).has('name') ? '' : `${opp.name} (copy)`;
-        const values = { ...visibleJson(opp, rules), name, project_id: String(opp.project_id) } as FormInput;
+        const values = { ...visibleOpportunityFields(opportunityFields(opp), rules), name, project_id: String(opp.project_id) } as FormInput;
         await respond(ctx.host, req, res, await formPage({ ...ctx, project: canAddThere ? project : null }, canAddThere ? project : null, null, values));
       },
     },

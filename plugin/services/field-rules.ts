@@ -93,14 +93,19 @@ export function hiddenFields(rules: FieldRules): Set<OpportunityField> {
   return hidden;
 }
 
-/** What is shown in place of a field, or computed from it: it goes with the field. */
+/**
+ * What is shown in place of a field, or computed from it: it goes with the field. (`<field>_hidden` says that the
+ * field points to a record the reader may not see: where the rules hide the field, not even that is said.)
+ */
 const SHOWN_WITH: Partial<Record<OpportunityField, readonly string[]>> = {
   amount_minor: ['amount', 'weighted_minor'],
-  account_id: ['account_name'],
+  account_id: ['account_name', 'account_hidden'],
+  contact_id: ['contact_hidden'],
+  partner_id: ['partner_hidden'],
 };
 
 /** Keys that the field rules may take out of an opportunity (or of a row, card or JSON made from one). */
-export type HideableKey = OpportunityField | 'amount' | 'weighted_minor' | 'account_name';
+export type HideableKey = OpportunityField | 'amount' | 'weighted_minor' | 'account_name' | 'account_hidden' | 'contact_hidden' | 'partner_hidden';
 /** An opportunity as a user may see it: the hideable keys may be missing. */
 export type SeenOpportunity<T> = Omit<T, HideableKey> & Partial<Pick<T, Extract<keyof T, HideableKey>>>;
 

@@ -137,8 +137,11 @@ export interface OpportunityRow {
   id: number;
   name: string;
   project_id: number;
+  /** The account if this user may see it, else null (none, or one they may not see: `account_hidden`). */
   account_id: number | null;
   account_name: string | null;
+  /** The opportunity has an account this user may not see (the list says "an account you cannot see"). */
+  account_hidden: boolean;
   owner_id: number | null;
   status_id: number;
   status_name: string;
@@ -173,13 +176,17 @@ function toRow(r: Record<string, unknown>): OpportunityRow {
 }
 
 /**
- * The account names of a page's rows, where this user may see the account (one query for the whole page). Read
- * after the page is cut, not joined into it: PostgreSQL hashed all 100,000 accounts for the join before sorting
- * and cutting the page (37 of the admin's 52 ms).
+ * The account names of a page's rows, where this user may see the account (one query for the whole page), and the
+ * account's id only there: one they may not see is `account_hidden`, without its id. Read after the page is cut, not
+ * joined into it: PostgreSQL hashed all 100,000 accounts for the join before sorting and cutting the page (37 of the
+ * admin's 52 ms).
  */
 async function withAccountNames(ctx: CrmContext, rows: OpportunityRow[]): Promise<OpportunityRow[]> {
   const names = await visibleAccountNames(ctx, rows.map((r) => r.account_id).filter((id): id is number => id !== null));
-  return rows.map((r) => ({ ...r, account_name: r.account_id === null ? null : names.get(r.account_id) ?? null }));
+  return rows.map((r) => {
+    const name = r.account_id === null ? null : names.get(r.account_id) ?? null;
+    return { ...r, account_id: name === null ? null : r.account_id, account_name: name, account_hidden: r.account_id !== null && name === null };
+  });
 }
 
 /** What the list's count, totals and status tags read: they are recomputed after a write to any of these. */

@@ -425,6 +425,25 @@ describe('an opportunity’s account hidden by the rules or not visible to the u
     expect(visibleText(rowOf((await rep1.get('/crm/activities?due=overdue')).text, pilotCall))).toContain(PRIVATE);
   });
 
+  test('the opportunity list’s and the opportunity’s JSON leave the account out where the rules hide it, not even saying it is hidden, and give no id where the user may not see it', async () => {
+    const privateId = Number((await host.db.knex('crm_accounts').where({ name: PRIVATE }).first()).id);
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const ruled = [
+      rowsOf((await rep1.get('/crm/opportunities.json?q=support renewal')).body).find((r) => r.id === renewal),
+      (await rep1.get(`/crm/opportunities/${renewal}.json`)).body.opportunity,
+    ];
+    for (const seen of ruled) {
+      expect(seen).toMatchObject({ id: renewal });
+      for (const key of ['account_id', 'account_name', 'account_hidden']) expect(seen).not.toHaveProperty(key);
+    }
+    // The director may see the pilot but not its private account; rep1, whose account it is, may.
+    const director = await Session.signIn(host.app, 'director');
+    expect(rowsOf((await director.get('/crm/opportunities.json?q=private prospect')).body)).toEqual([expect.objectContaining({ id: pilot, account_id: null, account_name: null, account_hidden: true })]);
+    expect((await director.get(`/crm/opportunities/${pilot}.json`)).body.opportunity).toMatchObject({ id: pilot, account_id: null, account_hidden: true });
+    expect(rowsOf((await rep1.get('/crm/opportunities.json?q=private prospect')).body)).toEqual([expect.objectContaining({ id: pilot, account_id: privateId, account_name: PRIVATE, account_hidden: false })]);
+    expect((await rep1.get(`/crm/opportunities/${pilot}.json`)).body.opportunity).toMatchObject({ id: pilot, account_id: privateId, account_hidden: false });
+  });
+
   test('the opportunity’s own activities (list, edit and save JSON) leave the account out where the rules hide it', async () => {
     const acme = Number((await host.db.knex('crm_accounts').where({ name: ACME }).first()).id);
     const rep1 = await Session.signIn(host.app, 'rep1');

@@ -709,6 +709,66 @@ describe('readable history (P6)', () => {
   });
 });
 
+describe('an account, contact or partner the reader may not see (JSON)', () => {
+  /** An opportunity in the CRM project (rep1 and rep2 are there) with Globex, a contact and Pacific Partners, all of crm-americas. */
+  async function crossRegionDeal(name: string): Promise<{ id: number; globex: number; contact: number; pacific: number }> {
+    const knex = host.db.knex;
+    const { director, rep2 } = host.demo.users;
+    const globex = Number((await knex('crm_accounts').where({ name: 'Globex Corporation' }).first()).id);
+    const pacific = Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id);
+    const [c] = await knex('crm_personal_contacts').insert({ last_name: `${name} buyer`, project_id: host.demo.projects['crm-americas'].id, author_id: rep2.id, owner_id: rep2.id }).returning('id');
+    const contact = Number(c.id ?? c);
+    const [o] = await knex('crm_opportunities').insert({
+      project_id: host.demo.projects.crm.id, name, account_id: globex, contact_id: contact, partner_id: pacific, owner_id: director.id, author_id: director.id,
+      status_id: await statusId('Proposal'), amount_minor: 100_000, currency: 'EUR',
+    }).returning('id');
+    return { id: Number(o.id ?? o), globex, contact, pacific };
+  }
+
+  async function removeDeal(deal: { id: number; contact: number }): Promise<void> {
+    await host.db.knex('crm_opportunities').where({ id: deal.id }).delete();
+    await host.db.knex('crm_personal_contacts').where({ id: deal.contact }).delete();
+  }
+
+  test('the list’s and the opportunity’s JSON give the ids of its account, contact and partner only to those who may see them: to others null and *_hidden, as the pages name none', async () => {
+    const deal = await crossRegionDeal('Crossregion deal');
+    const { id, globex, contact, pacific } = deal;
+    const rowOn = (html: string) => new RegExp(`<tr data-opportunity="${id}">[\\s\\S]*?</tr>`).exec(html)?.[0] ?? '';
+    try {
+      // rep1 sees the CRM project's opportunities, but not Globex, the contact or Pacific Partners (crm-americas).
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      expect((await rep1.get(`/crm/accounts/${globex}`)).status).toBe(404);
+      for (const url of ['/crm/opportunities.json?q=crossregion', '/projects/crm/crm/opportunities.json?q=crossregion']) {
+        expect((await rep1.get(url)).body.opportunities).toEqual([expect.objectContaining({ id, account_id: null, account_name: null, account_hidden: true })]);
+      }
+      const page = await rep1.get('/crm/opportunities?q=crossregion');
+      expect(visibleText(rowOn(page.text))).toContain('an account you cannot see');
+      expect(rowOn(page.text)).not.toMatch(new RegExp(`/crm/accounts/${globex}\\b`));
+      const detail = await rep1.get(`/crm/opportunities/${id}.json`);
+      expect(detail.status).toBe(200);
+      expect(detail.body.opportunity).toMatchObject({
+        id, account_id: null, account_hidden: true, contact_id: null, contact_hidden: true, partner_id: null, partner_hidden: true,
+      });
+      expect(visibleText((await rep1.get(`/crm/opportunities/${id}`)).text)).toContain('an account you cannot see');
+      // The edit form still holds what is stored, so that saving keeps it.
+      const form = await rep1.get(`/crm/opportunities/${id}/edit`);
+      expect(form.text).toContain(`name="account_id" value="${globex}"`);
+      expect(form.text).toContain(`name="contact_id" value="${contact}"`);
+
+      // The director may see all three.
+      const director = await Session.signIn(host.app, 'director');
+      expect((await director.get('/crm/opportunities.json?q=crossregion')).body.opportunities)
+        .toEqual([expect.objectContaining({ id, account_id: globex, account_name: 'Globex Corporation', account_hidden: false })]);
+      expect(rowOn((await director.get('/crm/opportunities?q=crossregion')).text)).toContain(`href="/crm/accounts/${globex}"`);
+      expect((await director.get(`/crm/opportunities/${id}.json`)).body.opportunity).toMatchObject({
+        id, account_id: globex, account_hidden: false, contact_id: contact, contact_hidden: false, partner_id: pacific, partner_hidden: false,
+      });
+    } finally {
+      await removeDeal(deal);
+    }
+  });
+});
+
 describe('partner pickers (O1, A10)', () => {
   /** What the edit form would send back for its partner: the selected option, or the id typed in. */
   const partnerSent = (html: string): string => {
