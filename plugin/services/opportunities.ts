@@ -397,11 +397,12 @@ export async function readOpportunityInput(
   }
   const pick = <T>(f: OpportunityField, read: () => T): T | unknown => (locked(f) ? stored[f] : read());
   const name = pick('name', () => errors.text(input, 'name', 'Name', { max: 200, required: true }));
+  // An account, contact or partner kept as it was passes even when this user cannot see it (saving the form must not
+  // drop what someone else chose); one newly chosen must be visible.
+  const kept = (f: 'account_id' | 'contact_id' | 'partner_id', id: number) => locked(f) || (existing !== null && existing[f] === id);
   const accountId = pick('account_id', () => errors.id(input, 'account_id', 'Account')) as number | null;
-  if (accountId && !locked('account_id') && !(await findVisibleAccount(ctx, accountId))) errors.add('account_id', 'Choose an account you can see');
+  if (accountId && !kept('account_id', accountId) && !(await findVisibleAccount(ctx, accountId))) errors.add('account_id', 'Choose an account you can see');
   const contactId = pick('contact_id', () => errors.id(input, 'contact_id', 'Contact')) as number | null;
-  // A contact or partner kept as it was passes even when this user cannot see it; one newly chosen must be visible.
-  const kept = (f: 'contact_id' | 'partner_id', id: number) => locked(f) || (existing !== null && existing[f] === id);
   if (contactId && !kept('contact_id', contactId) && !(await findVisibleContact(ctx, contactId))) errors.add('contact_id', 'Choose a contact you can see');
   const ownerId = pick('owner_id', () => errors.id(input, 'owner_id', 'Owner')) as number | null;
   if (ownerId && !locked('owner_id') && !(await ctx.host.userById(ownerId))) errors.add('owner_id', 'Choose an owner from the list');

@@ -709,7 +709,7 @@ describe('readable history (P6)', () => {
   });
 });
 
-describe('an account, contact or partner the reader may not see (JSON)', () => {
+describe('an account, contact or partner the reader may not see', () => {
   /** An opportunity in the CRM project (rep1 and rep2 are there) with Globex, a contact and Pacific Partners, all of crm-americas. */
   async function crossRegionDeal(name: string): Promise<{ id: number; globex: number; contact: number; pacific: number }> {
     const knex = host.db.knex;
@@ -763,6 +763,36 @@ describe('an account, contact or partner the reader may not see (JSON)', () => {
       expect((await director.get(`/crm/opportunities/${id}.json`)).body.opportunity).toMatchObject({
         id, account_id: globex, account_hidden: false, contact_id: contact, contact_hidden: false, partner_id: pacific, partner_hidden: false,
       });
+    } finally {
+      await removeDeal(deal);
+    }
+  });
+
+  test('saving an opportunity keeps an account the editor may not see, as it keeps such a contact or partner; a newly chosen one must be one they may see', async () => {
+    const deal = await crossRegionDeal('Crossregion edit');
+    const { id, globex, contact, pacific } = deal;
+    const initech = Number((await host.db.knex('crm_accounts').where({ name: 'Initech' }).first()).id); // crm-americas too
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const form = await rep1.get(`/crm/opportunities/${id}/edit`);
+      expect(form.status).toBe(200);
+      expect(form.text).not.toContain('Globex');
+      const sent = (field: string) => new RegExp(`name="${field}" value="(\\d*)"`).exec(form.text)![1];
+      const row = await host.db.knex('crm_opportunities').where({ id }).first();
+      const values = {
+        name: row.name, status_id: String(row.status_id), currency: row.currency, amount: '1500', account_id: sent('account_id'), contact_id: sent('contact_id'),
+        partner_id: String(pacific), lock_version: lockVersionIn(form.text),
+      };
+      const saved = await rep1.post(`/crm/opportunities/${id}`, values);
+      expect([saved.status, saved.headers.location]).toEqual([303, `/crm/opportunities/${id}`]);
+      expect(await host.db.knex('crm_opportunities').where({ id }).first()).toMatchObject({ account_id: globex, contact_id: contact, partner_id: pacific });
+      expect(Number((await host.db.knex('crm_opportunities').where({ id }).first()).amount_minor)).toBe(150_000);
+
+      const refused = await rep1.post(`/crm/opportunities/${id}`, { ...values, account_id: String(initech), lock_version: String(Number(values.lock_version) + 1) });
+      expect(refused.status).toBe(422);
+      expect(refused.text).toContain('data-field="account_id"');
+      expect(visibleText(refused.text)).toContain('Choose an account you can see');
+      expect((await host.db.knex('crm_opportunities').where({ id }).first()).account_id).toBe(globex);
     } finally {
       await removeDeal(deal);
     }
