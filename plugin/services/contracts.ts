@@ -113,9 +113,12 @@ function filteredQuery(knex: Knex, scope: RecordScope, f: ContractFilters, optio
   return q;
 }
 
+/** A contract with what its pages show; `account_id` is the stored one (an upsell is for it), which contractJson gives only where the reader may see it. */
 export interface ContractRow extends Contract {
   /** Null when the user may not see the account. */
   account_name: string | null;
+  /** The contract has an account this user may not see (its pages say "an account you cannot see"). */
+  account_hidden: boolean;
   category_name: string | null;
   /** As this user may read it: `Opportunity #<id>` where the field rules of its status hide the name (S5). */
   opportunity_name: string | null;
@@ -135,7 +138,10 @@ async function rowsOf(ctx: CrmContext, rows: Record<string, unknown>[]): Promise
   const contracts = rows.map((r) => ({ ...toContract(r), category_name: (r.category_name as string | null) ?? null, opportunity_name: opportunityName(r) }));
   const names = await visibleAccountNames(ctx, contracts.map((c) => c.account_id).filter((id): id is number => id !== null));
   const today = todayUtc();
-  return contracts.map((c) => ({ ...c, account_name: c.account_id !== null ? names.get(c.account_id) ?? null : null, expired: c.status === 'active' && c.ends_on !== null && c.ends_on < today }));
+  return contracts.map((c) => {
+    const accountName = c.account_id !== null ? names.get(c.account_id) ?? null : null;
+    return { ...c, account_name: accountName, account_hidden: c.account_id !== null && accountName === null, expired: c.status === 'active' && c.ends_on !== null && c.ends_on < today };
+  });
 }
 
 export interface ContractTypeCount {
@@ -212,9 +218,11 @@ export async function contractsOfOpportunity(ctx: CrmContext, opp: Opportunity):
   return rowsOf(ctx, rows);
 }
 
+/** The contract as its reader may read it: the id of its account only where they may see it, else null and `account_hidden`. */
 export function contractJson(c: ContractRow) {
   return {
-    id: c.id, name: c.name, code: c.code, kind: c.kind, status: c.status, expired: c.expired, account_id: c.account_id, account_name: c.account_name,
+    id: c.id, name: c.name, code: c.code, kind: c.kind, status: c.status, expired: c.expired,
+    account_id: c.account_hidden ? null : c.account_id, account_name: c.account_name, account_hidden: c.account_hidden,
     opportunity_id: c.opportunity_id, quote_id: c.quote_id, project_id: c.project_id, owner_id: c.owner_id, product_id: c.product_id,
     category_id: c.category_id, category_name: c.category_name, quantity_milli: c.quantity_milli, amount_minor: c.amount_minor,
     amount: amountInput(c.amount_minor, c.currency), currency: c.currency, starts_on: c.starts_on, ends_on: c.ends_on, renewal: c.renewal,

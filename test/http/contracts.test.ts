@@ -187,6 +187,36 @@ describe('contract detail, account tab and upsell (C3)', () => {
     expect(visibleText(tab.text)).not.toContain('arrive with');
   });
 
+  test('the JSON gives a contract’s account_id only to those who may see the account: to others the list and the contract say null and account_hidden, as their pages name no account', async () => {
+    // Parts & Bolts Supply is the CRM project's, neither managed nor written by rep2: sales reps see their own accounts
+    // (the demo's visibility), so rep2 may not see it, though they see the contract of their own opportunity.
+    expect(await knex()('crm_role_visibility as v').join('roles as r', 'r.id', 'v.role_id').where({ 'r.name': 'Sales rep', 'v.entity': 'accounts' }).first('v.level')).toEqual({ level: 'own' });
+    const parts = await idOf('crm_accounts', { name: 'Parts & Bolts Supply' });
+    const { ids } = await soldDeal({ project: 'crm', owner: 'rep2', account: 'Parts & Bolts Supply', contracts: [{ name: 'Boltwatch maintenance' }] });
+    const [id] = ids;
+    const namesAccount = new RegExp(`/crm/accounts/${parts}\\b|account=${parts}\\b`);
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`/crm/accounts/${parts}`)).status).toBe(404);
+    for (const url of ['/crm/contracts.json?q=boltwatch', '/projects/crm/crm/contracts.json?q=boltwatch']) {
+      expect((await rep2.get(url)).body.contracts).toEqual([expect.objectContaining({ id, account_id: null, account_name: null, account_hidden: true })]);
+    }
+    const detail = await rep2.get(`/crm/contracts/${id}.json`);
+    expect(detail.status).toBe(200);
+    expect(detail.body.contract).toMatchObject({ id, account_id: null, account_name: null, account_hidden: true });
+    for (const url of ['/crm/contracts?q=boltwatch', `/crm/contracts/${id}`]) {
+      const page = await rep2.get(url);
+      expect(visibleText(page.text)).toContain('an account you cannot see');
+      expect(visibleText(page.text)).not.toContain('Parts & Bolts');
+      expect(page.text).not.toMatch(namesAccount);
+    }
+
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.get('/crm/contracts.json?q=boltwatch')).body.contracts)
+      .toEqual([expect.objectContaining({ id, account_id: parts, account_name: 'Parts & Bolts Supply', account_hidden: false })]);
+    expect((await director.get(`/crm/contracts/${id}.json`)).body.contract).toMatchObject({ id, account_id: parts, account_hidden: false });
+    expect((await director.get(`/crm/contracts/${id}`)).text).toContain(`href="/crm/contracts?account=${parts}"`);
+  });
+
   test('upsell from a time-based contract: prefilled with account, product and renewal dates; saved as a new opportunity', async () => {
     const { ids } = await soldDeal({ project: 'crm-europe', owner: 'rep1', account: 'Acme Manufacturing', contracts: [
       { name: 'Upsell licence', category: 'Software licences', starts: '2026-06-01', ends: '2027-06-01', amount: 480_000 },
