@@ -24,7 +24,7 @@ const numberParam = (req: Request, name: string) => (/^\d{1,10}$/.test(String(re
 
 export function activityJson(a: Activity) {
   return {
-    id: a.id, record_type: a.record_type, record_id: a.record_id, account_id: a.account_id, project_id: a.project_id, category_id: a.category_id,
+    id: a.id, record_type: a.record_type, record_id: a.record_id, account_id: a.account_id, account_hidden: a.account_hidden, project_id: a.project_id, category_id: a.category_id,
     category: a.category_name, subject: a.subject, notes: a.notes, occurred_at: a.occurred_at, duration_minutes: a.duration_minutes,
     next_contact_on: a.next_contact_on, responsible_id: a.responsible_id, is_personal: a.is_personal, author_id: a.author_id,
     lock_version: a.lock_version, calendar_url: `/crm/activities/${a.id}/calendar.ics`,
@@ -252,7 +252,7 @@ async function dueListHandler(ctx: CrmContext, req: Request, res: Response) {
     title, view: 'activities/index', project: ctx.project, status: error ? 422 : 200,
     locals: { rows, meta, users, base, params, title, error, leftOut, recordLink, pageLink: (page: number) => `${base}${qs({ ...params, page: String(page) })}`, project: ctx.project },
     json: error ? { error: error.message, fields: error.fieldErrors } : {
-      activities: rows.map((r) => ({ ...activityJson(r), account_name: r.account_name, account_hidden: r.account_hidden, record_name: r.record_name, record_url: recordLink(r) })),
+      activities: rows.map((r) => ({ ...activityJson(r), account_name: r.account_name, record_name: r.record_name, record_url: recordLink(r) })),
       pagination: meta, filters: params, ...leftOutJson(leftOut),
     },
   });

@@ -71,7 +71,10 @@ export interface Activity extends ActivityData {
   id: number;
   record_type: ActivityRecordType;
   record_id: number;
+  /** As this user may read it (seenOn, listDue): null where the rules hide it or they may not see the account. */
   account_id: number | null;
+  /** The activity has an account this user may not see (the lists say "an account you cannot see"), given without its id. */
+  account_hidden: boolean;
   project_id: number | null;
   category_name: string;
   author_id: number | null;
@@ -133,7 +136,7 @@ export async function activityCategories(knex: Knex, includeId: number | null = 
 function toActivity(r: Record<string, unknown>): Activity {
   return {
     id: Number(r.id), record_type: r.record_type as ActivityRecordType, record_id: Number(r.record_id),
-    account_id: r.account_id === null ? null : Number(r.account_id), project_id: r.project_id === null ? null : Number(r.project_id),
+    account_id: r.account_id === null ? null : Number(r.account_id), account_hidden: false, project_id: r.project_id === null ? null : Number(r.project_id),
     category_id: Number(r.category_id), category_name: String(r.category_name ?? ''), subject: String(r.subject), notes: String(r.notes ?? ''),
     occurred_at: timestampText(r.occurred_at), duration_minutes: r.duration_minutes === null ? null : Number(r.duration_minutes),
     next_contact_on: dateText(r.next_contact_on), responsible_id: r.responsible_id === null ? null : Number(r.responsible_id),
@@ -141,9 +144,15 @@ function toActivity(r: Record<string, unknown>): Activity {
   };
 }
 
-/** An activity of `record` as this user may read it: without its account where the rules hide the record's (S5). */
+/**
+ * An activity of `record` as this user may read it: without its account where the rules hide the record's (S5); with
+ * its id only where it is the record's account and they may see it (as the record's page names it), else
+ * `account_hidden`, as the activity lists give it (listDue).
+ */
 function seenOn(record: ActivityRecord, activity: Activity): Activity {
-  return record.accountHidden ? { ...activity, account_id: null } : activity;
+  if (record.accountHidden) return { ...activity, account_id: null, account_hidden: false };
+  const seen = activity.account_id !== null && activity.account_id === record.accountId && record.accountName !== null;
+  return { ...activity, account_id: seen ? activity.account_id : null, account_hidden: activity.account_id !== null && !seen };
 }
 
 /** Timestamps as ISO text in UTC, whether the driver returns a Date (PostgreSQL) or the stored text (SQLite). */
@@ -426,8 +435,6 @@ async function nameableAccounts(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder
 export interface DueRow extends Activity {
   /** Null where the account is not shown, or the user may not see it. */
   account_name: string | null;
-  /** The activity has an account this user may not see (the lists say "an account you cannot see"). */
-  account_hidden: boolean;
   /** As this user may read it (see ActivityRecord.name). */
   record_name: string | null;
 }

@@ -431,6 +431,39 @@ describe('activities of an account the reader may not see', () => {
     expect(visibleText((await rep1.get(`/crm/activities?due=overdue&account=${secret}`)).text)).toContain(`Overdue · ${PRIVATE}`);
   });
 
+  test('an opportunity’s activities (its panel, an edit, a new one, an activity’s history) give no id for an account the reader may not see: null and account_hidden, as the activity list does', async () => {
+    const [pilot] = opportunities;
+    const sent = (s: Session, url: string, body: Record<string, unknown>) => s.agent.post(url).set('Accept', 'application/json').set('X-CSRF-Token', s.csrf).send(body);
+    const director = await Session.signIn(host.app, 'director');
+    expect((await director.get(`/crm/opportunities/${pilot}`)).status).toBe(200);
+    const unseen = { account_id: null, account_hidden: true };
+    const panel = await director.get(`/crm/opportunities/${pilot}/activities.json`);
+    expect(panel.status).toBe(200);
+    expect(panel.body.activities.find((a: { id: number }) => a.id === secretOverdue)).toMatchObject({ id: secretOverdue, ...unseen });
+    expect((await director.get(`/crm/activities/${secretOverdue}/history.json`)).body.activity).toMatchObject({ id: secretOverdue, ...unseen });
+    const edit = await director.get(`/crm/opportunities/${pilot}/activities/${secretOverdue}/edit.json`);
+    expect(edit.status).toBe(200);
+    expect(edit.body.activity).toMatchObject({ id: secretOverdue, ...unseen });
+    const created = await sent(director, `/crm/opportunities/${pilot}/activities`, { category_id: await categoryId('Call'), subject: 'Call about the secret pilot' });
+    expect(created.status).toBe(201);
+    const id = Number(created.body.activity.id);
+    try {
+      expect(created.body.activity).toMatchObject(unseen);
+      // Stored with the opportunity's account all the same, and given to its owner, who may see it.
+      expect(Number((await knex()('crm_sales_activities').where({ id }).first()).account_id)).toBe(secret);
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const theirs = (await rep1.get(`/crm/opportunities/${pilot}/activities.json`)).body.activities as { id: number }[];
+      expect(theirs.filter((a) => a.id === id || a.id === secretOverdue)).toEqual([
+        expect.objectContaining({ id, account_id: secret, account_hidden: false }), expect.objectContaining({ id: secretOverdue, account_id: secret, account_hidden: false }),
+      ]);
+      // An account's own activities name it: whoever reads them may see it.
+      const acmes = (await director.get(`/crm/accounts/${acme}/activities.json`)).body.activities as { account_id: number; account_hidden: boolean }[];
+      expect(acmes.every((a) => a.account_id === acme && !a.account_hidden)).toBe(true);
+    } finally {
+      await knex()('crm_sales_activities').where({ id }).delete();
+    }
+  });
+
   test('the to-do page counts the accounts the reader may not see as one group, linked to the list of just their activities; every count is what its link lists', async () => {
     const director = await Session.signIn(host.app, 'director');
     const todo = (await director.get('/crm/activities/todo.json')).body;

@@ -450,7 +450,8 @@ describe('an opportunity’s account hidden by the rules or not visible to the u
     const listed = await rep1.get(`/crm/opportunities/${renewal}/activities.json`);
     expect(listed.status).toBe(200);
     const call = (listed.body.activities as { id: number; account_id: number | null }[]).find((a) => a.id === renewalCall)!;
-    expect(call).toMatchObject({ id: renewalCall, account_id: null });
+    // Not even said to be an account the user may not see: the rules hide the field (as on the activity list).
+    expect(call).toMatchObject({ id: renewalCall, account_id: null, account_hidden: false });
     const edit = await rep1.get(`/crm/opportunities/${renewal}/activities/${renewalCall}/edit.json`);
     expect(edit.status).toBe(200);
     expect(edit.body.activity).toMatchObject({ id: renewalCall, account_id: null });
