@@ -38,11 +38,15 @@ function contactFields(c: PersonalContact) {
 }
 
 /**
- * The contact as this reader may read it. `partner`: its partner if they may see it (findVisiblePartner); one they
- * may not is not confirmed by its id, as the list's JSON leaves it out too (listContacts).
+ * The contact as this reader may read it, `partner` and `project` being its own where they may see them, as its page
+ * names them: one they may not see is not confirmed by its id but is `partner_hidden` / `project_hidden`, as the
+ * list's JSON gives a partner (listContacts) and the opportunity and activity JSON an account.
  */
-function contactJson(c: PersonalContact, partner: { id: number; name: string } | null) {
-  return { ...contactFields(c), partner_id: partner?.id ?? null, partner: partner ? { id: partner.id, name: partner.name } : null, url: contactUrl(c.id) };
+function contactJson(c: PersonalContact, partner: { id: number; name: string } | null, project: { id: number } | null) {
+  return {
+    ...contactFields(c), partner_id: partner?.id ?? null, partner_hidden: c.partner_id !== null && !partner, partner: partner ? { id: partner.id, name: partner.name } : null,
+    project_id: project?.id ?? null, project_hidden: c.project_id !== null && !project, url: contactUrl(c.id),
+  };
 }
 
 async function listPage(ctx: CrmContext, req: Request): Promise<PageResponse> {
@@ -106,7 +110,7 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
     status,
     locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, hiddenProject: Boolean(stored) && !project, accounts, log, files, canEdit, canDelete, taskIn, message, errors },
     json: {
-      personal_contact: { ...contactJson(contact, partner), type: type?.name ?? null, accounts },
+      personal_contact: { ...contactJson(contact, partner, project), type: type?.name ?? null, accounts },
       can_edit: canEdit, error: status >= 400 ? message : undefined, fields: status >= 400 ? errors : undefined,
     },
   };

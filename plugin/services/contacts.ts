@@ -81,10 +81,12 @@ export interface ContactRow {
   phone: string;
   city: string;
   owner_id: number | null;
-  /** The partner if this user may see it, else null (none, or one they may not see: the list names neither). */
+  /** The partner if this user may see it, else null (none, or one they may not see: `partner_hidden`). */
   partner_id: number | null;
   type_name: string | null;
   partner_name: string | null;
+  /** The contact has a partner this user may not see, given without its id or name. */
+  partner_hidden: boolean;
 }
 
 /** A page of the contacts this user may see on this page (global or project), searched and sorted in SQL. */
@@ -96,7 +98,7 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   if (filters.q) whereAnyContains(base, ['c.first_name', 'c.last_name', 'c.email', 'c.job_title', 'c.phone', 'c.city'], filters.q);
   if (filters.type) base.where('c.contact_type_id', filters.type);
   // A contact is also seen through an account it works for: its partner is named (and its id given) only to those
-  // who may see it, from the one join below.
+  // who may see it, from the one join below; to others it is `partner_hidden`.
   const partners = knex('crm_partners as p').select('p.id', 'p.name');
   applyPartnerScope(partners, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
   // (A filter on a partner the reader may not see is left out before it gets here: see the list route.)
@@ -108,10 +110,14 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   const rows = await base.clone()
     .leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
     .leftJoin(partners.as('vp'), 'vp.id', 'c.partner_id')
-    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'c.city', 'c.owner_id', 'vp.id as partner_id', 't.name as type_name', 'vp.name as partner_name')
+    .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'c.city', 'c.owner_id', 'vp.id as partner_id', 't.name as type_name', 'vp.name as partner_name',
+      knex.raw('case when c.partner_id is not null and vp.id is null then 1 else 0 end as partner_hidden'))
     .orderBy([{ column: `c.${filters.sort}`, order: filters.dir }, { column: 'c.first_name', order: filters.dir }, { column: 'c.id', order: filters.dir }])
     .limit(perPage).offset((current - 1) * perPage);
-  return { rows, meta: { page: current, pages, total: count, per_page: perPage } };
+  return {
+    rows: rows.map((r: Record<string, unknown>) => ({ ...r, partner_hidden: Number(r.partner_hidden) === 1 }) as ContactRow),
+    meta: { page: current, pages, total: count, per_page: perPage },
+  };
 }
 
 /** The contact if this user may see it (the global rule applies from any page), else null. */

@@ -199,14 +199,19 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
       expect(text).toContain('Project a project you cannot see');
       expect(text).not.toContain('Far Away Partner');
       expect(text).toContain('Partner a partner you cannot see');
+      // Nor does the JSON give their ids: null, and that there is one the reader may not see.
       const json = (await rep1.get(`/crm/personal-contacts/${id}.json`)).body.personal_contact;
-      expect(json.partner).toBeNull();
+      expect(json).toMatchObject({ id, partner: null, partner_id: null, partner_hidden: true, project_id: null, project_hidden: true });
       const list = await rep1.get('/crm/personal-contacts?q=acrossprojects');
       expect(listedNames(list.text)).toEqual(['Acrossprojects']);
       expect(visibleText(list.text)).not.toContain('Far Away Partner');
+      expect(visibleText(list.text)).toContain('a partner you cannot see');
       const listed = (await rep1.get('/crm/personal-contacts.json?q=acrossprojects')).body.personal_contacts;
-      expect(listed).toEqual([expect.objectContaining({ id, partner_name: null })]);
-      expect((await director.get('/crm/personal-contacts.json?q=acrossprojects')).body.personal_contacts).toEqual([expect.objectContaining({ id, partner_name: 'Far Away Partner' })]);
+      expect(listed).toEqual([expect.objectContaining({ id, partner_id: null, partner_name: null, partner_hidden: true })]);
+      expect((await director.get('/crm/personal-contacts.json?q=acrossprojects')).body.personal_contacts)
+        .toEqual([expect.objectContaining({ id, partner_id: partner, partner_name: 'Far Away Partner', partner_hidden: false })]);
+      expect((await director.get(`/crm/personal-contacts/${id}.json`)).body.personal_contact)
+        .toMatchObject({ id, partner_id: partner, partner_hidden: false, project_id: host.demo.projects['crm-americas'].id, project_hidden: false });
       expect(visibleText((await director.get(`/crm/personal-contacts/${id}`)).text)).toContain(`Project ${host.demo.projects['crm-americas'].name}`);
     } finally {
       await knex()('crm_account_contacts').where({ contact_id: id }).delete();
@@ -215,17 +220,17 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     }
   });
 
-  test('the JSON gives a contact’s partner_id only to those who may see the partner: to others the list and the contact say null, as their pages name no partner', async () => {
+  test('the JSON gives a contact’s partner_id only to those who may see the partner: to others the list and the contact say null and partner_hidden, as their pages name no partner', async () => {
     const pacific = Number((await knex()('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas: rep1 is not there
     const id = await newContact('rep1', { last_name: 'Pacificpartnered', project_id: project('crm-europe') });
     await knex()('crm_personal_contacts').where({ id }).update({ partner_id: pacific });
     try {
       const rep1 = await Session.signIn(host.app, 'rep1');
       const listed = (await rep1.get('/crm/personal-contacts.json?q=pacificpartnered')).body.personal_contacts;
-      expect(listed).toEqual([expect.objectContaining({ id, partner_id: null, partner_name: null })]);
+      expect(listed).toEqual([expect.objectContaining({ id, partner_id: null, partner_name: null, partner_hidden: true })]);
       const own = await rep1.get(`/crm/personal-contacts/${id}.json`);
       expect(own.status).toBe(200);
-      expect(own.body.personal_contact).toMatchObject({ id, partner_id: null, partner: null });
+      expect(own.body.personal_contact).toMatchObject({ id, partner_id: null, partner: null, partner_hidden: true, project_id: host.demo.projects['crm-europe'].id, project_hidden: false });
       expect(JSON.stringify(own.body)).not.toContain('Pacific Partners');
       expect(visibleText((await rep1.get(`/crm/personal-contacts/${id}`)).text)).not.toContain('Pacific Partners');
       // The edit form still holds the stored partner (unnamed), so saving the contact does not drop it.
@@ -236,9 +241,9 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
 
       const director = await Session.signIn(host.app, 'director');
       expect((await director.get('/crm/personal-contacts.json?q=pacificpartnered')).body.personal_contacts)
-        .toEqual([expect.objectContaining({ id, partner_id: pacific, partner_name: 'Pacific Partners' })]);
+        .toEqual([expect.objectContaining({ id, partner_id: pacific, partner_name: 'Pacific Partners', partner_hidden: false })]);
       expect((await director.get(`/crm/personal-contacts/${id}.json`)).body.personal_contact)
-        .toMatchObject({ id, partner_id: pacific, partner: { id: pacific, name: 'Pacific Partners' } });
+        .toMatchObject({ id, partner_id: pacific, partner: { id: pacific, name: 'Pacific Partners' }, partner_hidden: false });
     } finally {
       await knex()('crm_personal_contacts').where({ id }).delete();
     }
