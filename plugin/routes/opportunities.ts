@@ -457,10 +457,13 @@ export function opportunityRoutes(): CrmRoute[] {
         const project = await ctx.host.projectById(opp.project_id);
         const canAddThere = project && (await ctx.host.can(ctx.user, 'add_opportunities', project));
         // Only what this user may see is copied into the form (which may show every field, outside the project):
-        // a hidden name is not, the form asks for a new one.
+        // a hidden name is not, the form asks for a new one; nor an account, contact or partner they may not see,
+        // which a new opportunity could not be saved with.
         const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
         const name = hiddenFields(rules).has('name') ? '' : `${opp.name} (copy)`;
-        const values = { ...visibleOpportunityFields(opportunityFields(opp), rules), name, project_id: String(opp.project_id) } as FormInput;
+        const { account, contact, partner } = await visibleReferences(ctx, opp);
+        const seen = { ...opportunityFields(opp), account_id: account?.id ?? null, contact_id: contact?.id ?? null, partner_id: partner?.id ?? null };
+        const values = { ...visibleOpportunityFields(seen, rules), name, project_id: String(opp.project_id) } as FormInput;
         await respond(ctx.host, req, res, await formPage({ ...ctx, project: canAddThere ? project : null }, canAddThere ? project : null, null, values));
       },
     },

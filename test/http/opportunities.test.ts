@@ -768,6 +768,27 @@ describe('an account, contact or partner the reader may not see', () => {
     }
   });
 
+  test('a copy leaves out the account, contact and partner the user may not see: a new opportunity could not be saved with them', async () => {
+    const deal = await crossRegionDeal('Crossregion copy');
+    const { id, globex, contact, pacific } = deal;
+    const field = (html: string, name: string) => new RegExp(`name="${name}" value="(\\d*)"`).exec(html)?.[1];
+    const partnerChosen = (html: string) => /<select name="partner_id"[^>]*>[\s\S]*?<option value="(\d+)" selected/.exec(html)?.[1] ?? '';
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const copy = await rep1.get(`/crm/opportunities/${id}/copy`);
+      expect(copy.status).toBe(200);
+      expect([field(copy.text, 'account_id'), field(copy.text, 'contact_id'), partnerChosen(copy.text)]).toEqual(['', '', '']);
+      expect(copy.text).toContain('value="Crossregion copy (copy)"');
+      expect(visibleText(copy.text)).not.toContain('a partner you cannot see');
+      // Those who may see them get them copied.
+      const director = await Session.signIn(host.app, 'director');
+      const theirs = await director.get(`/crm/opportunities/${id}/copy`);
+      expect([field(theirs.text, 'account_id'), field(theirs.text, 'contact_id'), partnerChosen(theirs.text)]).toEqual([String(globex), String(contact), String(pacific)]);
+    } finally {
+      await removeDeal(deal);
+    }
+  });
+
   test('saving an opportunity keeps an account the editor may not see, as it keeps such a contact or partner; a newly chosen one must be one they may see', async () => {
     const deal = await crossRegionDeal('Crossregion edit');
     const { id, globex, contact, pacific } = deal;
