@@ -280,10 +280,19 @@ export async function findVisibleAccount(ctx: CrmContext, id: number): Promise<A
 export async function visibleAccountNames(ctx: CrmContext, ids: number[]): Promise<Map<number, string>> {
   const wanted = [...new Set(ids.filter((id) => Number.isInteger(id) && id > 0))];
   if (!wanted.length) return new Map();
-  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
-  const q = ctx.host.knex('crm_accounts as a').whereIn('a.id', wanted).select('a.id', 'a.name');
-  applyAccountScope(q, scope);
+  const { q } = await visibleAccountsAmong(ctx, wanted);
   return new Map((await q).map((r: { id: number; name: string }) => [Number(r.id), String(r.name)]));
+}
+
+/**
+ * Those of `ids` this user may see (from any page), as a query selecting `id` and `name` (visibleAccountNames runs
+ * it; a page may run it with another in the same statement). Wrapped in an object: a knex builder is thenable.
+ */
+export async function visibleAccountsAmong(ctx: CrmContext, ids: number[]): Promise<{ q: Knex.QueryBuilder }> {
+  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const q = ctx.host.knex('crm_accounts as a').whereIn('a.id', ids).select('a.id', 'a.name');
+  applyAccountScope(q, scope);
+  return { q };
 }
 
 /**

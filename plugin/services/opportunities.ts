@@ -5,7 +5,7 @@ import type { HostProject } from '../host';
 import {
   FIELD_LABELS, Opportunity, OpportunityStatus, OPPORTUNITY_FIELDS, RULED_FIELDS, applyOpportunityScope, type OpportunityField,
 } from '../models/opportunity';
-import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, visibleAccountNames } from './accounts';
+import { accountNamesScopeKey, dateText, findVisibleAccount, globalContext, visibleAccountsAmong } from './accounts';
 import { whereAnyContains } from './text-search';
 import { findVisibleContact } from './contacts';
 import {
@@ -15,7 +15,7 @@ import { dayProblem, FieldErrors, text, type FormInput, positiveId, validId } fr
 import { changedFields, journal } from './journal';
 import { isCurrencyCode, parseAmount, percentOf } from './money';
 import type { PageMeta } from './pagination';
-import { findVisiblePartner, partnerOfPartnerUser } from './partners';
+import { findVisiblePartner, partnerNamesScopeKey, partnerOfPartnerUser, visiblePartnersAmong } from './partners';
 import { loadSettings } from './settings';
 import { assertNoContractsLeft, contractsFollowOpportunity } from './opportunity-contracts';
 import { copiesFollowOpportunity, type OpportunityCopies } from './opportunity-copies';
@@ -150,7 +150,9 @@ export interface OpportunityRow {
   amount_minor: number | null;
   currency: string;
   expected_close_on: string | null;
+  /** The partner if this user may see it, else null (none, or one they may not see: `partner_hidden`). */
   partner_id: number | null;
+  partner_hidden: boolean;
   lock_version: number;
   is_locked: boolean;
 }
@@ -176,16 +178,28 @@ function toRow(r: Record<string, unknown>): OpportunityRow {
 }
 
 /**
- * The account names of a page's rows, where this user may see the account (one query for the whole page), and the
- * account's id only there: one they may not see is `account_hidden`, without its id. Read after the page is cut, not
- * joined into it: PostgreSQL hashed all 100,000 accounts for the join before sorting and cutting the page (37 of the
- * admin's 52 ms).
+ * A page's rows with their accounts' names where this user may see the account, and the ids of their account and
+ * partner only where they may see it: one they may not is `account_hidden` / `partner_hidden`, without its id. One
+ * statement for the whole page, accounts and partners together. Read after the page is cut, not joined into it:
+ * PostgreSQL hashed all 100,000 accounts for the join before sorting and cutting the page (37 of the admin's 52 ms).
  */
-async function withAccountNames(ctx: CrmContext, rows: OpportunityRow[]): Promise<OpportunityRow[]> {
-  const names = await visibleAccountNames(ctx, rows.map((r) => r.account_id).filter((id): id is number => id !== null));
+async function withVisibleReferences(ctx: CrmContext, rows: OpportunityRow[]): Promise<OpportunityRow[]> {
+  const knex = ctx.host.knex;
+  const idsOf = (field: 'account_id' | 'partner_id') => [...new Set(rows.map((r) => r[field]).filter((id): id is number => id !== null))];
+  const [accountIds, partnerIds] = [idsOf('account_id'), idsOf('partner_id')];
+  const kinds: Knex.QueryBuilder[] = [];
+  if (accountIds.length) kinds.push((await visibleAccountsAmong(ctx, accountIds)).q.select(knex.raw("'account' as kind")));
+  if (partnerIds.length) kinds.push((await visiblePartnersAmong(ctx, partnerIds)).q.select(knex.raw("'partner' as kind")));
+  const found: { kind: string; id: number | string; name: string }[] = kinds.length ? await (kinds.length > 1 ? kinds[0].unionAll(kinds.slice(1)) : kinds[0]) : [];
+  const accountNames = new Map(found.filter((f) => f.kind === 'account').map((f) => [Number(f.id), String(f.name)]));
+  const seenPartners = new Set(found.filter((f) => f.kind === 'partner').map((f) => Number(f.id)));
   return rows.map((r) => {
-    const name = r.account_id === null ? null : names.get(r.account_id) ?? null;
-    return { ...r, account_id: name === null ? null : r.account_id, account_name: name, account_hidden: r.account_id !== null && name === null };
+    const accountName = r.account_id === null ? null : accountNames.get(r.account_id) ?? null;
+    const partnerSeen = r.partner_id !== null && seenPartners.has(r.partner_id);
+    return {
+      ...r, account_id: accountName === null ? null : r.account_id, account_name: accountName, account_hidden: r.account_id !== null && accountName === null,
+      partner_id: partnerSeen ? r.partner_id : null, partner_hidden: r.partner_id !== null && !partnerSeen,
+    };
   });
 }
 
@@ -238,7 +252,7 @@ export async function listOpportunities(ctx: CrmContext, f: OpportunityFilters, 
     .orderByRaw(`? ${dir === 'desc' ? 'desc' : 'asc'} ${order.nullable ? (dir === 'desc' ? 'nulls last' : 'nulls first') : ''}, o.id ${dir}`, [order.sql])
     .limit(perPage).offset((current - 1) * perPage)).map(toRow);
   return {
-    rows: visibleRows(rules, await withAccountNames(ctx, rows)), meta: { page: current, pages, total: numbers.count, per_page: perPage } as PageMeta,
+    rows: visibleRows(rules, await withVisibleReferences(ctx, rows)), meta: { page: current, pages, total: numbers.count, per_page: perPage } as PageMeta,
     totals: numbers.totals, hiddenAmounts: numbers.hiddenAmounts, tagCounts: numbers.tagCounts,
   };
 }
@@ -564,10 +578,10 @@ export async function kanban(ctx: CrmContext, f: OpportunityFilters, perColumn =
     (await knex('crm_opportunities as o').join(ranked.as('k'), 'k.id', 'o.id')
       .join('crm_opportunity_statuses as s', 's.id', 'o.status_id')
       .where('k.card_rank', '<=', perColumn).select(rowColumns).orderBy('k.card_rank')).map(toRow));
-  // Named apart from the cards, under the accounts' versions and the viewer's account scope as well: a full board
-  // names up to 100 accounts, and would otherwise read them on every view.
-  const namesKey = await listKey(knex, ['crm_accounts', 'crm_account_projects'], [key, await accountNamesScopeKey(ctx)]);
-  const namedCards = await listNumbers(knex, 'kanban-card-names', namesKey, () => withAccountNames(ctx, cards));
+  // Named apart from the cards, under the accounts' and partners' versions and the viewer's scopes of them as well: a
+  // full board names up to 100 accounts, and would otherwise read them on every view.
+  const namesKey = await listKey(knex, ['crm_accounts', 'crm_account_projects', 'crm_partners'], [key, await accountNamesScopeKey(ctx), await partnerNamesScopeKey(ctx)]);
+  const namedCards = await listNumbers(knex, 'kanban-card-names', namesKey, () => withVisibleReferences(ctx, cards));
   const columns = open.map((status) => {
     const { count, totals, hiddenAmounts } = numbersOf(status.id);
     return { status, cards: visibleRows(rules, namedCards.filter((c) => c.status_id === status.id)), count, totals, hiddenAmounts };

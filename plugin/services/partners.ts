@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
@@ -89,10 +90,27 @@ export async function findVisiblePartner(ctx: CrmContext, id: number): Promise<P
 export async function visiblePartnerNames(ctx: CrmContext, ids: number[]): Promise<Map<number, string>> {
   const wanted = [...new Set(ids.filter(validId))];
   if (!wanted.length) return new Map();
-  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
-  const q = ctx.host.knex('crm_partners as p').whereIn('p.id', wanted).select('p.id', 'p.name');
-  applyPartnerScope(q, scope);
+  const { q } = await visiblePartnersAmong(ctx, wanted);
   return new Map((await q).map((r: { id: number; name: string }) => [Number(r.id), String(r.name)]));
+}
+
+/**
+ * Those of `ids` this user may see (from any page), as a query selecting `id` and `name` (visiblePartnerNames runs
+ * it; a page may run it with another in the same statement). Wrapped in an object: a knex builder is thenable.
+ */
+export async function visiblePartnersAmong(ctx: CrmContext, ids: number[]): Promise<{ q: Knex.QueryBuilder }> {
+  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
+  const q = ctx.host.knex('crm_partners as p').whereIn('p.id', ids).select('p.id', 'p.name');
+  applyPartnerScope(q, scope);
+  return { q };
+}
+
+/**
+ * What `visiblePartnerNames` answers depends on, besides the rows of `crm_partners`: the viewer's global partner
+ * scope, as a cache key part.
+ */
+export async function partnerNamesScopeKey(ctx: CrmContext): Promise<string> {
+  return scopeKey(await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
 }
 
 /** A visible partner or 404: the one way routes load a partner by id. */

@@ -739,8 +739,14 @@ describe('an account, contact or partner the reader may not see', () => {
       const rep1 = await Session.signIn(host.app, 'rep1');
       expect((await rep1.get(`/crm/accounts/${globex}`)).status).toBe(404);
       for (const url of ['/crm/opportunities.json?q=crossregion', '/projects/crm/crm/opportunities.json?q=crossregion']) {
-        expect((await rep1.get(url)).body.opportunities).toEqual([expect.objectContaining({ id, account_id: null, account_name: null, account_hidden: true })]);
+        expect((await rep1.get(url)).body.opportunities)
+          .toEqual([expect.objectContaining({ id, account_id: null, account_name: null, account_hidden: true, partner_id: null, partner_hidden: true })]);
       }
+      // The list reads the accounts and partners of its page in one statement, as it read their accounts before.
+      const { statements } = await statementsDuring(host.db.knex, () => rep1.get('/projects/crm/crm/opportunities.json?q=crossregion'));
+      expect(statements.filter((q) => /from ["`]crm_(accounts|partners)["`]/.test(q.sql))).toEqual([
+        expect.objectContaining({ sql: expect.stringMatching(/from ["`]crm_accounts["`][\s\S]*union all[\s\S]*from ["`]crm_partners["`]/) }),
+      ]);
       const page = await rep1.get('/crm/opportunities?q=crossregion');
       expect(visibleText(rowOn(page.text))).toContain('an account you cannot see');
       expect(rowOn(page.text)).not.toMatch(new RegExp(`/crm/accounts/${globex}\\b`));
@@ -758,7 +764,7 @@ describe('an account, contact or partner the reader may not see', () => {
       // The director may see all three.
       const director = await Session.signIn(host.app, 'director');
       expect((await director.get('/crm/opportunities.json?q=crossregion')).body.opportunities)
-        .toEqual([expect.objectContaining({ id, account_id: globex, account_name: 'Globex Corporation', account_hidden: false })]);
+        .toEqual([expect.objectContaining({ id, account_id: globex, account_name: 'Globex Corporation', account_hidden: false, partner_id: pacific, partner_hidden: false })]);
       expect(rowOn((await director.get('/crm/opportunities?q=crossregion')).text)).toContain(`href="/crm/accounts/${globex}"`);
       expect((await director.get(`/crm/opportunities/${id}.json`)).body.opportunity).toMatchObject({
         id, account_id: globex, account_hidden: false, contact_id: contact, contact_hidden: false, partner_id: pacific, partner_hidden: false,
@@ -963,7 +969,9 @@ describe('partner pickers (O1, A10)', () => {
     await rep1.get('/crm/opportunities');
     const { result: list, statements } = await statementsDuring(knex, () => rep1.get('/crm/opportunities'));
     expect(list.status).toBe(200);
-    expect(statements.filter((q) => /from ["`]crm_partners["`]/.test(q.sql))).toEqual([]);
+    // (The page's partners are checked for visibility with its accounts, in the one statement that names them; the
+    // picker's list of partners, in name order, is not read again.)
+    expect(statements.filter((q) => /from ["`]crm_partners["`][\s\S]*order by/.test(q.sql))).toEqual([]);
 
     const [row] = await knex('crm_partners').insert({ name: 'Fresh Europe Partner', project_id: europe }).returning('id');
     const fresh = Number((row as { id?: number }).id ?? row);
