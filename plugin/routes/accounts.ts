@@ -5,9 +5,9 @@ import { respond, respondAfterChange, type PageResponse } from '../http/respond'
 import { formBody, idParam } from '../http/params';
 import type { Account } from '../models/account';
 import {
-  accountFormOptions, addAccountToGroup, addAccountToProject, accountListFilters, canEditAccount, carryNameToType, createAccount, deleteAccount, filterParams, isFavorite, linkedProjectIds, listAccounts,
-  listDeletedAccounts, parseAccountFilters, readAccountInput, requireEditableAccount, requireVisibleAccount, restoreAccount,
-  setFavorite, updateAccount,
+  accountFormOptions, addAccountToGroup, addAccountToProject, accountListFilters, canEditAccount, carryNameToType, createAccount, deleteAccount, filterParams, findShownAccount, isFavorite,
+  linkedProjectIds, listAccounts, listDeletedAccounts, parseAccountFilters, readAccountInput, requireEditableAccount, requireShownAccount, requireVisibleAccount,
+  restoreAccount, setFavorite, updateAccount, type ShownAccount,
 } from '../services/accounts';
 import { activeFields, customValuesOf, fieldKey } from '../services/custom-fields';
 import { isPartnerUser, partnerPicker } from '../services/partners';
@@ -22,7 +22,8 @@ import { savedFilterRoutes, UNTOUCHED_SAVED_FILTERS } from './saved-filter-route
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/accounts` : '/crm/accounts');
 const accountUrl = (id: number) => `/crm/accounts/${id}`;
 
-function accountJson(a: Account) {
+/** The account's stored fields, as the edit form holds them (a parent or partner the editor may not see included: saving keeps them). */
+function accountFields(a: Account) {
   return {
     id: a.id, name: a.name, first_name: a.first_name, last_name: a.last_name, account_type_id: a.account_type_id, organization: a.organization,
     email: a.email, phone: a.phone, street: a.street, city: a.city, postcode: a.postcode, country: a.country,
@@ -30,6 +31,19 @@ function accountJson(a: Account) {
     customer_number: a.customer_number, is_customer: Boolean(a.customer_number), is_supplier: a.is_supplier, is_key_account: a.is_key_account,
     service_expires_on: a.service_expires_on, note: a.note, is_global: a.is_global, is_private: a.is_private, partner_id: a.partner_id,
     parent_id: a.parent_id, lock_version: a.lock_version, url: accountUrl(a.id),
+  };
+}
+
+/**
+ * The account as this reader may read it: the id of its parent account and of its partner only where they may see
+ * them, as the page names them (the Relations tab, "Assign to partner"); one they may not see is null and
+ * `parent_hidden` / `partner_hidden`, as the opportunity and contact JSON give theirs.
+ */
+function accountJson({ account: a, parentSeen, partnerSeen }: ShownAccount) {
+  return {
+    ...accountFields(a),
+    parent_id: parentSeen ? a.parent_id : null, parent_hidden: a.parent_id !== null && !parentSeen,
+    partner_id: partnerSeen ? a.partner_id : null, partner_hidden: a.partner_id !== null && !partnerSeen,
   };
 }
 
@@ -76,7 +90,7 @@ async function formPage(ctx: CrmContext, req: Request, account: Account | null, 
 
 /** What the form shows for an existing account: its stored values, custom values and groups. */
 async function valuesOf(ctx: CrmContext, account: Account): Promise<FormInput> {
-  const values: FormInput = { ...accountJson(account) };
+  const values: FormInput = { ...accountFields(account) };
   for (const [fieldId, value] of await customValuesOf(ctx.host.knex, 'account', account.id)) values[`custom_field_${fieldId}`] = value ?? '';
   values.group_ids = (await ctx.host.knex('crm_account_group_members').where({ account_id: account.id }).pluck('group_id')).map(String);
   for (const k of ['is_supplier', 'is_key_account', 'is_global', 'is_private']) values[k] = (account as unknown as Record<string, boolean>)[k] ? '1' : '';
@@ -84,7 +98,8 @@ async function valuesOf(ctx: CrmContext, account: Account): Promise<FormInput> {
 }
 
 /** The account page on `tab` (default: the `?tab=` of the request); other features' actions re-render it too. */
-export async function accountDetailPage(ctx: CrmContext, req: Request, account: Account, message: string | null = null, tabId?: string): Promise<PageResponse> {
+export async function accountDetailPage(ctx: CrmContext, req: Request, shown: ShownAccount, message: string | null = null, tabId?: string): Promise<PageResponse> {
+  const { account } = shown;
   const tab = findTab(tabId ?? text(req.query as FormInput, 'tab'));
   const tabLocals = await tab.load(ctx, account, pageParam(req));
   const canEdit = await canEditAccount(ctx, account);
@@ -104,10 +119,18 @@ export async function accountDetailPage(ctx: CrmContext, req: Request, account: 
       canAddAccount: await ctx.host.can(ctx.user, 'add_accounts'),
       canAddOpportunity: await ctx.host.can(ctx.user, 'add_opportunities'),
     },
-    json: { account: accountJson(account), tab: tab.id, favorite, can_edit: canEdit },
+    json: { account: accountJson(shown), tab: tab.id, favorite, can_edit: canEdit },
   };
 }
 
+
+/**
+ * The account as its page shows it after a change, read again (its parent may have changed). Should the change have
+ * put it out of the user's sight, the page still shows what they saved, giving no id of its parent or partner.
+ */
+async function shownAfterChange(ctx: CrmContext, account: Account): Promise<ShownAccount> {
+  return (await findShownAccount(ctx, account.id)) ?? { account, parentSeen: false, partnerSeen: false };
+}
 
 /** Runs a form save; a 422 or 409 re-renders the form with the user's input and the messages. */
 async function saveOrRerender(ctx: CrmContext, req: Request, res: Response, account: Account | null, save: () => Promise<void>): Promise<void> {
@@ -156,7 +179,7 @@ const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
     const account = await createAccount(ctx, input, project);
     res.set('HX-Trigger', 'crm:accountSaved');
     if (req.get('HX-Request')) res.set('HX-Redirect', accountUrl(account.id));
-    await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account)), status: 201 }));
+    await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, await shownAfterChange(ctx, account))), status: 201 }));
   });
 };
 
@@ -194,7 +217,7 @@ export function accountRoutes(): CrmRoute[] {
     {
       method: 'get', path: '/crm/accounts/:id', permission: 'view_accounts',
       async handler(ctx, req, res) {
-        await respond(ctx.host, req, res, await accountDetailPage(ctx, req, await requireVisibleAccount(ctx, idParam(req))));
+        await respond(ctx.host, req, res, await accountDetailPage(ctx, req, await requireShownAccount(ctx, idParam(req))));
       },
     },
     {
@@ -212,7 +235,7 @@ export function accountRoutes(): CrmRoute[] {
           const lockVersion = lockVersionOf(formBody(req));
           const input = await readAccountInput(ctx, formBody(req), account);
           const saved = await updateAccount(ctx, account, input, lockVersion);
-          await respondAfterChange(ctx.host, req, res, accountUrl(saved.id), async () => ({ ...(await accountDetailPage(ctx, req, saved, 'Account saved.')), trigger: 'crm:accountSaved' }));
+          await respondAfterChange(ctx.host, req, res, accountUrl(saved.id), async () => ({ ...(await accountDetailPage(ctx, req, await shownAfterChange(ctx, saved), 'Account saved.')), trigger: 'crm:accountSaved' }));
         });
       },
     },
@@ -233,7 +256,7 @@ export function accountRoutes(): CrmRoute[] {
       async handler(ctx, req, res) {
         const account = await requireVisibleAccount(ctx, idParam(req));
         await setFavorite(ctx.host.knex, ctx.user.id, account.id, text(formBody(req), 'favorite') === '1');
-        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account)), trigger: 'crm:accountSaved' }));
+        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, await shownAfterChange(ctx, account))), trigger: 'crm:accountSaved' }));
       },
     },
     {
@@ -244,7 +267,7 @@ export function accountRoutes(): CrmRoute[] {
         const project = (await ctx.host.projectsWhere(ctx.user, 'add_accounts')).find((p) => p.id === projectId);
         if (!project) throw notFound('Project');
         const message = (await addAccountToProject(ctx, account, project)) ? `Added to ${project.name}.` : `Already in ${project.name}.`;
-        await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await accountDetailPage(ctx, req, account, message)), trigger: 'crm:accountSaved' }));
+        await respondAfterChange(ctx.host, req, res, `${accountUrl(account.id)}?tab=projects`, async () => ({ ...(await accountDetailPage(ctx, req, await shownAfterChange(ctx, account), message)), trigger: 'crm:accountSaved' }));
       },
     },
     {
@@ -255,7 +278,7 @@ export function accountRoutes(): CrmRoute[] {
         const group = await ctx.host.knex('crm_account_groups').where({ id: Number.isInteger(groupId) ? groupId : 0, active: true }).first();
         if (!group) throw invalid('Choose a group from the list.', { group_id: 'Choose a group from the list' });
         const message = (await addAccountToGroup(ctx, account, group)) ? `Added to group ${group.name}.` : `Already in group ${group.name}.`;
-        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, account, message)), trigger: 'crm:accountSaved' }));
+        await respondAfterChange(ctx.host, req, res, accountUrl(account.id), async () => ({ ...(await accountDetailPage(ctx, req, await shownAfterChange(ctx, account), message)), trigger: 'crm:accountSaved' }));
       },
     },
   ];

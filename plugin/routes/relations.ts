@@ -4,7 +4,7 @@ import { CrmError } from '../http/errors';
 import { isHtmx, respond, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import type { Account } from '../models/account';
-import { requireEditableAccount, requireVisibleAccount } from '../services/accounts';
+import { requireEditableAccount, requireShownAccount } from '../services/accounts';
 import { text, type FormInput } from '../services/form';
 import {
   addInternalRelation, AmbiguousAccount, findInternalRelation, formatCommission, internalCategories, linkAccounts, readInternalRelation, relationChoices,
@@ -23,8 +23,7 @@ const numberParam = (req: Request, name: string) => {
  * renderer for that page, whoever changed the account); the request is viewed as a GET of that tab.
  */
 export async function renderAccountTab(ctx: CrmContext, req: Request, res: Response, accountId: number, tab: string, trigger: string): Promise<void> {
-  const account = await requireVisibleAccount(ctx, accountId);
-  await respond(ctx.host, req, res, { ...(await accountDetailPage(ctx, req, account, null, tab)), trigger });
+  await respond(ctx.host, req, res, { ...(await accountDetailPage(ctx, req, await requireShownAccount(ctx, accountId), null, tab)), trigger });
 }
 
 /**

@@ -8,6 +8,7 @@ import { ACCOUNT_STREAM_INDEXES } from '../../migrations/20261124_028_account_st
 import { isPg } from '../../migrations/dialect';
 import { whereAnyContains } from './text-search';
 import { Account, AccountGroup, AccountType, ACCOUNT_FIELDS, Industry, applyAccountScope } from '../models/account';
+import { applyPartnerScope } from '../models/partner';
 import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef } from './custom-fields';
 import { FieldErrors, flag, list, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
@@ -263,14 +264,60 @@ export function globalContext(ctx: CrmContext): CrmContext {
   return { ...ctx, project: null, scopeProjects: (permission) => ctx.host.projectsWhere(ctx.user, permission) };
 }
 
+/** Whom the user sees accounts of, from any page (the global rule applies). */
+const accountScopeOf = (ctx: CrmContext) => recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+
 /** The account if this user may see it (from any page: the global rule applies), else null. */
 export async function findVisibleAccount(ctx: CrmContext, id: number): Promise<Account | null> {
   if (!validId(id)) return null;
-  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const account = await visibleAccountQuery(ctx, id, await accountScopeOf(ctx)).first();
+  return account ? normalize(account) : null;
+}
+
+/** The account `id` if this user may see it under `scope`, as a query. */
+function visibleAccountQuery(ctx: CrmContext, id: number, scope: RecordScope) {
   const q = Account.query(ctx.host.knex).alias('a').where('a.id', id).select('a.*');
   applyAccountScope(q, scope);
-  const account = await q.first();
-  return account ? normalize(account) : null;
+  return q;
+}
+
+/** An account as its page shows it: whether the reader may see its parent account and its partner, which it names only then. */
+export interface ShownAccount {
+  account: Account;
+  parentSeen: boolean;
+  partnerSeen: boolean;
+}
+
+/**
+ * The account if this user may see it (as findVisibleAccount), with whether they may see its parent account and its
+ * partner, asked in the statement that loads it: the account page's JSON gives their ids only then (else
+ * `parent_hidden` / `partner_hidden`), and the page, which is benchmarked, reads no more for it.
+ */
+export async function findShownAccount(ctx: CrmContext, id: number): Promise<ShownAccount | null> {
+  if (!validId(id)) return null;
+  const knex = ctx.host.knex;
+  const seenAs = (sub: Knex.QueryBuilder, column: string) => knex.raw(`case when exists ? then 1 else 0 end as ${column}`, [sub]);
+  // The account scope is written for the alias `a`, which inside hides the loaded row: the parent is found by the
+  // loaded account's id. The partner's alias `p` leaves `a` to the loaded row.
+  const scope = await accountScopeOf(ctx);
+  const parent = knex('crm_accounts as a').select(1).where('a.id', knex('crm_accounts as child').select('child.parent_id').where('child.id', id));
+  applyAccountScope(parent, scope);
+  const partner = knex('crm_partners as p').select(1).whereRaw('p.id = a.partner_id');
+  applyPartnerScope(partner, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
+  const q = visibleAccountQuery(ctx, id, scope).select(seenAs(parent, 'parent_seen'), seenAs(partner, 'partner_seen'));
+  const row = (await q.first()) as (Account & { parent_seen?: unknown; partner_seen?: unknown }) | undefined;
+  if (!row) return null;
+  const shown = { parentSeen: Number(row.parent_seen) === 1, partnerSeen: Number(row.partner_seen) === 1 };
+  delete row.parent_seen;
+  delete row.partner_seen;
+  return { account: normalize(row), ...shown };
+}
+
+/** A visible account as its page shows it, or 404. */
+export async function requireShownAccount(ctx: CrmContext, id: number): Promise<ShownAccount> {
+  const shown = await findShownAccount(ctx, id);
+  if (!shown) throw notFound('Account');
+  return shown;
 }
 
 /**
@@ -466,7 +513,9 @@ export async function readAccountInput(ctx: CrmContext, input: FormInput, existi
   else if (groupIds.some((g) => !options.groups.some((o) => o.id === g))) errors.add('group_ids', 'Choose groups from the list');
 
   const parentId = errors.id(input, 'parent_id', 'Parent account');
-  if (parentId) {
+  // A parent kept as it was passes even when this user cannot see it (the edit form holds the stored id, and saving
+  // it must not drop what someone else chose, nor refuse the save); one newly chosen must be visible.
+  if (parentId && parentId !== existing?.parent_id) {
     if (!(await findVisibleAccount(ctx, parentId))) errors.add('parent_id', 'Choose a parent account you can see');
     else if (existing && (await wouldCycle(knex, existing.id, parentId))) errors.add('parent_id', 'An account cannot be placed under itself or one of its sub-accounts');
   }

@@ -820,6 +820,72 @@ describe('editing, locking, deleting (A6, O7, P6)', () => {
   });
 });
 
+describe('an account’s parent and partner the reader may not see (A6, A10)', () => {
+  test('the account’s JSON gives their ids only to those who may see them, else null and parent_hidden / partner_hidden, as the page names neither; the edit form keeps them, and saving too', async () => {
+    const knex = host.db.knex;
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    expect((await rep1.post('/projects/crm-europe/crm/accounts', companyForm({ name: 'Kinship Traders' }))).status).toBe(303);
+    const id = await accountId('Kinship Traders');
+    const globex = await accountId('Globex Corporation'); // crm-americas: rep1 is not there
+    const pacific = Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas too
+    await knex('crm_accounts').where({ id }).update({ parent_id: globex, partner_id: pacific });
+    try {
+      expect((await rep1.get(`/crm/accounts/${globex}`)).status).toBe(404);
+      expect((await rep1.get(`/crm/partners/${pacific}`)).status).toBe(404);
+      for (const tab of ['data', 'relations']) {
+        const json = await rep1.get(`/crm/accounts/${id}.json?tab=${tab}`);
+        expect(json.body.account).toMatchObject({ id, parent_id: null, parent_hidden: true, partner_id: null, partner_hidden: true });
+        expect(JSON.stringify(json.body)).not.toContain('Globex');
+      }
+      const relations = visibleText((await rep1.get(`/crm/accounts/${id}?tab=relations`)).text);
+      expect(relations).toContain('Parent account An account you cannot see');
+      expect(relations).not.toContain('Globex');
+      // The list's JSON gives neither.
+      const [listed] = (await rep1.get('/crm/accounts.json?q=kinship')).body.accounts;
+      expect(listed).toMatchObject({ id, name: 'Kinship Traders' });
+      expect(listed).not.toHaveProperty('parent_id');
+      expect(listed).not.toHaveProperty('partner_id');
+
+      // The edit form holds the stored parent, so saving another field keeps it (and the partner, which "Assign to partner" sets).
+      const form = await rep1.get(`/crm/accounts/${id}/edit`);
+      expect(form.text).toContain(`name="parent_id" value="${globex}"`);
+      const saved = await rep1.post(`/crm/accounts/${id}`, companyForm({ name: 'Kinship Traders', city: 'Riga', parent_id: String(globex), lock_version: lockVersionIn(form.text) }));
+      expect(saved.status).toBe(303);
+      expect(await knex('crm_accounts').where({ id }).first()).toMatchObject({ city: 'Riga', parent_id: globex, partner_id: pacific });
+
+      const director = await Session.signIn(host.app, 'director');
+      expect((await director.get(`/crm/accounts/${id}.json`)).body.account)
+        .toMatchObject({ id, parent_id: globex, parent_hidden: false, partner_id: pacific, partner_hidden: false });
+      expect(visibleText((await director.get(`/crm/accounts/${id}?tab=relations`)).text)).toContain('Parent account Globex Corporation');
+      await knex('crm_accounts').where({ id }).update({ parent_id: null, partner_id: null });
+      expect((await rep1.get(`/crm/accounts/${id}.json`)).body.account).toMatchObject({ id, parent_id: null, parent_hidden: false, partner_id: null, partner_hidden: false });
+    } finally {
+      await knex('crm_account_projects').where({ account_id: id }).delete();
+      await knex('crm_accounts').where({ id }).update({ deleted_at: new Date().toISOString() });
+    }
+  });
+
+  test('the account page reads as many statements for an account with a parent and a partner as for one without', async () => {
+    const knex = host.db.knex;
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    for (const name of ['Kinless Traders', 'Kinful Traders']) expect((await rep1.post('/projects/crm-europe/crm/accounts', companyForm({ name }))).status).toBe(303);
+    const kinless = await accountId('Kinless Traders');
+    const kinful = await accountId('Kinful Traders');
+    await knex('crm_accounts').where({ id: kinful }).update({ parent_id: await accountId('Globex Corporation'), partner_id: Number((await knex('crm_partners').where({ name: 'Pacific Partners' }).first()).id) });
+    try {
+      const statementsOf = async (url: string) => {
+        await rep1.get(url); // the small tables' caches are filled by the first reading
+        return (await statementsDuring(knex, () => rep1.get(url))).statements.length;
+      };
+      expect(await statementsOf(`/crm/accounts/${kinful}.json`)).toBe(await statementsOf(`/crm/accounts/${kinless}.json`));
+      expect(await statementsOf(`/crm/accounts/${kinful}`)).toBe(await statementsOf(`/crm/accounts/${kinless}`));
+    } finally {
+      await knex('crm_account_projects').whereIn('account_id', [kinless, kinful]).delete();
+      await knex('crm_accounts').whereIn('id', [kinless, kinful]).update({ deleted_at: new Date().toISOString() });
+    }
+  });
+});
+
 describe('what every account page reads', () => {
   const SMALL_TABLES = /from ["`](crm_settings|crm_role_visibility|crm_partner_users|crm_account_types|crm_industries|crm_account_groups)["`]/;
 
