@@ -5,6 +5,7 @@ import { activityListLocals, addFormLocals } from './activities';
 import {
   accountActionLocals, partnerActionLocals, roleActionLocals, rolesPanelLocals, taskActionLocals, tasksPanelLocals,
 } from '../services/opportunity-actions';
+import { contactUrl } from './contacts';
 import { newQuoteSidebar, quotesPanel } from './quotes';
 
 /**
@@ -37,7 +38,7 @@ OPPORTUNITY_SIDEBAR.push({
 // Issue #4 point 4, the sidebar actions: related tasks and business roles (O1) as panels; link/create a task,
 // set the account, add a business role and assign a partner in the sidebar (routes in ./opportunity-actions).
 OPPORTUNITY_PANELS.push(
-  { id: 'business-roles', view: 'opportunities/parts/roles-panel', load: rolesPanelLocals },
+  { id: 'business-roles', view: 'opportunities/parts/roles-panel', load: async (ctx, opp, canEdit) => ({ ...(await rolesPanelLocals(ctx, opp, canEdit)), contactUrl }) },
   { id: 'related-tasks', view: 'opportunities/parts/tasks-panel', load: tasksPanelLocals },
 );
 OPPORTUNITY_SIDEBAR.push(

@@ -211,6 +211,24 @@ describe('business roles (O1)', () => {
     expect(shown).toContain('A contact you cannot see — Reference customer');
     expect(shown).not.toContain('Hank');
   });
+
+  test('a business role’s contact is a link that opens the contact’s page', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const id = await oppId('Acme – ERP rollout');
+    const sven = await idOf('crm_personal_contacts', { first_name: 'Sven' });
+    expect((await rep1.post(`/crm/opportunities/${id}/roles`, { contact_id: String(sven), description: 'Opens the contact' })).status).toBe(303);
+    const role = await knex()('crm_business_roles').where({ opportunity_id: id, description: 'Opens the contact' }).first();
+    try {
+      const page = await rep1.get(`/crm/opportunities/${id}`);
+      const item = new RegExp(`<li data-role="${role.id}">[\\s\\S]*?</li>`).exec(page.text)![0];
+      const href = /<a href="([^"]+)">/.exec(item)![1];
+      const contact = await rep1.get(href);
+      expect(contact.status).toBe(200);
+      expect(visibleText(contact.text)).toContain('Sven Holm');
+    } finally {
+      await knex()('crm_business_roles').where({ id: role.id }).delete();
+    }
+  });
 });
 
 describe('assign to partner', () => {
