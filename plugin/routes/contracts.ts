@@ -10,7 +10,7 @@ import { leftOutJson, withoutInvisibleTargets } from '../services/list-filters';
 import { runsOf } from '../services/automation';
 import {
   contractFilterParams, contractJson, createUpsell, listContracts, parseContractFilters, removeContract,
-  requireRemovableContract, requireVisibleContract, upsellProject, upsellValues, type ContractFilters, type ContractRow,
+  requireRemovableContract, requireVisibleContract, upsellAccountId, upsellProject, upsellValues, type ContractFilters, type ContractRow,
 } from '../services/contracts';
 import { text, type FormInput } from '../services/form';
 import { history } from '../services/journal';
@@ -106,7 +106,7 @@ async function upsellPage(ctx: CrmContext, contract: ContractRow, values: FormIn
     view: 'contracts/upsell',
     status: error?.status ?? 200,
     locals: { contract, values, errors: error?.fieldErrors ?? {}, message: error?.message ?? null },
-    json: error ? { error: error.message, fields: error.fieldErrors } : { values },
+    json: error ? { error: error.message, fields: error.fieldErrors } : { values, account_hidden: contract.account_hidden },
   };
 }
 
@@ -175,8 +175,9 @@ export function contractRoutes(): CrmRoute[] {
         const contract = await requireVisibleContract(ctx, idParam(req));
         const project = contract.status === 'active' ? await upsellProject(ctx, contract) : null;
         if (!project) throw notFound('Contract');
-        // The account comes from the contract, not the form: the upsell is for the same customer.
-        const input = { ...formBody(req), account_id: contract.account_id ? String(contract.account_id) : '' };
+        // The account comes from the contract, not the form: the upsell is for the same customer (where the user may see it: upsellAccountId).
+        const accountId = upsellAccountId(contract);
+        const input = { ...formBody(req), account_id: accountId ? String(accountId) : '' };
         let oppId: number;
         try {
           oppId = (await createUpsell(ctx, contract, project, input)).id;

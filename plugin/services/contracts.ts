@@ -113,7 +113,7 @@ function filteredQuery(knex: Knex, scope: RecordScope, f: ContractFilters, optio
   return q;
 }
 
-/** A contract with what its pages show; `account_id` is the stored one (an upsell is for it), which contractJson gives only where the reader may see it. */
+/** A contract with what its pages show; `account_id` is the stored one, which contractJson (and an upsell, upsellAccountId) takes only where the reader may see it. */
 export interface ContractRow extends Contract {
   /** Null when the user may not see the account. */
   account_name: string | null;
@@ -272,11 +272,22 @@ export async function upsellProject(ctx: CrmContext, contract: Contract): Promis
   return project && (await ctx.host.can(ctx.user, 'add_opportunities', project)) ? project : null;
 }
 
-/** The new opportunity form's values for an upsell: the account, the product, closing when the contract renews. */
+/**
+ * The account an upsell of this contract is for: the contract's, where the user may see it. One they may not see is
+ * left out, as an opportunity's copy leaves it out: a new opportunity is saved only with an account its author may
+ * see (readOpportunityInput), and an upsell is a new opportunity, so carrying it would refuse the upsell on a field
+ * its form does not show. Only an edit keeps a stored account its editor may not see.
+ */
+export function upsellAccountId(contract: ContractRow): number | null {
+  return contract.account_hidden ? null : contract.account_id;
+}
+
+/** The new opportunity form's values for an upsell: the account (upsellAccountId), the product, closing when the contract renews. */
 export function upsellValues(contract: ContractRow): FormInput {
+  const accountId = upsellAccountId(contract);
   return {
     name: `Upsell: ${contract.name}`.slice(0, 200),
-    account_id: contract.account_id ? String(contract.account_id) : '',
+    account_id: accountId ? String(accountId) : '',
     currency: contract.currency,
     amount: amountInput(contract.amount_minor, contract.currency),
     expected_close_on: contract.ends_on ?? '',

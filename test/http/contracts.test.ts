@@ -250,4 +250,34 @@ describe('contract detail, account tab and upsell (C3)', () => {
     expect((await pm.get(`/crm/contracts/${ids[0]}/upsell`)).status).toBe(404);
     expect((await pm.post(`/crm/contracts/${ids[0]}/upsell`, { name: 'x' })).status).toBe(404);
   });
+
+  test('the upsell of a contract whose account the user may not see is made without it, and its form says so; those who may see it get it', async () => {
+    // As in the JSON test above: rep2 sees the contract of their own opportunity, not the account (sales reps see their own).
+    const parts = await idOf('crm_accounts', { name: 'Parts & Bolts Supply' });
+    const { ids: [id] } = await soldDeal({ project: 'crm', owner: 'rep2', account: 'Parts & Bolts Supply', contracts: [{ name: 'Boltwatch renewal', ends: '2027-09-01' }] });
+    const rep2 = await Session.signIn(host.app, 'rep2');
+    expect((await rep2.get(`/crm/accounts/${parts}`)).status).toBe(404);
+    const form = await rep2.get(`/crm/contracts/${id}/upsell`);
+    expect(form.status).toBe(200);
+    const text = visibleText(form.text);
+    expect(text).toContain('The contract’s account is one you cannot see: the upsell opportunity is made without an account.');
+    expect(text).not.toContain('Parts & Bolts');
+    const json = (await rep2.get(`/crm/contracts/${id}/upsell.json`)).body;
+    expect(json.values.account_id ?? '').toBe('');
+    expect(json).toMatchObject({ account_hidden: true });
+    const res = await rep2.post(`/crm/contracts/${id}/upsell`, { name: 'Boltwatch – renewal 2027', amount: '1000', currency: 'EUR', expected_close_on: '2027-09-01' });
+    expect(res.status).toBe(303);
+    const created = await knex()('crm_opportunities').where({ name: 'Boltwatch – renewal 2027' }).first();
+    expect(res.headers.location).toBe(`/crm/opportunities/${created.id}`);
+    expect(created).toMatchObject({ account_id: null, project_id: host.demo.projects.crm.id, owner_id: host.demo.users.rep2.id });
+    expect((await rep2.get(res.headers.location)).status).toBe(200);
+
+    const director = await Session.signIn(host.app, 'director');
+    const directorForm = await director.get(`/crm/contracts/${id}/upsell`);
+    expect(visibleText(directorForm.text)).toContain('For Parts & Bolts Supply');
+    expect(visibleText(directorForm.text)).not.toContain('one you cannot see');
+    expect((await director.get(`/crm/contracts/${id}/upsell.json`)).body).toMatchObject({ values: { account_id: String(parts) }, account_hidden: false });
+    expect((await director.post(`/crm/contracts/${id}/upsell`, { name: 'Boltwatch – director’s renewal', amount: '1000', currency: 'EUR' })).status).toBe(303);
+    expect(await knex()('crm_opportunities').where({ name: 'Boltwatch – director’s renewal' }).first()).toMatchObject({ account_id: parts });
+  });
 });
