@@ -377,8 +377,11 @@ const createHandler = async (ctx: CrmContext, req: Request, res: Response) => {
     const next = text(formBody(req), 'and_new') === '1' ? `${base(ctx)}/new?account_id=${opp.account_id ?? ''}&partner_id=${opp.partner_id ?? ''}` : opportunityUrl(opp.id);
     // htmx would follow a 303 inside its request and swap the next page into the form; it navigates on HX-Redirect.
     if (req.get('HX-Request')) return void res.set('HX-Redirect', next).status(201).end();
-    // Not under the field rules: the creator gets back what they sent.
-    if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: opportunityJson(opp, await visibleReferences(ctx, opp), new Map()) });
+    // As its JSON reads from now on: the creator may not read again what the rules of its status hide from them (S5).
+    if (req.accepts(['html', 'json']) === 'json') {
+      const rules = await fieldRulesFor(ctx, opp.project_id, opp.status_id);
+      return void res.status(201).json({ opportunity: opportunityJson(opp, await visibleReferences(ctx, opp), rules) });
+    }
     res.redirect(303, next);
   });
 };

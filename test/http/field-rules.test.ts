@@ -747,4 +747,26 @@ describe('a new opportunity in a status whose rules hide the name', () => {
     expect(copied.status).toBe(303);
     expect(await knex('crm_opportunities').where({ name: 'Nordic Retail – POS phase 2' }).first()).toMatchObject({ account_id: nordic.account_id, project_id: nordic.project_id });
   });
+
+  test('the JSON answered to its creator leaves out what the rules of its status hide, as the opportunity’s JSON does', async () => {
+    const knex = host.db.knex;
+    const qualification = String((await knex('crm_opportunity_statuses').where({ name: 'Qualification' }).first()).id); // description and amount hidden from sales reps
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const created = await rep1.agent.post('/projects/crm-europe/crm/opportunities').set('Accept', 'application/json').set('X-CSRF-Token', rep1.csrf)
+      .send({ name: 'Nordic Retail – shelf labels', status_id: qualification, currency: 'EUR', amount: '4321.00', description: 'SHELFSECRET' });
+    expect(created.status).toBe(201);
+    const stored = await knex('crm_opportunities').where({ name: 'Nordic Retail – shelf labels' }).first();
+    expect(stored).toMatchObject({ amount_minor: 432100, description: 'SHELFSECRET' });
+    expect(created.body.opportunity).toMatchObject({ id: stored.id, name: 'Nordic Retail – shelf labels', currency: 'EUR' });
+    expect(JSON.stringify(created.body)).not.toContain('SHELFSECRET');
+    expect(created.body.opportunity).not.toHaveProperty('amount_minor');
+    expect(created.body.opportunity).not.toHaveProperty('description');
+    expect(Object.keys(created.body.opportunity).sort()).toEqual(Object.keys((await rep1.get(`/crm/opportunities/${stored.id}.json`)).body.opportunity).sort());
+    // The admin, who has no rules, gets back all they sent.
+    const admin = await Session.signIn(host.app, 'admin');
+    const adminCreated = await admin.agent.post('/projects/crm-europe/crm/opportunities').set('Accept', 'application/json').set('X-CSRF-Token', admin.csrf)
+      .send({ name: 'Nordic Retail – price tags', status_id: qualification, currency: 'EUR', amount: '10.00', description: 'Tags' });
+    expect(adminCreated.status).toBe(201);
+    expect(adminCreated.body.opportunity).toMatchObject({ amount_minor: 1000, description: 'Tags' });
+  });
 });
