@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import type { HostUser } from '../host';
 import { readUnderVersions } from './data-version';
+import { readOnce } from './request-memo';
 
 /** S3: per role and record kind, whose records a user sees. Supervisors get view on their team, never edit. */
 export type VisibilityLevel = 'all' | 'own' | 'subordinates';
@@ -33,8 +34,16 @@ export function roleLevels(knex: Knex, entity: VisibilityEntity): Promise<Map<nu
   });
 }
 
-/** The user and, transitively, everyone whose supervisor chain leads to them (one recursive query). */
-export async function teamOf(knex: Knex, userId: number): Promise<number[]> {
+/**
+ * The user and, transitively, everyone whose supervisor chain leads to them (one recursive query, once per request:
+ * a page scopes several kinds of records by it — an account page its account, parent and partner). Shared: do not
+ * change the answer.
+ */
+export function teamOf(knex: Knex, userId: number): Promise<number[]> {
+  return readOnce(knex, `team:${userId}`, () => readTeam(knex, userId));
+}
+
+async function readTeam(knex: Knex, userId: number): Promise<number[]> {
   const rows: { user_id: number }[] = await knex
     .withRecursive('team', (qb) => {
       qb.select('user_id').from('crm_user_supervisors').where('supervisor_id', userId)

@@ -378,6 +378,25 @@ describe('visibility (A4, S3)', () => {
       await host.db.knex('members').where({ project_id: host.demo.projects['crm-americas'].id, user_id: host.demo.users.rep1.id }).delete();
     }
   });
+
+  test('a supervisor’s team is read once per request, however many kinds of records the page scopes by it', async () => {
+    const role = await host.db.knex('roles').where({ name: 'Sales rep' }).first();
+    await host.db.knex('crm_role_visibility').insert(['accounts', 'partners', 'opportunities'].map((entity) => ({ role_id: role.id, entity, level: 'subordinates' })));
+    await host.db.knex('crm_user_supervisors').insert({ user_id: host.demo.users.rep2.id, supervisor_id: host.demo.users.rep1.id });
+    await host.db.knex('members').insert({ project_id: host.demo.projects['crm-americas'].id, user_id: host.demo.users.rep1.id, role_id: role.id });
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const globex = await accountId('Globex Corporation'); // rep2's: seen through the team
+      const { result, statements } = await statementsDuring(host.db.knex, () => rep1.get(`/crm/accounts/${globex}`));
+      expect(result.status).toBe(200);
+      expect(visibleText(result.text)).toContain('Globex Corporation');
+      expect(statements.filter((s) => /crm_user_supervisors/.test(s.sql))).toHaveLength(1);
+    } finally {
+      await host.db.knex('crm_role_visibility').where({ role_id: role.id }).delete();
+      await host.db.knex('crm_user_supervisors').delete();
+      await host.db.knex('members').where({ project_id: host.demo.projects['crm-americas'].id, user_id: host.demo.users.rep1.id }).delete();
+    }
+  });
 });
 
 describe('list: search, filters, sorting, pagination, saved filters (A5)', () => {
