@@ -186,7 +186,8 @@ export function contractRoutes(): CrmRoute[] {
           throw err;
         }
         if (req.get('HX-Request')) return void res.set('HX-Redirect', opportunityUrl(oppId)).status(201).end();
-        if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: { id: oppId, url: opportunityUrl(oppId) } });
+        // A JSON client has no form to read that an account it may not see was left out: the answer says so.
+        if (req.accepts(['html', 'json']) === 'json') return void res.status(201).json({ opportunity: { id: oppId, url: opportunityUrl(oppId) }, account_hidden: contract.account_hidden });
         res.redirect(303, opportunityUrl(oppId));
       },
     },

@@ -271,6 +271,13 @@ describe('contract detail, account tab and upsell (C3)', () => {
     expect(res.headers.location).toBe(`/crm/opportunities/${created.id}`);
     expect(created).toMatchObject({ account_id: null, project_id: host.demo.projects.crm.id, owner_id: host.demo.users.rep2.id });
     expect((await rep2.get(res.headers.location)).status).toBe(200);
+    // A JSON client is told too: the answer says the account was left out.
+    const api = await rep2.agent.post(`/crm/contracts/${id}/upsell`).set('Accept', 'application/json').set('X-CSRF-Token', rep2.csrf)
+      .send({ name: 'Boltwatch – renewal 2028', amount: '1000', currency: 'EUR' });
+    expect(api.status).toBe(201);
+    const apiCreated = await knex()('crm_opportunities').where({ name: 'Boltwatch – renewal 2028' }).first();
+    expect(api.body).toEqual({ opportunity: { id: apiCreated.id, url: `/crm/opportunities/${apiCreated.id}` }, account_hidden: true });
+    expect(apiCreated.account_id).toBeNull();
 
     const director = await Session.signIn(host.app, 'director');
     const directorForm = await director.get(`/crm/contracts/${id}/upsell`);
@@ -279,5 +286,9 @@ describe('contract detail, account tab and upsell (C3)', () => {
     expect((await director.get(`/crm/contracts/${id}/upsell.json`)).body).toMatchObject({ values: { account_id: String(parts) }, account_hidden: false });
     expect((await director.post(`/crm/contracts/${id}/upsell`, { name: 'Boltwatch – director’s renewal', amount: '1000', currency: 'EUR' })).status).toBe(303);
     expect(await knex()('crm_opportunities').where({ name: 'Boltwatch – director’s renewal' }).first()).toMatchObject({ account_id: parts });
+    const directorApi = await director.agent.post(`/crm/contracts/${id}/upsell`).set('Accept', 'application/json').set('X-CSRF-Token', director.csrf)
+      .send({ name: 'Boltwatch – director’s renewal 2028', amount: '1000', currency: 'EUR' });
+    expect(directorApi.status).toBe(201);
+    expect(directorApi.body).toMatchObject({ account_hidden: false });
   });
 });
