@@ -4,13 +4,13 @@ import { CrmError, invalid, notFound } from '../http/errors';
 import type { HostProject } from '../host';
 import { applyContractScope, toContract, type Contract } from '../models/contract';
 import type { Opportunity } from '../models/opportunity';
-import { globalContext, visibleAccountNames } from './accounts';
+import { globalContext, visibleAccountsAmong } from './accounts';
 import { opportunityLabel, viewerFieldRules } from './field-rules';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, flag, text, type FormInput, positiveId, validId } from './form';
 import { journal, referenceTo } from './journal';
 import { amountInput } from './money';
-import { createOpportunity, findVisibleOpportunity, readOpportunityInput } from './opportunities';
+import { createOpportunity, findVisibleOpportunity, readOpportunityInput, visibleOpportunitiesAmong } from './opportunities';
 import type { PageMeta } from './pagination';
 import { saleRights } from './sale';
 import { addDays, todayUtc } from './dates';
@@ -113,34 +113,61 @@ function filteredQuery(knex: Knex, scope: RecordScope, f: ContractFilters, optio
   return q;
 }
 
-/** A contract with what its pages show; `account_id` is the stored one, which contractJson (and an upsell, upsellAccountId) takes only where the reader may see it. */
+/**
+ * A contract with what its pages show; `account_id` is the stored one, which contractJson (and an upsell, upsellAccountId)
+ * takes only where the reader may see it; `opportunity_id` and `quote_id` likewise (opportunity_hidden).
+ */
 export interface ContractRow extends Contract {
   /** Null when the user may not see the account. */
   account_name: string | null;
   /** The contract has an account this user may not see (its pages say "an account you cannot see"). */
   account_hidden: boolean;
   category_name: string | null;
-  /** As this user may read it: `Opportunity #<id>` where the field rules of its status hide the name (S5). */
+  /** As this user may read it: `Opportunity #<id>` where the field rules of its status hide the name (S5); null where they may not see it. */
   opportunity_name: string | null;
+  /** The contract's opportunity is one this user may not see (the pages say "an opportunity you cannot see", and name no quote of it). */
+  opportunity_hidden: boolean;
   expired: boolean;
 }
 
 const LIST_COLUMNS = ['c.*', 'cat.name as category_name', 'o.name as opportunity_name', 'o.project_id as opportunity_project_id', 'o.status_id as opportunity_status_id'];
 
 /**
- * One page of contracts: one query for the rows, one for the count, one for account names — never one per row.
- * The field rules, read once per request, name each opportunity.
+ * The names of the accounts and the ids of the opportunities of these contracts that the user may see, in one statement
+ * (union all) whatever their number; `seenOpportunity` is one known to be seen (the page of that opportunity).
  */
-async function rowsOf(ctx: CrmContext, rows: Record<string, unknown>[]): Promise<ContractRow[]> {
+async function visibleReferences(ctx: CrmContext, contracts: Contract[], seenOpportunity: number | null): Promise<{ accounts: Map<number, string>; opportunities: Set<number> }> {
+  const accountIds = [...new Set(contracts.map((c) => c.account_id).filter((id): id is number => id !== null))];
+  const opportunityIds = [...new Set(contracts.map((c) => c.opportunity_id).filter((id): id is number => id !== null && id !== seenOpportunity))];
+  const knex = ctx.host.knex;
+  const kinds: Knex.QueryBuilder[] = [];
+  if (accountIds.length) kinds.push((await visibleAccountsAmong(ctx, accountIds)).q.select(knex.raw("'account' as kind")));
+  if (opportunityIds.length) kinds.push((await visibleOpportunitiesAmong(ctx, opportunityIds)).q.select(knex.raw("'opportunity' as kind")));
+  const found: { kind: string; id: number | string; name: string }[] = kinds.length ? await (kinds.length > 1 ? kinds[0].unionAll(kinds.slice(1)) : kinds[0]) : [];
+  const opportunities = new Set(found.filter((f) => f.kind === 'opportunity').map((f) => Number(f.id)));
+  if (seenOpportunity !== null) opportunities.add(seenOpportunity);
+  return { accounts: new Map(found.filter((f) => f.kind === 'account').map((f) => [Number(f.id), String(f.name)])), opportunities };
+}
+
+/**
+ * One page of contracts: one query for the rows, one for the count, one naming the accounts and checking the
+ * opportunities (visibleReferences) — never one per row. The field rules, read once per request, name each opportunity.
+ */
+async function rowsOf(ctx: CrmContext, rows: Record<string, unknown>[], seenOpportunity: number | null = null): Promise<ContractRow[]> {
   const rules = await viewerFieldRules(ctx);
   const opportunityName = (r: Record<string, unknown>): string | null => (r.opportunity_name === null || r.opportunity_name === undefined ? null
     : opportunityLabel({ id: Number(r.opportunity_id), name: String(r.opportunity_name) }, rules.at(Number(r.opportunity_project_id), Number(r.opportunity_status_id))));
   const contracts = rows.map((r) => ({ ...toContract(r), category_name: (r.category_name as string | null) ?? null, opportunity_name: opportunityName(r) }));
-  const names = await visibleAccountNames(ctx, contracts.map((c) => c.account_id).filter((id): id is number => id !== null));
+  const seen = await visibleReferences(ctx, contracts, seenOpportunity);
   const today = todayUtc();
   return contracts.map((c) => {
-    const accountName = c.account_id !== null ? names.get(c.account_id) ?? null : null;
-    return { ...c, account_name: accountName, account_hidden: c.account_id !== null && accountName === null, expired: c.status === 'active' && c.ends_on !== null && c.ends_on < today };
+    const accountName = c.account_id !== null ? seen.accounts.get(c.account_id) ?? null : null;
+    const opportunityHidden = c.opportunity_id !== null && !seen.opportunities.has(c.opportunity_id);
+    return {
+      ...c, account_name: accountName, account_hidden: c.account_id !== null && accountName === null,
+      opportunity_name: opportunityHidden ? null : c.opportunity_name, opportunity_hidden: opportunityHidden,
+      expired: c.status === 'active' && c.ends_on !== null && c.ends_on < today,
+    };
   });
 }
 
@@ -215,15 +242,19 @@ export async function requireVisibleContract(ctx: CrmContext, id: number): Promi
 export async function contractsOfOpportunity(ctx: CrmContext, opp: Opportunity): Promise<ContractRow[]> {
   const rows = await ctx.host.knex('crm_contracts as c').where('c.opportunity_id', opp.id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
     .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select(LIST_COLUMNS).orderBy([{ column: 'c.status' }, { column: 'c.id' }]).limit(500);
-  return rowsOf(ctx, rows);
+  return rowsOf(ctx, rows, opp.id);
 }
 
-/** The contract as its reader may read it: the id of its account only where they may see it, else null and `account_hidden`. */
+/**
+ * The contract as its reader may read it: the id of its account only where they may see it, else null and
+ * `account_hidden`; the ids of its opportunity and quote likewise, else null and `opportunity_hidden`.
+ */
 export function contractJson(c: ContractRow) {
   return {
     id: c.id, name: c.name, code: c.code, kind: c.kind, status: c.status, expired: c.expired,
     account_id: c.account_hidden ? null : c.account_id, account_name: c.account_name, account_hidden: c.account_hidden,
-    opportunity_id: c.opportunity_id, quote_id: c.quote_id, project_id: c.project_id, owner_id: c.owner_id, product_id: c.product_id,
+    opportunity_id: c.opportunity_hidden ? null : c.opportunity_id, opportunity_name: c.opportunity_name, opportunity_hidden: c.opportunity_hidden,
+    quote_id: c.opportunity_hidden ? null : c.quote_id, project_id: c.project_id, owner_id: c.owner_id, product_id: c.product_id,
     category_id: c.category_id, category_name: c.category_name, quantity_milli: c.quantity_milli, amount_minor: c.amount_minor,
     amount: amountInput(c.amount_minor, c.currency), currency: c.currency, starts_on: c.starts_on, ends_on: c.ends_on, renewal: c.renewal,
     lock_version: c.lock_version, url: `/crm/contracts/${c.id}`,

@@ -323,6 +323,18 @@ export async function visibleOpportunityRules(ctx: CrmContext, ids: number[]): P
   return new Map((await q).map((r: { id: number; project_id: number; status_id: number }) => [Number(r.id), rules.at(Number(r.project_id), Number(r.status_id))]));
 }
 
+/**
+ * Those of `ids` this user may see (from any page, as findVisibleOpportunity), as a query selecting `id` and `name`,
+ * so that a page may run it with its account names in one statement (union all). Wrapped in an object: a knex
+ * builder is thenable.
+ */
+export async function visibleOpportunitiesAmong(ctx: CrmContext, ids: number[]): Promise<{ q: Knex.QueryBuilder }> {
+  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_opportunities');
+  const q = ctx.host.knex('crm_opportunities as o').whereIn('o.id', ids).select('o.id', 'o.name');
+  applyOpportunityScope(q, scope);
+  return { q };
+}
+
 export async function requireVisibleOpportunity(ctx: CrmContext, id: number): Promise<Opportunity> {
   const opp = await findVisibleOpportunity(ctx, id);
   if (!opp) throw notFound('Opportunity');

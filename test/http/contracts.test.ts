@@ -1,4 +1,4 @@
-import { Session, startTestHost, visibleText, type TestHost } from '../helpers/app';
+import { Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 
 /** Issue #6, C3 through HTTP: contract lists (global, project, account tab), filters, saved filters, detail, upsell. */
 let host: TestHost;
@@ -215,6 +215,61 @@ describe('contract detail, account tab and upsell (C3)', () => {
       .toEqual([expect.objectContaining({ id, account_id: parts, account_name: 'Parts & Bolts Supply', account_hidden: false })]);
     expect((await director.get(`/crm/contracts/${id}.json`)).body.contract).toMatchObject({ id, account_id: parts, account_hidden: false });
     expect((await director.get(`/crm/contracts/${id}`)).text).toContain(`href="/crm/contracts?account=${parts}"`);
+  });
+
+  test('the JSON gives a contract’s opportunity_id and quote_id only to those who may see the opportunity: to others the list and the contract say null and opportunity_hidden, and the pages name no opportunity', async () => {
+    // The project manager sees every contract of the CRM project (view_contracts, every record); without
+    // view_opportunities there, they see none of its opportunities.
+    const { opp, ids } = await soldDeal({ project: 'crm', owner: 'rep2', account: 'Acme Manufacturing', contracts: [{ name: 'Hiddendeal licence' }, { name: 'Hiddendeal support' }] });
+    const quote = Number((await knex()('crm_quotes').first('id')).id);
+    await knex()('crm_contracts').whereIn('id', ids).update({ quote_id: quote });
+    const oppName = (await knex()('crm_opportunities').where({ id: opp }).first('name')).name as string;
+    const namesOpportunity = new RegExp(`/crm/opportunities/${opp}\\b|/crm/quotes/${quote}\\b`);
+    const pmRole = (await knex()('roles').where({ name: 'Project manager' }).first('id')).id;
+    await knex()('role_permissions').where({ role_id: pmRole, permission: 'view_opportunities' }).delete();
+    try {
+      const pm = await Session.signIn(host.app, 'pm');
+      expect((await pm.get(`/crm/opportunities/${opp}`)).status).toBe(404);
+      for (const url of ['/crm/contracts.json?q=hiddendeal', '/projects/crm/crm/contracts.json?q=hiddendeal']) {
+        const rows = (await pm.get(url)).body.contracts;
+        expect(rows).toHaveLength(2);
+        for (const row of rows) expect(row).toMatchObject({ opportunity_id: null, opportunity_name: null, quote_id: null, opportunity_hidden: true });
+      }
+      const detail = await pm.get(`/crm/contracts/${ids[0]}.json`);
+      expect(detail.status).toBe(200);
+      expect(detail.body.contract).toMatchObject({ id: ids[0], opportunity_id: null, opportunity_name: null, quote_id: null, opportunity_hidden: true });
+      for (const url of ['/crm/contracts?q=hiddendeal', `/crm/contracts/${ids[0]}`]) {
+        const page = await pm.get(url);
+        expect(page.status).toBe(200);
+        expect(visibleText(page.text)).toContain('an opportunity you cannot see');
+        expect(visibleText(page.text)).not.toContain(oppName);
+        expect(page.text).not.toMatch(namesOpportunity);
+      }
+    } finally {
+      await knex()('role_permissions').insert({ role_id: pmRole, permission: 'view_opportunities' });
+    }
+    const pm = await Session.signIn(host.app, 'pm');
+    expect((await pm.get('/crm/contracts.json?q=hiddendeal')).body.contracts).toEqual(ids.map(() => expect.objectContaining({ opportunity_id: opp, quote_id: quote, opportunity_hidden: false })));
+    expect((await pm.get(`/crm/contracts/${ids[0]}.json`)).body.contract).toMatchObject({ opportunity_id: opp, quote_id: quote, opportunity_hidden: false });
+    const list = await pm.get('/crm/contracts?q=hiddendeal');
+    expect(list.text).toContain(`href="/crm/opportunities/${opp}"`);
+    expect(visibleText(list.text)).not.toContain('an opportunity you cannot see');
+  });
+
+  test('the contract list checks its opportunities in the statement that names its accounts: a page of many opportunities reads no more statements than one of one', async () => {
+    await soldDeal({ project: 'crm-europe', owner: 'rep1', account: 'Acme Manufacturing', contracts: [{ name: 'Statementcount single' }] });
+    for (const account of ['Acme Manufacturing', 'Nordic Retail Group', 'Globex Corporation']) {
+      await soldDeal({ project: 'crm-europe', owner: 'rep1', account, contracts: [{ name: 'Statementmany licence' }] });
+    }
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    // Warmed first: the list's count and totals are kept between views (listNumbers).
+    for (const q of ['statementcount', 'statementmany']) await rep1.get(`/crm/contracts?q=${q}`);
+    const count = async (q: string) => (await statementsDuring(knex(), () => rep1.get(`/crm/contracts?q=${q}`))).statements.length;
+    const one = await count('statementcount');
+    const many = await count('statementmany');
+    expect(many).toBe(one);
+    const { statements } = await statementsDuring(knex(), () => rep1.get('/crm/contracts?q=statementmany'));
+    expect(statements.filter((s) => /from ["`]crm_opportunities["`] as ["`]o["`]/.test(s.sql) && /union all/i.test(s.sql))).toHaveLength(1);
   });
 
   test('upsell from a time-based contract: prefilled with account, product and renewal dates; saved as a new opportunity', async () => {
