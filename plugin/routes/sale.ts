@@ -117,9 +117,9 @@ OPPORTUNITY_SIDEBAR.push({
 OPPORTUNITY_PANELS.push({
   id: 'contracts', view: 'contracts/panel',
   async load(ctx, opp) {
-    if (!(await ctx.host.can(ctx.user, 'view_contracts', await ctx.host.projectById(opp.project_id)))) return { contracts: null };
-    const contracts = await contractsOfOpportunity(ctx, opp);
+    if (!(await ctx.host.can(ctx.user, 'view_contracts', await ctx.host.projectById(opp.project_id)))) return { contracts: null, hidden: 0 };
+    const { contracts, hidden } = await contractsOfOpportunity(ctx, opp);
     const runs = await runsOf(ctx, contracts.map((c) => c.id));
-    return { contracts, runs, canRemove: !opp.is_locked && (await saleRights(ctx, opp)).canRemove, formatMoney, kindLabels: CONTRACT_KIND_LABELS };
+    return { contracts, hidden, runs, canRemove: !opp.is_locked && (await saleRights(ctx, opp)).canRemove, formatMoney, kindLabels: CONTRACT_KIND_LABELS };
   },
 });

@@ -238,11 +238,22 @@ export async function requireVisibleContract(ctx: CrmContext, id: number): Promi
   return contract;
 }
 
-/** An opportunity's contracts (active first, then removed ones), for its page; bounded. */
-export async function contractsOfOpportunity(ctx: CrmContext, opp: Opportunity): Promise<ContractRow[]> {
-  const rows = await ctx.host.knex('crm_contracts as c').where('c.opportunity_id', opp.id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
-    .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select(LIST_COLUMNS).orderBy([{ column: 'c.status' }, { column: 'c.id' }]).limit(500);
-  return rowsOf(ctx, rows, opp.id);
+/**
+ * An opportunity's contracts that this user may see (active first, then removed ones), for its page's Contracts
+ * panel, and how many of its contracts they may not see (counted, never named): the contract scope is its own
+ * (applyContractScope), as the contract's page and its history have it. Decided in the statement that reads the
+ * rows. Display only: selling and unlocking read every contract of the opportunity themselves (services/sale.ts),
+ * never narrowed by the reader's scope. Bounded.
+ */
+export async function contractsOfOpportunity(ctx: CrmContext, opp: Opportunity): Promise<{ contracts: ContractRow[]; hidden: number }> {
+  const knex = ctx.host.knex;
+  const seen = knex('crm_contracts as c').where('c.opportunity_id', opp.id).select('c.id');
+  applyContractScope(seen, await recordScope(globalContext(ctx), 'opportunities', 'view_contracts'));
+  const rows: Record<string, unknown>[] = await knex('crm_contracts as c').where('c.opportunity_id', opp.id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
+    .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select([...LIST_COLUMNS, knex.raw('case when c.id in ? then 1 else 0 end as seen_by_reader', [seen])])
+    .orderBy([{ column: 'c.status' }, { column: 'c.id' }]).limit(500);
+  const shown = rows.filter((r) => Number(r.seen_by_reader) === 1);
+  return { contracts: await rowsOf(ctx, shown, opp.id), hidden: rows.length - shown.length };
 }
 
 /**
