@@ -428,9 +428,17 @@ const toRunRow = (r: Record<string, unknown>): RunRow => ({
   created_task_id: nullableId(r.created_task_id), created_at: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
 });
 
-async function runRowsOf(knex: Knex, contractIds: number[]): Promise<RunRow[]> {
-  if (!contractIds.length) return [];
-  return (await knex('crm_automation_runs').whereIn('contract_id', [...new Set(contractIds)]).orderBy('id')).map(toRunRow);
+/** Distinct, in order: a memo key names the same ids however a caller lists them. */
+const idList = (ids: number[]): number[] => [...new Set(ids)].sort((a, b) => a - b);
+
+/**
+ * The runs of these contracts, read once per request (readOnce, keyed by the ids): the contract page reads them for
+ * its runs list (runsOf) and for its history's automation entries (runLabelReader). Shared: do not change the answer.
+ */
+function runRowsOf(knex: Knex, contractIds: number[]): Promise<RunRow[]> {
+  const ids = idList(contractIds);
+  if (!ids.length) return Promise.resolve([]);
+  return readOnce(knex, `automation-runs:${ids.join(',')}`, async () => (await knex('crm_automation_runs').whereIn('contract_id', ids).orderBy('id')).map(toRunRow));
 }
 
 /** Whether the reader may open a made project or task in the host. */
@@ -439,10 +447,11 @@ interface MadeReaders {
   task(task: HostTask): boolean;
 }
 
-/** The tasks these runs made that the host still has, in one call. */
-async function madeTasks(host: HostApi, rows: RunRow[]): Promise<Map<number, HostTask>> {
-  const ids = rows.flatMap((r) => (r.created_task_id === null ? [] : [r.created_task_id]));
-  return new Map((ids.length ? await host.tasksByIds(ids) : []).map((t) => [t.id, t]));
+/** The tasks these runs made that the host still has, in one host call once per request (keyed by the ids). Shared: do not change the answer. */
+function madeTasks(host: HostApi, rows: RunRow[]): Promise<Map<number, HostTask>> {
+  const ids = idList(rows.flatMap((r) => (r.created_task_id === null ? [] : [r.created_task_id])));
+  if (!ids.length) return Promise.resolve(new Map());
+  return readOnce(host.knex, `made-tasks:${ids.join(',')}`, async () => new Map((await host.tasksByIds(ids)).map((t) => [t.id, t])));
 }
 
 /**
@@ -475,10 +484,12 @@ export async function runsOf(ctx: CrmContext, contractIds: number[]): Promise<Ma
   if (!rows.length) return out;
   const tasks = await madeTasks(host, rows);
   const mayOpen = await readersOfMade(ctx, rows, tasks);
-  const projects = new Map<number, HostProject | null>();
+  // The host API has no lookup of several projects by id: each made project is asked for once (a contract's rules
+  // make one project each, so a page asks as many times as it shows made projects), side by side.
+  const madeProjectIds = idList(rows.flatMap((r) => (r.created_project_id === null ? [] : [r.created_project_id])));
+  const projects = new Map<number, HostProject | null>(await Promise.all(madeProjectIds.map(async (id) => [id, await host.projectById(id)] as const)));
   for (const r of rows) {
     const projectId = r.created_project_id;
-    if (projectId !== null && !projects.has(projectId)) projects.set(projectId, await host.projectById(projectId));
     const project = projectId !== null ? projects.get(projectId) ?? null : null;
     const task = r.created_task_id !== null ? tasks.get(r.created_task_id) ?? null : null;
     const view: RunView = {

@@ -925,6 +925,22 @@ describe('what the automation made, and for which contract, is named only to rea
     }
   });
 
+  test('the contract page reads its runs once, for its runs list and its history together, and asks the host for their tasks once', async () => {
+    const sold = await soldWithAutomation('Once');
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      const { result: page, statements } = await statementsDuring(knex(), () => rep1.get(`/crm/contracts/${sold.contract}`));
+      expect(page.status).toBe(200);
+      // Both name what the rules made: the runs list and the history's automation entries.
+      expect(section(page.text, 'contract-runs', 'ul')).toContain(`rule #${sold.taskRule}`);
+      expect(section(page.text, 'contract-history', 'ol')).toContain(`created by rule #${sold.taskRule}`);
+      expect(statements.filter((q) => q.sql.includes('crm_automation_runs'))).toHaveLength(1);
+      expect(statements.filter((q) => /from ["`]tasks["`]/.test(q.sql))).toHaveLength(1);
+    } finally {
+      await knex()('crm_automation_rules').where({ category_id: sold.categoryId }).delete();
+    }
+  });
+
   test('more automation entries in a history ask for the runs and the host no more often', async () => {
     const sold = await soldWithAutomation('Counted');
     try {
