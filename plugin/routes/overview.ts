@@ -8,7 +8,7 @@ import { loadProjectSettings, setIncludeSubprojects } from '../services/settings
 import { paginate, pageParam } from '../services/pagination';
 import {
   CHARTS_FOR, CHART_LABELS, FILTERS_FOR, FILTER_LABELS, KEPT_FILTER, MEASURE_LABELS, MODULE_DESCRIPTIONS, MODULE_LABELS, MODULE_TYPES, PEOPLE, PEOPLE_LABELS,
-  PERIOD_KINDS, PERIOD_LABELS, readPeriodQuery, type ModuleConfig, type PeriodConfig,
+  PERIOD_KINDS, PERIOD_LABELS, readPeriodQuery, type ModuleConfig, type PeriodConfig, type RecordFilter,
 } from '../services/dashboard-config';
 import { todayUtc } from '../services/dates';
 import { computeModule, dashboardEnv, filtersForViewer, type DashboardEnv, type ModuleData } from '../services/dashboard-data';
@@ -201,16 +201,22 @@ export async function moduleFormPage(ctx: CrmContext, moduleId: number, options:
   const c = module.config;
   // A filter on a record the editor may not see is shown as kept, without its id, and saved as it is (KEPT_FILTER).
   const [{ filters: readable, hidden }] = await filtersForViewer({ ctx, memo: new Map() }, [c.filters]);
+  const projects = ctx.project ? await ctx.scopeProjects('view_opportunities') : await ctx.host.projectsWhere(ctx.user, 'view_opportunities');
+  // So is a project the editor may see that the select does not offer (one where they may only view accounts, or
+  // outside this overview's project): without an option for it the browser would send "Any" and a save drop it.
+  const kept: Partial<Record<RecordFilter, string>> = { ...hidden };
+  if (typeof readable.project_id === 'number' && !projects.some((p) => p.id === readable.project_id)) {
+    kept.project_id = 'a project not listed here';
+  }
   const values: FormInput = {
     title: module.title, period: c.period.kind, days: c.period.days ? String(c.period.days) : '', from: c.period.from ?? '', to: c.period.to ?? '',
     chart: c.chart, people: c.people, group: c.group ?? '', measure: c.measure ?? '', limit: c.limit ? String(c.limit) : '', expiring_days: c.expiring_days ? String(c.expiring_days) : '',
     lock_version: String(module.lock_version),
     ...Object.fromEntries(Object.entries(readable).map(([k, v]) => [`filter_${k}`, String(v)])),
-    ...Object.fromEntries(Object.keys(hidden).map((k) => [`filter_${k}`, KEPT_FILTER])),
+    ...Object.fromEntries(Object.keys(kept).map((k) => [`filter_${k}`, KEPT_FILTER])),
     ...(options.values ?? {}),
   };
   const users = (await ctx.host.users()).map((u) => ({ id: u.id, name: u.name }));
-  const projects = ctx.project ? await ctx.scopeProjects('view_opportunities') : await ctx.host.projectsWhere(ctx.user, 'view_opportunities');
   const statuses = await knex('crm_opportunity_statuses').orderBy('position').select('id', 'name');
   const categories = module.type === 'activities'
     ? await knex('crm_activity_categories').orderBy('position').select('id', 'name')
@@ -220,7 +226,7 @@ export async function moduleFormPage(ctx: CrmContext, moduleId: number, options:
     locals: {
       module, page, values, errors: options.errors ?? {}, message: options.message ?? null, action: moduleUrl(ctx, module.id), back: customizeUrl(ctx, page.id),
       charts: CHARTS_FOR[module.type], chartLabels: CHART_LABELS, filters: FILTERS_FOR[module.type], filterLabels: FILTER_LABELS, people: PEOPLE, peopleLabels: PEOPLE_LABELS,
-      measureLabels: MEASURE_LABELS, users, projects, statuses, categories, hiddenFilters: hidden, keptFilter: KEPT_FILTER, project: ctx.project, ...CARD_HELPERS,
+      measureLabels: MEASURE_LABELS, users, projects, statuses, categories, keptFilters: kept, keptFilter: KEPT_FILTER, project: ctx.project, ...CARD_HELPERS,
     },
     json: { module: { id: module.id, type: module.type, title: module.title, config: { ...c, filters: readable }, lock_version: module.lock_version } },
   };

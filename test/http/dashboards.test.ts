@@ -756,6 +756,25 @@ describe('module filters on records the viewer may not see (S3)', () => {
     expect(visibleText(refused.text)).toContain('Choose a project you can see');
     expect(await stored()).toEqual({ project_id: Number(americas) });
   });
+  test('saving the title of a module filtered on a project the form does not list keeps the filter: the project select shows it as kept instead of falling back to “Any”', async () => {
+    // The director may open crm-americas, but the form on crm-europe’s overview lists only crm-europe’s projects.
+    const director = await Session.signIn(host.app, 'director');
+    const americas = projectId('crm-americas');
+    const { url, moduleId } = await moduleOn(director, 'crm-europe', 'won_by_person', { period: 'this_year', filter_project_id: String(americas) });
+    const stored = async () => JSON.parse((await knex()('crm_dashboard_modules').where({ id: moduleId }).first()).config).filters;
+    expect(await stored()).toEqual({ project_id: americas });
+
+    const form = await director.get(`${url}/edit`);
+    const projectField = /<label>Project[\s\S]*?<\/label>/.exec(form.text)?.[0] ?? '';
+    // What a browser sends for the select: its selected option, else its first.
+    const options = [...projectField.matchAll(/<option value="([^"]*)"( selected)?/g)];
+    const sent = (options.find((o) => o[2]) ?? options[0])[1];
+    expect(visibleText(projectField)).toContain('kept');
+    const saved = await director.post(url, { lock_version: lockVersionIn(form.text), title: 'Won in the Americas', period: 'this_year', filter_project_id: sent });
+    expect(saved.status).toBe(303);
+    expect(await stored()).toEqual({ project_id: americas });
+    expect((await knex()('crm_dashboard_modules').where({ id: moduleId }).first()).title).toBe('Won in the Americas');
+  });
 });
 
 describe('page templates (D1)', () => {
