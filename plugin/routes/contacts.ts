@@ -42,10 +42,10 @@ function contactFields(c: PersonalContact) {
  * names them: one they may not see is not confirmed by its id but is `partner_hidden` / `project_hidden`, as the
  * list's JSON gives a partner (listContacts) and the opportunity and activity JSON an account.
  */
-function contactJson(c: PersonalContact, partner: { id: number; name: string } | null, project: { id: number } | null) {
+function contactJson(c: PersonalContact, partner: { id: number; name: string } | null, project: { id: number } | null, hiddenProject: boolean) {
   return {
     ...contactFields(c), partner_id: partner?.id ?? null, partner_hidden: c.partner_id !== null && !partner, partner: partner ? { id: partner.id, name: partner.name } : null,
-    project_id: project?.id ?? null, project_hidden: c.project_id !== null && !project, url: contactUrl(c.id),
+    project_id: project?.id ?? null, project_hidden: hiddenProject, url: contactUrl(c.id),
   };
 }
 
@@ -98,6 +98,8 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
   // may see them, the others learn that there is one, not which.
   const stored = contact.project_id ? await ctx.host.projectById(contact.project_id) : null;
   const project = stored && (await ctx.host.can(ctx.user, 'view_personal_contacts', stored)) ? stored : null;
+  // Decided from the project as stored in the host: one deleted there is not "hidden", as nobody may see it.
+  const hiddenProject = Boolean(stored) && !project;
   const accounts = await accountsOfContact(ctx, contact);
   const log = tab.id === 'history' ? await presentHistory(ctx, await history(knex, 'personal_contact', contact.id, pageParam(req), 20)) : null;
   const files = tab.id === 'files' ? await attachmentListLocals(ctx, CONTACT_ATTACHMENTS, contact) : null;
@@ -108,9 +110,9 @@ async function detailPage(ctx: CrmContext, req: Request, contact: PersonalContac
     title: contactName(contact),
     view: 'contacts/show',
     status,
-    locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, hiddenProject: Boolean(stored) && !project, accounts, log, files, canEdit, canDelete, taskIn, message, errors },
+    locals: { contact, name: contactName(contact), tab, tabs: CONTACT_TABS, users, type, partner, project, hiddenProject, accounts, log, files, canEdit, canDelete, taskIn, message, errors },
     json: {
-      personal_contact: { ...contactJson(contact, partner, project), type: type?.name ?? null, accounts },
+      personal_contact: { ...contactJson(contact, partner, project, hiddenProject), type: type?.name ?? null, accounts },
       can_edit: canEdit, error: status >= 400 ? message : undefined, fields: status >= 400 ? errors : undefined,
     },
   };

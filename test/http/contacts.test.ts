@@ -220,6 +220,30 @@ describe('personal contacts: create, show, edit, delete (A9, P5, P6)', () => {
     }
   });
 
+  test('a contact whose project was deleted in the host is not said to be in a project the reader cannot see: its JSON says project_hidden false, as its page says nothing', async () => {
+    const [p] = await knex()('projects').insert({ identifier: `gone-contacts-${process.pid}`, name: 'Gone contacts project', is_template: false }).returning('id');
+    const gone = Number(p.id ?? p);
+    const id = await newContact('director', { last_name: 'Projectgone', project_id: project('crm-europe') });
+    const account = await accountId('Acme Manufacturing');
+    const director = await Session.signIn(host.app, 'director');
+    try {
+      expect((await director.post(`/crm/accounts/${account}/contacts`, { contact: String(id) })).status).toBe(303);
+      await knex()('crm_personal_contacts').where({ id }).update({ project_id: gone });
+      await knex()('projects').where({ id: gone }).delete();
+      const page = await director.get(`/crm/personal-contacts/${id}`);
+      expect(page.status).toBe(200);
+      expect(visibleText(page.text)).toContain('Projectgone');
+      expect(visibleText(page.text)).not.toContain('a project you cannot see');
+      const json = (await director.get(`/crm/personal-contacts/${id}.json`)).body.personal_contact;
+      expect(json).toMatchObject({ id, project_id: null, project_hidden: false });
+      expect((await knex()('crm_personal_contacts').where({ id }).first()).project_id).toBe(gone);
+    } finally {
+      await knex()('crm_account_contacts').where({ contact_id: id }).delete();
+      await knex()('crm_personal_contacts').where({ id }).delete();
+      await knex()('projects').where({ id: gone }).delete();
+    }
+  });
+
   test('the JSON gives a contact’s partner_id only to those who may see the partner: to others the list and the contact say null and partner_hidden, as their pages name no partner', async () => {
     const pacific = Number((await knex()('crm_partners').where({ name: 'Pacific Partners' }).first()).id); // crm-americas: rep1 is not there
     const id = await newContact('rep1', { last_name: 'Pacificpartnered', project_id: project('crm-europe') });
