@@ -730,6 +730,28 @@ describe('an account, contact or partner the reader may not see', () => {
     await host.db.knex('crm_personal_contacts').where({ id: deal.contact }).delete();
   }
 
+  test('a kanban card says “an account you cannot see” where its account is one the reader may not see, as the list’s row does, and names it to those who may', async () => {
+    const deal = await crossRegionDeal('Kanbanregion deal');
+    const cardOn = (html: string) => new RegExp(`<article class="card"[^>]*data-opportunity="${deal.id}"[\\s\\S]*?</article>`).exec(html)?.[0] ?? '';
+    try {
+      const rep1 = await Session.signIn(host.app, 'rep1');
+      for (const page of [await rep1.get('/crm/opportunities/kanban?q=kanbanregion'), await rep1.htmxGet('/crm/opportunities/kanban?q=kanbanregion')]) {
+        const card = cardOn(page.text);
+        expect(visibleText(card)).toContain('Kanbanregion deal');
+        expect(visibleText(card)).toContain('an account you cannot see');
+        expect(card).toContain('<span class="empty">an account you cannot see</span>');
+        expect(card).not.toContain('Globex');
+        expect(card).not.toMatch(new RegExp(`/crm/accounts/${deal.globex}\\b`));
+      }
+      const director = await Session.signIn(host.app, 'director');
+      const theirs = visibleText(cardOn((await director.get('/crm/opportunities/kanban?q=kanbanregion')).text));
+      expect(theirs).toContain('Globex Corporation');
+      expect(theirs).not.toContain('you cannot see');
+    } finally {
+      await removeDeal(deal);
+    }
+  });
+
   test('the list’s and the opportunity’s JSON give the ids of its account, contact and partner only to those who may see them: to others null and *_hidden, as the pages name none', async () => {
     const deal = await crossRegionDeal('Crossregion deal');
     const { id, globex, contact, pacific } = deal;
