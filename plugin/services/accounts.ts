@@ -265,7 +265,10 @@ export function globalContext(ctx: CrmContext): CrmContext {
 }
 
 /** Whom the user sees accounts of, from any page (the global rule applies). */
-const accountScopeOf = (ctx: CrmContext) => recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+export const accountScopeOf = (ctx: CrmContext) => recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+
+/** Whom the user sees partners of, from any page (the global rule applies). */
+export const partnerScopeOf = (ctx: CrmContext) => recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
 
 /** The account if this user may see it (from any page: the global rule applies), else null. */
 export async function findVisibleAccount(ctx: CrmContext, id: number): Promise<Account | null> {
@@ -303,7 +306,7 @@ export async function findShownAccount(ctx: CrmContext, id: number): Promise<Sho
   const parent = knex('crm_accounts as a').select(1).where('a.id', knex('crm_accounts as child').select('child.parent_id').where('child.id', id));
   applyAccountScope(parent, scope);
   const partner = knex('crm_partners as p').select(1).whereRaw('p.id = a.partner_id');
-  applyPartnerScope(partner, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
+  applyPartnerScope(partner, await partnerScopeOf(ctx));
   const q = visibleAccountQuery(ctx, id, scope).select(seenAs(parent, 'parent_seen'), seenAs(partner, 'partner_seen'));
   const row = (await q.first()) as (Account & { parent_seen?: unknown; partner_seen?: unknown }) | undefined;
   if (!row) return null;
@@ -336,7 +339,7 @@ export async function visibleAccountNames(ctx: CrmContext, ids: number[]): Promi
  * it; a page may run it with another in the same statement). Wrapped in an object: a knex builder is thenable.
  */
 export async function visibleAccountsAmong(ctx: CrmContext, ids: number[]): Promise<{ q: Knex.QueryBuilder }> {
-  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const scope = await accountScopeOf(ctx);
   const q = ctx.host.knex('crm_accounts as a').whereIn('a.id', ids).select('a.id', 'a.name');
   applyAccountScope(q, scope);
   return { q };
@@ -347,7 +350,7 @@ export async function visibleAccountsAmong(ctx: CrmContext, ids: number[]): Prom
  * the viewer's global account scope, as a cache key part.
  */
 export async function accountNamesScopeKey(ctx: CrmContext): Promise<string> {
-  return scopeKey(await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }));
+  return scopeKey(await accountScopeOf(ctx));
 }
 
 /** A visible account or 404: the one way routes load an account by id. */

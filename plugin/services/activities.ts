@@ -4,7 +4,7 @@ import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import { applyAccountScope, type Account } from '../models/account';
 import { applyOpportunityScope, type Opportunity } from '../models/opportunity';
 import { applyPartnerScope, type Partner } from '../models/partner';
-import { canEditAccount, dateText, findVisibleAccount, globalContext, requireVisibleAccount, visibleAccountNames } from './accounts';
+import { accountScopeOf, canEditAccount, dateText, findVisibleAccount, requireVisibleAccount, visibleAccountNames } from './accounts';
 import { fieldRulesFor, hiddenFields, hiddenSql, opportunityLabel, viewerFieldRules, type ViewerFieldRules } from './field-rules';
 import { addDays, todayUtc } from './dates';
 import { FieldErrors, flag, isIsoDate, text, type FormInput, validId } from './form';
@@ -424,7 +424,7 @@ function seenAccountSql(knex: Knex, rules: ViewerFieldRules): Knex.Raw {
  */
 async function nameableAccounts(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder }> {
   const q = ctx.host.knex('crm_accounts as a');
-  applyAccountScope(q, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }), 'list');
+  applyAccountScope(q, await accountScopeOf(ctx), 'list');
   return { q };
 }
 

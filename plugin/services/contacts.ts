@@ -5,7 +5,7 @@ import type { HostProject, HostTask } from '../host';
 import { applyAccountScope, type Account } from '../models/account';
 import { applyPartnerScope } from '../models/partner';
 import { applyContactScope, CONTACT_FIELDS, contactName, ContactType, PersonalContact } from '../models/contact';
-import { canEditAccount, findVisibleAccount, globalContext } from './accounts';
+import { accountScopeOf, canEditAccount, findVisibleAccount, globalContext, partnerScopeOf } from './accounts';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal, journalMany, referenceTo } from './journal';
@@ -100,7 +100,7 @@ export async function listContacts(ctx: CrmContext, filters: ContactFilters, pag
   // A contact is also seen through an account it works for: its partner is named (and its id given) only to those
   // who may see it, from the one join below; to others it is `partner_hidden`.
   const partners = knex('crm_partners as p').select('p.id', 'p.name');
-  applyPartnerScope(partners, await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
+  applyPartnerScope(partners, await partnerScopeOf(ctx));
   // (A filter on a partner the reader may not see is left out before it gets here: see the list route.)
   if (filters.partner) base.where('c.partner_id', filters.partner);
   const [{ total }] = await base.clone().count({ total: '*' });
@@ -297,7 +297,7 @@ export async function deleteContact(ctx: CrmContext, contact: PersonalContact): 
 
 /** The accounts this contact works for that the user may see, with the role. */
 export async function accountsOfContact(ctx: CrmContext, contact: PersonalContact): Promise<{ id: number; name: string; role: string }[]> {
-  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const scope = await accountScopeOf(ctx);
   const q = ctx.host.knex('crm_accounts as a').join('crm_account_contacts as ac', 'ac.account_id', 'a.id').where('ac.contact_id', contact.id);
   applyAccountScope(q, scope);
   return q.select('a.id', 'a.name', 'ac.role').orderBy(['a.name', 'a.id']).limit(200);

@@ -5,7 +5,7 @@ import { HostRefusal, type HostProject, type HostTask } from '../host';
 import { FIELD_LABELS, type Opportunity, type OpportunityField } from '../models/opportunity';
 import { applyAccountScope } from '../models/account';
 import { applyContactScope } from '../models/contact';
-import { findVisibleAccount, globalContext } from './accounts';
+import { accountScopeOf, findVisibleAccount, globalContext } from './accounts';
 import { findVisibleContact } from './contacts';
 import { fieldRulesFor } from './field-rules';
 import { FieldErrors, text, type FormInput } from './form';
@@ -338,7 +338,7 @@ function formOf(ctx: CrmContext, part: ActionPart): { values: FormInput; errors:
 /** Accounts for the "related account" picker: those the user may see, by name, bounded. */
 async function accountOptions(ctx: CrmContext): Promise<{ id: number; name: string }[]> {
   const q = ctx.host.knex('crm_accounts as a').orderBy([{ column: 'a.name' }, { column: 'a.id' }]).limit(500).select('a.id', 'a.name');
-  applyAccountScope(q, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }));
+  applyAccountScope(q, await accountScopeOf(ctx));
   return (await q).map((r) => ({ id: Number(r.id), name: String(r.name) }));
 }
 

@@ -4,7 +4,7 @@ import { forbidden, invalid, notFound, staleRecord } from '../http/errors';
 import type { HostProject } from '../host';
 import { Account, applyAccountScope } from '../models/account';
 import { applyPartnerScope, Partner, PARTNER_FIELDS } from '../models/partner';
-import { globalContext } from './accounts';
+import { accountScopeOf, globalContext, partnerScopeOf } from './accounts';
 import { whereAnyContains } from './text-search';
 import { visibleContactsQuery } from './contacts';
 import { FieldErrors, text, type FormInput, validId } from './form';
@@ -64,7 +64,7 @@ export async function listPartners(ctx: CrmContext, filters: PartnerFilters, pag
   // Counted as the partner page lists them (consultantsOf, managedAccounts): only what this user may see.
   const { query: consultants } = await visibleContactsQuery(ctx);
   const accounts = knex('crm_accounts as a').count('*').whereRaw('a.partner_id = p.id');
-  applyAccountScope(accounts, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }));
+  applyAccountScope(accounts, await accountScopeOf(ctx));
   const rows = await base.clone()
     .select('p.id', 'p.name', 'p.email', 'p.city', 'p.country', 'p.manager_id', 'p.project_id')
     .select(consultants.count('*').whereRaw('c.partner_id = p.id').as('consultants'))
@@ -80,7 +80,7 @@ export async function listPartners(ctx: CrmContext, filters: PartnerFilters, pag
 /** The partner if this user may see it (the global rule applies from any page), else null. */
 export async function findVisiblePartner(ctx: CrmContext, id: number): Promise<Partner | null> {
   if (!validId(id)) return null;
-  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
+  const scope = await partnerScopeOf(ctx);
   const q = Partner.query(ctx.host.knex).alias('p').where('p.id', id).select('p.*');
   applyPartnerScope(q, scope);
   return (await q.first()) ?? null;
@@ -99,7 +99,7 @@ export async function visiblePartnerNames(ctx: CrmContext, ids: number[]): Promi
  * it; a page may run it with another in the same statement). Wrapped in an object: a knex builder is thenable.
  */
 export async function visiblePartnersAmong(ctx: CrmContext, ids: number[]): Promise<{ q: Knex.QueryBuilder }> {
-  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
+  const scope = await partnerScopeOf(ctx);
   const q = ctx.host.knex('crm_partners as p').whereIn('p.id', ids).select('p.id', 'p.name');
   applyPartnerScope(q, scope);
   return { q };
@@ -110,7 +110,7 @@ export async function visiblePartnersAmong(ctx: CrmContext, ids: number[]): Prom
  * scope, as a cache key part.
  */
 export async function partnerNamesScopeKey(ctx: CrmContext): Promise<string> {
-  return scopeKey(await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true }));
+  return scopeKey(await partnerScopeOf(ctx));
 }
 
 /** A visible partner or 404: the one way routes load a partner by id. */
@@ -155,7 +155,7 @@ export interface PartnerPicker {
  * so saving a form does not drop a partner someone else assigned.
  */
 export async function partnerPicker(ctx: CrmContext, currentId: number | null): Promise<PartnerPicker> {
-  const scope = await recordScope(globalContext(ctx), 'partners', 'view_partners', { global: true });
+  const scope = await partnerScopeOf(ctx);
   // Kept under the partners' version and the viewer's scope: every opportunity list and form shows it.
   const listed = await readUnderVersions(ctx.host.knex, 'partner-picker', ['crm_partners'], [scopeKey(scope)], async () => {
     const q = ctx.host.knex('crm_partners as p');
@@ -276,7 +276,7 @@ export async function consultantsOf(ctx: CrmContext, partner: Partner) {
 
 /** Accounts assigned to the partner (A10) that this user may see. */
 export async function managedAccounts(ctx: CrmContext, partner: Partner) {
-  const scope = await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
+  const scope = await accountScopeOf(ctx);
   const q = ctx.host.knex('crm_accounts as a').where('a.partner_id', partner.id);
   applyAccountScope(q, scope);
   return q.select('a.id', 'a.name', 'a.city', 'a.country', 'a.customer_number').orderBy(['a.name', 'a.id']).limit(200);

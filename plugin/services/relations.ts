@@ -2,11 +2,10 @@ import type { Knex } from 'knex';
 import type { CrmContext } from '../http/guard';
 import { invalid, notFound } from '../http/errors';
 import { Account, applyAccountScope } from '../models/account';
-import { dateText, globalContext, requireVisibleAccount } from './accounts';
+import { accountScopeOf, dateText, requireVisibleAccount } from './accounts';
 import { whereAnyContains } from './text-search';
 import { FieldErrors, text, type FormInput } from './form';
 import { journal, referenceTo } from './journal';
-import { recordScope } from './visibility';
 
 /**
  * A7 relations between accounts: linked accounts with an admin-defined relation type (read in both
@@ -56,14 +55,10 @@ export function relationChoices(types: RelationType[]): RelationChoice[] {
   ]);
 }
 
-async function accountScope(ctx: CrmContext) {
-  return recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true });
-}
-
 /** The account's parent and sub-accounts, each only if this user may see it (others are not even named). */
 export async function parentAndSubAccounts(ctx: CrmContext, account: Account): Promise<{ parent: NamedAccount | null; children: NamedAccount[] }> {
   const knex = ctx.host.knex;
-  const scope = await accountScope(ctx);
+  const scope = await accountScopeOf(ctx);
   const family = (q: Knex.QueryBuilder) => {
     applyAccountScope(q, scope);
     return q.orderBy(['a.name', 'a.id']).select('a.id', 'a.name');
@@ -77,7 +72,7 @@ export async function parentAndSubAccounts(ctx: CrmContext, account: Account): P
 /** The account's links in both directions, to accounts this user may see (others are not even named). */
 export async function linkedAccounts(ctx: CrmContext, accountId: number): Promise<LinkedAccount[]> {
   const knex = ctx.host.knex;
-  const scope = await accountScope(ctx);
+  const scope = await accountScopeOf(ctx);
   const side = (outgoing: boolean) => {
     const q = knex('crm_account_links as l')
       .join('crm_accounts as a', 'a.id', outgoing ? 'l.related_account_id' : 'l.account_id')
@@ -100,7 +95,7 @@ export async function searchVisibleAccounts(ctx: CrmContext, term: string, exclu
   if (!q) return [];
   const query = whereAnyContains(ctx.host.knex('crm_accounts as a').whereNot('a.id', excludeId), ['a.name', 'a.organization', 'a.city'], q)
     .orderBy(['a.name', 'a.id']).limit(limit).select('a.id', 'a.name', 'a.city');
-  applyAccountScope(query, await accountScope(ctx));
+  applyAccountScope(query, await accountScopeOf(ctx));
   return (await query).map((r) => ({ id: Number(r.id), name: String(r.name), city: String(r.city ?? '') }));
 }
 

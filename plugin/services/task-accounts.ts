@@ -3,11 +3,10 @@ import type { CrmContext } from '../http/guard';
 import { HostRefusal, type HostProject, type HostTask } from '../host';
 import { CrmError, invalid, notFound } from '../http/errors';
 import { applyAccountScope, type Account } from '../models/account';
-import { globalContext, linkedProjectIds } from './accounts';
+import { accountScopeOf, linkedProjectIds } from './accounts';
 import { FieldErrors, type FormInput, validId } from './form';
 import { journal } from './journal';
 import { isUniqueViolation } from './relations';
-import { recordScope } from './visibility';
 
 /**
  * A8: host tasks linked to accounts. The first account linked to a task is its primary account; a star makes
@@ -170,7 +169,7 @@ export async function accountTasks(ctx: CrmContext, account: Account): Promise<{
   const primaries = knex('crm_task_accounts as ta').join('crm_accounts as a', 'a.id', 'ta.account_id')
     .whereIn('ta.task_id', taskIds.length ? taskIds : [0]).where('ta.is_primary', true).whereNot('ta.account_id', account.id)
     .select('ta.task_id', 'a.id', 'a.name');
-  applyAccountScope(primaries, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }));
+  applyAccountScope(primaries, await accountScopeOf(ctx));
   const primaryOf = new Map((await primaries).map((r) => [Number(r.task_id), { id: Number(r.id), name: String(r.name) }]));
   const visible = new Map<number, HostProject | null>();
   const rows: AccountTaskRow[] = [];
@@ -199,7 +198,7 @@ export async function taskAccounts(ctx: CrmContext, taskId: number) {
   const q = ctx.host.knex('crm_task_accounts as ta').join('crm_accounts as a', 'a.id', 'ta.account_id').where('ta.task_id', task.id)
     .orderBy([{ column: 'ta.is_primary', order: 'desc' }, { column: 'a.name' }, { column: 'a.id' }])
     .select('a.id', 'a.name', 'a.customer_number', 'a.city', 'a.country', 'a.account_manager_id', 'ta.is_primary', 'ta.created_at');
-  applyAccountScope(q, await recordScope(globalContext(ctx), 'accounts', 'view_accounts', { global: true }));
+  applyAccountScope(q, await accountScopeOf(ctx));
   const accounts = (await q).map((r) => ({
     id: Number(r.id), name: String(r.name), customer_number: r.customer_number ?? null, city: String(r.city ?? ''), country: String(r.country ?? ''),
     account_manager_id: r.account_manager_id === null ? null : Number(r.account_manager_id), is_primary: Boolean(r.is_primary), url: `/crm/accounts/${r.id}`,
