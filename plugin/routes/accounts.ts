@@ -18,6 +18,7 @@ import { queryString, savedFilters } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
 import { ACCOUNT_TABS, findTab } from './account-tabs';
 import { savedFilterRoutes, UNTOUCHED_SAVED_FILTERS } from './saved-filter-routes';
+import { seenReference } from '../services/seen';
 
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/accounts` : '/crm/accounts');
 const accountUrl = (id: number) => `/crm/accounts/${id}`;
@@ -42,8 +43,8 @@ function accountFields(a: Account) {
 function accountJson({ account: a, parentSeen, partnerSeen }: ShownAccount) {
   return {
     ...accountFields(a),
-    parent_id: parentSeen ? a.parent_id : null, parent_hidden: a.parent_id !== null && !parentSeen,
-    partner_id: partnerSeen ? a.partner_id : null, partner_hidden: a.partner_id !== null && !partnerSeen,
+    ...seenReference('parent', a.parent_id, parentSeen),
+    ...seenReference('partner', a.partner_id, partnerSeen),
   };
 }
 

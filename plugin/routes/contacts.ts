@@ -20,6 +20,7 @@ import { findVisiblePartner } from '../services/partners';
 import { leftOutJson, withoutInvisibleTargets } from '../services/list-filters';
 import { queryString } from '../services/saved-filters';
 import { loadSettings } from '../services/settings';
+import { seenReference } from '../services/seen';
 
 const SLUG = 'personal-contacts';
 const listBase = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/${SLUG}` : `/crm/${SLUG}`);
@@ -44,7 +45,7 @@ function contactFields(c: PersonalContact) {
  */
 function contactJson(c: PersonalContact, partner: { id: number; name: string } | null, project: { id: number } | null, hiddenProject: boolean) {
   return {
-    ...contactFields(c), partner_id: partner?.id ?? null, partner_hidden: c.partner_id !== null && !partner, partner: partner ? { id: partner.id, name: partner.name } : null,
+    ...contactFields(c), ...seenReference('partner', c.partner_id, partner !== null), partner: partner ? { id: partner.id, name: partner.name } : null,
     project_id: project?.id ?? null, project_hidden: hiddenProject, url: contactUrl(c.id),
   };
 }

@@ -25,6 +25,7 @@ import { settingsHistory, userNames } from './admin-forms';
 import { loadSettings } from '../services/settings';
 import { OPPORTUNITY_SIDEBAR, OPPORTUNITY_PANELS } from './opportunity-extensions';
 import { savedFilterRoutes, UNTOUCHED_SAVED_FILTERS, type SavedFilterState } from './saved-filter-routes';
+import { seenReference } from '../services/seen';
 
 const base = (ctx: CrmContext) => (ctx.project ? `/projects/${encodeURIComponent(ctx.project.identifier)}/crm/opportunities` : '/crm/opportunities');
 export const opportunityUrl = (id: number) => `/crm/opportunities/${id}`;
@@ -59,12 +60,11 @@ type SeenReferences = Record<'account' | 'contact' | 'partner', { id: number } |
  * and the sales activity lists give it). The field rules then leave out what they hide, with those (S5).
  */
 function opportunityJson(o: Opportunity, seen: SeenReferences, rules: FieldRules) {
-  const hidden = (stored: number | null, visible: { id: number } | null) => stored !== null && !visible;
   return visibleOpportunityFields({
     ...opportunityFields(o),
-    account_id: seen.account?.id ?? null, account_hidden: hidden(o.account_id, seen.account),
-    contact_id: seen.contact?.id ?? null, contact_hidden: hidden(o.contact_id, seen.contact),
-    partner_id: seen.partner?.id ?? null, partner_hidden: hidden(o.partner_id, seen.partner),
+    ...seenReference('account', o.account_id, seen.account !== null),
+    ...seenReference('contact', o.contact_id, seen.contact !== null),
+    ...seenReference('partner', o.partner_id, seen.partner !== null),
     url: opportunityUrl(o.id),
   }, rules);
 }

@@ -13,6 +13,7 @@ import { canEditOpportunity, requireVisibleOpportunity } from './opportunities';
 import type { PageMeta } from './pagination';
 import { canEditPartner, requireVisiblePartner } from './partners';
 import { recordScope } from './visibility';
+import { seenReference } from './seen';
 
 /**
  * O5 sales activities: calls, meetings, emails and notes on an opportunity, an account or a partner (leads
@@ -152,7 +153,7 @@ function toActivity(r: Record<string, unknown>): Activity {
 function seenOn(record: ActivityRecord, activity: Activity): Activity {
   if (record.accountHidden) return { ...activity, account_id: null, account_hidden: false };
   const seen = activity.account_id !== null && activity.account_id === record.accountId && record.accountName !== null;
-  return { ...activity, account_id: seen ? activity.account_id : null, account_hidden: activity.account_id !== null && !seen };
+  return { ...activity, ...seenReference('account', activity.account_id, seen) };
 }
 
 /** Timestamps as ISO text in UTC, whether the driver returns a Date (PostgreSQL) or the stored text (SQLite). */
@@ -478,7 +479,7 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
     rows: rows.map((r) => {
       const seenId = accountOf(r);
       const name = seenId === null ? null : accountNames.get(seenId) ?? null;
-      return { ...toActivity(r), account_id: name === null ? null : seenId, account_name: name, account_hidden: seenId !== null && name === null, record_name: recordName(r) };
+      return { ...toActivity(r), ...seenReference('account', seenId, name !== null), account_name: name, record_name: recordName(r) };
     }),
     meta: { page: current, pages, total: count, per_page: perPage },
   };

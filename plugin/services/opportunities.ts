@@ -22,6 +22,7 @@ import { copiesFollowOpportunity, type OpportunityCopies } from './opportunity-c
 import { isPg } from '../../migrations/dialect';
 import { listKey, listNumbers, readUnderVersions, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
+import { seenReference } from './seen';
 
 export const OPPORTUNITY_SORTS = ['name', 'expected_close_on', 'amount_minor', 'created_at', 'updated_at'] as const;
 
@@ -197,8 +198,7 @@ async function withVisibleReferences(ctx: CrmContext, rows: OpportunityRow[]): P
     const accountName = r.account_id === null ? null : accountNames.get(r.account_id) ?? null;
     const partnerSeen = r.partner_id !== null && seenPartners.has(r.partner_id);
     return {
-      ...r, account_id: accountName === null ? null : r.account_id, account_name: accountName, account_hidden: r.account_id !== null && accountName === null,
-      partner_id: partnerSeen ? r.partner_id : null, partner_hidden: r.partner_id !== null && !partnerSeen,
+      ...r, ...seenReference('account', r.account_id, accountName !== null), account_name: accountName, ...seenReference('partner', r.partner_id, partnerSeen),
     };
   });
 }
