@@ -300,16 +300,30 @@ export async function accountsOfContact(ctx: CrmContext, contact: PersonalContac
   const scope = await accountScopeOf(ctx);
   const q = ctx.host.knex('crm_accounts as a').join('crm_account_contacts as ac', 'ac.account_id', 'a.id').where('ac.contact_id', contact.id);
   applyAccountScope(q, scope);
-  return q.select('a.id', 'a.name', 'ac.role').orderBy(['a.name', 'a.id']).limit(200);
+  // Awaited here, not returned bare: a knex builder is thenable, and the rows are what the callers want.
+  return await q.select('a.id', 'a.name', 'ac.role').orderBy(['a.name', 'a.id']).limit(200);
+}
+
+/** A row of an account's People tab. */
+export interface AccountContactRow {
+  id: number;
+  first_name: string;
+  last_name: string;
+  job_title: string;
+  email: string;
+  phone: string;
+  role: string;
+  /** Null for a contact without a type. */
+  type_name: string | null;
 }
 
 /** The People tab of an account (A6, A9): its visible contacts with their role. */
-export async function contactsOfAccount(ctx: CrmContext, accountId: number) {
+export async function contactsOfAccount(ctx: CrmContext, accountId: number): Promise<AccountContactRow[]> {
   const { query: q } = await visibleContactsQuery(ctx);
-  return q.join('crm_account_contacts as ac', 'ac.contact_id', 'c.id').where('ac.account_id', accountId)
+  return await q.join('crm_account_contacts as ac', 'ac.contact_id', 'c.id').where('ac.account_id', accountId)
     .leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
     .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 'ac.role', 't.name as type_name')
-    .orderBy(['c.last_name', 'c.first_name', 'c.id']).limit(500);
+    .orderBy(['c.last_name', 'c.first_name', 'c.id']).limit(500) as AccountContactRow[];
 }
 
 /**
