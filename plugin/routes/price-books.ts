@@ -1,9 +1,11 @@
 import type { Request, Response } from 'express';
-import type { CrmContext, CrmRoute } from '../http/guard';
+import { projectsWithCrmView, type CrmContext, type CrmRoute } from '../http/guard';
+import type { HostProject } from '../host';
 import { CrmError, inputShownAgain, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
 import { list, text, type FormInput, lockVersionOf } from '../services/form';
+import { presentHistory } from '../services/history-display';
 import { history } from '../services/journal';
 import { amountInput, formatMoney } from '../services/money';
 import { pageParam } from '../services/pagination';
@@ -102,12 +104,22 @@ function valuesOf(b: PriceBook): FormInput {
 }
 
 /** The price book page; `failure` re-renders one of its forms with the user's input. */
+/** Of `projects`, those whose CRM this user may open (projectsWithCrmView, the rule histories name projects by). */
+async function projectsTheyMayOpen(ctx: CrmContext, projects: HostProject[]): Promise<HostProject[]> {
+  const openable = new Set((await projectsWithCrmView(ctx)).map((p) => p.id));
+  return projects.filter((p) => openable.has(p.id));
+}
+
 export async function priceBookPage(ctx: CrmContext, req: Request, book: PriceBook, message: string | null = null, failure: PageFailure | null = null): Promise<PageResponse> {
   const knex = ctx.host.knex;
   const canManage = await canManagePriceBooks(ctx);
   const groups = await pricesOfBook(knex, book.id, !canManage);
-  const projects = await assignedProjects(ctx, book.id);
-  const assigned = new Set(projects.map((p) => p.id));
+  const assignedToBook = await assignedProjects(ctx, book.id);
+  const assigned = new Set(assignedToBook.map((p) => p.id));
+  // A manager assigns and unassigns them all; anyone else is told only of projects whose CRM they may open, as
+  // histories name projects, and how many others there are.
+  const projects = canManage ? assignedToBook : await projectsTheyMayOpen(ctx, assignedToBook);
+  const otherProjects = assignedToBook.length - projects.length;
   const addable = canManage ? (await assignableProjects(ctx)).filter((p) => !assigned.has(p.id)) : [];
   const previous = book.previous_id ? await findVisiblePriceBook(ctx, book.previous_id) : null;
   const { q: newerQ } = await scopePriceBooks(ctx, knex('crm_price_books as pb').where('pb.previous_id', book.id), canManage);
@@ -115,19 +127,19 @@ export async function priceBookPage(ctx: CrmContext, req: Request, book: PriceBo
   const panels = [];
   for (const part of PRICE_BOOK_PANELS) panels.push({ view: part.view, locals: await part.load(ctx, book, canManage) });
   const files = await attachmentListLocals(ctx, PRICE_BOOK_ATTACHMENTS, book);
-  const log = await history(knex, 'price_book', book.id, pageParam(req));
+  const log = await presentHistory(ctx, await history(knex, 'price_book', book.id, pageParam(req)));
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   return {
     title: book.name,
     view: 'price-books/show',
     status: failure?.status ?? 200,
     locals: {
-      book, canManage, message, failure, groups, projects, addable, previous, newer, panels, files, log, users, formatMoney, amountInput,
+      book, canManage, message, failure, groups, projects, otherProjects, addable, previous, newer, panels, files, log, users, formatMoney, amountInput,
       products: canManage ? await productChoices(knex) : [],
     },
     json: failure ? { error: failure.message, fields: failure.errors } : {
       price_book: priceBookJson(book), can_manage: canManage,
-      projects: projects.map((p) => ({ id: p.id, identifier: p.identifier, name: p.name })),
+      projects: projects.map((p) => ({ id: p.id, identifier: p.identifier, name: p.name })), other_projects: otherProjects,
       products: groups.map((g) => ({ ...g.product, url: `/crm/products/${g.product.id}`, prices: g.prices.map(priceJson) })),
       newer_versions: newer.map((n: { id: unknown; name: unknown }) => ({ id: Number(n.id), name: String(n.name), url: priceBookUrl(Number(n.id)) })),
       files: files.files.map((f) => ({ filename: f.filename, version: f.latest.version, download_url: `${files.base}/${f.latest.id}/download` })),

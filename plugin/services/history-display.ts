@@ -129,7 +129,11 @@ interface ReadableProjects {
 const PROJECT_DETAILS: Record<string, (value: string, readable: ReadableProjects) => string> = {
   project_id: (value, readable) => readable.nameOf.get(Number(value)) ?? HIDDEN_PROJECT,
   project: (value, readable) => (readable.identifiers.has(value) ? value : HIDDEN_PROJECT),
-  projects: (value, readable) => (readable.identifiers.has(value) ? value : HIDDEN_PROJECT),
+  // One identifier (an account's project link), or a price book's: a list on creation, `+<identifier>` when assigned.
+  projects: (value, readable) => value.split(',').map((part) => {
+    const added = part.startsWith('+') ? '+' : '';
+    return `${added}${readable.identifiers.has(part.slice(added.length)) ? part.slice(added.length) : HIDDEN_PROJECT}`;
+  }).join(', '),
 };
 
 /**

@@ -150,6 +150,29 @@ describe('price books (Q1)', () => {
     expect(details.map((d) => [d.old_value, d.new_value])).toEqual([[null, '+crm-americas'], ['crm-americas', null]]);
   });
 
+  test('a reader who may not open one of the book’s projects reads neither its name nor its identifier, on the page, in its JSON or in its history', async () => {
+    const director = await Session.signIn(host.app, 'director');
+    const id = await newBook(director, 'Shared 2027', ['crm-americas', 'crm-europe']);
+    const asia = host.demo.projects['crm-asia'];
+    expect((await director.post(`/crm/price-books/${id}/projects`, { project_id: String(asia.id) })).status).toBe(303);
+    const europe = host.demo.projects['crm-europe'];
+    const rep2 = await Session.signIn(host.app, 'rep2'); // a member of Americas only
+    const page = await rep2.get(`/crm/price-books/${id}`);
+    expect(page.status).toBe(200);
+    const text = visibleText(page.text);
+    expect(text).toContain('Americas');
+    for (const hidden of [europe.name, europe.identifier, asia.name, asia.identifier]) expect(text).not.toContain(hidden);
+    expect(text).toContain('a project you cannot see');
+    const json = (await rep2.get(`/crm/price-books/${id}.json`)).body;
+    expect(json.projects.map((p: { identifier: string }) => p.identifier)).toEqual(['crm-americas']);
+    expect(json.other_projects).toBe(2);
+    expect(JSON.stringify(json)).not.toContain('crm-europe');
+    // The director, who may open them all, reads them all.
+    const all = visibleText((await director.get(`/crm/price-books/${id}`)).text);
+    for (const shown of [europe.name, 'crm-europe', asia.name, '+crm-asia']) expect(all).toContain(shown);
+    expect((await director.get(`/crm/price-books/${id}.json`)).body.other_projects).toBe(0);
+  });
+
   test('an update copies fields, projects and prices, points back, and is journaled', async () => {
     const director = await Session.signIn(host.app, 'director');
     const standard = await bookId('Standard 2026');
