@@ -47,6 +47,12 @@ export async function projectsWithCrmView(ctx: Pick<CrmContext, 'host' | 'user'>
   return [...byId.values()];
 }
 
+/** Of the projects `ids`, those whose CRM pages the user may open (projectsWithCrmView), by name. */
+export async function crmProjectsAmong(ctx: Pick<CrmContext, 'host' | 'user'>, ids: Iterable<number>): Promise<HostProject[]> {
+  const wanted = new Set(ids);
+  return (await projectsWithCrmView(ctx)).filter((p) => wanted.has(p.id)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
 async function canAny(host: HostApi, user: HostUser, permissions: string[], project?: HostProject | null): Promise<boolean> {
   for (const p of permissions) if (await host.can(user, p, project)) return true;
   return false;

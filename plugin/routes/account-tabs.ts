@@ -1,4 +1,4 @@
-import { projectsWithCrmView, type CrmContext } from '../http/guard';
+import { crmProjectsAmong, type CrmContext } from '../http/guard';
 import type { Account } from '../models/account';
 import { canEditAccount, dateText, globalContext, linkedProjectIds } from '../services/accounts';
 import { opportunityLabel } from '../services/field-rules';
@@ -75,11 +75,10 @@ export const ACCOUNT_TABS: AccountTab[] = [
     async load(ctx, account) {
       // Only projects whose CRM pages the reader may open (the others would be links to a 404), from the host's
       // answers for the whole request rather than a lookup per linked project.
-      const linked = new Set(await linkedProjectIds(ctx.host.knex, account.id));
-      const projects = (await projectsWithCrmView(ctx)).filter((p) => linked.has(p.id));
+      const projects = await crmProjectsAmong(ctx, await linkedProjectIds(ctx.host.knex, account.id));
       // A8: the account's linked host tasks (the newest TASK_LIST_LIMIT links).
       const tasks = await accountTasks(ctx, account);
-      return { projects: projects.sort((a, b) => a.name.localeCompare(b.name)), tasks: tasks.rows, tasksTotal: tasks.total, taskLimit: TASK_LIST_LIMIT };
+      return { projects, tasks: tasks.rows, tasksTotal: tasks.total, taskLimit: TASK_LIST_LIMIT };
     },
   },
   {

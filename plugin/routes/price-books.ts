@@ -1,6 +1,5 @@
 import type { Request, Response } from 'express';
-import { projectsWithCrmView, type CrmContext, type CrmRoute } from '../http/guard';
-import type { HostProject } from '../host';
+import { crmProjectsAmong, type CrmContext, type CrmRoute } from '../http/guard';
 import { CrmError, inputShownAgain, invalid, notFound } from '../http/errors';
 import { isHtmx, respond, respondAfterChange, wantsJson, type PageResponse } from '../http/respond';
 import { formBody } from '../http/params';
@@ -104,12 +103,6 @@ function valuesOf(b: PriceBook): FormInput {
 }
 
 /** The price book page; `failure` re-renders one of its forms with the user's input. */
-/** Of `projects`, those whose CRM this user may open (projectsWithCrmView, the rule histories name projects by). */
-async function projectsTheyMayOpen(ctx: CrmContext, projects: HostProject[]): Promise<HostProject[]> {
-  const openable = new Set((await projectsWithCrmView(ctx)).map((p) => p.id));
-  return projects.filter((p) => openable.has(p.id));
-}
-
 export async function priceBookPage(ctx: CrmContext, req: Request, book: PriceBook, message: string | null = null, failure: PageFailure | null = null): Promise<PageResponse> {
   const knex = ctx.host.knex;
   const canManage = await canManagePriceBooks(ctx);
@@ -118,7 +111,7 @@ export async function priceBookPage(ctx: CrmContext, req: Request, book: PriceBo
   const assigned = new Set(assignedToBook.map((p) => p.id));
   // A manager assigns and unassigns them all; anyone else is told only of projects whose CRM they may open, as
   // histories name projects, and how many others there are.
-  const projects = canManage ? assignedToBook : await projectsTheyMayOpen(ctx, assignedToBook);
+  const projects = canManage ? assignedToBook : await crmProjectsAmong(ctx, assigned);
   const otherProjects = assignedToBook.length - projects.length;
   const addable = canManage ? (await assignableProjects(ctx)).filter((p) => !assigned.has(p.id)) : [];
   const previous = book.previous_id ? await findVisiblePriceBook(ctx, book.previous_id) : null;
