@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { HostApi, HostProject, HostUser } from '../host';
 import { requirePermissionName } from '../manifest';
 import { versionKey } from '../services/data-version';
-import { forgetOnWrite, withRequestMemo } from '../services/request-memo';
+import { forgetOnWrite, readOnce, withRequestMemo } from '../services/request-memo';
 import { loadProjectSettings } from '../services/settings';
 import { CrmError, notFound } from './errors';
 import { wantsJson } from './respond';
@@ -39,12 +39,16 @@ export const ANY_VIEW = VIEW_PERMISSIONS;
 
 /**
  * The projects whose CRM pages the user may open (any view permission there, with the module on): the only projects
- * a page may name or link to for them. One host call per view permission, whatever the number of projects.
+ * a page may name or link to for them. One host call per view permission, whatever the number of projects. Shared:
+ * do not change the answer.
  */
-export async function projectsWithCrmView(ctx: Pick<CrmContext, 'host' | 'user'>): Promise<HostProject[]> {
-  const byId = new Map<number, HostProject>();
-  for (const permission of ANY_VIEW) for (const p of await ctx.host.projectsWhere(ctx.user, permission)) byId.set(p.id, p);
-  return [...byId.values()];
+export function projectsWithCrmView(ctx: Pick<CrmContext, 'host' | 'user'>): Promise<HostProject[]> {
+  // Once per request: a page may name projects in several places (a history, a tab, a module's filter).
+  return readOnce(ctx.host.knex, `crm-view-projects:${ctx.user.id}`, async () => {
+    const byId = new Map<number, HostProject>();
+    for (const permission of ANY_VIEW) for (const p of await ctx.host.projectsWhere(ctx.user, permission)) byId.set(p.id, p);
+    return [...byId.values()];
+  });
 }
 
 /** Of the projects `ids`, those whose CRM pages the user may open (projectsWithCrmView), by name. */

@@ -99,7 +99,7 @@ export function moduleJson(v: ModuleView) {
 export const CARD_HELPERS = { formatValue, formatMoney, PERIOD_KINDS, PERIOD_LABELS, MODULE_LABELS };
 
 async function globalProjects(ctx: CrmContext, req: Request) {
-  const all = (await projectsWithCrmView(ctx)).sort((a, b) => a.name.localeCompare(b.name));
+  const all = [...(await projectsWithCrmView(ctx))].sort((a, b) => a.name.localeCompare(b.name));
   return paginate(all, pageParam(req), 25);
 }
 
