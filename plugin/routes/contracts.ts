@@ -78,12 +78,13 @@ async function listHandler(ctx: CrmContext, req: Request, res: Response): Promis
 
 async function detail(ctx: CrmContext, req: Request, contract: ContractRow, message: string | null = null): Promise<PageResponse> {
   const knex = ctx.host.knex;
-  const opportunity = contract.opportunity_id ? await findVisibleOpportunity(ctx, contract.opportunity_id) : null;
+  // Whether the reader may see the opportunity is known (opportunity_hidden); its row is read for the sale rights.
+  const opportunity = contract.opportunity_id && !contract.opportunity_hidden ? await findVisibleOpportunity(ctx, contract.opportunity_id) : null;
   const project = await ctx.host.projectById(contract.project_id);
   const owner = contract.owner_id ? await ctx.host.userById(contract.owner_id) : null;
   const runs = (await runsOf(ctx, [contract.id])).get(contract.id) ?? [];
   const product = contract.product_id ? await knex('crm_products').where({ id: contract.product_id }).first('id', 'name', 'code') : null;
-  const quote = contract.quote_id ? await knex('crm_quotes').where({ id: contract.quote_id }).first('id', 'number', 'name') : null;
+  const quote = opportunity && contract.quote_id ? await knex('crm_quotes').where({ id: contract.quote_id }).first('id', 'number', 'name') : null;
   const log = await presentHistory(ctx, await history(knex, 'contract', contract.id, pageParam(req), 20), { currency: contract.currency });
   const users = new Map((await ctx.host.users()).map((u) => [u.id, u.name]));
   const canRemove = Boolean(opportunity && !opportunity.is_locked && contract.status === 'active' && (await saleRights(ctx, opportunity)).canRemove);
@@ -93,7 +94,7 @@ async function detail(ctx: CrmContext, req: Request, contract: ContractRow, mess
     view: 'contracts/show',
     project: null,
     locals: {
-      contract, opportunity, project, owner, runs, product, quote: opportunity ? quote : null, log, users, canRemove, canUpsell: Boolean(upsell), message,
+      contract, opportunity, project, owner, runs, product, quote, log, users, canRemove, canUpsell: Boolean(upsell), message,
       formatMoney, quantityText, kindLabels: CONTRACT_KIND_LABELS,
     },
     json: { contract: contractJson(contract), automation_runs: runs },

@@ -16,6 +16,7 @@ import { saleRights } from './sale';
 import { addDays, todayUtc } from './dates';
 import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
+import { seenReference } from './seen';
 
 /**
  * Contracts (SPEC C3): what sold items became. Seen where their opportunity is (view_contracts in its project,
@@ -263,8 +264,8 @@ export async function contractsOfOpportunity(ctx: CrmContext, opp: Opportunity):
 export function contractJson(c: ContractRow) {
   return {
     id: c.id, name: c.name, code: c.code, kind: c.kind, status: c.status, expired: c.expired,
-    account_id: c.account_hidden ? null : c.account_id, account_name: c.account_name, account_hidden: c.account_hidden,
-    opportunity_id: c.opportunity_hidden ? null : c.opportunity_id, opportunity_name: c.opportunity_name, opportunity_hidden: c.opportunity_hidden,
+    ...seenReference('account', c.account_id, !c.account_hidden), account_name: c.account_name,
+    ...seenReference('opportunity', c.opportunity_id, !c.opportunity_hidden), opportunity_name: c.opportunity_name,
     quote_id: c.opportunity_hidden ? null : c.quote_id, project_id: c.project_id, owner_id: c.owner_id, product_id: c.product_id,
     category_id: c.category_id, category_name: c.category_name, quantity_milli: c.quantity_milli, amount_minor: c.amount_minor,
     amount: amountInput(c.amount_minor, c.currency), currency: c.currency, starts_on: c.starts_on, ends_on: c.ends_on, renewal: c.renewal,
