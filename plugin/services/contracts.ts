@@ -209,10 +209,13 @@ export async function listContracts(ctx: CrmContext, f: ContractFilters, page: n
   return { rows, types: numbers.types, totals: numbers.totals, meta: { page: current, pages, total: numbers.count, per_page: perPage } as PageMeta };
 }
 
+/** Whom the user sees contracts of, from any page: contracts follow their opportunity's visibility level. */
+const contractScopeOf = (ctx: CrmContext) => recordScope(globalContext(ctx), 'opportunities', 'view_contracts');
+
 /** The contract if this user may see it (from any page), else null. */
 export async function findVisibleContract(ctx: CrmContext, id: number): Promise<ContractRow | null> {
   if (!validId(id)) return null;
-  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_contracts');
+  const scope = await contractScopeOf(ctx);
   const q = ctx.host.knex('crm_contracts as c').where('c.id', id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
     .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select(LIST_COLUMNS);
   applyContractScope(q, scope);
@@ -227,7 +230,7 @@ export async function findVisibleContract(ctx: CrmContext, id: number): Promise<
 export async function visibleContractIds(ctx: CrmContext, ids: number[]): Promise<Set<number>> {
   const wanted = [...new Set(ids.filter(validId))];
   if (!wanted.length) return new Set();
-  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_contracts');
+  const scope = await contractScopeOf(ctx);
   const q = ctx.host.knex('crm_contracts as c').whereIn('c.id', wanted).select('c.id');
   applyContractScope(q, scope);
   return new Set((await q).map((r: { id: number | string }) => Number(r.id)));
@@ -249,7 +252,7 @@ export async function requireVisibleContract(ctx: CrmContext, id: number): Promi
 export async function contractsOfOpportunity(ctx: CrmContext, opp: Opportunity): Promise<{ contracts: ContractRow[]; hidden: number }> {
   const knex = ctx.host.knex;
   const seen = knex('crm_contracts as c').where('c.opportunity_id', opp.id).select('c.id');
-  applyContractScope(seen, await recordScope(globalContext(ctx), 'opportunities', 'view_contracts'));
+  applyContractScope(seen, await contractScopeOf(ctx));
   const rows: Record<string, unknown>[] = await knex('crm_contracts as c').where('c.opportunity_id', opp.id).leftJoin('crm_product_categories as cat', 'cat.id', 'c.category_id')
     .leftJoin('crm_opportunities as o', 'o.id', 'c.opportunity_id').select([...LIST_COLUMNS, knex.raw('case when c.id in ? then 1 else 0 end as seen_by_reader', [seen])])
     .orderBy([{ column: 'c.status' }, { column: 'c.id' }]).limit(500);

@@ -299,10 +299,13 @@ export async function statuses(knex: Knex, options: { activeOnly?: boolean } = {
   return rows.filter((s) => !options.activeOnly || s.active).map((s) => OpportunityStatus.fromJson({ ...s }, { skipValidation: true }));
 }
 
+/** Whom the user sees opportunities of, from any page. */
+const opportunityScopeOf = (ctx: CrmContext) => recordScope(globalContext(ctx), 'opportunities', 'view_opportunities');
+
 /** The opportunity if this user may see it (from any page), else null. */
 export async function findVisibleOpportunity(ctx: CrmContext, id: number): Promise<Opportunity | null> {
   if (!validId(id)) return null;
-  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_opportunities');
+  const scope = await opportunityScopeOf(ctx);
   const q = ctx.host.knex('crm_opportunities as o').where('o.id', id).select('o.*');
   applyOpportunityScope(q, scope);
   const row = await q.first();
@@ -317,7 +320,7 @@ export async function findVisibleOpportunity(ctx: CrmContext, id: number): Promi
 export async function visibleOpportunityRules(ctx: CrmContext, ids: number[]): Promise<Map<number, FieldRules>> {
   const wanted = [...new Set(ids.filter(validId))];
   if (!wanted.length) return new Map();
-  const [scope, rules] = await Promise.all([recordScope(globalContext(ctx), 'opportunities', 'view_opportunities'), viewerFieldRules(ctx)]);
+  const [scope, rules] = await Promise.all([opportunityScopeOf(ctx), viewerFieldRules(ctx)]);
   const q = ctx.host.knex('crm_opportunities as o').whereIn('o.id', wanted).select('o.id', 'o.project_id', 'o.status_id');
   applyOpportunityScope(q, scope);
   return new Map((await q).map((r: { id: number; project_id: number; status_id: number }) => [Number(r.id), rules.at(Number(r.project_id), Number(r.status_id))]));
@@ -329,7 +332,7 @@ export async function visibleOpportunityRules(ctx: CrmContext, ids: number[]): P
  * builder is thenable.
  */
 export async function visibleOpportunitiesAmong(ctx: CrmContext, ids: number[]): Promise<{ q: Knex.QueryBuilder }> {
-  const scope = await recordScope(globalContext(ctx), 'opportunities', 'view_opportunities');
+  const scope = await opportunityScopeOf(ctx);
   const q = ctx.host.knex('crm_opportunities as o').whereIn('o.id', ids).select('o.id', 'o.name');
   applyOpportunityScope(q, scope);
   return { q };
@@ -375,7 +378,7 @@ function inEditScope(ctx: CrmContext, id: number, scope: RecordScope): Knex.Quer
 export async function requireEditableOpportunity(ctx: CrmContext, id: number): Promise<Opportunity> {
   if (!validId(id)) throw notFound('Opportunity');
   const knex = ctx.host.knex;
-  const [viewScope, scope] = await Promise.all([recordScope(globalContext(ctx), 'opportunities', 'view_opportunities'), editScope(ctx)]);
+  const [viewScope, scope] = await Promise.all([opportunityScopeOf(ctx), editScope(ctx)]);
   const editable = inEditScope(ctx, id, scope).select(knex.raw('1'));
   const q = knex('crm_opportunities as o').where('o.id', id).select('o.*', knex.raw('exists ? as crm_in_edit_scope', [editable]));
   applyOpportunityScope(q, viewScope);

@@ -107,7 +107,7 @@ async function visibleContacts(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder 
   const global = globalContext(ctx);
   const q = ctx.host.knex('crm_personal_contacts as c');
   applyContactScope(q, await recordScope(global, 'personal_contacts', 'view_personal_contacts', { global: true }),
-    await recordScope(global, 'accounts', 'view_accounts', { global: true }));
+    await accountScopeOf(ctx));
   return { q };
 }
 
