@@ -269,7 +269,8 @@ export async function deletePartner(ctx: CrmContext, partner: Partner): Promise<
 /** The partner's consultants this user may see. */
 export async function consultantsOf(ctx: CrmContext, partner: Partner) {
   const { query: q } = await visibleContactsQuery(ctx);
-  return q.where('c.partner_id', partner.id).leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
+  // Awaited here, not returned bare: a knex builder is thenable, and the rows are what the callers want.
+  return await q.where('c.partner_id', partner.id).leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
     .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 't.name as type_name')
     .orderBy(['c.last_name', 'c.first_name', 'c.id']).limit(200);
 }
@@ -279,7 +280,7 @@ export async function managedAccounts(ctx: CrmContext, partner: Partner) {
   const scope = await accountScopeOf(ctx);
   const q = ctx.host.knex('crm_accounts as a').where('a.partner_id', partner.id);
   applyAccountScope(q, scope);
-  return q.select('a.id', 'a.name', 'a.city', 'a.country', 'a.customer_number').orderBy(['a.name', 'a.id']).limit(200);
+  return await q.select('a.id', 'a.name', 'a.city', 'a.country', 'a.customer_number').orderBy(['a.name', 'a.id']).limit(200);
 }
 
 /** Host users linked to the partner: they sign in as partner users and see only its records. */
