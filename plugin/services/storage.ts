@@ -59,7 +59,26 @@ async function writeStream(file: string, data: Readable): Promise<StoredFile> {
   return { size, sha256: hash.digest('hex') };
 }
 
-/** Files in a local directory, two levels deep (`ab/abcdef…`); writes go to a temp file, then a rename. */
+/** File systems that have no hard links (some network and FUSE mounts) answer these. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+/**
+ * Makes a finished temp file appear whole under its key: a hard link refuses (EEXIST) where a rename would replace
+ * another file; where there are no links, a rename.
+ */
+async function appearWhole(tmp: string, target: string): Promise<void> {
+  try {
+    await fs.promises.link(tmp, target);
+  } catch (err) {
+    if (!NO_LINKS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    await fs.promises.rename(tmp, target);
+  }
+}
+
+/**
+ * Files in a local directory, two levels deep (`ab/abcdef…`); a stream is written to a temp file, then linked under
+ * its key. No put writes over a stored file.
+ */
 export class LocalFileStorage implements FileStorage {
   constructor(readonly root: string) {}
 
@@ -70,16 +89,37 @@ export class LocalFileStorage implements FileStorage {
 
   async put(key: string, data: Readable | Buffer): Promise<StoredFile> {
     const target = this.pathOf(key);
+    if (Buffer.isBuffer(data)) return this.putBytes(target, data);
     const tmpDir = path.join(this.root, 'tmp');
     await fs.promises.mkdir(tmpDir, { recursive: true });
     await fs.promises.mkdir(path.dirname(target), { recursive: true });
     const tmp = path.join(tmpDir, `${key}.${crypto.randomBytes(6).toString('hex')}.part`);
     try {
-      const stored = Buffer.isBuffer(data) ? await writeBuffer(tmp, data) : await writeStream(tmp, data);
-      await fs.promises.rename(tmp, target);
+      const stored = await writeStream(tmp, data);
+      await appearWhole(tmp, target);
       return stored;
-    } catch (err) {
+    } finally {
       await fs.promises.rm(tmp, { force: true });
+    }
+  }
+
+  /**
+   * Bytes in memory cannot stop halfway as a stream can, and nothing reads a key before its put has returned: they
+   * are written under the key at once (a generated document is stored on its request's path), the directory made
+   * only when it is missing, and the file removed again if the write fails.
+   */
+  private async putBytes(target: string, data: Buffer): Promise<StoredFile> {
+    try {
+      try {
+        return await writeBuffer(target, data);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await fs.promises.mkdir(path.dirname(target), { recursive: true });
+        return await writeBuffer(target, data);
+      }
+    } catch (err) {
+      // Never another file's: 'wx' refused to open one that was there.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') await fs.promises.rm(target, { force: true }).catch(() => undefined);
       throw err;
     }
   }
