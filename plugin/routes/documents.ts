@@ -54,20 +54,27 @@ export async function templateChoices(ctx: CrmContext, opp: Opportunity): Promis
   return out;
 }
 
-let defaultTemplate: Promise<Buffer> | null = null;
+let defaultTemplate: Buffer | Promise<Buffer> | null = null;
 
-/** The default template ships with the plugin and does not change while it runs: read once (again after a failure). */
-function defaultTemplateBytes(): Promise<Buffer> {
-  defaultTemplate ??= fs.promises.readFile(DEFAULT_TEMPLATE).catch((err: unknown) => {
+/**
+ * The default template ships with the plugin and does not change while it runs: read once (again after a failure),
+ * then handed out as the bytes themselves, so the worker can start opening it before the quote is read.
+ */
+function defaultTemplateBytes(): Buffer | Promise<Buffer> {
+  defaultTemplate ??= fs.promises.readFile(DEFAULT_TEMPLATE).then((bytes) => (defaultTemplate = bytes), (err: unknown) => {
     defaultTemplate = null;
     throw err;
   });
   return defaultTemplate;
 }
 
-async function templateBytes(ctx: CrmContext, choice: TemplateChoice): Promise<Buffer> {
+function templateBytes(ctx: CrmContext, choice: TemplateChoice): Buffer | Promise<Buffer> {
   if (!choice.attachmentId || !choice.priceBookId) return defaultTemplateBytes();
-  const attachment = await findAttachment(ctx.host.knex, 'price_book', choice.priceBookId, choice.attachmentId);
+  return storedTemplateBytes(ctx, choice.priceBookId, choice.attachmentId);
+}
+
+async function storedTemplateBytes(ctx: CrmContext, priceBookId: number, attachmentId: number): Promise<Buffer> {
+  const attachment = await findAttachment(ctx.host.knex, 'price_book', priceBookId, attachmentId);
   if (!attachment) throw notFound('Template');
   try {
     return await readCapped(await storageFor(ctx.host).get(attachment.storage_key), DOCX_LIMITS.maxBytes);
@@ -127,7 +134,7 @@ async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Pr
   let bytes: Buffer;
   try {
     // The template is read and opened while the quote is gathered.
-    bytes = await renderWhileReading(templateBytes(ctx, choice), quoteDocumentInput(ctx, { quote, opportunity: opp }));
+    bytes = await renderWhileReading(templateBytes(ctx, choice), () => quoteDocumentInput(ctx, { quote, opportunity: opp }));
   } catch (err) {
     if (err instanceof TemplateError) {
       state.problems = err.problems;

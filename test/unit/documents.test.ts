@@ -493,19 +493,36 @@ describe('rendering off the main thread (render-pool)', () => {
   test('a template opened while the quote is still being read is filled with it once both are there', async () => {
     let deliver!: (data: QuoteDocumentInput) => void;
     const reading = new Promise<QuoteDocumentInput>((resolve) => { deliver = resolve; });
-    const made = renderWhileReading(Promise.resolve(fs.readFileSync(FIXTURE)), reading);
+    const made = renderWhileReading(Promise.resolve(fs.readFileSync(FIXTURE)), () => reading);
     setTimeout(() => deliver(input()), 20);
     const inProcess = new PizZip(renderDocx(fs.readFileSync(FIXTURE), buildTokenData(input())));
     expect(partText(new PizZip(await made), 'word/document.xml')).toBe(partText(inProcess, 'word/document.xml'));
   });
 
   test('when reading the quote or the template fails, the document fails with that error and the worker keeps serving', async () => {
-    await expect(renderWhileReading(Promise.resolve(fs.readFileSync(FIXTURE)), Promise.reject(new Error('quote gone')))).rejects.toThrow('quote gone');
-    await expect(renderWhileReading(Promise.reject(new Error('template gone')), Promise.resolve(input()))).rejects.toThrow('template gone');
-    const refused = renderWhileReading(Promise.resolve(Buffer.from('%PDF-1.7\n%%EOF')), Promise.resolve(input()));
+    await expect(renderWhileReading(Promise.resolve(fs.readFileSync(FIXTURE)), () => Promise.reject(new Error('quote gone')))).rejects.toThrow('quote gone');
+    await expect(renderWhileReading(Promise.reject(new Error('template gone')), async () => input())).rejects.toThrow('template gone');
+    const refused = renderWhileReading(Promise.resolve(Buffer.from('%PDF-1.7\n%%EOF')), async () => input());
     await expect(refused).rejects.toMatchObject({ name: 'DocxRefused' });
-    const after = await renderWhileReading(Promise.resolve(fs.readFileSync(DEFAULT_TEMPLATE)), Promise.resolve(input()));
+    const after = await renderWhileReading(Promise.resolve(fs.readFileSync(DEFAULT_TEMPLATE)), async () => input());
     expect(partText(new PizZip(after), 'word/document.xml')).toContain('Q-2026-0042');
+  });
+
+  test('a template made again is filled with each document’s own data; another template or other filter options are never served from the copy kept of one', async () => {
+    const priced = template('{quote.number} first {quote.total_raw | money}');
+    const numbered = (number: string) => input({ quote: { ...input().quote, number } });
+    const textOf = async (made: Promise<Buffer>) => partText(new PizZip(await made), 'word/document.xml').trim();
+    expect(await textOf(renderOffThread(priced, numbered('Q-1')))).toMatch(/^Q-1 first 1\u202f683\.60 EUR/);
+    // In turn (the worker keeps a compiled copy for the next document of the same template), then several at once.
+    expect(await textOf(renderOffThread(priced, numbered('Q-2')))).toMatch(/^Q-2 first 1\u202f683\.60 EUR/);
+    const atOnce = await Promise.all(['Q-3', 'Q-4', 'Q-5'].map((n) => textOf(renderOffThread(priced, numbered(n)))));
+    expect(atOnce.map((t) => t.slice(0, 3))).toEqual(['Q-3', 'Q-4', 'Q-5']);
+    // The same words in another template, and the same template with another currency for `money`.
+    expect(await textOf(renderOffThread(template('{quote.number} second {quote.total_raw | money}'), numbered('Q-6')))).toMatch(/^Q-6 second /);
+    expect(await textOf(openTemplateOffThread(priced, { currency: 'JPY' }).fill(numbered('Q-7')))).toMatch(/^Q-7 first 1\u202f684 JPY/);
+    // A template opened and discarded unfilled leaves the next document of it unharmed.
+    openTemplateOffThread(priced).discard();
+    expect(await textOf(renderOffThread(priced, numbered('Q-8')))).toMatch(/^Q-8 first 1\u202f683\.60 EUR/);
   });
 
   test('a discarded template cannot be filled, and a worker that stops between opening and filling fails the document', async () => {

@@ -115,13 +115,16 @@ const post = (w: Worker, request: RenderRequest) => w.postMessage(request);
 
 /**
  * The document of a quote whose template and data are still being read: the template is opened on the worker as
- * soon as its bytes arrive, in parallel with reading the quote, and filled once both are there. Whatever fails,
- * the opened template is freed.
+ * soon as its bytes are there, in parallel with reading the quote, and filled once both are. Whatever fails, the
+ * opened template is freed. A template already in memory goes to the worker before `readInput` starts: on SQLite
+ * the reads run synchronously inside the promise jobs they queue, and a template handed over after them would wait
+ * for all of them before its opening began.
  */
-export async function renderWhileReading(template: Promise<Buffer>, input: Promise<QuoteDocumentInput>, filterOptions: FilterOptions = {}): Promise<Buffer> {
-  const opening = template.then((bytes) => openTemplateOffThread(bytes, filterOptions));
+export async function renderWhileReading(template: Buffer | Promise<Buffer>, readInput: () => Promise<QuoteDocumentInput>, filterOptions: FilterOptions = {}): Promise<Buffer> {
+  const open = (bytes: Buffer) => openTemplateOffThread(bytes, filterOptions);
+  const opening = Buffer.isBuffer(template) ? Promise.resolve(open(template)) : template.then(open);
   try {
-    const [opened, data] = await Promise.all([opening, input]);
+    const [opened, data] = await Promise.all([opening, readInput()]);
     return await opened.fill(data);
   } finally {
     opening.then((opened) => opened.discard(), () => undefined);

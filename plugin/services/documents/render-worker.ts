@@ -5,6 +5,7 @@
  * the error in a form the main thread turns back into the same TemplateError or DocxRefused the in-process
  * renderDocx would have thrown. `discard` drops a template that will not be filled.
  */
+import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { DocxRefused, TemplateError, fillTemplate, openTemplate, type OpenedTemplate } from './render';
 import type { FilterOptions } from './parser';
@@ -30,21 +31,61 @@ function failureOf(err: unknown): RenderFailure {
   return { kind: 'crash', message: err instanceof Error ? err.message : String(err) };
 }
 
+/** A template opened for one document, with what is needed to keep a fresh copy of it after the fill. */
+interface OpenedForDocument {
+  template: OpenedTemplate;
+  /** null: too large to keep a copy of. */
+  key: string | null;
+  filterOptions: FilterOptions;
+}
+
 /** Templates opened and not yet filled or discarded, or why one could not be opened (answered at `fill`). */
-const opened = new Map<number, { template: OpenedTemplate } | { failure: RenderFailure }>();
+const opened = new Map<number, OpenedForDocument | { failure: RenderFailure }>();
+
+/**
+ * A compiled copy of each of the few templates filled last, ready for the next document of the same template: a
+ * compiled template fills only once, and checking and compiling one takes milliseconds that the next document would
+ * otherwise wait for. The copy is made just after a document has gone back, while the main thread stores it. Kept
+ * by the template's bytes and filter options, so a template uploaded anew never meets an old copy.
+ */
+const kept = new Map<string, OpenedTemplate>();
+const KEPT_TEMPLATES = 4;
+/** A kept copy holds its template unpacked: larger templates are opened for each document. */
+const KEPT_TEMPLATE_MAX_BYTES = 1024 * 1024;
+
+const keyOf = (bytes: Buffer, filterOptions: FilterOptions): string | null => (bytes.length > KEPT_TEMPLATE_MAX_BYTES
+  ? null
+  : `${createHash('sha256').update(bytes).digest('hex')} ${filterOptions.currency ?? ''} ${filterOptions.locale ?? ''}`);
+
+/** Takes the kept copy of a template, if there is one: each copy serves one document. */
+function takeKept(key: string | null): OpenedTemplate | undefined {
+  const copy = key === null ? undefined : kept.get(key);
+  if (copy) kept.delete(key!);
+  return copy;
+}
+
+/** Keeps `template` (opened, never filled) for the next document, the most recent few only. */
+function keep(key: string | null, template: OpenedTemplate): void {
+  if (key === null || kept.has(key)) return;
+  kept.set(key, template);
+  for (const oldest of kept.keys()) {
+    if (kept.size <= KEPT_TEMPLATES) break;
+    kept.delete(oldest);
+  }
+}
 
 function open(request: Extract<RenderRequest, { kind: 'open' }>): void {
   try {
     const bytes = Buffer.from(request.template.buffer, request.template.byteOffset, request.template.byteLength);
-    opened.set(request.id, { template: openTemplate(bytes, request.filterOptions) });
+    const key = keyOf(bytes, request.filterOptions);
+    const template = takeKept(key) ?? openTemplate(bytes, request.filterOptions);
+    opened.set(request.id, { template, key, filterOptions: request.filterOptions });
   } catch (err) {
     opened.set(request.id, { failure: failureOf(err) });
   }
 }
 
-function fill(request: Extract<RenderRequest, { kind: 'fill' }>): RenderReply {
-  const entry = opened.get(request.id);
-  opened.delete(request.id);
+function fill(request: Extract<RenderRequest, { kind: 'fill' }>, entry: OpenedForDocument | { failure: RenderFailure } | undefined): RenderReply {
   if (!entry) return { id: request.id, failure: { kind: 'crash', message: 'the template was not opened' } };
   if ('failure' in entry) return { id: request.id, failure: entry.failure };
   try {
@@ -56,9 +97,26 @@ function fill(request: Extract<RenderRequest, { kind: 'fill' }>): RenderReply {
   }
 }
 
+/** A template discarded unfilled is as good as a kept copy. */
+function discard(id: number): void {
+  const entry = opened.get(id);
+  opened.delete(id);
+  if (entry && 'template' in entry) keep(entry.key, entry.template);
+}
+
 parentPort?.on('message', (request: RenderRequest) => {
   if (request.kind === 'open') return open(request);
-  if (request.kind === 'discard') return void opened.delete(request.id);
-  const reply = fill(request);
+  if (request.kind === 'discard') return discard(request.id);
+  const entry = opened.get(request.id);
+  opened.delete(request.id);
+  const reply = fill(request, entry);
   parentPort!.postMessage(reply, 'document' in reply ? [reply.document.buffer] : []);
+  // The document has gone: now a fresh copy for the next one (the same template opened without error before).
+  if ('document' in reply && entry && 'template' in entry && entry.key !== null && !kept.has(entry.key)) {
+    try {
+      keep(entry.key, openTemplate(entry.template.source.bytes, entry.filterOptions));
+    } catch {
+      // Opened fine a moment ago; should it fail now, the next document opens it and reports why.
+    }
+  }
 });
