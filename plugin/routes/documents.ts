@@ -38,9 +38,11 @@ export interface TemplateChoice {
   attachmentId: number | null;
 }
 
+const DEFAULT_CHOICE: Readonly<TemplateChoice> = Object.freeze({ id: 'default', label: 'Default quote template', priceBookId: null, attachmentId: null });
+
 /** The templates this opportunity may use: the default one, then the .docx files of its project's price books. */
 export async function templateChoices(ctx: CrmContext, opp: Opportunity): Promise<TemplateChoice[]> {
-  const out: TemplateChoice[] = [{ id: 'default', label: 'Default quote template', priceBookId: null, attachmentId: null }];
+  const out: TemplateChoice[] = [{ ...DEFAULT_CHOICE }];
   const project = await ctx.host.projectById(opp.project_id);
   if (!project) return out;
   const books = await priceBooksForProject(ctx, project);
@@ -52,6 +54,12 @@ export async function templateChoices(ctx: CrmContext, opp: Opportunity): Promis
     }
   }
   return out;
+}
+
+/** The template chosen by its id, if this opportunity may use it. The default is always offered: only another choice reads the price books. */
+async function chosenTemplate(ctx: CrmContext, opp: Opportunity, id: string): Promise<TemplateChoice | undefined> {
+  if (id === DEFAULT_CHOICE.id) return DEFAULT_CHOICE;
+  return (await templateChoices(ctx, opp)).find((t) => t.id === id);
 }
 
 let defaultTemplate: Buffer | Promise<Buffer> | null = null;
@@ -95,7 +103,7 @@ interface GenerateState {
 }
 
 const emptyState = (quotes: Quote[]): GenerateState => ({
-  values: { quote_id: quotes[0] ? String(quotes[0].id) : '', template: 'default' }, errors: {}, problems: [], message: null, generated: null,
+  values: { quote_id: quotes[0] ? String(quotes[0].id) : '', template: DEFAULT_CHOICE.id }, errors: {}, problems: [], message: null, generated: null,
 });
 
 async function generatePage(ctx: CrmContext, opp: Opportunity, state: GenerateState | null, status = 200): Promise<PageResponse> {
@@ -122,12 +130,12 @@ async function generatePage(ctx: CrmContext, opp: Opportunity, state: GenerateSt
 
 /** Makes the document and stores it; throws CrmError 422 (with the template's problems) when it cannot. */
 async function generate(ctx: CrmContext, opp: Opportunity, input: FormInput): Promise<{ attachment: Attachment; state: GenerateState }> {
-  const [quotes, choices] = await Promise.all([quotesForDocuments(ctx, opp), templateChoices(ctx, opp)]);
+  const values = { quote_id: text(input, 'quote_id'), template: text(input, 'template') || DEFAULT_CHOICE.id };
+  const [quotes, choice] = await Promise.all([quotesForDocuments(ctx, opp), chosenTemplate(ctx, opp, values.template)]);
   const state = emptyState(quotes);
-  state.values = { quote_id: text(input, 'quote_id'), template: text(input, 'template') || 'default' };
+  state.values = values;
   const quote = quotes.find((q) => String(q.id) === state.values.quote_id);
   if (!quote) state.errors.quote_id = quotes.length ? 'Choose one of this opportunity\'s quotes' : 'This opportunity has no quote yet: create one first';
-  const choice = choices.find((t) => t.id === state.values.template);
   if (!choice) state.errors.template = 'Choose one of the templates listed';
   if (!quote || !choice) throw Object.assign(invalid('The document was not made: fix the fields marked below.', state.errors), { state });
 

@@ -70,8 +70,8 @@ async function attachTemplate(filename: string, content: Buffer, bookName = 'Sta
  * A template the upload check would refuse, stored the way files stored before the check existed are:
  * generation must still refuse it with 422 and store nothing.
  */
-async function storeUncheckedTemplate(filename: string, content: Buffer): Promise<string> {
-  const book = await host.db.knex('crm_price_books').where({ name: 'Standard 2026' }).whereNull('deleted_at').first();
+async function storeUncheckedTemplate(filename: string, content: Buffer, bookName = 'Standard 2026'): Promise<string> {
+  const book = await host.db.knex('crm_price_books').where({ name: bookName }).whereNull('deleted_at').first();
   const storage = storageFor(host.hostApi);
   const key = newStorageKey();
   const stored = await storage.put(key, content);
@@ -238,6 +238,25 @@ describe('generating a quote document (Q8)', () => {
     expect(reads(/ from ["`]crm_opportunities["`]/)).toHaveLength(1);
     // On PostgreSQL the file's row and its journal entry are one statement, no transaction around it.
     if (isPg(host.db.knex)) expect(statements.filter((q) => /^(begin|commit)/i.test(q.sql))).toEqual([]);
+  });
+
+  test('a document from the default template reads no price book nor template file; a template of a price book the project does not use is refused', async () => {
+    const { oppId, quoteId } = await newQuotedOpportunity();
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const { result: res, statements } = await statementsDuring(host.db.knex, () => rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: 'default' }));
+    expect(res.status).toBe(303);
+    const priceBookReads = statements.filter((q) => /^select /i.test(q.sql)
+      && (/from ["`](crm_price_books|crm_price_book_projects)["`]/.test(q.sql) || (/from ["`]crm_attachments["`]/.test(q.sql) && q.bindings.includes('price_book'))));
+    expect(priceBookReads.map((q) => q.sql)).toEqual([]);
+    expect(await oppFiles(oppId)).toHaveLength(1);
+    // A price book assigned to no project: its template is not among this opportunity's choices.
+    await host.db.knex('crm_price_books').insert({ name: 'Elsewhere 2026', description: '', active: true });
+    const elsewhere = await storeUncheckedTemplate('elsewhere.docx', fs.readFileSync(FIXTURE), 'Elsewhere 2026');
+    const refused = await rep1.post(`/crm/opportunities/${oppId}/documents`, { quote_id: String(quoteId), template: elsewhere });
+    expect(refused.status).toBe(422);
+    expect(refused.text).toContain('data-field="template"');
+    expect(visibleText(refused.text)).toContain('Choose one of the templates listed');
+    expect(await oppFiles(oppId)).toHaveLength(1);
   });
 
   test('migration 036 numbers the small tables a document reads, and its rollback undoes it', async () => {
