@@ -523,6 +523,11 @@ describe('rendering off the main thread (render-pool)', () => {
     // A template opened and discarded unfilled leaves the next document of it unharmed.
     openTemplateOffThread(priced).discard();
     expect(await textOf(renderOffThread(priced, numbered('Q-8')))).toMatch(/^Q-8 first 1\u202f683\.60 EUR/);
+    // A template too large to keep a copy of (an image of 3 MB) is opened for each document.
+    const withImage = new PizZip(priced);
+    withImage.file('word/media/photo.bin', crypto.randomBytes(3 * 1024 * 1024));
+    const large = withImage.generate({ type: 'nodebuffer', compression: 'STORE' });
+    for (const n of ['Q-9', 'Q-10']) expect(await textOf(renderOffThread(large, numbered(n)))).toMatch(new RegExp(`^${n} first `));
   });
 
   test('a discarded template cannot be filled, and a worker that stops between opening and filling fails the document', async () => {

@@ -50,12 +50,21 @@ const opened = new Map<number, OpenedForDocument | { failure: RenderFailure }>()
  */
 const kept = new Map<string, OpenedTemplate>();
 const KEPT_TEMPLATES = 4;
-/** A kept copy holds its template unpacked: larger templates are opened for each document. */
-const KEPT_TEMPLATE_MAX_BYTES = 1024 * 1024;
+/**
+ * A kept copy holds its template unpacked: templates larger than this, packed or unpacked, are opened for each
+ * document (the default template is 4 KB packed, 22 KB unpacked).
+ */
+const KEPT_TEMPLATE_MAX_BYTES = 2 * 1024 * 1024;
 
 const keyOf = (bytes: Buffer, filterOptions: FilterOptions): string | null => (bytes.length > KEPT_TEMPLATE_MAX_BYTES
   ? null
   : `${createHash('sha256').update(bytes).digest('hex')} ${filterOptions.currency ?? ''} ${filterOptions.locale ?? ''}`);
+
+const unpackedSize = (template: OpenedTemplate): number => {
+  let size = 0;
+  for (const part of template.source.parts.values()) size += part.size;
+  return size;
+};
 
 /** Takes the kept copy of a template, if there is one: each copy serves one document. */
 function takeKept(key: string | null): OpenedTemplate | undefined {
@@ -64,13 +73,27 @@ function takeKept(key: string | null): OpenedTemplate | undefined {
   return copy;
 }
 
+/** Whether a copy of `template` should be kept: small enough, and none kept yet. */
+const worthKeeping = (key: string | null, template: OpenedTemplate): key is string => key !== null && !kept.has(key)
+  && unpackedSize(template) <= KEPT_TEMPLATE_MAX_BYTES;
+
 /** Keeps `template` (opened, never filled) for the next document, the most recent few only. */
 function keep(key: string | null, template: OpenedTemplate): void {
-  if (key === null || kept.has(key)) return;
+  if (!worthKeeping(key, template)) return;
   kept.set(key, template);
   for (const oldest of kept.keys()) {
     if (kept.size <= KEPT_TEMPLATES) break;
     kept.delete(oldest);
+  }
+}
+
+/** Opens the template of a document just made once more, to keep for the next one (it opened without error before). */
+function keepFreshCopy({ key, template, filterOptions }: OpenedForDocument): void {
+  if (!worthKeeping(key, template)) return;
+  try {
+    keep(key, openTemplate(template.source.bytes, filterOptions));
+  } catch {
+    // Should it fail now, the next document opens the template itself and reports why.
   }
 }
 
@@ -111,12 +134,6 @@ parentPort?.on('message', (request: RenderRequest) => {
   opened.delete(request.id);
   const reply = fill(request, entry);
   parentPort!.postMessage(reply, 'document' in reply ? [reply.document.buffer] : []);
-  // The document has gone: now a fresh copy for the next one (the same template opened without error before).
-  if ('document' in reply && entry && 'template' in entry && entry.key !== null && !kept.has(entry.key)) {
-    try {
-      keep(entry.key, openTemplate(entry.template.source.bytes, entry.filterOptions));
-    } catch {
-      // Opened fine a moment ago; should it fail now, the next document opens it and reports why.
-    }
-  }
+  // The document has gone: now a fresh copy for the next one.
+  if ('document' in reply && entry && 'template' in entry) keepFreshCopy(entry);
 });
