@@ -16,7 +16,7 @@ import { saleRights } from './sale';
 import { addDays, todayUtc } from './dates';
 import { listKey, listNumbers, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
-import { seenReference } from './seen';
+import { seenAmong, seenReference } from './seen';
 
 /**
  * Contracts (SPEC C3): what sold items became. Seen where their opportunity is (view_contracts in its project,
@@ -140,14 +140,13 @@ const LIST_COLUMNS = ['c.*', 'cat.name as category_name', 'o.name as opportunity
 async function visibleReferences(ctx: CrmContext, contracts: Contract[], seenOpportunity: number | null): Promise<{ accounts: Map<number, string>; opportunities: Set<number> }> {
   const accountIds = [...new Set(contracts.map((c) => c.account_id).filter((id): id is number => id !== null))];
   const opportunityIds = [...new Set(contracts.map((c) => c.opportunity_id).filter((id): id is number => id !== null && id !== seenOpportunity))];
-  const knex = ctx.host.knex;
-  const kinds: Knex.QueryBuilder[] = [];
-  if (accountIds.length) kinds.push((await visibleAccountsAmong(ctx, accountIds)).q.select(knex.raw("'account' as kind")));
-  if (opportunityIds.length) kinds.push((await visibleOpportunitiesAmong(ctx, opportunityIds)).q.select(knex.raw("'opportunity' as kind")));
-  const found: { kind: string; id: number | string; name: string }[] = kinds.length ? await (kinds.length > 1 ? kinds[0].unionAll(kinds.slice(1)) : kinds[0]) : [];
-  const opportunities = new Set(found.filter((f) => f.kind === 'opportunity').map((f) => Number(f.id)));
+  const seen = await seenAmong(ctx.host.knex, {
+    account: accountIds.length ? (await visibleAccountsAmong(ctx, accountIds)).q : null,
+    opportunity: opportunityIds.length ? (await visibleOpportunitiesAmong(ctx, opportunityIds)).q : null,
+  });
+  const opportunities = new Set(seen.opportunity.keys());
   if (seenOpportunity !== null) opportunities.add(seenOpportunity);
-  return { accounts: new Map(found.filter((f) => f.kind === 'account').map((f) => [Number(f.id), String(f.name)])), opportunities };
+  return { accounts: seen.account, opportunities };
 }
 
 /**

@@ -22,7 +22,7 @@ import { copiesFollowOpportunity, type OpportunityCopies } from './opportunity-c
 import { isPg } from '../../migrations/dialect';
 import { listKey, listNumbers, readUnderVersions, scopeKey, type VersionedTable } from './data-version';
 import { recordScope, type RecordScope } from './visibility';
-import { seenReference } from './seen';
+import { seenAmong, seenReference } from './seen';
 
 export const OPPORTUNITY_SORTS = ['name', 'expected_close_on', 'amount_minor', 'created_at', 'updated_at'] as const;
 
@@ -185,18 +185,15 @@ function toRow(r: Record<string, unknown>): OpportunityRow {
  * PostgreSQL hashed all 100,000 accounts for the join before sorting and cutting the page (37 of the admin's 52 ms).
  */
 async function withVisibleReferences(ctx: CrmContext, rows: OpportunityRow[]): Promise<OpportunityRow[]> {
-  const knex = ctx.host.knex;
   const idsOf = (field: 'account_id' | 'partner_id') => [...new Set(rows.map((r) => r[field]).filter((id): id is number => id !== null))];
   const [accountIds, partnerIds] = [idsOf('account_id'), idsOf('partner_id')];
-  const kinds: Knex.QueryBuilder[] = [];
-  if (accountIds.length) kinds.push((await visibleAccountsAmong(ctx, accountIds)).q.select(knex.raw("'account' as kind")));
-  if (partnerIds.length) kinds.push((await visiblePartnersAmong(ctx, partnerIds)).q.select(knex.raw("'partner' as kind")));
-  const found: { kind: string; id: number | string; name: string }[] = kinds.length ? await (kinds.length > 1 ? kinds[0].unionAll(kinds.slice(1)) : kinds[0]) : [];
-  const accountNames = new Map(found.filter((f) => f.kind === 'account').map((f) => [Number(f.id), String(f.name)]));
-  const seenPartners = new Set(found.filter((f) => f.kind === 'partner').map((f) => Number(f.id)));
+  const seen = await seenAmong(ctx.host.knex, {
+    account: accountIds.length ? (await visibleAccountsAmong(ctx, accountIds)).q : null,
+    partner: partnerIds.length ? (await visiblePartnersAmong(ctx, partnerIds)).q : null,
+  });
   return rows.map((r) => {
-    const accountName = r.account_id === null ? null : accountNames.get(r.account_id) ?? null;
-    const partnerSeen = r.partner_id !== null && seenPartners.has(r.partner_id);
+    const accountName = r.account_id === null ? null : seen.account.get(r.account_id) ?? null;
+    const partnerSeen = r.partner_id !== null && seen.partner.has(r.partner_id);
     return {
       ...r, ...seenReference('account', r.account_id, accountName !== null), account_name: accountName, ...seenReference('partner', r.partner_id, partnerSeen),
     };
