@@ -4,16 +4,14 @@ import { CrmError, forbidden, invalid, notFound, staleRecord } from '../http/err
 import { HostRefusal, type HostProject, type HostTask } from '../host';
 import { FIELD_LABELS, type Opportunity, type OpportunityField } from '../models/opportunity';
 import { applyAccountScope } from '../models/account';
-import { applyContactScope } from '../models/contact';
-import { accountScopeOf, findVisibleAccount, globalContext } from './accounts';
-import { findVisibleContact } from './contacts';
+import { accountScopeOf, findVisibleAccount } from './accounts';
+import { findVisibleContact, visibleContactIds, visibleContactsQuery } from './contacts';
 import { fieldRulesFor } from './field-rules';
 import { FieldErrors, text, type FormInput } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
 import { findVisiblePartner, partnerPicker } from './partners';
 import { isUniqueViolation } from './relations';
 import { requireVisibleTask } from './task-accounts';
-import { recordScope } from './visibility';
 
 /**
  * Issue #4 point 4, the opportunity page's sidebar actions: related tasks (link, create, unlink), the related
@@ -98,27 +96,13 @@ export interface BusinessRoleRow {
   description: string;
 }
 
-/**
- * Contacts this user may see from any page, as a query on `crm_personal_contacts c` (the rule of
- * findVisibleContact). Wrapped in an object: a knex builder is thenable, so returning it bare from an async
- * function would run it.
- */
-async function visibleContacts(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder }> {
-  const global = globalContext(ctx);
-  const q = ctx.host.knex('crm_personal_contacts as c');
-  applyContactScope(q, await recordScope(global, 'personal_contacts', 'view_personal_contacts', { global: true }),
-    await accountScopeOf(ctx));
-  return { q };
-}
-
 const fullName = (c: { first_name?: string | null; last_name?: string | null }) => [c.first_name, c.last_name].filter(Boolean).join(' ');
 
 export async function businessRoles(ctx: CrmContext, opp: Opportunity): Promise<BusinessRoleRow[]> {
   const rows = await ctx.host.knex('crm_business_roles as r').join('crm_personal_contacts as c', 'c.id', 'r.contact_id')
     .where('r.opportunity_id', opp.id).orderBy([{ column: 'c.last_name' }, { column: 'c.first_name' }, { column: 'r.id' }])
     .select('r.id', 'r.contact_id', 'r.description', 'c.first_name', 'c.last_name');
-  const ids = rows.map((r) => Number(r.contact_id));
-  const visible = new Set(ids.length ? (await (await visibleContacts(ctx)).q.whereIn('c.id', ids).pluck('c.id')).map(Number) : []);
+  const visible = await visibleContactIds(ctx, rows.map((r) => Number(r.contact_id)));
   return rows.map((r) => ({
     id: Number(r.id), contact_id: Number(r.contact_id), description: String(r.description ?? ''),
     contact_name: visible.has(Number(r.contact_id)) ? fullName(r) : null,
@@ -127,7 +111,7 @@ export async function businessRoles(ctx: CrmContext, opp: Opportunity): Promise<
 
 /** Contacts for the role picker: the opportunity account's contacts first, then other visible ones (bounded). */
 export async function roleContactOptions(ctx: CrmContext, opp: Opportunity): Promise<{ account: { id: number; name: string }[]; others: { id: number; name: string }[] }> {
-  const q = (await visibleContacts(ctx)).q.orderBy([{ column: 'c.last_name' }, { column: 'c.first_name' }, { column: 'c.id' }])
+  const q = (await visibleContactsQuery(ctx)).query.orderBy([{ column: 'c.last_name' }, { column: 'c.first_name' }, { column: 'c.id' }])
     .limit(300).select('c.id', 'c.first_name', 'c.last_name');
   const rows: { id: number; first_name: string; last_name: string }[] = await q;
   const all = rows.map((c) => ({ id: Number(c.id), name: fullName(c) }));
