@@ -8,6 +8,7 @@ import {
   type Bucket, type BucketSize, type ChartKind, type Filters, type RecordFilter, type ModuleConfig, type ModuleType, type Period, type PeriodConfig, type TargetMeasure,
 } from './dashboard-config';
 import { visibleAccountNames } from './accounts';
+import { leftOutJson } from './list-filters';
 import { isPg } from '../../migrations/dialect';
 import { cacheFor, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays } from './dates';
@@ -724,7 +725,7 @@ function periodNotDrawn(env: DashboardEnv, type: ModuleType, config: ModuleConfi
 
 /** `config`: the module's, its filters as the viewer may have them (`filtersForViewer`), `leftOut` saying what was left out. */
 async function computeModuleNow(env: DashboardEnv, type: ModuleType, config: ModuleConfig, periodOverride: PeriodConfig | null, leftOut: string[]): Promise<ModuleData> {
-  const leftOutPart = leftOut.length ? { left_out_of_filter: leftOut } : {};
+  const leftOutPart = leftOutJson(leftOut);
   const chosen = periodOverride ?? config.period;
   const problem = periodProblem(chosen);
   if (problem) return { ...periodNotDrawn(env, type, config, chosen, problem), ...leftOutPart };
