@@ -72,18 +72,23 @@ export async function visibleContactIds(ctx: CrmContext, ids: number[]): Promise
   return new Set((await query.whereIn('c.id', ids).pluck('c.id')).map(Number));
 }
 
-export interface ContactRow {
+/** A contact as the lists of contacts show one: the contact list, an account's People tab, a partner's consultants. */
+export interface ContactListing {
   id: number;
   first_name: string;
   last_name: string;
   job_title: string;
   email: string;
   phone: string;
+  /** Null for a contact without a type. */
+  type_name: string | null;
+}
+
+export interface ContactRow extends ContactListing {
   city: string;
   owner_id: number | null;
   /** The partner if this user may see it, else null (none, or one they may not see: `partner_hidden`). */
   partner_id: number | null;
-  type_name: string | null;
   partner_name: string | null;
   /** The contact has a partner this user may not see, given without its id or name. */
   partner_hidden: boolean;
@@ -304,17 +309,9 @@ export async function accountsOfContact(ctx: CrmContext, contact: PersonalContac
   return await q.select('a.id', 'a.name', 'ac.role').orderBy(['a.name', 'a.id']).limit(200);
 }
 
-/** A row of an account's People tab. */
-export interface AccountContactRow {
-  id: number;
-  first_name: string;
-  last_name: string;
-  job_title: string;
-  email: string;
-  phone: string;
+/** A row of an account's People tab: the contact with its role there. */
+export interface AccountContactRow extends ContactListing {
   role: string;
-  /** Null for a contact without a type. */
-  type_name: string | null;
 }
 
 /** The People tab of an account (A6, A9): its visible contacts with their role. */

@@ -6,7 +6,7 @@ import { Account, applyAccountScope } from '../models/account';
 import { applyPartnerScope, Partner, PARTNER_FIELDS } from '../models/partner';
 import { accountScopeOf, globalContext, partnerScopeOf } from './accounts';
 import { whereAnyContains } from './text-search';
-import { visibleContactsQuery } from './contacts';
+import { visibleContactsQuery, type ContactListing } from './contacts';
 import { FieldErrors, text, type FormInput, validId } from './form';
 import { changedFields, journal, journalMany } from './journal';
 import { readUnderVersions, scopeKey } from './data-version';
@@ -267,12 +267,12 @@ export async function deletePartner(ctx: CrmContext, partner: Partner): Promise<
 }
 
 /** The partner's consultants this user may see. */
-export async function consultantsOf(ctx: CrmContext, partner: Partner) {
+export async function consultantsOf(ctx: CrmContext, partner: Partner): Promise<ContactListing[]> {
   const { query: q } = await visibleContactsQuery(ctx);
   // Awaited here, not returned bare: a knex builder is thenable, and the rows are what the callers want.
   return await q.where('c.partner_id', partner.id).leftJoin('crm_contact_types as t', 't.id', 'c.contact_type_id')
     .select('c.id', 'c.first_name', 'c.last_name', 'c.job_title', 'c.email', 'c.phone', 't.name as type_name')
-    .orderBy(['c.last_name', 'c.first_name', 'c.id']).limit(200);
+    .orderBy(['c.last_name', 'c.first_name', 'c.id']).limit(200) as ContactListing[];
 }
 
 /** Accounts assigned to the partner (A10) that this user may see. */
