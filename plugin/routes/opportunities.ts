@@ -43,13 +43,17 @@ function opportunityFields(o: Opportunity) {
   };
 }
 
-/** Of the records an opportunity points to, those this reader may see, else null (none, or one they may not see). */
+/**
+ * Of the records an opportunity points to, those this reader may see, else null (none, or one they may not see):
+ * asked side by side (on PostgreSQL's pool they overlap).
+ */
 async function visibleReferences(ctx: CrmContext, opp: Opportunity) {
-  return {
-    account: opp.account_id ? await findVisibleAccount(ctx, opp.account_id) : null,
-    contact: opp.contact_id ? await findVisibleContact(ctx, opp.contact_id) : null,
-    partner: opp.partner_id ? await findVisiblePartner(ctx, opp.partner_id) : null,
-  };
+  const [account, contact, partner] = await Promise.all([
+    opp.account_id ? findVisibleAccount(ctx, opp.account_id) : null,
+    opp.contact_id ? findVisibleContact(ctx, opp.contact_id) : null,
+    opp.partner_id ? findVisiblePartner(ctx, opp.partner_id) : null,
+  ]);
+  return { account, contact, partner };
 }
 
 type SeenReferences = Record<'account' | 'contact' | 'partner', { id: number } | null>;
