@@ -112,6 +112,20 @@ export async function expectLinkedPage(s: Session, sidebarHtml: string, url: str
   expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
 }
 
+/**
+ * One field of every item of a paginated JSON list, page by page: `list` is the list's address with its filter
+ * (`/crm/accounts.json?q=a`), `items` the array of the answer that holds them.
+ */
+export async function everyPage(session: Session, list: string, items: string, field: string): Promise<unknown[]> {
+  const values: unknown[] = [];
+  const join = list.includes('?') ? '&' : '?';
+  const first = (await session.get(list)).body;
+  for (let page = 1; page <= first.pagination.pages; page++) {
+    values.push(...(await session.get(`${list}${join}page=${page}`)).body[items].map((item: Record<string, unknown>) => item[field]));
+  }
+  return values;
+}
+
 /** Every statement sent through `knex` while `during` runs (SQL and bindings), and what `during` returned. */
 export async function statementsDuring<T>(knex: Knex, during: () => Promise<T>): Promise<{ result: T; statements: { sql: string; bindings: unknown[] }[] }> {
   const statements: { sql: string; bindings: unknown[] }[] = [];

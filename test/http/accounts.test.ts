@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import request from 'supertest';
-import { lockVersionIn, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { everyPage, lockVersionIn, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 import { accountSearch } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { accountFilterIndex, LIVE_NAME_INDEX } from '../../migrations/20261124_027_account_filter_index';
@@ -31,14 +31,7 @@ const accountId = async (name: string) => Number((await host.db.knex('crm_accoun
 const listedNames = (html: string) => [...html.matchAll(/<tr data-account="\d+">\s*<td><a href="\/crm\/accounts\/\d+">([^<]+)<\/a>/g)].map((m) => visibleText(m[1]));
 
 /** Every name of a filtered account list, page by page, as `session` reads it. */
-async function allPagesOf(session: Session, filter: string): Promise<string[]> {
-  const names: string[] = [];
-  const first = (await session.get(`/crm/accounts.json?${filter}`)).body;
-  for (let page = 1; page <= first.pagination.pages; page++) {
-    names.push(...(await session.get(`/crm/accounts.json?${filter}&page=${page}`)).body.accounts.map((a: { name: string }) => a.name));
-  }
-  return names;
-}
+const allPagesOf = async (session: Session, filter: string) => everyPage(session, `/crm/accounts.json?${filter}`, 'accounts', 'name') as Promise<string[]>;
 
 /**
  * Each filtered list read whole (one page of 500 holds every match: fetched and sorted) and then in pages of 2

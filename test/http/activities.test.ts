@@ -1,4 +1,4 @@
-import { expectLinkedPage, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { everyPage, expectLinkedPage, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -639,5 +639,51 @@ describe('calendar entry (O6)', () => {
     // eslint-disable-next-line no-control-regex
     expect(res.text).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/);
     expect(res.text.replace(/\r\n /g, '')).toContain('\r\nDESCRIPTION:Ring thebell[0m\tnow\r\n');
+  });
+});
+
+describe('the activity list on a large database', () => {
+  /** Every subject of the list, page by page. */
+  const allSubjects = async (session: Session, filter: string) => everyPage(session, `/crm/activities.json?${filter}`, 'activities', 'subject') as Promise<string[]>;
+  const pageSize = async (n: number | null) => (n === null
+    ? knex()('crm_settings').where({ name: 'page_size' }).delete()
+    : knex()('crm_settings').insert({ name: 'page_size', value: String(n), lock_version: 0 }).onConflict('name').merge());
+
+  test('a rep’s pages are the same whether the list walks the newest activities first or fetches and sorts what they may see; the count is kept until an activity changes', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const mine = await oppId('Nordic Retail – POS upgrade');
+    const others = await oppId('Globex – data platform');
+    // Many activities rep1 may not see (another region's opportunity) among a few they may: a walk passes the others.
+    const made: number[] = [];
+    const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString();
+    for (let i = 0; i < 60; i++) made.push(await insertActivity({ subject: `walk hidden ${i}`, record_id: others, occurred_at: at(i) }));
+    for (let i = 0; i < 5; i++) made.push(await insertActivity({ subject: `walk seen ${i}`, record_id: mine, occurred_at: at(i * 12 + 5) }));
+    // Two at the same moment: the id decides their order.
+    made.push(await insertActivity({ subject: 'walk seen tie a', record_id: mine, occurred_at: at(30) }));
+    made.push(await insertActivity({ subject: 'walk seen tie b', record_id: mine, occurred_at: at(30) }));
+    try {
+      await pageSize(500);
+      const whole = await allSubjects(rep1, '');
+      const seen = whole.filter((s) => s.startsWith('walk '));
+      expect(seen).toEqual(['walk seen 4', 'walk seen 3', 'walk seen tie b', 'walk seen tie a', 'walk seen 2', 'walk seen 1', 'walk seen 0']);
+      await pageSize(2);
+      const { result: inPairs, statements } = await statementsDuring(knex(), () => allSubjects(rep1, ''));
+      expect(inPairs).toEqual(whole);
+      const walked = statements.filter(({ sql }) => /indexed by crm_sales_activities_period_index/i.test(sql));
+      if (host.db.kind === 'sqlite') expect(walked.length).toBeGreaterThan(0);
+      else expect(walked).toEqual([]);
+
+      // Read again: the count is not run again (one statement counts the visible activities, and only the first time).
+      const counts = async () => (await statementsDuring(knex(), () => rep1.get('/crm/activities.json'))).statements.filter(({ sql }) => /count\(\*\)/i.test(sql));
+      const total = (await rep1.get('/crm/activities.json')).body.pagination.total;
+      expect(await counts()).toEqual([]);
+      // A new activity changes the count at once.
+      made.push(await insertActivity({ subject: 'walk seen new', record_id: mine, occurred_at: at(59) }));
+      expect((await rep1.get('/crm/activities.json')).body.pagination.total).toBe(total + 1);
+      expect((await allSubjects(rep1, '')).filter((s) => s.startsWith('walk '))).toEqual(['walk seen new', ...seen]);
+    } finally {
+      await pageSize(null);
+      await knex()('crm_sales_activities').whereIn('id', made).delete();
+    }
   });
 });
