@@ -171,19 +171,17 @@ export async function listAccounts(ctx: CrmContext, filters: AccountFilters, pag
     // Every match read first (materialized: the planner may not turn it back into a walk), then sorted and cut.
     q = fromStart(knex.withMaterialized('matches', withColumns(matching('crm_accounts as a', 'lookup'))).from('matches as m').select('m.*'), 'm')
       .orderBy(order('m'));
+  } else if (walk && streams) {
+    // Each stream's first rows in name order (as many as the page needs), merged: see `ownStreams`.
+    const [first, ...rest] = streams.streams.map((stream) => {
+      const rows = fromStart(stream.narrow(matching(knex.raw(`crm_accounts as a indexed by ${stream.index}`), 'lookup', walk.searchIndex)))
+        .select('a.id').orderBy(order('a')).limit(skipped + perPage + 1);
+      return knex.select('m.id').from(rows.as('m'));
+    });
+    q = withColumns(knex('crm_accounts as a').whereIn('a.id', first.union(rest))).orderBy(order('a'));
   } else {
-    if (walk && streams) {
-      // Each stream's first rows in name order (as many as the page needs), merged: see `ownStreams`.
-      const [first, ...rest] = streams.streams.map((stream) => {
-        const rows = fromStart(stream.narrow(matching(knex.raw(`crm_accounts as a indexed by ${stream.index}`), 'lookup', walk.searchIndex)))
-          .select('a.id').orderBy(order('a')).limit(skipped + perPage + 1);
-        return knex.select('m.id').from(rows.as('m'));
-      });
-      q = knex('crm_accounts as a').whereIn('a.id', first.union(rest));
-    } else {
-      q = fromStart(walk ? matching(knex.raw(`crm_accounts as a indexed by ${ACCOUNT_NAME_INDEX}`), 'lookup', walk.searchIndex) : matching('crm_accounts as a', 'lookup'));
-    }
-    withColumns(q).orderBy(order('a'));
+    const from = walk ? knex.raw(`crm_accounts as a indexed by ${ACCOUNT_NAME_INDEX}`) : 'crm_accounts as a';
+    q = withColumns(fromStart(matching(from, 'lookup', walk?.searchIndex))).orderBy(order('a'));
   }
   const found: AccountRow[] = await q.limit(perPage + 1).offset(skipped);
   if (sort === 'name') {

@@ -328,7 +328,7 @@ export async function deleteActivity(ctx: CrmContext, record: ActivityRecord, ac
  * partner is visible under the request's scope (project pages: that project and its included subprojects),
  * and the personal rule holds. Wrapped in an object: a knex builder is thenable.
  */
-export async function visibleActivities(ctx: CrmContext, options: { periodScan?: boolean; from?: Knex.Raw } = {}): Promise<{ q: Knex.QueryBuilder; scopeKey: string }> {
+export async function visibleActivities(ctx: CrmContext, options: { periodScan?: boolean } = {}): Promise<{ q: Knex.QueryBuilder; scopeKey: string }> {
   const knex = ctx.host.knex;
   // For counts over a period (the dashboards), `+record_id` keeps SQLite from looking up every visible record's
   // activities one by one (155,000 index seeks for an admin): it reads the period from the covering index of
@@ -343,7 +343,7 @@ export async function visibleActivities(ctx: CrmContext, options: { periodScan?:
   applyAccountScope(accounts, accountScope, 'list');
   const partners = knex('crm_partners as p').select('p.id');
   applyPartnerScope(partners, partnerScope);
-  const q = knex(options.from ?? 'crm_sales_activities as sa');
+  const q = knex('crm_sales_activities as sa');
   q.where((b) => b
     .where((w) => w.where('sa.record_type', 'opportunity').whereIn(recordId, opportunities))
     .orWhere((w) => w.where('sa.record_type', 'account').whereIn(recordId, accounts))
@@ -458,23 +458,18 @@ const PERIOD_INDEX = 'crm_sales_activities_period_index';
 export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPage: number, today = todayUtc()): Promise<{ rows: DueRow[]; meta: PageMeta }> {
   const knex = ctx.host.knex;
   const versions = await versionKey(knex, ACTIVITY_LIST_TABLES);
-  const rules = await viewerFieldRules(ctx);
+  const [{ q: base, scopeKey: key }, rules] = await Promise.all([visibleActivities(ctx), viewerFieldRules(ctx)]);
   const seenAccount = seenAccountSql(knex, rules);
-  const filtered = async (from?: Knex.Raw) => {
-    const { q: base, scopeKey: key } = await visibleActivities(ctx, { from });
-    applyDue(base, d.due, today);
-    if (d.on) base.where('sa.next_contact_on', d.on);
-    if (d.account === 'none') base.whereRaw('? is null', [seenAccount]);
-    else if (d.account === 'hidden') base.whereRaw('? is not null', [seenAccount]).whereRaw('? not in ?', [seenAccount, (await nameableAccounts(ctx)).q.select('a.id')]);
-    else if (d.account !== null) base.whereRaw('? = ?', [seenAccount, d.account]);
-    if (d.from) base.where('sa.occurred_at', '>=', `${d.from}T00:00:00.000Z`);
-    if (d.to) base.where('sa.occurred_at', '<', `${addDays(d.to, 1)}T00:00:00.000Z`);
-    if (d.category) base.where('sa.category_id', d.category);
-    if (d.person) base.whereRaw('coalesce(sa.responsible_id, sa.author_id) = ?', [d.person]);
-    if (d.project) base.where('sa.project_id', d.project);
-    return { base, key };
-  };
-  const { base, key } = await filtered();
+  applyDue(base, d.due, today);
+  if (d.on) base.where('sa.next_contact_on', d.on);
+  if (d.account === 'none') base.whereRaw('? is null', [seenAccount]);
+  else if (d.account === 'hidden') base.whereRaw('? is not null', [seenAccount]).whereRaw('? not in ?', [seenAccount, (await nameableAccounts(ctx)).q.select('a.id')]);
+  else if (d.account !== null) base.whereRaw('? = ?', [seenAccount, d.account]);
+  if (d.from) base.where('sa.occurred_at', '>=', `${d.from}T00:00:00.000Z`);
+  if (d.to) base.where('sa.occurred_at', '<', `${addDays(d.to, 1)}T00:00:00.000Z`);
+  if (d.category) base.where('sa.category_id', d.category);
+  if (d.person) base.whereRaw('coalesce(sa.responsible_id, sa.author_id) = ?', [d.person]);
+  if (d.project) base.where('sa.project_id', d.project);
   // An account filter goes by the field rules as well (seenAccountSql): counted afresh, never kept.
   const counted = () => cappedCount(knex, base);
   const { total: count, capped } = d.account === null
@@ -484,8 +479,10 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
   const current = Math.min(page, pages);
   const newestFirst = !(d.due || d.on);
   const walk = newestFirst && await walksNewestFirst(knex, { versions, count, skipped: (current - 1) * perPage, perPage });
-  const q = (walk ? (await filtered(knex.raw(`crm_sales_activities as sa indexed by ${PERIOD_INDEX}`))).base : base.clone())
-    .join('crm_activity_categories as c', 'c.id', 'sa.category_id')
+  const q = base.clone();
+  // The same conditions, read from the period index (a knex builder's `from` replaces its table).
+  if (walk) q.from(knex.raw(`crm_sales_activities as sa indexed by ${PERIOD_INDEX}`));
+  q.join('crm_activity_categories as c', 'c.id', 'sa.category_id')
     .leftJoin('crm_opportunities as ro', (j) => j.on('ro.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'opportunity'))
     .leftJoin('crm_accounts as ra', (j) => j.on('ra.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'account'))
     .leftJoin('crm_partners as rp', (j) => j.on('rp.id', '=', 'sa.record_id').andOnVal('sa.record_type', '=', 'partner'))
