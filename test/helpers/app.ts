@@ -112,6 +112,16 @@ export async function expectLinkedPage(s: Session, sidebarHtml: string, url: str
   expect(fragment.text.trim().startsWith('<div class="page" id="crm-page">')).toBe(true);
 }
 
+/** Runs `work` with the CRM lists' page size set to `size`, then removes the setting (back to the default) whatever happens. */
+export async function withPageSize<T>(knex: Knex, size: number, work: () => Promise<T>): Promise<T> {
+  await knex('crm_settings').insert({ name: 'page_size', value: String(size), lock_version: 0 }).onConflict('name').merge();
+  try {
+    return await work();
+  } finally {
+    await knex('crm_settings').where({ name: 'page_size' }).delete();
+  }
+}
+
 /**
  * One field of every item of a paginated JSON list, page by page: `list` is the list's address with its filter
  * (`/crm/accounts.json?q=a`), `items` the array of the answer that holds them.

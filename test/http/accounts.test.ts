@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import request from 'supertest';
-import { everyPage, lockVersionIn, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { everyPage, lockVersionIn, Session, startTestHost, statementsDuring, visibleText, withPageSize, type TestHost } from '../helpers/app';
 import { accountSearch } from '../../migrations/20261123_025_account_search';
 import { ACCOUNT_NAME_INDEX } from '../../migrations/20261123_026_account_list_index';
 import { accountFilterIndex, LIVE_NAME_INDEX } from '../../migrations/20261124_027_account_filter_index';
@@ -39,21 +39,14 @@ const allPagesOf = async (session: Session, filter: string) => everyPage(session
  */
 async function wholeAndInPairs(session: Session, filters: string[]) {
   const knex = host.db.knex;
-  const pageSize = async (n: number) => knex('crm_settings').insert({ name: 'page_size', value: String(n), lock_version: 0 }).onConflict('name').merge();
   const whole = new Map<string, string[]>();
   const inPairs = new Map<string, string[]>();
-  const statements: { sql: string; bindings: readonly Knex.Value[] }[] = [];
-  const record = (q: { sql: string; bindings?: readonly Knex.Value[] }) => statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
-  try {
-    await pageSize(500);
+  await withPageSize(knex, 500, async () => {
     for (const f of filters) whole.set(f, await allPagesOf(session, f));
-    await pageSize(2);
-    knex.on('query', record);
+  });
+  const { statements } = await statementsDuring(knex, () => withPageSize(knex, 2, async () => {
     for (const f of filters) inPairs.set(f, await allPagesOf(session, f));
-  } finally {
-    knex.removeListener('query', record);
-    await knex('crm_settings').where({ name: 'page_size' }).delete();
-  }
+  }));
   return { whole, inPairs, statements };
 }
 
@@ -425,8 +418,7 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
 
   test('the list paginates with the page size setting, and the JSON says so', async () => {
     const director = await Session.signIn(host.app, 'director');
-    await host.db.knex('crm_settings').insert({ name: 'page_size', value: '3', lock_version: 0 }).onConflict('name').merge();
-    try {
+    await withPageSize(host.db.knex, 3, async () => {
       const page1 = await director.get('/crm/accounts.json');
       expect(page1.body.accounts).toHaveLength(3);
       expect(page1.body.pagination.per_page).toBe(3);
@@ -436,15 +428,12 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
       expect(html.text).toContain('rel="next"');
       const beyond = await director.get('/crm/accounts.json?page=9999');
       expect(beyond.body.pagination.page).toBe(beyond.body.pagination.pages);
-    } finally {
-      await host.db.knex('crm_settings').where({ name: 'page_size' }).delete();
-    }
+    });
   });
 
   test('paging by name starts each page where the list was last seen to start it, and forgets that on every write', async () => {
     const knex = host.db.knex;
     const director = await Session.signIn(host.app, 'director');
-    await knex('crm_settings').insert({ name: 'page_size', value: '3', lock_version: 0 }).onConflict('name').merge();
     const walk = async (dir: 'asc' | 'desc' = 'asc') => {
       const names: string[] = [];
       const first = (await director.get(`/crm/accounts.json?dir=${dir}`)).body;
@@ -455,7 +444,7 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
       return { names, total: first.pagination.total as number };
     };
     const ordered = (names: string[]) => [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    try {
+    await withPageSize(knex, 3, async () => {
       const byOffset = await walk();
       expect(byOffset.names).toHaveLength(byOffset.total);
       expect(byOffset.names).toEqual(ordered(byOffset.names));
@@ -476,9 +465,7 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
       expect(afterInsert.total).toBe(byOffset.total + 1);
       expect(afterInsert.names).toEqual(['AAA new at the front', ...afterRename.names]);
       await knex('crm_accounts').where({ name: 'zzz moved to the end' }).update({ name: moved });
-    } finally {
-      await knex('crm_settings').where({ name: 'page_size' }).delete();
-    }
+    });
   });
 
   test('a filtered list has the same pages whether it walks the name order or fetches the matches and sorts them', async () => {
@@ -541,7 +528,7 @@ describe('list: search, filters, sorting, pagination, saved filters (A5)', () =>
     // row only for the page (SQLite says COVERING when a walk needs nothing else from the table).
     const streamReads = new Set<string>();
     for (const { sql, bindings } of streamed) {
-      const plan: { detail: string }[] = await knex.raw(`explain query plan ${sql}`, bindings);
+      const plan: { detail: string }[] = await knex.raw(`explain query plan ${sql}`, bindings as Knex.Value[]);
       for (const { detail } of plan) if (/_name_index/.test(detail) && /crm_accounts_(manager|author|global)_/.test(detail)) streamReads.add(detail.replace(/ \(.*$/, ''));
     }
     if (host.db.kind === 'sqlite') {

@@ -1,4 +1,4 @@
-import { everyPage, expectLinkedPage, Session, startTestHost, statementsDuring, visibleText, type TestHost } from '../helpers/app';
+import { everyPage, expectLinkedPage, Session, startTestHost, statementsDuring, visibleText, withPageSize, type TestHost } from '../helpers/app';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -645,9 +645,6 @@ describe('calendar entry (O6)', () => {
 describe('the activity list on a large database', () => {
   /** Every subject of the list, page by page. */
   const allSubjects = async (session: Session, filter: string) => everyPage(session, `/crm/activities.json?${filter}`, 'activities', 'subject') as Promise<string[]>;
-  const pageSize = async (n: number | null) => (n === null
-    ? knex()('crm_settings').where({ name: 'page_size' }).delete()
-    : knex()('crm_settings').insert({ name: 'page_size', value: String(n), lock_version: 0 }).onConflict('name').merge());
 
   test('a rep’s pages are the same whether the list walks the newest activities first or fetches and sorts what they may see; the count is kept until an activity changes', async () => {
     const rep1 = await Session.signIn(host.app, 'rep1');
@@ -662,12 +659,10 @@ describe('the activity list on a large database', () => {
     made.push(await insertActivity({ subject: 'walk seen tie a', record_id: mine, occurred_at: at(30) }));
     made.push(await insertActivity({ subject: 'walk seen tie b', record_id: mine, occurred_at: at(30) }));
     try {
-      await pageSize(500);
-      const whole = await allSubjects(rep1, '');
+      const whole = await withPageSize(knex(), 500, () => allSubjects(rep1, ''));
       const seen = whole.filter((s) => s.startsWith('walk '));
       expect(seen).toEqual(['walk seen 4', 'walk seen 3', 'walk seen tie b', 'walk seen tie a', 'walk seen 2', 'walk seen 1', 'walk seen 0']);
-      await pageSize(2);
-      const { result: inPairs, statements } = await statementsDuring(knex(), () => allSubjects(rep1, ''));
+      const { result: inPairs, statements } = await statementsDuring(knex(), () => withPageSize(knex(), 2, () => allSubjects(rep1, '')));
       expect(inPairs).toEqual(whole);
       const walked = statements.filter(({ sql }) => /indexed by crm_sales_activities_period_index/i.test(sql));
       if (host.db.kind === 'sqlite') expect(walked.length).toBeGreaterThan(0);
@@ -682,7 +677,6 @@ describe('the activity list on a large database', () => {
       expect((await rep1.get('/crm/activities.json')).body.pagination.total).toBe(total + 1);
       expect((await allSubjects(rep1, '')).filter((s) => s.startsWith('walk '))).toEqual(['walk seen new', ...seen]);
     } finally {
-      await pageSize(null);
       await knex()('crm_sales_activities').whereIn('id', made).delete();
     }
   });
