@@ -30,6 +30,7 @@ import { contractOpportunityRepair } from './20261124_033_contracts_follow_oppor
 import { opportunityAuthorIndex } from './20261124_034_opportunity_author_index';
 import { internalRelationKey } from './20261124_035_internal_relation_key';
 import { moreTableVersions } from './20261124_036_more_table_versions';
+import { activityFollowUpIndex } from './20261125_037_activity_follow_up_index';
 
-export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex, accountStreamIndexes, opportunityStatusOrderIndex, accountStreamCovering, opportunityStatusScopeIndex, quoteItemOrigin, contractOpportunityRepair, opportunityAuthorIndex, internalRelationKey, moreTableVersions];
+export const crmMigrations: CrmMigration[] = [foundation, accounts, taskPrimary, opportunities, priceBooks, quotes, contracts, dashboards, benchIndexes, activityPeriodIndex, tableVersions, accountSearch, accountListIndex, accountFilterIndex, accountStreamIndexes, opportunityStatusOrderIndex, accountStreamCovering, opportunityStatusScopeIndex, quoteItemOrigin, contractOpportunityRepair, opportunityAuthorIndex, internalRelationKey, moreTableVersions, activityFollowUpIndex];
 export const CRM_MIGRATIONS_TABLE = 'knex_migrations_crm';

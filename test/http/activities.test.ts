@@ -1,4 +1,5 @@
 import { everyPage, expectLinkedPage, Session, startTestHost, statementsDuring, visibleText, withPageSize, type TestHost } from '../helpers/app';
+import type { Knex } from 'knex';
 
 let host: TestHost;
 beforeAll(async () => { host = await startTestHost(); });
@@ -676,6 +677,65 @@ describe('the activity list on a large database', () => {
       made.push(await insertActivity({ subject: 'walk seen new', record_id: mine, occurred_at: at(59) }));
       expect((await rep1.get('/crm/activities.json')).body.pagination.total).toBe(total + 1);
       expect((await allSubjects(rep1, '')).filter((s) => s.startsWith('walk '))).toEqual(['walk seen new', ...seen]);
+    } finally {
+      await knex()('crm_sales_activities').whereIn('id', made).delete();
+    }
+  });
+});
+
+describe('the to-do page on a large database', () => {
+  /** SQLite's plan of each statement that reads the activities. */
+  const activityPlans = async (statements: { sql: string; bindings: unknown[] }[]) => Promise.all(statements
+    .filter(({ sql }) => /from [`"]crm_sales_activities[`"]/i.test(sql))
+    .map(async ({ sql, bindings }) => ((await knex().raw(`explain query plan ${sql}`, bindings as Knex.RawBinding[])) as { detail: string }[]).map((r) => r.detail).join('\n')));
+
+  test('a rep’s follow-ups are read from the follow-up index alone, never each visible record’s activities; each count is what its link lists', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const { result: todo, statements } = await statementsDuring(knex(), async () => (await rep1.get('/crm/activities/todo.json')).body);
+    const due = await statementsDuring(knex(), () => rep1.get('/crm/activities.json?due=overdue'));
+    if (host.db.kind === 'sqlite') {
+      // The to-do's sums and groups, and the list's count and choice of its page's ids, read nothing but the index.
+      const plans = [...await activityPlans(statements), ...await activityPlans(due.statements)];
+      expect(plans.length).toBeGreaterThanOrEqual(3);
+      for (const plan of plans) {
+        expect(plan).toMatch(/USING COVERING INDEX crm_sales_activities_follow_up_index/);
+        expect(plan).not.toMatch(/crm_sales_activities_record_type_record_id_occurred_at_index/);
+      }
+    }
+    for (const filter of ['today', 'overdue', 'unassigned'] as const) {
+      const listed = await rep1.get(`/crm/activities.json?due=${filter}`);
+      expect(listed.body.pagination.total).toBe(todo.totals[filter].count);
+    }
+    expect(due.result.body.pagination.total).toBe(todo.totals.overdue.count);
+    // Each visible follow-up is read once per sum: the by-account sums carry the totals, a page of upcoming groups their number.
+    expect(statements.filter(({ sql }) => /from [`"]crm_sales_activities[`"]/i.test(sql))).toHaveLength(2);
+  });
+
+  test('the upcoming groups are the same read whole or in pages of two; a page past the end shows the last one', async () => {
+    const rep1 = await Session.signIn(host.app, 'rep1');
+    const nordic = { record_id: await oppId('Nordic Retail – POS upgrade'), account_id: await accountId('Nordic Retail Group') };
+    const acme = { record_id: await oppId('Acme – ERP rollout'), account_id: await accountId('Acme Manufacturing') };
+    const made: number[] = [];
+    for (const [offset, opportunity] of [[20, nordic], [20, acme], [21, nordic], [21, nordic], [22, acme]] as const) {
+      made.push(await insertActivity({ subject: `paged follow-up ${made.length}`, ...opportunity, next_contact_on: day(offset), author_id: host.demo.users.rep1.id }));
+    }
+    try {
+      const groups = (pageSize: number) => withPageSize(knex(), pageSize, () => everyPage(rep1, '/crm/activities/todo.json', 'upcoming', 'url'));
+      const whole = await groups(500);
+      expect(whole.filter((url) => [day(20), day(21), day(22)].some((d) => String(url).includes(`on=${d}`)))).toHaveLength(4);
+      expect(await groups(2)).toEqual(whole);
+      await withPageSize(knex(), 2, async () => {
+        const { pagination } = (await rep1.get('/crm/activities/todo.json')).body;
+        expect(pagination.total).toBe(whole.length);
+        const past = (await rep1.get(`/crm/activities/todo.json?page=${pagination.pages + 5}`)).body;
+        expect(past.pagination).toMatchObject({ page: pagination.pages, pages: pagination.pages, total: whole.length });
+        expect(past.upcoming.map((g: { url: string }) => g.url)).toEqual(whole.slice((pagination.pages - 1) * 2));
+      });
+      // A follow-up list's page picks its ids from the follow-up index first: the same order read whole or in pairs.
+      const upcoming = (pageSize: number) => withPageSize(knex(), pageSize, () => everyPage(rep1, '/crm/activities.json?due=upcoming', 'activities', 'subject'));
+      const listed = await upcoming(500);
+      expect(listed.filter((subject) => String(subject).startsWith('paged follow-up '))).toEqual(['paged follow-up 0', 'paged follow-up 1', 'paged follow-up 2', 'paged follow-up 3', 'paged follow-up 4']);
+      expect(await upcoming(2)).toEqual(listed);
     } finally {
       await knex()('crm_sales_activities').whereIn('id', made).delete();
     }
