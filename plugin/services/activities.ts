@@ -569,7 +569,7 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
   const knex = ctx.host.knex;
   const [{ q: base }, rules] = await Promise.all([visibleActivities(ctx, { followUps: true }), viewerFieldRules(ctx)]);
   const seenAccount = seenAccountSql(knex, rules);
-  const named = (await nameableAccounts(ctx)).q.select('a.id', 'a.name');
+  const nameable = (await nameableAccounts(ctx)).q.select('a.id');
   // Each sum reads the visible follow-ups once, grouped by the account as this user may read it (seenAccountSql; the
   // expression and its bound ids written once, in `s`, so PostgreSQL sees the same columns in the select and the
   // group by); then each group is named where the user may see the account (as visibleAccountNames names it, from
@@ -578,11 +578,21 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
   const grouped = (where: (q: Knex.QueryBuilder) => void, keys: string[], sums: (Knex.Raw | string)[]) => {
     const followUps = base.clone();
     where(followUps);
+    const key = (table: string) => keys.map((k) => `${table}.${k}`);
+    const sumColumns = (table: string) => sums.map((_, i) => `${table}.sum${i}`);
     const perAccount = knex.from(followUps.select('sa.next_contact_on', 'sa.responsible_id', knex.raw('? as seen_id', [seenAccount])).as('s'))
-      .select([...keys.map((k) => `s.${k}`), 's.seen_id', ...sums]).groupBy([...keys.map((k) => `s.${k}`), 's.seen_id']);
-    return knex.from(perAccount.as('g')).leftJoin(named.as('ac'), 'ac.id', 'g.seen_id')
-      .select([...keys.map((k) => `g.${k}`), 'ac.id as account_id', 'ac.name as account_name',
-        knex.raw('case when g.seen_id is not null and ac.id is null then 1 else 0 end as account_hidden'), ...sums.map((_, i) => `g.sum${i}`)])
+      .select([...key('s'), 's.seen_id', ...sums]).groupBy([...key('s'), 's.seen_id']);
+    // Whether the user may name a group's account is decided once per group, against the nameable ids gathered once.
+    // Joined to those accounts as a subquery instead, PostgreSQL misjudged the groups (1,600 for 12,000) and compared
+    // each with every nameable account (a director's to-do: 6 s). Grouped once more (each group is one row) so that
+    // PostgreSQL keeps the test in this subquery rather than copying it into each column that reads it.
+    const named = knex.from(perAccount.as('g')).leftJoin('crm_accounts as ac', 'ac.id', 'g.seen_id')
+      .select([...key('g'), 'g.seen_id', knex.raw('max(ac.name) as name'), knex.raw('max(case when ac.id in ? then 1 else 0 end) as nameable', [nameable]),
+        ...sums.map((_, i) => knex.raw(`sum(g.sum${i}) as sum${i}`))])
+      .groupBy([...key('g'), 'g.seen_id']);
+    return knex.from(named.as('n'))
+      .select([...key('n'), knex.raw('case when n.nameable = 1 then n.seen_id end as account_id'), knex.raw('case when n.nameable = 1 then n.name end as account_name'),
+        knex.raw('case when n.seen_id is not null and n.nameable = 0 then 1 else 0 end as account_hidden'), ...sumColumns('n')])
       .as('t');
   };
   const sum = (i: number, when: string, bindings: string[] = []) => knex.raw(`sum(case when ${when} then 1 else 0 end) as sum${i}`, bindings);
