@@ -579,7 +579,6 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
     const followUps = base.clone();
     where(followUps);
     const key = (table: string) => keys.map((k) => `${table}.${k}`);
-    const sumColumns = (table: string) => sums.map((_, i) => `${table}.sum${i}`);
     const perAccount = knex.from(followUps.select('sa.next_contact_on', 'sa.responsible_id', knex.raw('? as seen_id', [seenAccount])).as('s'))
       .select([...key('s'), 's.seen_id', ...sums]).groupBy([...key('s'), 's.seen_id']);
     // Whether the user may name a group's account is decided once per group, against the nameable ids gathered once.
@@ -592,7 +591,7 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
       .groupBy([...key('g'), 'g.seen_id']);
     return knex.from(named.as('n'))
       .select([...key('n'), knex.raw('case when n.nameable = 1 then n.seen_id end as account_id'), knex.raw('case when n.nameable = 1 then n.name end as account_name'),
-        knex.raw('case when n.seen_id is not null and n.nameable = 0 then 1 else 0 end as account_hidden'), ...sumColumns('n')])
+        knex.raw('case when n.seen_id is not null and n.nameable = 0 then 1 else 0 end as account_hidden'), ...sums.map((_, i) => `n.sum${i}`)])
       .as('t');
   };
   const sum = (i: number, when: string, bindings: string[] = []) => knex.raw(`sum(case when ${when} then 1 else 0 end) as sum${i}`, bindings);
@@ -613,16 +612,17 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
     .select(['t.next_contact_on', ...groupColumns]).select(knex.raw('sum(t.sum0) as count, count(*) over () as group_count'))
     .groupBy(['t.next_contact_on', ...groupColumns])
     .orderByRaw(`t.next_contact_on asc, ${groupOrder}`).limit(perPage).offset((pageNumber - 1) * perPage);
-  let groupRows = await upcomingPage(page);
+  let shown = page;
+  let groupRows = await upcomingPage(shown);
   // Past the last page (the link was old, or groups went since): the last page, whose number the first page tells.
-  if (!groupRows.length && page > 1) {
-    const count = Number((await upcomingPage(1))[0]?.group_count ?? 0);
-    page = Math.max(1, Math.ceil(count / perPage));
-    if (count) groupRows = await upcomingPage(page);
+  if (!groupRows.length && shown > 1) {
+    const lastPage = Math.ceil(Number((await upcomingPage(1))[0]?.group_count ?? 0) / perPage);
+    shown = Math.max(1, lastPage);
+    groupRows = lastPage ? await upcomingPage(shown) : [];
   }
   const count = Number(groupRows[0]?.group_count ?? 0);
   const pages = Math.max(1, Math.ceil(count / perPage));
-  const current = Math.min(page, pages);
+  const current = Math.min(shown, pages);
   const accountOf = (r: Record<string, unknown>): number | null => (r.account_id === null ? null : Number(r.account_id));
   const nameOf = (r: Record<string, unknown>): string | null => (r.account_name === null || r.account_name === undefined ? null : String(r.account_name));
   const hiddenOf = (r: Record<string, unknown>): boolean => Number(r.account_hidden) === 1;
