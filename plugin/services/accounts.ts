@@ -13,7 +13,7 @@ import { activeFields, readCustomValues, saveCustomValues, type CustomFieldDef }
 import { FieldErrors, flag, list, text, type FormInput, positiveId, validId } from './form';
 import { changedFields, journal, type FieldChange } from './journal';
 import { cappedCount, type PageMeta } from './pagination';
-import { LIST_CACHE_MS, cacheFor, listNumbers, readUnderVersions, scopeKey, versionKey, type VersionedTable } from './data-version';
+import { LIST_CACHE_MS, cacheFor, listNumbers, readUnderVersions, rowsAtMost, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { addDays, todayUtc } from './dates';
 import { recordScope, type RecordScope } from './visibility';
 import { findVisiblePartner, isPartnerUser, partnerOfPartnerUser } from './partners';
@@ -210,7 +210,7 @@ async function nameOrderWalk(knex: Knex, list: { filters: AccountFilters; versio
   const { filters, versions, filterKey, count, perPage, streams } = list;
   // A user's favorites are few: fetched and sorted. (Also keeps the count below free of whose favorites.)
   if (!isNarrowed(filters) || filters.favorites || isPg(knex)) return null;
-  const all = await accountsInAll(knex, versions);
+  const all = await rowsAtMost(knex, 'crm_accounts', versions);
   const offered = await listNumbers(knex, 'account-list-filter-counts', filterKey, async () => {
     const q = knex('crm_accounts as a').whereNull('a.deleted_at');
     applyFilters(q, filters, 0); // no favorites filter here (see above)
@@ -227,10 +227,6 @@ const isNarrowed = (filters: AccountFilters): boolean => Boolean(filters.q)
   || [filters.type, filters.industry, filters.manager, filters.group, filters.expiring_days].some((v) => v !== null)
   || filters.key_account || filters.customers || filters.suppliers;
 
-/** The highest id stands for the number of accounts: O(1), and never fewer. Kept per table versions. */
-const accountsInAll = (knex: Knex, versions: string): Promise<number> =>
-  listNumbers(knex, 'account-list-size', versions, async () => Number((await knex('crm_accounts').max({ n: 'id' }).first())?.n ?? 0));
-
 /**
  * PostgreSQL: whether a filtered page sorted by name fetches every match and sorts them, instead of leaving the
  * planner free to walk the name index. The planner weighs a walk's early stop, but not the cost of testing a search
@@ -242,7 +238,7 @@ const accountsInAll = (knex: Knex, versions: string): Promise<number> =>
 async function fetchThenSort(knex: Knex, list: { filters: AccountFilters; versions: string; count: number; perPage: number }): Promise<boolean> {
   const { filters, versions, count, perPage } = list;
   if (!isPg(knex) || !isNarrowed(filters)) return false;
-  return count * count < (await accountsInAll(knex, versions)) * perPage;
+  return count * count < (await rowsAtMost(knex, 'crm_accounts', versions)) * perPage;
 }
 
 interface AccountStream {

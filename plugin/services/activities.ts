@@ -14,7 +14,7 @@ import { canEditOpportunity, requireVisibleOpportunity } from './opportunities';
 import { cappedCount, type PageMeta } from './pagination';
 import { canEditPartner, requireVisiblePartner } from './partners';
 import { recordScope } from './visibility';
-import { listNumbers, scopeKey, versionKey, type VersionedTable } from './data-version';
+import { listNumbers, rowsAtMost, scopeKey, versionKey, type VersionedTable } from './data-version';
 import { seenReference } from './seen';
 
 /**
@@ -432,11 +432,11 @@ function seenAccountSql(knex: Knex, rules: ViewerFieldRules): Knex.Raw {
 }
 
 /**
- * The accounts this user may name (from any page, as visibleAccountNames and findVisibleAccount), as a query on
- * `crm_accounts a` without its select. Wrapped in an object: a knex builder is thenable.
+ * The ids of the accounts this user may name (from any page, as visibleAccountNames and findVisibleAccount), as a
+ * query on `crm_accounts a`. Wrapped in an object: a knex builder is thenable.
  */
-async function nameableAccounts(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder }> {
-  const q = ctx.host.knex('crm_accounts as a');
+async function nameableAccountIds(ctx: CrmContext): Promise<{ q: Knex.QueryBuilder }> {
+  const q = ctx.host.knex('crm_accounts as a').select('a.id');
   applyAccountScope(q, await accountScopeOf(ctx), 'list');
   return { q };
 }
@@ -472,7 +472,7 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
   applyDue(base, d.due, today);
   if (d.on) base.where('sa.next_contact_on', d.on);
   if (d.account === 'none') base.whereRaw('? is null', [seenAccount]);
-  else if (d.account === 'hidden') base.whereRaw('? is not null', [seenAccount]).whereRaw('? not in ?', [seenAccount, (await nameableAccounts(ctx)).q.select('a.id')]);
+  else if (d.account === 'hidden') base.whereRaw('? is not null', [seenAccount]).whereRaw('? not in ?', [seenAccount, (await nameableAccountIds(ctx)).q]);
   else if (d.account !== null) base.whereRaw('? = ?', [seenAccount, d.account]);
   if (d.from) base.where('sa.occurred_at', '>=', `${d.from}T00:00:00.000Z`);
   if (d.to) base.where('sa.occurred_at', '<', `${addDays(d.to, 1)}T00:00:00.000Z`);
@@ -532,8 +532,7 @@ export async function listDue(ctx: CrmContext, d: DueQuery, page: number, perPag
 async function walksNewestFirst(knex: Knex, list: { versions: string; count: number; skipped: number; perPage: number }): Promise<boolean> {
   const { versions, count, skipped, perPage } = list;
   if (isPg(knex) || count === 0) return false;
-  // The highest id stands for the number of activities: O(1), and never fewer.
-  const all = await listNumbers(knex, 'activity-list-size', versions, async () => Number((await knex('crm_sales_activities').max({ n: 'id' }).first())?.n ?? 0));
+  const all = await rowsAtMost(knex, 'crm_sales_activities', versions);
   return all * (skipped + perPage) <= 4 * count * count;
 }
 
@@ -569,7 +568,7 @@ export async function todo(ctx: CrmContext, page: number, perPage: number, today
   const knex = ctx.host.knex;
   const [{ q: base }, rules] = await Promise.all([visibleActivities(ctx, { followUps: true }), viewerFieldRules(ctx)]);
   const seenAccount = seenAccountSql(knex, rules);
-  const nameable = (await nameableAccounts(ctx)).q.select('a.id');
+  const nameable = (await nameableAccountIds(ctx)).q;
   // Each sum reads the visible follow-ups once, grouped by the account as this user may read it (seenAccountSql; the
   // expression and its bound ids written once, in `s`, so PostgreSQL sees the same columns in the select and the
   // group by); then each group is named where the user may see the account (as visibleAccountNames names it, from

@@ -101,6 +101,14 @@ export function listNumbers<T>(knex: Knex, name: string, key: string, compute: (
   return cacheFor<T>(knex, name, 2000, LIST_CACHE_MS).get(key, compute);
 }
 
+/**
+ * About how many rows `table` holds, never fewer: its highest id, read from the primary key in O(1) and kept per
+ * `versions` (a versionKey naming the table). Enough for the plans that weigh walking an index against fetching.
+ */
+export function rowsAtMost(knex: Knex, table: VersionedTable, versions: string): Promise<number> {
+  return listNumbers(knex, `${table}-size`, versions, async () => Number((await knex(table).max({ n: 'id' }).first())?.n ?? 0));
+}
+
 // One cache per database and purpose: tests and the benchmark run several hosts, each on its own database.
 const caches = new WeakMap<Knex, Map<string, ResultCache<unknown>>>();
 
